@@ -1,0 +1,461 @@
+//! Command-line definitions (clap derive) and nothing else.
+//!
+//! Owns the flags and subcommands. It must not do any work: `app.rs` turns these into actions.
+
+use std::path::PathBuf;
+
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+
+/// Fleet provisioning for Azure IoT Edge devices over SSH.
+#[derive(Debug, Parser)]
+#[command(name = "edgefleet", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run playbooks against an inventory.
+    Play(PlayArgs),
+    /// Show an inventory (the same JSON and tree as ansible-inventory).
+    Inventory(InventoryArgs),
+    /// Connect, authenticate and run `true` on every device: the floor of every run.
+    Ping(PingArgs),
+    /// The simulated device fleet: try playbooks on lab devices before touching real ones.
+    Lab(LabArgs),
+    /// age-encrypted secrets (the ansible-vault of edgefleet).
+    Vault(VaultArgs),
+}
+
+/// Where the inventory comes from.
+#[derive(Debug, Args, Clone, Default)]
+pub struct InventorySource {
+    /// Inventory file or directory (repeatable). Default: $EDGEFLEET_INVENTORY.
+    #[arg(short = 'i', long = "inventory", value_name = "INVENTORY")]
+    pub inventory: Vec<PathBuf>,
+    /// Limit to hosts matching this pattern (`web:&prod`, `edge-0*`, `~re`, `@file`).
+    #[arg(short = 'l', long = "limit", value_name = "PATTERN")]
+    pub limit: Option<String>,
+}
+
+/// Output and progress options shared by commands that talk to devices.
+#[derive(Debug, Args, Clone)]
+pub struct OutputOptions {
+    /// Output format on stdout: human text, one JSON document at the end, or JSON lines as events happen.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+    /// Write the JSON report to this file too (whatever --output says).
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// Write a detailed, timestamped per-device log (commands, durations, exit codes; secrets masked).
+    #[arg(long, value_name = "FILE")]
+    pub log: Option<PathBuf>,
+    /// Progress display: bars on a terminal, plain lines otherwise.
+    #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
+    pub progress: ProgressMode,
+    /// Colour.
+    #[arg(long, value_enum, default_value_t = ColorMode::Auto)]
+    pub color: ColorMode,
+    /// More detail (-v per-task lines, -vv commands, -vvv everything).
+    #[arg(short = 'v', long = "verbose", action = ArgAction::Count)]
+    pub verbose: u8,
+}
+
+/// SSH connection options shared by commands that talk to devices.
+#[derive(Debug, Args, Clone)]
+pub struct ConnectOptions {
+    /// known_hosts file to check host keys against (default ~/.ssh/known_hosts, or the inventory's
+    /// UserKnownHostsFile).
+    #[arg(long, value_name = "FILE")]
+    pub known_hosts: Option<PathBuf>,
+    /// Unknown host keys: refuse (strict) or record them once (accept-new). A changed key is always refused.
+    #[arg(long, value_enum)]
+    pub host_key_policy: Option<HostKeyPolicy>,
+    /// ssh_config file (default ~/.ssh/config).
+    #[arg(short = 'F', long = "ssh-config", value_name = "FILE")]
+    pub ssh_config: Option<PathBuf>,
+    /// Connect timeout in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+    pub connect_timeout: u64,
+    /// Give up on a device after this many seconds in total (0: no deadline).
+    #[arg(long, value_name = "SECONDS", default_value_t = 0)]
+    pub device_timeout: u64,
+    /// Devices worked on at the same time.
+    #[arg(short = 'f', long = "forks", value_name = "N", default_value_t = 100)]
+    pub forks: usize,
+}
+
+/// `edgefleet play`.
+#[derive(Debug, Args)]
+pub struct PlayArgs {
+    /// Playbook files.
+    #[arg(required = true, value_name = "PLAYBOOK")]
+    pub playbooks: Vec<PathBuf>,
+    /// Inventory and --limit.
+    #[command(flatten)]
+    pub inv: InventorySource,
+    /// Don't change anything; say what would change.
+    #[arg(short = 'C', long)]
+    pub check: bool,
+    /// Show diffs of changed files (secrets masked).
+    #[arg(short = 'D', long)]
+    pub diff: bool,
+    /// Extra variables: `k=v ...`, a YAML/JSON mapping, or `@file.yml` (repeatable, highest precedence).
+    #[arg(short = 'e', long = "extra-vars", value_name = "VARS")]
+    pub extra_vars: Vec<String>,
+    /// Only run tasks with these tags (comma-separated, repeatable).
+    #[arg(short = 't', long = "tags", value_name = "TAGS")]
+    pub tags: Vec<String>,
+    /// Skip tasks with these tags.
+    #[arg(long = "skip-tags", value_name = "TAGS")]
+    pub skip_tags: Vec<String>,
+    /// List the hosts each play would run on, then stop.
+    #[arg(long)]
+    pub list_hosts: bool,
+    /// List the tasks each play would run, then stop.
+    #[arg(long)]
+    pub list_tasks: bool,
+    /// Load and validate everything, contact nothing.
+    #[arg(long)]
+    pub syntax_check: bool,
+    /// Identity to decrypt age-encrypted files (repeatable; default $EDGEFLEET_AGE_IDENTITY, then ~/.ssh keys).
+    #[arg(long = "identity", value_name = "FILE")]
+    pub identity: Vec<PathBuf>,
+    /// Output options.
+    #[command(flatten)]
+    pub out: OutputOptions,
+    /// Connection options.
+    #[command(flatten)]
+    pub conn: ConnectOptions,
+}
+
+/// `edgefleet inventory`.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("action").required(true).args(["list", "host", "graph"])))]
+pub struct InventoryArgs {
+    /// Inventory and --limit.
+    #[command(flatten)]
+    pub inv: InventorySource,
+    /// Print all hosts and groups as JSON (like `ansible-inventory --list`).
+    #[arg(long)]
+    pub list: bool,
+    /// Print one host's variables as JSON.
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<String>,
+    /// Print the group tree (like `ansible-inventory --graph`), optionally from GROUP.
+    #[arg(long, value_name = "GROUP", num_args = 0..=1, default_missing_value = "all")]
+    pub graph: Option<String>,
+    /// With --graph, show variables too.
+    #[arg(long)]
+    pub vars: bool,
+    /// Playbook directory whose group_vars/host_vars also apply.
+    #[arg(long, value_name = "DIR")]
+    pub playbook_dir: Option<PathBuf>,
+    /// Identity to decrypt age-encrypted vars files.
+    #[arg(long = "identity", value_name = "FILE")]
+    pub identity: Vec<PathBuf>,
+}
+
+/// `edgefleet ping`.
+#[derive(Debug, Args)]
+pub struct PingArgs {
+    /// Inventory and --limit.
+    #[command(flatten)]
+    pub inv: InventorySource,
+    /// Identity to decrypt age-encrypted vars files.
+    #[arg(long = "identity", value_name = "FILE")]
+    pub identity: Vec<PathBuf>,
+    /// Output options.
+    #[command(flatten)]
+    pub out: OutputOptions,
+    /// Connection options.
+    #[command(flatten)]
+    pub conn: ConnectOptions,
+}
+
+/// `edgefleet lab`.
+#[derive(Debug, Args)]
+pub struct LabArgs {
+    /// What to do with the lab.
+    #[command(subcommand)]
+    pub command: LabCommand,
+}
+
+/// Lab backends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum LabBackend {
+    /// An SSH server built into edgefleet (russh), for large N and machines without sshd.
+    #[default]
+    Embedded,
+    /// A real OpenSSH sshd per device.
+    Openssh,
+}
+
+/// The login user of lab devices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum LabUser {
+    /// Log in as root.
+    #[default]
+    Root,
+    /// Log in as `admin` and use sudo (become).
+    Admin,
+}
+
+/// Options for bringing a lab up.
+#[derive(Debug, Args, Clone)]
+pub struct LabUpOptions {
+    /// Number of devices.
+    #[arg(long, short = 'n', default_value_t = 20)]
+    pub devices: usize,
+    /// SSH server backend.
+    #[arg(long, value_enum, default_value_t = LabBackend::Embedded)]
+    pub backend: LabBackend,
+    /// Login user.
+    #[arg(long, value_enum, default_value_t = LabUser::Root)]
+    pub user: LabUser,
+}
+
+/// Lab subcommands.
+#[derive(Debug, Subcommand)]
+pub enum LabCommand {
+    /// Bring up N simulated devices and write their inventory.
+    Up {
+        /// Lab directory.
+        #[arg(long, default_value = "lab")]
+        dir: PathBuf,
+        /// Options.
+        #[command(flatten)]
+        opts: LabUpOptions,
+    },
+    /// Show the lab's devices and whether they answer.
+    Status {
+        /// Lab directory.
+        #[arg(long, default_value = "lab")]
+        dir: PathBuf,
+    },
+    /// Stop every device and remove every process, mount and address the lab made.
+    Down {
+        /// Lab directory.
+        #[arg(long, default_value = "lab")]
+        dir: PathBuf,
+    },
+    /// Bring a lab up, run playbooks against it, print the verify report, and take it down.
+    Run {
+        /// Playbooks to run (default: the shipped playbooks/provision.yml).
+        #[arg(value_name = "PLAYBOOK")]
+        playbooks: Vec<PathBuf>,
+        /// Lab directory.
+        #[arg(long, default_value = "lab")]
+        dir: PathBuf,
+        /// Options.
+        #[command(flatten)]
+        opts: LabUpOptions,
+        /// Leave the lab running afterwards.
+        #[arg(long)]
+        keep: bool,
+        /// Extra variables for the play.
+        #[arg(short = 'e', long = "extra-vars", value_name = "VARS")]
+        extra_vars: Vec<String>,
+        /// Output options.
+        #[command(flatten)]
+        out: OutputOptions,
+    },
+    /// Inject a fault into a device (or clear it with `none`).
+    Fault {
+        /// Device name.
+        device: String,
+        /// The fault.
+        #[arg(value_enum)]
+        kind: FaultKind,
+        /// Lab directory.
+        #[arg(long, default_value = "lab")]
+        dir: PathBuf,
+        /// For slow-link: added latency per round trip, in ms. For reboot: downtime in ms.
+        #[arg(long, value_name = "MS")]
+        ms: Option<u64>,
+    },
+    /// (internal) Serve lab devices in the foreground.
+    #[command(hide = true)]
+    Serve {
+        /// Lab directory.
+        #[arg(long, default_value = "lab")]
+        dir: PathBuf,
+    },
+}
+
+/// Faults a lab device can be given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FaultKind {
+    /// Clear every fault.
+    None,
+    /// Nothing listens.
+    Unreachable,
+    /// Accepts TCP, never answers.
+    BlackHole,
+    /// Added latency per round trip.
+    SlowLink,
+    /// Presents a different host key.
+    WrongHostKey,
+    /// `iotedge config apply` fails.
+    ApplyFails,
+    /// `iotedge check` reports an error.
+    CheckError,
+    /// Writes under /etc fail with "No space left on device".
+    DiskFull,
+    /// The SSH server dies and comes back after a delay.
+    Reboot,
+}
+
+/// `edgefleet vault`.
+#[derive(Debug, Args)]
+pub struct VaultArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: VaultCommand,
+}
+
+/// Options naming who can decrypt.
+#[derive(Debug, Args, Clone, Default)]
+pub struct RecipientOptions {
+    /// Recipient (`age1...`, `ssh-ed25519 ...`, `ssh-rsa ...`), repeatable. Default: `.age-recipients` found
+    /// upwards from the file.
+    #[arg(short = 'r', long = "recipient", value_name = "RECIPIENT")]
+    pub recipient: Vec<String>,
+    /// File of recipients, one per line (repeatable).
+    #[arg(short = 'R', long = "recipients-file", value_name = "FILE")]
+    pub recipients_file: Vec<PathBuf>,
+}
+
+/// Options naming what can decrypt.
+#[derive(Debug, Args, Clone, Default)]
+pub struct IdentityOptions {
+    /// Identity file (age or SSH private key), repeatable. Default: $EDGEFLEET_AGE_IDENTITY, then ~/.ssh keys.
+    #[arg(long = "identity", value_name = "FILE")]
+    pub identity: Vec<PathBuf>,
+}
+
+/// Vault subcommands.
+#[derive(Debug, Subcommand)]
+pub enum VaultCommand {
+    /// Encrypt files in place (FILE becomes FILE.age unless --output).
+    Encrypt {
+        /// Files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Recipients.
+        #[command(flatten)]
+        rcpt: RecipientOptions,
+        /// Write here instead (single file only).
+        #[arg(short = 'o', long)]
+        output: Option<PathBuf>,
+        /// Keep the plaintext file (default: it is overwritten and removed).
+        #[arg(long)]
+        keep: bool,
+    },
+    /// Decrypt files (FILE.age becomes FILE unless --output).
+    Decrypt {
+        /// Files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Identities.
+        #[command(flatten)]
+        id: IdentityOptions,
+        /// Write here instead (`-` for stdout; single file only).
+        #[arg(short = 'o', long)]
+        output: Option<PathBuf>,
+    },
+    /// Print decrypted files to stdout.
+    View {
+        /// Files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Identities.
+        #[command(flatten)]
+        id: IdentityOptions,
+    },
+    /// Decrypt into memory, edit in $EDITOR, re-encrypt to the same recipients.
+    Edit {
+        /// File.
+        file: PathBuf,
+        /// Identities.
+        #[command(flatten)]
+        id: IdentityOptions,
+    },
+    /// Re-encrypt files to a new set of recipients.
+    Rekey {
+        /// Files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Identities (to decrypt).
+        #[command(flatten)]
+        id: IdentityOptions,
+        /// New recipients.
+        #[command(flatten)]
+        rcpt: RecipientOptions,
+    },
+    /// Generate a new age identity.
+    Keygen {
+        /// Write the identity here (mode 0600) instead of stdout.
+        #[arg(short = 'o', long)]
+        output: Option<PathBuf>,
+    },
+}
+
+/// `--output`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum OutputFormat {
+    /// Human-readable.
+    #[default]
+    Text,
+    /// One JSON document at the end.
+    Json,
+    /// One JSON event per line as they happen.
+    Jsonl,
+}
+
+/// `--progress`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum ProgressMode {
+    /// Bars on a terminal, plain lines otherwise.
+    #[default]
+    Auto,
+    /// Always bars.
+    Bars,
+    /// Never bars.
+    Plain,
+}
+
+/// `--color`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum ColorMode {
+    /// On a terminal without NO_COLOR.
+    #[default]
+    Auto,
+    /// Always.
+    Always,
+    /// Never.
+    Never,
+}
+
+/// `--host-key-policy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum HostKeyPolicy {
+    /// Refuse unknown hosts.
+    Strict,
+    /// Record unknown hosts once; refuse changed keys.
+    AcceptNew,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,114 @@
+//! Exit codes, mapped in one place (Ansible's numbering).
+//!
+//! Owns the translation from "how the run ended" to the process exit code. Every command returns an
+//! [`Outcome`]-like result to `main`, which calls [`ExitCode::code`]; nothing else calls `std::process::exit`.
+
+use crate::diag::Diagnostics;
+
+/// The process exit codes edgefleet uses (Ansible's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ExitCode {
+    /// 0: everything ok.
+    Ok,
+    /// 1: an error that is not about hosts (I/O, internal state, a lab that cannot start).
+    Error,
+    /// 2: one or more hosts failed.
+    HostFailed,
+    /// 3: one or more hosts were unreachable.
+    Unreachable,
+    /// 4: a parse or validation error in the user's files (nothing was contacted).
+    Parse,
+    /// 5: bad command-line options.
+    BadOptions,
+    /// 99: interrupted by the user (Ctrl-C).
+    Interrupted,
+    /// 250: an unexpected error (a bug).
+    Unexpected,
+}
+
+impl ExitCode {
+    /// The numeric code.
+    pub fn code(self) -> i32 {
+        match self {
+            ExitCode::Ok => 0,
+            ExitCode::Error => 1,
+            ExitCode::HostFailed => 2,
+            ExitCode::Unreachable => 3,
+            ExitCode::Parse => 4,
+            ExitCode::BadOptions => 5,
+            ExitCode::Interrupted => 99,
+            ExitCode::Unexpected => 250,
+        }
+    }
+
+    /// The exit code for a run's host counts: unreachable beats failed (as in Ansible), both beat ok.
+    pub fn from_counts(failed: usize, unreachable: usize) -> Self {
+        if unreachable > 0 {
+            ExitCode::Unreachable
+        } else if failed > 0 {
+            ExitCode::HostFailed
+        } else {
+            ExitCode::Ok
+        }
+    }
+}
+
+/// The top-level error of a command: each variant carries its own exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// Problems in the user's files: reported all at once, exit 4.
+    #[error("{0}")]
+    Load(#[from] Diagnostics),
+    /// Bad options: exit 5.
+    #[error("{0}")]
+    Usage(String),
+    /// Anything else that stops the command: exit 1.
+    #[error("{0}")]
+    Other(String),
+    /// Interrupted: exit 99.
+    #[error("interrupted")]
+    Interrupted,
+}
+
+impl AppError {
+    /// The exit code this error maps to.
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            AppError::Load(_) => ExitCode::Parse,
+            AppError::Usage(_) => ExitCode::BadOptions,
+            AppError::Other(_) => ExitCode::Error,
+            AppError::Interrupted => ExitCode::Interrupted,
+        }
+    }
+}
+
+impl From<crate::diag::Diagnostic> for AppError {
+    fn from(d: crate::diag::Diagnostic) -> Self {
+        AppError::Load(d.into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_match_ansible() {
+        let all = [
+            (ExitCode::Ok, 0),
+            (ExitCode::Error, 1),
+            (ExitCode::HostFailed, 2),
+            (ExitCode::Unreachable, 3),
+            (ExitCode::Parse, 4),
+            (ExitCode::BadOptions, 5),
+            (ExitCode::Interrupted, 99),
+            (ExitCode::Unexpected, 250),
+        ];
+        for (c, n) in all {
+            assert_eq!(c.code(), n);
+        }
+        assert_eq!(ExitCode::from_counts(1, 1), ExitCode::Unreachable);
+        assert_eq!(ExitCode::from_counts(1, 0), ExitCode::HostFailed);
+        assert_eq!(ExitCode::from_counts(0, 0), ExitCode::Ok);
+    }
+}

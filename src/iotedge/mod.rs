@@ -1,0 +1,4 @@
+//! IoT Edge domain logic: the 1.5 super config (config.toml) model and validation, daemon.json, Edge CA
+//! certificates, and parsing of `iotedge check` / `system status` / `list` output.
+//!
+//! Pure logic: no I/O to devices. Modules in `modules/` call into here.

@@ -1,0 +1,231 @@
+//! Reporting: the engine's typed events, and everything that turns them into output.
+//!
+//! Owns the [`Event`] vocabulary and the [`EventSink`] trait. The engine emits events and never prints; only
+//! this module (and its renderers) writes to the terminal, report files and logs. Every string that leaves
+//! through a renderer passes the secret redactor first.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::transport::StatsSnapshot;
+
+pub mod plain;
+
+/// How a task ended on one host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TaskStatus {
+    /// Nothing needed changing.
+    Ok,
+    /// Something was (or, in check mode, would be) changed.
+    Changed,
+    /// `when` was false, or tags excluded it.
+    Skipped,
+    /// Failed; the host stops here.
+    Failed,
+    /// Failed, but `ignore_errors` let the host continue.
+    Ignored,
+}
+
+/// How a host ended the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HostStatus {
+    /// Every task ok (possibly changed).
+    Ok,
+    /// A task failed.
+    Failed,
+    /// The host could not be reached.
+    Unreachable,
+    /// The run was interrupted before the host finished.
+    Interrupted,
+}
+
+/// One verification result for one check on one host (from `iotedge check` or our own checklist items).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CheckResult {
+    /// The check id (`container-engine-logrotate`, `edgefleet-edge-ca-not-quickstart`, ...).
+    pub id: String,
+    /// ok | warning | error | skipped | ignored | waived
+    pub result: String,
+    /// Details (first lines of what the check said).
+    pub details: Vec<String>,
+    /// Why it was waived, when it was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waiver: Option<String>,
+}
+
+/// Something the engine did or saw. Serialized as one JSON line per event in `--output jsonl`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// The run begins.
+    RunStarted {
+        /// The playbooks, as given.
+        playbooks: Vec<String>,
+        /// Hosts matched by the first play (after `--limit`).
+        hosts: usize,
+        /// Check mode?
+        check: bool,
+    },
+    /// A play begins.
+    PlayStarted {
+        /// The play's name.
+        name: String,
+        /// Hosts in the play.
+        hosts: Vec<String>,
+    },
+    /// A batch of a rolling (`serial`) play begins.
+    BatchStarted {
+        /// 1-based batch number.
+        index: usize,
+        /// Hosts in the batch.
+        hosts: Vec<String>,
+    },
+    /// Connecting to a host.
+    HostConnecting {
+        /// Host.
+        host: String,
+    },
+    /// Connected and authenticated.
+    HostConnected {
+        /// Host.
+        host: String,
+        /// Connect + auth time.
+        #[serde(with = "duration_ms")]
+        elapsed: Duration,
+    },
+    /// The host cannot be reached; it takes no further part.
+    HostUnreachable {
+        /// Host.
+        host: String,
+        /// Why.
+        error: String,
+    },
+    /// A task starts on a host.
+    TaskStarted {
+        /// Host.
+        host: String,
+        /// Task name (as displayed).
+        task: String,
+    },
+    /// A task finished on a host.
+    TaskResult {
+        /// Host.
+        host: String,
+        /// Task name (as displayed).
+        task: String,
+        /// Module name.
+        module: String,
+        /// How it ended.
+        status: TaskStatus,
+        /// Is this a handler?
+        handler: bool,
+        /// A short message (error text for failures). Already redacted for `no_log` tasks.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        msg: Option<String>,
+        /// Unified diff (only with `--diff`; secrets masked).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        diff: Option<String>,
+        /// Time spent.
+        #[serde(with = "duration_ms")]
+        duration: Duration,
+        /// Loop item label, when the task loops.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        item: Option<String>,
+    },
+    /// A warning about a host (or the run, when `host` is None).
+    Warning {
+        /// Host, if any.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        host: Option<String>,
+        /// The warning.
+        message: String,
+    },
+    /// Verification results for a host.
+    Verify {
+        /// Host.
+        host: String,
+        /// Per-check results.
+        checks: Vec<CheckResult>,
+        /// Production-ready by the policy?
+        passed: bool,
+    },
+    /// A host finished the run.
+    HostFinished {
+        /// Host.
+        host: String,
+        /// How it ended.
+        status: HostStatus,
+        /// Counters from its transport (round trips).
+        stats: StatsSnapshot,
+        /// Wall time on this host.
+        #[serde(with = "duration_ms")]
+        duration: Duration,
+    },
+    /// The run is over.
+    RunFinished {
+        /// Total wall time.
+        #[serde(with = "duration_ms")]
+        duration: Duration,
+        /// Interrupted by Ctrl-C?
+        interrupted: bool,
+    },
+}
+
+/// Receives the engine's events. Implementations must be cheap and must not block.
+pub trait EventSink: Send + Sync {
+    /// One event.
+    fn emit(&self, ev: Event);
+}
+
+/// A shared sink.
+pub type SharedSink = Arc<dyn EventSink>;
+
+/// Records every event (tests, and the JSON report builder).
+#[derive(Default)]
+pub struct Recorder {
+    events: std::sync::Mutex<Vec<Event>>,
+}
+
+impl Recorder {
+    /// The events so far.
+    pub fn events(&self) -> Vec<Event> {
+        self.events.lock().map(|e| e.clone()).unwrap_or_default()
+    }
+}
+
+impl EventSink for Recorder {
+    fn emit(&self, ev: Event) {
+        if let Ok(mut e) = self.events.lock() {
+            e.push(ev);
+        }
+    }
+}
+
+/// Sends every event to several sinks.
+pub struct Tee(pub Vec<SharedSink>);
+
+impl EventSink for Tee {
+    fn emit(&self, ev: Event) {
+        if let Some((last, rest)) = self.0.split_last() {
+            for s in rest {
+                s.emit(ev.clone());
+            }
+            last.emit(ev);
+        }
+    }
+}
+
+/// Serialize durations as integer milliseconds.
+pub mod duration_ms {
+    use serde::Serializer;
+    use std::time::Duration;
+
+    /// Serialize a duration as whole milliseconds.
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_millis() as u64)
+    }
+}

@@ -1,0 +1,337 @@
+//! Templates: the minijinja environment, configured like Ansible's templar.
+//!
+//! Owns template rendering for task arguments, `when`/`changed_when`/`failed_when`/`until` conditions and the
+//! `template` module's files: strict undefined (printing or testing an undefined value is an error; `default`
+//! and `is defined` work), `trim_blocks`, and the Ansible filters and tests minijinja lacks (in `filters`).
+//! Errors name the template (file or task location), the line and the undefined name, and never print variable
+//! values (minijinja's debug dump would leak secrets). It must not read inventories or talk to devices.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use minijinja::{Environment, UndefinedBehavior, Value as JValue};
+use serde_json::Value;
+
+use crate::vars::Vars;
+
+pub mod filters;
+
+/// A template failed to compile or render.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct TemplateError {
+    /// Human-readable, with the template name, line and undefined name where known. Never contains values.
+    pub message: String,
+    /// Line in the template (1-based), when known.
+    pub line: Option<usize>,
+    /// Is this an undefined-variable error? (The loader uses this to defer validation of tasks that depend on
+    /// registered variables.)
+    pub undefined: bool,
+}
+
+/// Where file lookups (`lookup('file', ...)`, the `template` module's `src`) are resolved from.
+#[derive(Debug, Clone, Default)]
+pub struct SearchPath(pub Vec<PathBuf>);
+
+impl SearchPath {
+    /// Find `name` in the search path (absolute paths are returned as they are).
+    pub fn find(&self, name: &str) -> Option<PathBuf> {
+        let p = Path::new(name);
+        if p.is_absolute() {
+            return Some(p.to_path_buf());
+        }
+        self.0.iter().map(|d| d.join(p)).find(|c| c.exists())
+    }
+}
+
+/// The templating engine. Cheap to clone; one per run.
+#[derive(Clone)]
+pub struct Templar {
+    env: Arc<Environment<'static>>,
+}
+
+impl Default for Templar {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Templar {
+    /// A templar with Ansible-compatible settings and filters.
+    pub fn new() -> Self {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        // Debug info gives "`x` is undefined" in messages; we only ever print the short form of errors
+        // (never `{:#}`), which does not include variable values.
+        env.set_debug(true);
+        env.set_syntax(syntax());
+        env.set_recursion_limit(200);
+        minijinja_contrib::add_to_environment(&mut env);
+        env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+        filters::register(&mut env);
+        Templar { env: Arc::new(env) }
+    }
+
+    /// Does this string contain template syntax at all?
+    pub fn is_template(s: &str) -> bool {
+        s.contains("{{") || s.contains("{%") || s.contains("{#")
+    }
+
+    /// Check a template's syntax without rendering it.
+    pub fn check_syntax(&self, source: &str, name: &str) -> Result<(), TemplateError> {
+        // Parsing needs no filters, so a throwaway environment with the same syntax is enough (the shared
+        // one only accepts 'static sources).
+        let mut env = Environment::new();
+        env.set_syntax(syntax());
+        env.template_from_named_str(name, source)
+            .map(|_| ())
+            .map_err(|e| convert(&e, name))
+    }
+
+    /// Check an expression's syntax (a `when:` condition).
+    pub fn check_expr(&self, expr: &str, name: &str) -> Result<(), TemplateError> {
+        self.env
+            .compile_expression_owned(strip_braces(expr).to_string())
+            .map(|_| ())
+            .map_err(|e| convert(&e, name))
+    }
+
+    /// Render a template string to text.
+    pub fn render_str(
+        &self,
+        source: &str,
+        vars: &Vars,
+        name: &str,
+    ) -> Result<String, TemplateError> {
+        if !Self::is_template(source) {
+            return Ok(source.to_string());
+        }
+        let ctx = JValue::from(minijinja::value::Serde(vars));
+        self.env
+            .render_named_str(name, source, ctx)
+            .map_err(|e| convert(&e, name))
+    }
+
+    /// Render a template file (the `template` module). Errors name the file and line.
+    pub fn render_file(&self, path: &Path, vars: &Vars) -> Result<String, TemplateError> {
+        let src = std::fs::read_to_string(path).map_err(|e| TemplateError {
+            message: format!("cannot read template {}: {e}", path.display()),
+            line: None,
+            undefined: false,
+        })?;
+        let name = path.display().to_string();
+        let ctx = JValue::from(minijinja::value::Serde(vars));
+        self.env
+            .render_named_str(&name, &src, ctx)
+            .map_err(|e| convert(&e, &name))
+    }
+
+    /// Evaluate an expression (no braces) to a value.
+    pub fn eval_expr(&self, expr: &str, vars: &Vars, name: &str) -> Result<Value, TemplateError> {
+        let e = self
+            .env
+            .compile_expression_owned(strip_braces(expr).to_string())
+            .map_err(|e| convert(&e, name))?;
+        let v = e
+            .eval(JValue::from(minijinja::value::Serde(vars)))
+            .map_err(|e| convert(&e, name))?;
+        if v.is_undefined() {
+            // Strict like Ansible: a condition or `{{ x }}` that is undefined is an error, naming what is missing.
+            let mut missing: Vec<String> = e
+                .undeclared_variables(false)
+                .into_iter()
+                .filter(|n| !vars.contains_key(n))
+                .collect();
+            missing.sort();
+            let what = if missing.is_empty() {
+                "the expression is undefined".to_string()
+            } else {
+                format!("`{}` is undefined", missing.join("`, `"))
+            };
+            return Err(TemplateError {
+                message: format!("undefined value: {what} (in {name})"),
+                line: None,
+                undefined: true,
+            });
+        }
+        to_json(&v).map_err(|m| TemplateError {
+            message: format!("{name}: {m}"),
+            line: None,
+            undefined: false,
+        })
+    }
+
+    /// Evaluate a condition (`when`, `failed_when`, ...). Like Ansible, a bare expression without braces.
+    pub fn eval_condition(
+        &self,
+        expr: &str,
+        vars: &Vars,
+        name: &str,
+    ) -> Result<bool, TemplateError> {
+        let v = self.eval_expr(expr, vars, name)?;
+        Ok(truthy(&v))
+    }
+
+    /// Render every string inside a value. A string that is exactly one `{{ expression }}` keeps the
+    /// expression's native type (a list stays a list), as Ansible does.
+    pub fn render_value(&self, v: &Value, vars: &Vars, name: &str) -> Result<Value, TemplateError> {
+        match v {
+            Value::String(s) => {
+                if !Self::is_template(s) {
+                    return Ok(v.clone());
+                }
+                if let Some(expr) = single_expression(s) {
+                    return self.eval_expr(expr, vars, name);
+                }
+                Ok(Value::String(self.render_str(s, vars, name)?))
+            }
+            Value::Array(a) => a
+                .iter()
+                .map(|x| self.render_value(x, vars, name))
+                .collect::<Result<Vec<_>, _>>()
+                .map(Value::Array),
+            Value::Object(o) => {
+                let mut out = serde_json::Map::with_capacity(o.len());
+                for (k, x) in o {
+                    let key = if Self::is_template(k) {
+                        self.render_str(k, vars, name)?
+                    } else {
+                        k.clone()
+                    };
+                    out.insert(key, self.render_value(x, vars, name)?);
+                }
+                Ok(Value::Object(out))
+            }
+            _ => Ok(v.clone()),
+        }
+    }
+
+    /// The underlying environment (for the filters' own tests).
+    pub fn env(&self) -> &Environment<'static> {
+        &self.env
+    }
+}
+
+/// Ansible's template settings: `trim_blocks`, trailing newline kept.
+fn syntax() -> minijinja::syntax::SyntaxConfig {
+    minijinja::syntax::SyntaxConfig::builder()
+        .trim_blocks(true)
+        .keep_trailing_newline(true)
+        .build()
+        .unwrap_or_default()
+}
+
+/// Python-style truthiness of a JSON value (what `when:` uses).
+pub fn truthy(v: &Value) -> bool {
+    match v {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64().map(|f| f != 0.0).unwrap_or(true),
+        Value::String(s) => !s.is_empty(),
+        Value::Array(a) => !a.is_empty(),
+        Value::Object(o) => !o.is_empty(),
+    }
+}
+
+/// `when: "{{ x }}"` is accepted (with a warning in Ansible): strip one pair of outer braces.
+fn strip_braces(expr: &str) -> &str {
+    let t = expr.trim();
+    single_expression(t).unwrap_or(t)
+}
+
+/// If `s` is exactly `{{ expr }}` (one expression, nothing around it), return `expr`.
+pub fn single_expression(s: &str) -> Option<&str> {
+    let t = s.trim();
+    let inner = t.strip_prefix("{{")?.strip_suffix("}}")?;
+    if inner.contains("{{") || inner.contains("}}") || inner.contains("{%") {
+        return None;
+    }
+    Some(inner.trim())
+}
+
+/// Convert a minijinja value to JSON (undefined/none become null).
+pub fn to_json(v: &JValue) -> Result<Value, String> {
+    if v.is_undefined() || v.is_none() {
+        return Ok(Value::Null);
+    }
+    serde_json::to_value(v).map_err(|e| format!("value cannot be represented: {e}"))
+}
+
+/// Turn a minijinja error into ours: short form only (the alternate form dumps variable values).
+fn convert(e: &minijinja::Error, name: &str) -> TemplateError {
+    let undefined = matches!(e.kind(), minijinja::ErrorKind::UndefinedError);
+    let line = e.line();
+    // `Display` (not `{:#}`) gives e.g. "undefined value: `x` is undefined (in tpl:3)".
+    let mut message = e.to_string();
+    if let Some(d) = e.detail() {
+        if !message.contains(d) {
+            message = format!("{message}: {d}");
+        }
+    }
+    if !message.contains(name) {
+        message = match line {
+            Some(l) => format!("{message} (in {name}:{l})"),
+            None => format!("{message} (in {name})"),
+        };
+    }
+    TemplateError {
+        message: crate::vars::redact::redact(&message).into_owned(),
+        line,
+        undefined,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn vars(v: Value) -> Vars {
+        v.as_object().cloned().unwrap()
+    }
+
+    #[test]
+    fn strict_undefined_like_ansible() {
+        let t = Templar::new();
+        let v = vars(json!({"a": 1}));
+        let e = t.render_str("x={{ missing }}", &v, "task").unwrap_err();
+        assert!(e.undefined);
+        assert!(e.message.contains("missing"), "{}", e.message);
+        assert_eq!(
+            t.render_str("{{ missing | default('d') }}", &v, "t")
+                .unwrap(),
+            "d"
+        );
+        assert!(!t.eval_condition("missing is defined", &v, "t").unwrap());
+        assert!(t.eval_condition("missing", &v, "t").is_err());
+    }
+
+    #[test]
+    fn single_expression_keeps_type() {
+        let t = Templar::new();
+        let v = vars(json!({"l": [1, 2], "n": 5}));
+        assert_eq!(
+            t.render_value(&json!("{{ l }}"), &v, "t").unwrap(),
+            json!([1, 2])
+        );
+        assert_eq!(
+            t.render_value(&json!("n={{ n }}"), &v, "t").unwrap(),
+            json!("n=5")
+        );
+        assert_eq!(
+            t.render_value(&json!({"a": ["{{ n + 1 }}"]}), &v, "t")
+                .unwrap(),
+            json!({"a": [6]})
+        );
+    }
+
+    #[test]
+    fn error_names_file_and_line() {
+        let t = Templar::new();
+        let e = t
+            .render_str("line1\n{{ nope.x }}\n", &Vars::new(), "aziot.toml.j2")
+            .unwrap_err();
+        assert!(e.message.contains("aziot.toml.j2"), "{}", e.message);
+        assert_eq!(e.line, Some(2));
+    }
+}

@@ -1,0 +1,96 @@
+//! Variables: the value type, and the precedence merge.
+//!
+//! Owns how variables from every source (role defaults, inventory, group_vars, host_vars, play vars, vars_files,
+//! role vars, block/task vars, registered facts, extra vars) are combined for one host and one task. It must
+//! not read files itself (loaders hand it maps) and must not render templates.
+//!
+//! Precedence, lowest first (a documented subset of Ansible's order):
+//! role defaults < inventory group vars (all < parents < children) < inventory host vars < play vars <
+//! play vars_files < role vars (and role params) < block vars < task vars < set_fact / registered vars < extra vars.
+//! Merging replaces whole values (Ansible's default `hash_behaviour=replace`); `combine` merges on request.
+
+pub mod redact;
+pub mod secrets;
+
+use serde_json::{Map, Value};
+
+/// A set of variables: names to JSON-like values, in definition order.
+pub type Vars = Map<String, Value>;
+
+/// Overlay `top` onto `base` (top wins, whole values replaced).
+pub fn overlay(base: &mut Vars, top: &Vars) {
+    for (k, v) in top {
+        base.insert(k.clone(), v.clone());
+    }
+}
+
+/// Merge maps recursively (what `combine(recursive=True)` does): nested maps merge, everything else replaces.
+pub fn merge_recursive(base: &mut Value, top: &Value) {
+    match (base, top) {
+        (Value::Object(b), Value::Object(t)) => {
+            for (k, v) in t {
+                match b.get_mut(k) {
+                    Some(existing) if existing.is_object() && v.is_object() => {
+                        merge_recursive(existing, v)
+                    }
+                    _ => {
+                        b.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+        }
+        (b, t) => *b = t.clone(),
+    }
+}
+
+/// Layers of variables in precedence order (lowest first), flattened on demand.
+#[derive(Debug, Default, Clone)]
+pub struct Layers {
+    layers: Vec<(&'static str, Vars)>,
+}
+
+impl Layers {
+    /// No layers.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Push a layer above the existing ones.
+    pub fn push(&mut self, name: &'static str, vars: Vars) {
+        self.layers.push((name, vars));
+    }
+    /// Flatten into one map.
+    pub fn flatten(&self) -> Vars {
+        let mut out = Vars::new();
+        for (_, l) in &self.layers {
+            overlay(&mut out, l);
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn m(v: Value) -> Vars {
+        v.as_object().cloned().unwrap()
+    }
+
+    #[test]
+    fn layers_respect_order() {
+        let mut l = Layers::new();
+        l.push("defaults", m(json!({"a": 1, "b": {"x": 1}})));
+        l.push("host", m(json!({"b": {"y": 2}})));
+        l.push("extra", m(json!({"a": 3})));
+        // Replace semantics: b is the host's whole map.
+        assert_eq!(Value::Object(l.flatten()), json!({"a": 3, "b": {"y": 2}}));
+    }
+
+    #[test]
+    fn recursive_merge() {
+        let mut a = json!({"a": {"x": 1, "y": {"p": 1}}, "l": [1]});
+        merge_recursive(&mut a, &json!({"a": {"y": {"q": 2}}, "l": [2]}));
+        assert_eq!(a, json!({"a": {"x": 1, "y": {"p": 1, "q": 2}}, "l": [2]}));
+    }
+}

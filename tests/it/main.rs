@@ -1,0 +1,3 @@
+//! The one integration-test binary: behaviour tests against the real CLI, lab devices and OpenSSH.
+
+mod support;
