@@ -1,14 +1,30 @@
 //! Commands: turn parsed command-line arguments into actions and an exit code.
 //!
-//! Owns the top-level flow of each subcommand and the single place where errors become exit codes. It must not
-//! contain domain logic: it calls the loaders, the executor, the lab and the vault.
+//! Owns the top-level flow of each subcommand (load and validate everything, then contact devices) and the
+//! single place where errors become exit codes. It must not contain domain logic: it calls the loaders, the
+//! executor, the lab and the vault.
 
+use std::collections::HashSet;
 use std::ffi::OsString;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use clap::Parser;
+use serde_json::Value;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, ConnectOptions, OutputOptions, PlayArgs};
+use crate::diag::{Diagnostic, Diagnostics};
 use crate::error::{AppError, ExitCode};
+use crate::executor::{Executor, ExecutorParts, Refs, RunOptions, RunSummary};
+use crate::inventory::Inventory;
+use crate::modules::Registry;
+use crate::playbook::{LoadCtx, Playbook};
+use crate::report::SharedSink;
+use crate::template::Templar;
+use crate::transport::Connector;
+use crate::vars::Vars;
 
 /// Parse `args` (including argv\[0\]) and run the command; returns the exit code.
 pub fn main(args: Vec<OsString>) -> ExitCode {
@@ -27,9 +43,22 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {}", crate::vars::redact::redact(&e.to_string()));
+            eprintln!("{}", crate::vars::redact::redact(&format_error(&e)));
             e.exit_code()
         }
+    }
+}
+
+fn format_error(e: &AppError) -> String {
+    match e {
+        AppError::Load(d) => {
+            let n = d.len();
+            format!(
+                "{d}\n\n{n} problem{} found; nothing was contacted.",
+                if n == 1 { "" } else { "s" }
+            )
+        }
+        other => format!("error: {other}"),
     }
 }
 
@@ -37,8 +66,342 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
 pub fn run(cli: Cli) -> Result<ExitCode, AppError> {
     match cli.command {
         Command::Inventory(a) => crate::inventory::cli::run(a),
-        Command::Play(_) | Command::Ping(_) | Command::Lab(_) | Command::Vault(_) => {
-            Err(AppError::Other("not implemented yet".into()))
+        Command::Play(a) => play(a),
+        Command::Ping(a) => ping(a),
+        Command::Lab(_) | Command::Vault(_) => Err(AppError::Other(
+            "this command is not available in this build yet".into(),
+        )),
+    }
+}
+
+/// A tokio runtime for commands that talk to devices.
+pub fn runtime() -> Result<tokio::runtime::Runtime, AppError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| AppError::Other(format!("cannot start the async runtime: {e}")))
+}
+
+/// Parse `-e` values: `k=v ...`, a YAML/JSON mapping, or `@file`.
+pub fn parse_extra_vars(items: &[String]) -> Result<Vars, AppError> {
+    let mut out = Vars::new();
+    for item in items {
+        let item = item.trim();
+        if let Some(file) = item.strip_prefix('@') {
+            let path = Path::new(file);
+            let v = if path.extension().map(|e| e == "age").unwrap_or(false) {
+                crate::vars::secrets::load_vars_file(path)?
+            } else {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| AppError::Usage(format!("-e @{file}: cannot read: {e}")))?;
+                crate::yaml::parse_value(&text, path)?
+            };
+            match v {
+                Value::Object(m) => out.extend(m),
+                Value::Null => {}
+                _ => {
+                    return Err(AppError::Usage(format!(
+                        "-e @{file}: the file must contain a mapping of variables"
+                    )))
+                }
+            }
+        } else if item.starts_with('{') {
+            let v = crate::yaml::parse_value(item, Path::new("<-e>"))?;
+            match v {
+                Value::Object(m) => out.extend(m),
+                _ => return Err(AppError::Usage(format!("-e {item}: expected a mapping"))),
+            }
+        } else {
+            let kv = crate::playbook::load::parse_kv(item)
+                .map_err(|e| AppError::Usage(format!("-e {item}: {e}")))?;
+            out.extend(kv);
         }
     }
+    Ok(out)
+}
+
+fn split_tags(items: &[String]) -> Vec<String> {
+    items
+        .iter()
+        .flat_map(|t| t.split(','))
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty())
+        .collect()
+}
+
+/// Everything loaded and validated for a play run.
+pub struct Loaded {
+    /// The inventory.
+    pub inventory: Arc<Inventory>,
+    /// The playbooks.
+    pub playbooks: Vec<Playbook>,
+    /// Modules.
+    pub registry: Arc<Registry>,
+    /// Templates.
+    pub templar: Templar,
+    /// Magic variables referenced.
+    pub refs: Refs,
+    /// Hosts allowed by --limit.
+    pub limit: Option<HashSet<String>>,
+}
+
+/// Load inventory and playbooks; report every problem at once.
+pub fn load(
+    inventory: &[PathBuf],
+    limit: Option<&str>,
+    playbooks: &[PathBuf],
+) -> Result<Loaded, AppError> {
+    let mut diags = Diagnostics::new();
+    let pb_dirs: Vec<PathBuf> = playbooks
+        .iter()
+        .filter_map(|p| {
+            std::fs::canonicalize(p)
+                .ok()
+                .and_then(|c| c.parent().map(PathBuf::from))
+        })
+        .collect();
+    let sources =
+        Inventory::sources_from_env_or(inventory).map_err(|d| AppError::Usage(d.message))?;
+    let inv = match Inventory::load(&sources, &pb_dirs) {
+        Ok(i) => Some(i),
+        Err(d) => {
+            diags.extend(d);
+            None
+        }
+    };
+    let registry = Arc::new(Registry::builtin());
+    let templar = Templar::new();
+    let mut ctx = LoadCtx::new(&registry, &templar);
+    let mut loaded = Vec::new();
+    for p in playbooks {
+        if !p.exists() {
+            ctx.diags.push(Diagnostic::file(p, "playbook not found"));
+            continue;
+        }
+        if let Some(pb) = crate::playbook::load_playbook(p, &mut ctx) {
+            loaded.push(pb);
+        }
+    }
+    diags.extend(std::mem::take(&mut ctx.diags));
+    let refs = Refs::scan(ctx.texts.iter().map(String::as_str));
+    let Some(inv) = inv else {
+        return Err(AppError::Load(diags));
+    };
+    let limit = match limit {
+        Some(l) => match inv.select(l) {
+            Ok(sel) => {
+                for w in &sel.warnings {
+                    eprintln!("[WARNING] {w}");
+                }
+                Some(sel.hosts.into_iter().collect())
+            }
+            Err(d) => {
+                diags.push(d);
+                None
+            }
+        },
+        None => None,
+    };
+    if !diags.is_empty() {
+        return Err(AppError::Load(diags));
+    }
+    Ok(Loaded {
+        inventory: Arc::new(inv),
+        playbooks: loaded,
+        registry,
+        templar,
+        refs,
+        limit,
+    })
+}
+
+/// The connector for SSH devices.
+pub fn ssh_connector(_conn: &ConnectOptions) -> Result<Arc<dyn Connector>, AppError> {
+    Ok(Arc::new(NoSsh))
+}
+
+struct NoSsh;
+
+#[async_trait::async_trait]
+impl Connector for NoSsh {
+    async fn connect(
+        &self,
+        spec: &crate::transport::ConnSpec,
+    ) -> Result<crate::transport::SharedTransport, crate::transport::TransportError> {
+        Err(crate::transport::TransportError::Connect {
+            addr: spec.address.clone(),
+            reason: "the SSH transport is not part of this build yet; use ansible_connection=local"
+                .into(),
+        })
+    }
+}
+
+/// The reporters for a run, per the output options.
+pub struct Reporting {
+    /// Where events go.
+    pub sink: SharedSink,
+    plain: Option<Arc<crate::report::plain::PlainReporter>>,
+}
+
+impl Reporting {
+    /// Build from options.
+    pub fn new(out: &OutputOptions) -> Self {
+        let plain = Arc::new(crate::report::plain::PlainReporter::new(
+            Box::new(std::io::stdout()),
+            out.verbose,
+        ));
+        Reporting {
+            sink: plain.clone(),
+            plain: Some(plain),
+        }
+    }
+    /// Print the end-of-run output.
+    pub fn finish(&self, _summary: &RunSummary) {
+        if let Some(p) = &self.plain {
+            p.recap();
+        }
+    }
+}
+
+fn install_ctrl_c(flag: Arc<AtomicBool>, sink: SharedSink) {
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            flag.store(true, Ordering::SeqCst);
+            sink.emit(crate::report::Event::Warning {
+                host: None,
+                message: "interrupted: finishing the commands in flight (atomic writes complete or roll back), starting nothing new; press Ctrl-C again to abort at once".into(),
+            });
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(ExitCode::Interrupted.code());
+            }
+        }
+    });
+}
+
+fn play(a: PlayArgs) -> Result<ExitCode, AppError> {
+    crate::vars::secrets::configure(&a.identity);
+    let extra_vars = parse_extra_vars(&a.extra_vars)?;
+    crate::vars::redact::register_value(&Value::Object(
+        extra_vars
+            .iter()
+            .filter(|(k, _)| k.contains("password") || k.contains("secret") || k.contains("key"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    ));
+    let loaded = load(&a.inv.inventory, a.inv.limit.as_deref(), &a.playbooks)?;
+    let opts = RunOptions {
+        check: a.check,
+        diff: a.diff,
+        forks: a.conn.forks.max(1),
+        extra_vars,
+        tags: split_tags(&a.tags),
+        skip_tags: split_tags(&a.skip_tags),
+        limit: loaded.limit.clone(),
+        device_timeout: (a.conn.device_timeout > 0)
+            .then(|| std::time::Duration::from_secs(a.conn.device_timeout)),
+        verbose: a.out.verbose,
+    };
+    let rt = runtime()?;
+    let reporting = Reporting::new(&a.out);
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let connector = ssh_connector(&a.conn)?;
+    let ex = Executor::new(ExecutorParts {
+        inventory: loaded.inventory.clone(),
+        registry: loaded.registry.clone(),
+        templar: loaded.templar.clone(),
+        sink: reporting.sink.clone(),
+        connector,
+        opts,
+        interrupted: interrupted.clone(),
+        refs: loaded.refs.clone(),
+    });
+    if a.list_hosts || a.list_tasks {
+        print_lists(&ex, &loaded, a.list_hosts, a.list_tasks);
+        return Ok(ExitCode::Ok);
+    }
+    let pre = ex.preflight(&loaded.playbooks);
+    for w in &pre.warnings {
+        eprintln!("[WARNING] {}", crate::vars::redact::redact(w));
+    }
+    if !pre.errors.is_empty() {
+        return Err(AppError::Load(pre.errors));
+    }
+    if a.syntax_check {
+        println!(
+            "syntax check passed: {} ({} plays)",
+            a.playbooks
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            loaded
+                .playbooks
+                .iter()
+                .map(|p| p.plays.len())
+                .sum::<usize>()
+        );
+        return Ok(ExitCode::Ok);
+    }
+    let summary = rt.block_on(async {
+        install_ctrl_c(interrupted.clone(), reporting.sink.clone());
+        ex.run(&loaded.playbooks).await
+    });
+    reporting.finish(&summary);
+    Ok(summary.exit_code())
+}
+
+fn print_lists(ex: &Arc<Executor>, loaded: &Loaded, hosts: bool, tasks: bool) {
+    let mut out = std::io::stdout().lock();
+    for pb in &loaded.playbooks {
+        let _ = writeln!(out, "\nplaybook: {}", crate::diag::display_path(&pb.path));
+        for play in &pb.plays {
+            let (h, _) = ex.play_hosts(play);
+            let _ = writeln!(out, "\n  play: {} (hosts: {})", play.name, play.hosts);
+            if hosts {
+                let _ = writeln!(out, "    hosts ({}):", h.len());
+                for x in &h {
+                    let _ = writeln!(out, "      {x}");
+                }
+            }
+            if tasks {
+                let _ = writeln!(out, "    tasks:");
+                for (_, ts) in play.sections() {
+                    list_tasks(&mut out, &ts, 6);
+                }
+            }
+        }
+    }
+}
+
+fn list_tasks(out: &mut impl Write, ts: &[crate::playbook::Task], indent: usize) {
+    for t in ts {
+        let tags = if t.tags.is_empty() {
+            String::new()
+        } else {
+            format!("\tTAGS: [{}]", t.tags.join(", "))
+        };
+        let _ = writeln!(
+            out,
+            "{:indent$}{}{tags}",
+            "",
+            t.display_name(),
+            indent = indent
+        );
+        if let crate::playbook::TaskKind::Block {
+            block,
+            rescue,
+            always,
+        } = &t.kind
+        {
+            list_tasks(out, block, indent + 2);
+            list_tasks(out, rescue, indent + 2);
+            list_tasks(out, always, indent + 2);
+        }
+    }
+}
+
+fn ping(_a: crate::cli::PingArgs) -> Result<ExitCode, AppError> {
+    Err(AppError::Other(
+        "ping is not available in this build yet".into(),
+    ))
 }

@@ -14,6 +14,7 @@ use serde_json::Value;
 
 use crate::vars::Vars;
 
+pub mod context;
 pub mod filters;
 
 /// A template failed to compile or render.
@@ -241,8 +242,8 @@ fn strip_braces(expr: &str) -> &str {
 
 /// If `s` is exactly `{{ expr }}` (one expression, nothing around it), return `expr`.
 pub fn single_expression(s: &str) -> Option<&str> {
-    let t = s.trim();
-    let inner = t.strip_prefix("{{")?.strip_suffix("}}")?;
+    // No trimming: "{{ x }}\n" renders as text (the newline is part of the value), as in Ansible.
+    let inner = s.strip_prefix("{{")?.strip_suffix("}}")?;
     if inner.contains("{{") || inner.contains("}}") || inner.contains("{%") {
         return None;
     }

@@ -1,5 +1,658 @@
 //! The executor: runs plays against hosts, each host independently, at most `--forks` at a time.
 //!
-//! Owns scheduling (forks, serial batches, failure isolation), the per-host task loop (conditions, loops,
-//! register, handlers, blocks), and the plan-then-apply discipline: modules only say what would change; only the
-//! executor applies. It must not print (it emits events) and must not know module internals.
+//! Owns scheduling (forks, serial batches, max_fail_percentage, any_errors_fatal, failure isolation, Ctrl-C,
+//! per-device deadlines), connections (one per device per run, reused by every play and task), and the
+//! per-host task loop in `host.rs` (conditions, loops, register, retries, handlers, blocks) with the
+//! plan-then-apply discipline: modules only say what would change; only the executor applies. It must not print
+//! (it emits events) and must not know module internals.
+
+pub mod apply;
+pub mod facts;
+mod host;
+pub mod preflight;
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::inventory::Inventory;
+use crate::modules::Registry;
+use crate::playbook::{Play, Playbook, Serial, Task};
+use crate::report::{Event, HostStatus, SharedSink};
+use crate::template::Templar;
+use crate::transport::{Connector, SharedTransport, StatsSnapshot};
+use crate::vars::Vars;
+
+use facts::FactCache;
+
+/// Run-wide options.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Check mode: change nothing.
+    pub check: bool,
+    /// Produce diffs.
+    pub diff: bool,
+    /// Hosts in flight at once.
+    pub forks: usize,
+    /// `-e` variables (highest precedence).
+    pub extra_vars: Vars,
+    /// `--tags`.
+    pub tags: Vec<String>,
+    /// `--skip-tags`.
+    pub skip_tags: Vec<String>,
+    /// Hosts allowed by `--limit` (None: all).
+    pub limit: Option<HashSet<String>>,
+    /// Give up on a device after this long.
+    pub device_timeout: Option<Duration>,
+    /// Verbosity (`-v` count).
+    pub verbose: u8,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            check: false,
+            diff: false,
+            forks: 100,
+            extra_vars: Vars::new(),
+            tags: vec![],
+            skip_tags: vec![],
+            limit: None,
+            device_timeout: None,
+            verbose: 0,
+        }
+    }
+}
+
+/// What happened to one host over the whole run.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct HostSummary {
+    /// Host name.
+    pub name: String,
+    /// ok | failed | unreachable | interrupted.
+    pub status: Option<HostStatus>,
+    /// Tasks ok (unchanged).
+    pub ok: usize,
+    /// Tasks changed.
+    pub changed: usize,
+    /// Tasks failed.
+    pub failed: usize,
+    /// Tasks skipped.
+    pub skipped: usize,
+    /// Failures ignored.
+    pub ignored: usize,
+    /// Blocks rescued.
+    pub rescued: usize,
+    /// Handlers run.
+    pub handlers: usize,
+    /// The first error (task and message).
+    pub first_error: Option<String>,
+    /// Transport counters.
+    pub stats: StatsSnapshot,
+    /// Wall time.
+    #[serde(with = "crate::report::duration_ms")]
+    pub duration: Duration,
+}
+
+/// The outcome of a run.
+#[derive(Debug, Clone, Default)]
+pub struct RunSummary {
+    /// Per host, in first-seen order.
+    pub hosts: Vec<HostSummary>,
+    /// Ctrl-C?
+    pub interrupted: bool,
+    /// Stopped early (max_fail_percentage / any_errors_fatal)?
+    pub aborted: Option<String>,
+    /// Wall time.
+    pub duration: Duration,
+}
+
+impl RunSummary {
+    /// Hosts that failed.
+    pub fn failed(&self) -> usize {
+        self.hosts
+            .iter()
+            .filter(|h| h.status == Some(HostStatus::Failed))
+            .count()
+    }
+    /// Hosts that were unreachable.
+    pub fn unreachable(&self) -> usize {
+        self.hosts
+            .iter()
+            .filter(|h| h.status == Some(HostStatus::Unreachable))
+            .count()
+    }
+    /// The exit code for this run.
+    pub fn exit_code(&self) -> crate::error::ExitCode {
+        if self.interrupted {
+            return crate::error::ExitCode::Interrupted;
+        }
+        let c = crate::error::ExitCode::from_counts(self.failed(), self.unreachable());
+        if c == crate::error::ExitCode::Ok && self.aborted.is_some() {
+            return crate::error::ExitCode::HostFailed;
+        }
+        c
+    }
+}
+
+/// Per-host state that lives for the whole run.
+pub(crate) struct HostState {
+    pub name: String,
+    pub inv_vars: Arc<Vars>,
+    pub transport: tokio::sync::Mutex<Option<SharedTransport>>,
+    pub runtime: Mutex<Arc<Vars>>,
+    pub facts: FactCache,
+    pub acc: Mutex<HostSummary>,
+    pub started: Mutex<Option<Instant>>,
+    pub done: AtomicBool,
+}
+
+impl HostState {
+    pub fn runtime(&self) -> Arc<Vars> {
+        self.runtime.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+    pub fn set_runtime(&self, k: &str, v: Value) {
+        if let Ok(mut r) = self.runtime.lock() {
+            Arc::make_mut(&mut r).insert(k.to_string(), v);
+        }
+    }
+    pub fn acc<R>(&self, f: impl FnOnce(&mut HostSummary) -> R) -> Option<R> {
+        self.acc.lock().ok().map(|mut a| f(&mut a))
+    }
+    pub fn is_out(&self) -> bool {
+        self.acc(|a| {
+            matches!(
+                a.status,
+                Some(HostStatus::Failed) | Some(HostStatus::Unreachable)
+            )
+        })
+        .unwrap_or(false)
+    }
+}
+
+/// A play prepared for running.
+pub(crate) struct PlayRt {
+    pub play: Play,
+    pub idx: usize,
+    pub playbook_dir: PathBuf,
+    pub role_defaults: Arc<Vars>,
+    pub role_vars: Arc<Vars>,
+    pub play_vars: Arc<Vars>,
+    pub sections: Vec<(&'static str, Vec<Task>)>,
+    pub handlers: Vec<Task>,
+    pub hosts: Vec<String>,
+    pub abort: AtomicBool,
+}
+
+/// Which magic variables some template mentions (the expensive ones are only built when needed).
+#[derive(Debug, Clone, Default)]
+pub struct Refs {
+    /// `groups`.
+    pub groups: bool,
+    /// `hostvars`.
+    pub hostvars: bool,
+    /// `play_hosts` / `ansible_play_hosts` / `ansible_play_batch`.
+    pub play_hosts: bool,
+    /// `ansible_facts` / gathered fact names.
+    pub facts: bool,
+}
+
+impl Refs {
+    /// Scan source texts.
+    pub fn scan<'a>(texts: impl IntoIterator<Item = &'a str>) -> Self {
+        let mut r = Refs::default();
+        for t in texts {
+            r.groups |= t.contains("groups");
+            r.hostvars |= t.contains("hostvars");
+            r.play_hosts |= t.contains("play_hosts") || t.contains("ansible_play_batch");
+            r.facts |= t.contains("ansible_facts")
+                || t.contains("ansible_hostname")
+                || t.contains("ansible_distribution")
+                || t.contains("ansible_architecture")
+                || t.contains("ansible_kernel")
+                || t.contains("ansible_os_family")
+                || t.contains("ansible_fqdn");
+        }
+        r
+    }
+}
+
+/// The executor for one run.
+pub struct Executor {
+    pub(crate) inv: Arc<Inventory>,
+    pub(crate) registry: Arc<Registry>,
+    pub(crate) templar: Templar,
+    pub(crate) sink: SharedSink,
+    pub(crate) connector: Arc<dyn Connector>,
+    pub(crate) local: Arc<dyn Connector>,
+    pub(crate) opts: RunOptions,
+    pub(crate) interrupted: Arc<AtomicBool>,
+    pub(crate) stop: AtomicBool,
+    pub(crate) refs: Refs,
+    hosts: Mutex<HashMap<String, Arc<HostState>>>,
+    order: Mutex<Vec<String>>,
+    pub(crate) run_once: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<host::ItemResult>>>>,
+    pub(crate) vars_files: Mutex<HashMap<PathBuf, Arc<Vars>>>,
+}
+
+/// Everything needed to build an executor.
+pub struct ExecutorParts {
+    /// The inventory.
+    pub inventory: Arc<Inventory>,
+    /// Modules.
+    pub registry: Arc<Registry>,
+    /// Templates.
+    pub templar: Templar,
+    /// Where events go.
+    pub sink: SharedSink,
+    /// SSH (or other) connections.
+    pub connector: Arc<dyn Connector>,
+    /// Options.
+    pub opts: RunOptions,
+    /// Set on Ctrl-C.
+    pub interrupted: Arc<AtomicBool>,
+    /// Which magic variables are referenced.
+    pub refs: Refs,
+}
+
+impl Executor {
+    /// Build an executor.
+    pub fn new(p: ExecutorParts) -> Arc<Self> {
+        Arc::new(Executor {
+            inv: p.inventory,
+            registry: p.registry,
+            templar: p.templar,
+            sink: p.sink,
+            connector: p.connector,
+            local: Arc::new(crate::transport::LocalConnector),
+            opts: p.opts,
+            interrupted: p.interrupted,
+            stop: AtomicBool::new(false),
+            refs: p.refs,
+            hosts: Mutex::new(HashMap::new()),
+            order: Mutex::new(Vec::new()),
+            run_once: Mutex::new(HashMap::new()),
+            vars_files: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub(crate) fn emit(&self, ev: Event) {
+        self.sink.emit(ev);
+    }
+
+    fn host_state(&self, name: &str) -> Arc<HostState> {
+        let mut m = match self.hosts.lock() {
+            Ok(m) => m,
+            Err(p) => p.into_inner(),
+        };
+        if let Some(h) = m.get(name) {
+            return h.clone();
+        }
+        let h = Arc::new(HostState {
+            name: name.to_string(),
+            inv_vars: Arc::new(self.inv.host_vars(name)),
+            transport: tokio::sync::Mutex::new(None),
+            runtime: Mutex::new(Arc::new(Vars::new())),
+            facts: FactCache::new(),
+            acc: Mutex::new(HostSummary {
+                name: name.to_string(),
+                ..Default::default()
+            }),
+            started: Mutex::new(None),
+            done: AtomicBool::new(false),
+        });
+        m.insert(name.to_string(), h.clone());
+        if let Ok(mut o) = self.order.lock() {
+            o.push(name.to_string());
+        }
+        h
+    }
+
+    /// The hosts a play runs on: its pattern, within `--limit`.
+    pub fn play_hosts(&self, play: &Play) -> (Vec<String>, Vec<String>) {
+        match self.inv.select(&play.hosts) {
+            Ok(sel) => {
+                let hosts = sel
+                    .hosts
+                    .into_iter()
+                    .filter(|h| {
+                        self.opts
+                            .limit
+                            .as_ref()
+                            .map(|l| l.contains(h))
+                            .unwrap_or(true)
+                    })
+                    .collect();
+                (hosts, sel.warnings)
+            }
+            Err(d) => (vec![], vec![d.to_string()]),
+        }
+    }
+
+    /// Run every play of every playbook.
+    pub async fn run(self: &Arc<Self>, playbooks: &[Playbook]) -> RunSummary {
+        let start = Instant::now();
+        let plays: Vec<(PathBuf, Play)> = playbooks
+            .iter()
+            .flat_map(|pb| {
+                let dir = pb.path.parent().map(PathBuf::from).unwrap_or_default();
+                pb.plays.iter().map(move |p| (dir.clone(), p.clone()))
+            })
+            .collect();
+        // Which play is each host's last (so it can be finished and disconnected as early as possible).
+        let mut play_hosts = Vec::new();
+        let mut last_play: HashMap<String, usize> = HashMap::new();
+        for (i, (_, p)) in plays.iter().enumerate() {
+            let (hosts, warnings) = self.play_hosts(p);
+            for w in warnings {
+                self.emit(Event::Warning {
+                    host: None,
+                    message: w,
+                });
+            }
+            for h in &hosts {
+                last_play.insert(h.clone(), i);
+            }
+            play_hosts.push(hosts);
+        }
+        self.emit(Event::RunStarted {
+            playbooks: playbooks
+                .iter()
+                .map(|p| crate::diag::display_path(&p.path))
+                .collect(),
+            hosts: play_hosts.iter().flatten().collect::<HashSet<_>>().len(),
+            check: self.opts.check,
+        });
+        let last_play = Arc::new(last_play);
+        let mut aborted = None;
+        for (i, ((dir, play), hosts)) in plays.into_iter().zip(play_hosts).enumerate() {
+            if self.interrupted.load(Ordering::SeqCst) || self.stop.load(Ordering::SeqCst) {
+                break;
+            }
+            let hosts: Vec<String> = hosts
+                .into_iter()
+                .filter(|h| !self.host_state(h).is_out())
+                .collect();
+            if hosts.is_empty() {
+                self.emit(Event::Warning {
+                    host: None,
+                    message: format!(
+                        "play '{}': no hosts matched (or all have failed); skipping",
+                        play.name
+                    ),
+                });
+                continue;
+            }
+            let rt = Arc::new(self.prepare_play(play, i, dir, hosts));
+            self.emit(Event::PlayStarted {
+                name: rt.play.name.clone(),
+                hosts: rt.hosts.clone(),
+            });
+            if let Some(reason) = self.run_play(&rt, &last_play).await {
+                aborted = Some(reason);
+                self.stop.store(true, Ordering::SeqCst);
+            }
+        }
+        // Finish every host that has not been finished yet (a stopped run, or hosts in no later play).
+        let names: Vec<String> = self.order.lock().map(|o| o.clone()).unwrap_or_default();
+        for n in &names {
+            let hs = self.host_state(n);
+            self.finish_host(&hs).await;
+        }
+        let interrupted = self.interrupted.load(Ordering::SeqCst);
+        let duration = start.elapsed();
+        self.emit(Event::RunFinished {
+            duration,
+            interrupted,
+        });
+        let hosts = names
+            .iter()
+            .filter_map(|n| self.host_state(n).acc(|a| a.clone()))
+            .collect();
+        RunSummary {
+            hosts,
+            interrupted,
+            aborted,
+            duration,
+        }
+    }
+
+    fn prepare_play(&self, play: Play, idx: usize, dir: PathBuf, hosts: Vec<String>) -> PlayRt {
+        let mut defaults = Vars::new();
+        let mut rvars = Vars::new();
+        for r in &play.roles {
+            for (k, v) in &r.role.defaults {
+                defaults.insert(k.clone(), v.clone());
+            }
+            for (k, v) in &r.role.vars {
+                rvars.insert(k.clone(), v.clone());
+            }
+        }
+        let sections = play.sections();
+        let handlers = play.handlers.clone();
+        PlayRt {
+            play_vars: Arc::new(play.vars.clone()),
+            play,
+            idx,
+            playbook_dir: dir,
+            role_defaults: Arc::new(defaults),
+            role_vars: Arc::new(rvars),
+            sections,
+            handlers,
+            hosts,
+            abort: AtomicBool::new(false),
+        }
+    }
+
+    /// Run one play over its hosts, batch by batch. Returns why the run must stop, if it must.
+    async fn run_play(
+        self: &Arc<Self>,
+        rt: &Arc<PlayRt>,
+        last_play: &Arc<HashMap<String, usize>>,
+    ) -> Option<String> {
+        let batches = batches(&rt.hosts, &rt.play.serial);
+        let sem = Arc::new(tokio::sync::Semaphore::new(self.opts.forks.max(1)));
+        for (bi, batch) in batches.into_iter().enumerate() {
+            if self.interrupted.load(Ordering::SeqCst) {
+                return None;
+            }
+            if !rt.play.serial.is_empty() {
+                self.emit(Event::BatchStarted {
+                    index: bi + 1,
+                    hosts: batch.clone(),
+                });
+            }
+            let batch = Arc::new(batch);
+            let mut set = tokio::task::JoinSet::new();
+            for h in batch.iter() {
+                let ex = self.clone();
+                let rt = rt.clone();
+                let batch = batch.clone();
+                let sem = sem.clone();
+                let hs = self.host_state(h);
+                let last = last_play.get(h).copied() == Some(rt.idx);
+                set.spawn(async move {
+                    let Ok(_permit) = sem.acquire_owned().await else {
+                        return;
+                    };
+                    ex.clone().run_host_play(hs.clone(), rt, batch).await;
+                    if last || hs.is_out() {
+                        ex.finish_host(&hs).await;
+                    }
+                });
+            }
+            while let Some(r) = set.join_next().await {
+                if let Err(e) = r {
+                    // A panic in one host's task is a bug; it must not take the others down.
+                    self.emit(Event::Warning {
+                        host: None,
+                        message: format!("internal error in a host task: {e}"),
+                    });
+                }
+            }
+            let failed = batch.iter().filter(|h| self.host_state(h).is_out()).count();
+            if failed > 0 && (rt.play.any_errors_fatal || rt.abort.load(Ordering::SeqCst)) {
+                return Some(format!(
+                    "play '{}' stopped: any_errors_fatal and {failed} host(s) failed",
+                    rt.play.name
+                ));
+            }
+            if let Some(max) = rt.play.max_fail_percentage {
+                let pct = failed as f64 * 100.0 / batch.len().max(1) as f64;
+                if pct > max {
+                    return Some(format!(
+                        "play '{}' stopped: {failed} of {} hosts in batch {} failed ({pct:.0}% > max_fail_percentage {max})",
+                        rt.play.name,
+                        batch.len(),
+                        bi + 1
+                    ));
+                }
+            }
+        }
+        None
+    }
+
+    /// Close a host's connection and report it finished (once).
+    async fn finish_host(&self, hs: &Arc<HostState>) {
+        if hs.done.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let t = hs.transport.lock().await.take();
+        let stats = match &t {
+            Some(t) => {
+                let s = t.stats();
+                t.close().await;
+                s
+            }
+            None => StatsSnapshot::default(),
+        };
+        let duration = hs
+            .started
+            .lock()
+            .ok()
+            .and_then(|s| s.map(|i| i.elapsed()))
+            .unwrap_or_default();
+        let interrupted = self.interrupted.load(Ordering::SeqCst);
+        let status = hs
+            .acc(|a| {
+                a.stats = stats;
+                a.duration = duration;
+                if a.status.is_none() {
+                    a.status = Some(if interrupted {
+                        HostStatus::Interrupted
+                    } else {
+                        HostStatus::Ok
+                    });
+                }
+                a.status.unwrap_or(HostStatus::Ok)
+            })
+            .unwrap_or(HostStatus::Ok);
+        self.emit(Event::HostFinished {
+            host: hs.name.clone(),
+            status,
+            stats,
+            duration,
+        });
+    }
+
+    /// Magic variables for a host in a play.
+    pub(crate) fn magic_vars(&self, host: &str, rt: &PlayRt, batch: &[String]) -> Vars {
+        let mut m = Vars::new();
+        m.insert("inventory_hostname".into(), json!(host));
+        m.insert(
+            "inventory_hostname_short".into(),
+            json!(host.split('.').next().unwrap_or(host)),
+        );
+        m.insert("group_names".into(), json!(self.inv.group_names(host)));
+        m.insert(
+            "playbook_dir".into(),
+            json!(rt.playbook_dir.display().to_string()),
+        );
+        m.insert("ansible_play_name".into(), json!(rt.play.name));
+        m.insert("ansible_check_mode".into(), json!(self.opts.check));
+        m.insert("ansible_diff_mode".into(), json!(self.opts.diff));
+        m.insert("omit".into(), json!(host::OMIT));
+        m.insert(
+            "ansible_version".into(),
+            json!({"full": "2.17.0", "major": 2, "minor": 17, "revision": 0, "string": "2.17.0 (edgefleet)"}),
+        );
+        m.insert("edgefleet_version".into(), json!(env!("CARGO_PKG_VERSION")));
+        if self.refs.groups {
+            let g: serde_json::Map<String, Value> = self
+                .inv
+                .groups_map()
+                .into_iter()
+                .map(|(k, v)| (k, json!(v)))
+                .collect();
+            m.insert("groups".into(), Value::Object(g));
+        }
+        if self.refs.play_hosts {
+            m.insert("ansible_play_hosts_all".into(), json!(rt.hosts));
+            m.insert("ansible_play_hosts".into(), json!(rt.hosts));
+            m.insert("play_hosts".into(), json!(rt.hosts));
+            m.insert("ansible_play_batch".into(), json!(batch));
+        }
+        if self.refs.hostvars {
+            let hv: serde_json::Map<String, Value> = self
+                .inv
+                .host_names()
+                .into_iter()
+                .map(|h| {
+                    let mut v = self.inv.host_vars(&h);
+                    v.insert("inventory_hostname".into(), json!(h));
+                    (h, Value::Object(v))
+                })
+                .collect();
+            m.insert("hostvars".into(), Value::Object(hv));
+        }
+        m
+    }
+}
+
+/// Split hosts into `serial` batches (the last size repeats).
+pub fn batches(hosts: &[String], serial: &[Serial]) -> Vec<Vec<String>> {
+    if serial.is_empty() {
+        return vec![hosts.to_vec()];
+    }
+    let n = hosts.len();
+    let mut out = Vec::new();
+    let mut i = 0;
+    let mut step = 0;
+    while i < n {
+        let s = serial[step.min(serial.len() - 1)];
+        let size = match s {
+            Serial::Count(0) => n,
+            Serial::Count(c) => c,
+            Serial::Percent(p) => ((n as f64 * p / 100.0).floor() as usize).max(1),
+        };
+        let end = (i + size).min(n);
+        out.push(hosts[i..end].to_vec());
+        i = end;
+        step += 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hs(n: usize) -> Vec<String> {
+        (1..=n).map(|i| format!("h{i}")).collect()
+    }
+
+    #[test]
+    fn serial_batches() {
+        let b = batches(&hs(10), &[Serial::Count(1), Serial::Percent(30.0)]);
+        let sizes: Vec<usize> = b.iter().map(Vec::len).collect();
+        assert_eq!(sizes, vec![1, 3, 3, 3]);
+        assert_eq!(batches(&hs(3), &[]).len(), 1);
+        let b = batches(&hs(5), &[Serial::Count(2)]);
+        assert_eq!(b.iter().map(Vec::len).collect::<Vec<_>>(), vec![2, 2, 1]);
+        assert_eq!(batches(&hs(4), &[Serial::Percent(10.0)]).len(), 4);
+    }
+}

@@ -383,6 +383,24 @@ pub trait Transport: Send + Sync {
 /// A shared handle to a transport.
 pub type SharedTransport = Arc<dyn Transport>;
 
+/// Opens connections to devices. One per run, shared by every device (so bastions, agents and known_hosts
+/// writers are shared too).
+#[async_trait]
+pub trait Connector: Send + Sync {
+    /// Connect and authenticate to the device described by `spec`.
+    async fn connect(&self, spec: &ConnSpec) -> Result<SharedTransport, TransportError>;
+}
+
+/// The connector for `ansible_connection: local`.
+pub struct LocalConnector;
+
+#[async_trait]
+impl Connector for LocalConnector {
+    async fn connect(&self, spec: &ConnSpec) -> Result<SharedTransport, TransportError> {
+        Ok(Arc::new(local::LocalTransport::new(spec.name.clone())))
+    }
+}
+
 /// Connection parameters for one device, resolved from its inventory variables.
 #[derive(Debug, Clone, Default)]
 pub struct ConnSpec {

@@ -1,0 +1,239 @@
+//! Applying plans: the atomic multi-file write script, running steps, and rendering diffs.
+//!
+//! Owns how a `Step::Write` reaches the device: every file's content streams over stdin into a temp file in the
+//! destination directory that already has its final mode and owner, is fsynced, the previous version is kept as
+//! `<path>.edgefleet.bak`, and an atomic rename puts it in place. A dropped connection or a full disk at any point
+//! leaves the old file intact (the temp file is removed when the shell can still run). All files of one step
+//! travel in one round trip.
+
+use bytes::{Bytes, BytesMut};
+
+use crate::modules::{Diff, FileWrite};
+use crate::transport::{Become, Cmd, Exec};
+
+/// The write script. Arguments: 10 per file (dest size mode owner group backup ensure_parent pmode powner
+/// pgroup); contents arrive concatenated on stdin, read exactly by `head -c`.
+const WRITE: &str = r#"tmp=
+trap 'if [ -n "$tmp" ]; then rm -f -- "$tmp"; fi' EXIT
+trap 'exit 129' HUP
+trap 'exit 143' TERM
+ef_fail() { echo "edgefleet: $*" >&2; exit 1; }
+ef_own() {
+  if [ -n "$2" ] && [ -n "$3" ]; then chown -- "$2:$3" "$1" || return 1
+  elif [ -n "$2" ]; then chown -- "$2" "$1" || return 1
+  elif [ -n "$3" ]; then chgrp -- "$3" "$1" || return 1
+  fi
+}
+while [ $# -ge 10 ]; do
+  d=$1; size=$2; mode=$3; owner=$4; group=$5; backup=$6; ensure=$7; pmode=$8; powner=$9; shift 9; pgroup=$1; shift
+  dir=$(dirname -- "$d")
+  if [ "$ensure" = 1 ]; then
+    [ -d "$dir" ] || mkdir -p -- "$dir" || ef_fail "cannot create directory $dir"
+    if [ -n "$pmode" ]; then chmod -- "$pmode" "$dir" || ef_fail "cannot set mode $pmode on $dir"; fi
+    ef_own "$dir" "$powner" "$pgroup" || ef_fail "cannot set owner $powner:$pgroup on $dir"
+  fi
+  [ -d "$dir" ] || ef_fail "directory $dir does not exist"
+  tmp=$(mktemp -- "$dir/.edgefleet.XXXXXX") || ef_fail "cannot create a temporary file in $dir"
+  if [ -n "$mode" ]; then chmod -- "$mode" "$tmp" || ef_fail "cannot set mode $mode on $d"; fi
+  ef_own "$tmp" "$owner" "$group" || ef_fail "cannot set owner $owner:$group on $d (does the user exist?)"
+  head -c "$size" > "$tmp" || ef_fail "writing $d failed"
+  got=$(wc -c < "$tmp")
+  [ "$got" -eq "$size" ] || ef_fail "incomplete write to $d ($got of $size bytes; connection lost?)"
+  sync -- "$tmp" 2>/dev/null || sync
+  if [ "$backup" = 1 ] && [ -f "$d" ]; then
+    ln -f -- "$d" "$d.edgefleet.bak" 2>/dev/null || cp -p -- "$d" "$d.edgefleet.bak" || ef_fail "cannot keep a backup of $d"
+  fi
+  mv -f -- "$tmp" "$d" || ef_fail "cannot move the new $d into place"
+  tmp=
+  sync -- "$dir" 2>/dev/null || true
+done"#;
+
+/// The exec that writes `files` atomically in one round trip.
+pub fn write_exec(
+    files: &[FileWrite],
+    become_: Option<Become>,
+    timeout: Option<std::time::Duration>,
+) -> Exec {
+    let mut cmd = Cmd::new("set --");
+    let mut stdin = BytesMut::new();
+    let mut secret = false;
+    for f in files {
+        let mode = f.mode.map(|m| format!("{m:04o}")).unwrap_or_default();
+        let (ensure, pmode, powner, pgroup) = match &f.parent {
+            Some(p) => (
+                "1",
+                p.mode.map(|m| format!("{m:04o}")).unwrap_or_default(),
+                p.owner.clone().unwrap_or_default(),
+                p.group.clone().unwrap_or_default(),
+            ),
+            None => ("0", String::new(), String::new(), String::new()),
+        };
+        cmd = cmd
+            .arg(f.path.clone())
+            .arg(f.content.len().to_string())
+            .arg(mode)
+            .arg(f.owner.clone().unwrap_or_default())
+            .arg(f.group.clone().unwrap_or_default())
+            .arg(if f.backup { "1" } else { "0" })
+            .arg(ensure)
+            .arg(pmode)
+            .arg(powner)
+            .arg(pgroup);
+        stdin.extend_from_slice(&f.content);
+        secret |= f.secret;
+    }
+    let cmd = cmd.raw(";").raw(WRITE);
+    let data: Bytes = stdin.freeze();
+    let e = Exec::new(cmd).become_(become_).timeout(timeout);
+    if secret {
+        e.secret_stdin(data)
+    } else {
+        e.stdin(data)
+    }
+}
+
+/// Render a diff for display: unified diff of text, `<secret changed>` for secrets, attribute lines.
+pub fn render_diff(d: &Diff) -> String {
+    let mut out = String::new();
+    for a in &d.attrs {
+        out.push_str(&format!("{}: {a}\n", d.path));
+    }
+    if d.before == d.after {
+        return out;
+    }
+    if d.secret
+        || d.before
+            .as_deref()
+            .is_some_and(crate::vars::redact::contains_secret)
+        || d.after
+            .as_deref()
+            .is_some_and(crate::vars::redact::contains_secret)
+    {
+        out.push_str(&format!("{}: <secret changed>\n", d.path));
+        return out;
+    }
+    let before = d.before.clone().unwrap_or_default();
+    let after = d.after.clone().unwrap_or_default();
+    let old_name = if d.before.is_some() {
+        format!("before: {}", d.path)
+    } else {
+        "before: (absent)".to_string()
+    };
+    let new_name = if d.after.is_some() {
+        format!("after: {}", d.path)
+    } else {
+        "after: (absent)".to_string()
+    };
+    let text = similar::TextDiff::from_lines(&before, &after);
+    out.push_str(
+        &text
+            .unified_diff()
+            .context_radius(3)
+            .header(&old_name, &new_name)
+            .to_string(),
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transport::local::LocalTransport;
+    use crate::transport::Transport;
+
+    fn fw(path: &str, content: &str) -> FileWrite {
+        FileWrite {
+            path: path.into(),
+            content: Bytes::from(content.to_string()),
+            secret: false,
+            mode: Some(0o640),
+            owner: None,
+            group: None,
+            backup: true,
+            parent: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn writes_several_files_atomically_in_one_exec() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.txt").display().to_string();
+        let b = dir.path().join("sub/b.txt").display().to_string();
+        std::fs::write(&a, "old\n").unwrap();
+        let mut fb = fw(&b, "bee\n");
+        fb.parent = Some(crate::modules::DirSpec {
+            path: dir.path().join("sub").display().to_string(),
+            mode: Some(0o700),
+            owner: None,
+            group: None,
+        });
+        let t = LocalTransport::new("localhost");
+        let out = t
+            .exec(write_exec(&[fw(&a, "new content\n"), fb], None, None))
+            .await
+            .unwrap();
+        assert!(out.status.success(), "{}", out.stderr_str());
+        assert_eq!(t.stats().execs, 1);
+        assert_eq!(std::fs::read_to_string(&a).unwrap(), "new content\n");
+        assert_eq!(
+            std::fs::read_to_string(format!("{a}.edgefleet.bak")).unwrap(),
+            "old\n"
+        );
+        assert_eq!(std::fs::read_to_string(&b).unwrap(), "bee\n");
+        let m = std::fs::metadata(&a).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(m, 0o640);
+        let pm = std::fs::metadata(dir.path().join("sub"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o7777;
+        assert_eq!(pm, 0o700);
+        // No temp files left behind.
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().starts_with(".edgefleet."))
+            .collect();
+        assert!(leftovers.is_empty());
+    }
+
+    #[tokio::test]
+    async fn short_stdin_keeps_the_old_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.txt").display().to_string();
+        std::fs::write(&a, "old\n").unwrap();
+        let mut e = write_exec(&[fw(&a, "0123456789")], None, None);
+        // Simulate a connection that drops after 4 bytes.
+        e.stdin = Some(crate::transport::Stdin {
+            data: Bytes::from_static(b"0123"),
+            secret: false,
+        });
+        let t = LocalTransport::new("localhost");
+        let out = t.exec(e).await.unwrap();
+        assert!(!out.status.success());
+        assert!(
+            out.stderr_str().contains("incomplete write"),
+            "{}",
+            out.stderr_str()
+        );
+        assert_eq!(std::fs::read_to_string(&a).unwrap(), "old\n");
+        let n = std::fs::read_dir(dir.path()).unwrap().count();
+        assert_eq!(n, 1, "temp file removed");
+    }
+
+    #[test]
+    fn secret_diffs_are_masked() {
+        let d = Diff {
+            path: "/etc/x".into(),
+            before: Some("a\n".into()),
+            after: Some("b\n".into()),
+            secret: true,
+            attrs: vec![],
+        };
+        assert_eq!(render_diff(&d), "/etc/x: <secret changed>\n");
+        let d = Diff { secret: false, ..d };
+        let r = render_diff(&d);
+        assert!(r.contains("-a\n+b\n"), "{r}");
+    }
+}

@@ -1,0 +1,189 @@
+//! Pre-flight: every task's arguments rendered for every host and validated by its module, before any
+//! device is contacted.
+//!
+//! Owns grouping identical problems across hosts ("edge-001, edge-002 and 48 more: ..."). Tasks whose
+//! arguments depend on values only known at run time (registered results, loop items, facts) are validated
+//! when they run instead.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use super::{Executor, PlayRt};
+use crate::diag::{Diagnostic, Diagnostics};
+use crate::playbook::{Play, Playbook, Task, TaskKind};
+use crate::template::context::Context;
+use crate::vars::Vars;
+
+/// What pre-flight found.
+#[derive(Debug, Default)]
+pub struct Preflight {
+    /// Problems that stop the run (exit 4).
+    pub errors: Diagnostics,
+    /// Warnings (grouped across hosts).
+    pub warnings: Vec<String>,
+}
+
+fn leaves<'a>(ts: &'a [Task], out: &mut Vec<&'a Task>) {
+    for t in ts {
+        match &t.kind {
+            TaskKind::Block {
+                block,
+                rescue,
+                always,
+            } => {
+                leaves(block, out);
+                leaves(rescue, out);
+                leaves(always, out);
+            }
+            _ => out.push(t),
+        }
+    }
+}
+
+fn group_hosts(hosts: &[String]) -> String {
+    if hosts.len() <= 3 {
+        hosts.join(", ")
+    } else {
+        format!("{}, {} and {} more", hosts[0], hosts[1], hosts.len() - 2)
+    }
+}
+
+impl Executor {
+    /// Validate every module task of every play for every host it will run on.
+    pub fn preflight(self: &Arc<Self>, playbooks: &[Playbook]) -> Preflight {
+        // (location, message) -> hosts
+        let mut errors: BTreeMap<(String, u64, u64, String), Vec<String>> = BTreeMap::new();
+        let mut warnings: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for pb in playbooks {
+            let dir = pb
+                .path
+                .parent()
+                .map(std::path::PathBuf::from)
+                .unwrap_or_default();
+            for (i, play) in pb.plays.iter().enumerate() {
+                let (hosts, _) = self.play_hosts(play);
+                if hosts.is_empty() {
+                    continue;
+                }
+                let rt = self.prepare_play(play.clone(), i, dir.clone(), hosts.clone());
+                let mut tasks: Vec<&Task> = Vec::new();
+                for (_, ts) in &rt.sections {
+                    leaves(ts, &mut tasks);
+                }
+                leaves(&rt.handlers, &mut tasks);
+                for h in &hosts {
+                    let cx = self.preflight_context(h, &rt, &hosts);
+                    for t in &tasks {
+                        self.preflight_task(h, t, &cx, play, &mut errors, &mut warnings);
+                    }
+                }
+            }
+        }
+        let mut out = Preflight::default();
+        for ((file, line, col, msg), hosts) in errors {
+            let text = std::fs::read_to_string(&file).unwrap_or_default();
+            out.errors.push(
+                Diagnostic::at(file, line, col, format!("{}: {msg}", group_hosts(&hosts)))
+                    .with_source(&text),
+            );
+        }
+        for (msg, hosts) in warnings {
+            out.warnings.push(format!("{}: {msg}", group_hosts(&hosts)));
+        }
+        out
+    }
+
+    fn preflight_context(&self, host: &str, rt: &PlayRt, batch: &[String]) -> Context {
+        let hs = self.host_state(host);
+        let mut base: Vec<Arc<Vars>> = vec![
+            rt.role_defaults.clone(),
+            hs.inv_vars.clone(),
+            Arc::new(self.magic_vars(host, rt, batch)),
+            rt.play_vars.clone(),
+        ];
+        for vf in &rt.play.vars_files {
+            let cx = Context::new(&self.templar, base.clone());
+            if let Ok(v) = self.load_vars_file_pub(vf, rt, &cx) {
+                base.push(v);
+            }
+        }
+        base.push(rt.role_vars.clone());
+        self.context(&base, &[], &hs)
+    }
+
+    fn preflight_task(
+        &self,
+        host: &str,
+        t: &Task,
+        cx: &Context,
+        _play: &Play,
+        errors: &mut BTreeMap<(String, u64, u64, String), Vec<String>>,
+        warnings: &mut BTreeMap<String, Vec<String>>,
+    ) {
+        let TaskKind::Module { module, args } = &t.kind else {
+            return;
+        };
+        if t.loop_.is_some() {
+            return;
+        }
+        let Some(m) = self.registry.get(module) else {
+            return;
+        };
+        let mut scope = Vec::new();
+        if let Some(r) = &t.role {
+            if !r.params.is_empty() {
+                scope.push(Arc::new(r.params.clone()));
+            }
+        }
+        if !t.vars.is_empty() {
+            scope.push(Arc::new(t.vars.clone()));
+        }
+        let tcx = if scope.is_empty() {
+            cx.clone()
+        } else {
+            let mut c = cx.clone();
+            for s in scope {
+                c = c.with_layer(s);
+            }
+            c
+        };
+        // A task whose `when` is false for this host is not validated for it.
+        for w in &t.when {
+            match tcx.eval_condition(w, "when") {
+                Ok(false) => return,
+                Ok(true) => {}
+                Err(_) => break,
+            }
+        }
+        let rendered = match tcx.render_value(args, "args") {
+            Ok(v) => super::host::drop_omit(v),
+            // Depends on something only known at run time (registered values, facts): checked then.
+            Err(e) if e.undefined => return,
+            Err(e) => {
+                errors
+                    .entry(key(t, format!("{}: {}", t.display_name(), e.message)))
+                    .or_default()
+                    .push(host.to_string());
+                return;
+            }
+        };
+        match m.preflight(&rendered, host, &tcx) {
+            Ok(ws) => {
+                for w in ws {
+                    warnings.entry(w).or_default().push(host.to_string());
+                }
+            }
+            Err(e) => errors
+                .entry(key(
+                    t,
+                    format!("task '{}': {}", t.display_name(), e.message),
+                ))
+                .or_default()
+                .push(host.to_string()),
+        }
+    }
+}
+
+fn key(t: &Task, msg: String) -> (String, u64, u64, String) {
+    (t.loc.file.display().to_string(), t.loc.line, t.loc.col, msg)
+}

@@ -1,0 +1,79 @@
+//! `debug`: print a message or a variable (secrets are masked by the reporter).
+
+use async_trait::async_trait;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::*;
+
+/// The `debug` module.
+pub struct Debug;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Args {
+    #[serde(default)]
+    msg: Option<Value>,
+    #[serde(default)]
+    var: Option<String>,
+    #[serde(default)]
+    verbosity: Option<u8>,
+}
+
+#[async_trait]
+impl Module for Debug {
+    fn name(&self) -> &'static str {
+        "debug"
+    }
+
+    fn local_only(&self) -> bool {
+        true
+    }
+
+    fn validate(&self, v: &Value) -> Result<(), ArgError> {
+        validate_args::<Args>("debug", v)?;
+        if let Ok(a) = parse_args::<Args>("debug", v) {
+            if a.msg.is_some() && a.var.is_some() {
+                return Err(ArgError::new("debug: give `msg` or `var`, not both"));
+            }
+        }
+        Ok(())
+    }
+
+    async fn plan(&self, v: &Value, cx: &PlanCtx<'_>) -> Result<Plan, ModuleError> {
+        let a: Args = parse_args("debug", v)?;
+        let mut result = Map::new();
+        let msg = match (&a.var, &a.msg) {
+            (Some(var), _) => {
+                let val = cx
+                    .vars
+                    .eval_expr(var, "debug var")
+                    .unwrap_or_else(|_| Value::String("VARIABLE IS NOT DEFINED!".into()));
+                result.insert(var.clone(), val.clone());
+                format!("{var}: {}", display(&val))
+            }
+            (None, Some(m)) => {
+                result.insert("msg".into(), m.clone());
+                display(m)
+            }
+            (None, None) => {
+                result.insert("msg".into(), Value::String("Hello world!".into()));
+                "Hello world!".into()
+            }
+        };
+        Ok(Plan {
+            msg: Some(msg),
+            result,
+            read_only: true,
+            state: serde_json::json!({"verbosity": a.verbosity.unwrap_or(0)}),
+            ..Plan::default()
+        })
+    }
+}
+
+fn display(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => serde_json::to_string_pretty(other).unwrap_or_default(),
+    }
+}

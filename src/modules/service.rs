@@ -1,0 +1,188 @@
+//! `service` / `systemd_service` / `systemd`: start, stop, restart, reload and enable units.
+//!
+//! The unit's state is a fact (batched with the play's other facts); only what differs is changed.
+
+use async_trait::async_trait;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::*;
+
+/// The service module.
+pub struct Service;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Args {
+    #[serde(alias = "unit")]
+    name: Option<String>,
+    #[serde(default)]
+    state: Option<String>,
+    #[serde(default)]
+    enabled: Option<bool>,
+    #[serde(default)]
+    daemon_reload: bool,
+    #[serde(default)]
+    masked: Option<bool>,
+    #[serde(default)]
+    // Accepted for compatibility with Ansible playbooks; has no effect here.
+    #[allow(dead_code)]
+    scope: Option<String>,
+    #[serde(default)]
+    // Accepted for compatibility with Ansible playbooks; has no effect here.
+    #[allow(dead_code)]
+    no_block: Option<bool>,
+}
+
+fn args(v: &Value) -> Result<Args, ArgError> {
+    let a: Args = parse_args("service", v)?;
+    if let Some(s) = &a.state {
+        if !["started", "stopped", "restarted", "reloaded"].contains(&s.as_str()) {
+            return Err(ArgError::key(
+                "state",
+                format!("service: state `{s}` is not one of started, stopped, restarted, reloaded"),
+            ));
+        }
+    }
+    if a.name.is_none() && !a.daemon_reload {
+        return Err(ArgError::new("service: missing required argument `name`"));
+    }
+    if a.masked.is_some() {
+        return Err(ArgError::key(
+            "masked",
+            "service: `masked` is not supported",
+        ));
+    }
+    Ok(a)
+}
+
+fn state_cmd(name: &str) -> Cmd {
+    Cmd::new("systemctl")
+        .raw("is-active")
+        .raw("--")
+        .arg(name.to_string())
+        .raw("2>/dev/null; printf '|'; systemctl is-enabled --")
+        .arg(name.to_string())
+        .raw("2>/dev/null; true")
+}
+
+#[async_trait]
+impl Module for Service {
+    fn name(&self) -> &'static str {
+        "systemd_service"
+    }
+
+    fn aliases(&self) -> &'static [&'static str] {
+        &["service", "systemd"]
+    }
+
+    fn validate(&self, v: &Value) -> Result<(), ArgError> {
+        validate_args::<Args>("service", v)?;
+        if !contains_template(v) {
+            args(v)?;
+        }
+        Ok(())
+    }
+
+    fn prefetch(&self, v: &Value, _c: &Context) -> Vec<FactReq> {
+        match args(v) {
+            Ok(Args { name: Some(n), .. }) => vec![FactReq::Command {
+                key: format!("systemd:{n}"),
+                cmd: state_cmd(&n),
+            }],
+            _ => vec![],
+        }
+    }
+
+    async fn plan(&self, v: &Value, cx: &PlanCtx<'_>) -> Result<Plan, ModuleError> {
+        let a = args(v)?;
+        let mut cmds = Vec::new();
+        let mut what = Vec::new();
+        if a.daemon_reload {
+            cmds.push(Cmd::new("systemctl").raw("daemon-reload"));
+        }
+        let mut result = Map::new();
+        let mut changed = false;
+        if let Some(name) = &a.name {
+            let out = cx
+                .fact_command(&format!("systemd:{name}"), state_cmd(name))
+                .await?;
+            let text = out.stdout_str();
+            let (active, enabled) = text.split_once('|').unwrap_or((text.as_str(), ""));
+            let (active, enabled) = (active.trim().to_string(), enabled.trim().to_string());
+            let is_active = active == "active" || active == "activating" || active == "reloading";
+            let unit = Cmd::new("systemctl");
+            match a.state.as_deref() {
+                Some("started") if !is_active => {
+                    cmds.push(unit.clone().raw("start").raw("--").arg(name.clone()));
+                    what.push("start");
+                }
+                Some("stopped") if is_active => {
+                    cmds.push(unit.clone().raw("stop").raw("--").arg(name.clone()));
+                    what.push("stop");
+                }
+                Some("restarted") => {
+                    cmds.push(unit.clone().raw("restart").raw("--").arg(name.clone()));
+                    what.push("restart");
+                }
+                Some("reloaded") => {
+                    let verb = if is_active {
+                        "reload-or-restart"
+                    } else {
+                        "start"
+                    };
+                    cmds.push(unit.clone().raw(verb).raw("--").arg(name.clone()));
+                    what.push("reload");
+                }
+                _ => {}
+            }
+            if let Some(en) = a.enabled {
+                let is_enabled = matches!(
+                    enabled.as_str(),
+                    "enabled" | "enabled-runtime" | "static" | "alias"
+                );
+                if en != is_enabled {
+                    let verb = if en { "enable" } else { "disable" };
+                    cmds.push(unit.raw(verb).raw("--").arg(name.clone()));
+                    what.push(verb);
+                }
+            }
+            changed = !what.is_empty();
+            result.insert("name".into(), json!(name));
+            result.insert(
+                "state".into(),
+                json!(match a.state.as_deref() {
+                    Some("stopped") => "stopped",
+                    Some(_) => "started",
+                    None =>
+                        if is_active {
+                            "started"
+                        } else {
+                            "stopped"
+                        },
+                }),
+            );
+            result.insert(
+                "status".into(),
+                json!({"ActiveState": active, "UnitFileState": enabled}),
+            );
+        }
+        let steps = match super::util::join_and(cmds) {
+            Some(c) if changed || a.daemon_reload => vec![Step::Exec {
+                exec: cx.exec(c),
+                what: format!(
+                    "{} {}",
+                    what.join("+"),
+                    a.name.clone().unwrap_or_else(|| "daemon-reload".into())
+                ),
+            }],
+            _ => vec![],
+        };
+        Ok(Plan {
+            changed,
+            steps,
+            result,
+            ..Plan::default()
+        })
+    }
+}

@@ -1,0 +1,178 @@
+//! `wait_for`: wait on the device until a port answers or a path exists (or the opposite), bounded.
+//!
+//! One round trip: the wait loop runs on the device in POSIX sh. Ports are probed with bash's /dev/tcp when
+//! bash exists, else `nc -z`; local listening ports are also found in /proc/net/tcp{,6} without any tool.
+
+use async_trait::async_trait;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::*;
+
+/// The `wait_for` module.
+pub struct WaitFor;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Args {
+    #[serde(default)]
+    host: Option<String>,
+    #[serde(default)]
+    port: Option<u16>,
+    #[serde(default)]
+    path: Option<String>,
+    #[serde(default)]
+    state: Option<String>,
+    #[serde(default = "default_timeout")]
+    timeout: u64,
+    #[serde(default)]
+    delay: u64,
+    #[serde(default = "one")]
+    sleep: u64,
+    #[serde(default)]
+    // Accepted for compatibility with Ansible playbooks; has no effect here.
+    #[allow(dead_code)]
+    connect_timeout: Option<u64>,
+    #[serde(default)]
+    search_regex: Option<String>,
+    #[serde(default)]
+    msg: Option<String>,
+}
+
+fn default_timeout() -> u64 {
+    300
+}
+fn one() -> u64 {
+    1
+}
+
+const SCRIPT: &str = r#"host=$1; port=$2; path=$3; state=$4; timeout=$5; delay=$6; sleep_s=$7; regex=$8
+ef_port_open() {
+  if command -v bash >/dev/null 2>&1; then
+    bash -c 'exec 3<>"/dev/tcp/$0/$1"' "$host" "$port" 2>/dev/null && return 0
+    return 1
+  fi
+  if command -v nc >/dev/null 2>&1; then nc -z -w 2 "$host" "$port" >/dev/null 2>&1; return $?; fi
+  hex=$(printf '%04X' "$port")
+  grep -qi ":$hex [0-9A-F]*:[0-9A-F]* 0A" /proc/net/tcp /proc/net/tcp6 2>/dev/null
+}
+ef_ready() {
+  if [ -n "$path" ]; then
+    case $state in
+      absent) [ ! -e "$path" ]; return $? ;;
+      *) [ -e "$path" ] || return 1
+         if [ -n "$regex" ]; then grep -Eq -- "$regex" "$path" 2>/dev/null; return $?; fi
+         return 0 ;;
+    esac
+  fi
+  case $state in
+    stopped|absent|drained) ! ef_port_open ;;
+    *) ef_port_open ;;
+  esac
+}
+[ "$delay" -gt 0 ] && sleep "$delay"
+start=$(date +%s)
+while :; do
+  if ef_ready; then now=$(date +%s); echo "elapsed=$((now - start))"; exit 0; fi
+  now=$(date +%s)
+  if [ $((now - start)) -ge "$timeout" ]; then echo "elapsed=$((now - start))"; exit 1; fi
+  sleep "$sleep_s"
+done"#;
+
+fn args(v: &Value) -> Result<Args, ArgError> {
+    let a: Args = parse_args("wait_for", v)?;
+    if a.port.is_none() && a.path.is_none() {
+        return Err(ArgError::new("wait_for: give `port` or `path`"));
+    }
+    if let Some(s) = &a.state {
+        if !["started", "stopped", "present", "absent", "drained"].contains(&s.as_str()) {
+            return Err(ArgError::key(
+                "state",
+                format!("wait_for: unknown state `{s}`"),
+            ));
+        }
+    }
+    Ok(a)
+}
+
+#[async_trait]
+impl Module for WaitFor {
+    fn name(&self) -> &'static str {
+        "wait_for"
+    }
+
+    fn validate(&self, v: &Value) -> Result<(), ArgError> {
+        validate_args::<Args>("wait_for", v)?;
+        if !contains_template(v) {
+            args(v)?;
+        }
+        Ok(())
+    }
+
+    async fn plan(&self, v: &Value, cx: &PlanCtx<'_>) -> Result<Plan, ModuleError> {
+        let a = args(v)?;
+        let cmd = Cmd::new("set --")
+            .arg(a.host.clone().unwrap_or_else(|| "127.0.0.1".into()))
+            .arg(a.port.map(|p| p.to_string()).unwrap_or_default())
+            .arg(a.path.clone().unwrap_or_default())
+            .arg(a.state.clone().unwrap_or_else(|| "started".into()))
+            .arg(a.timeout.to_string())
+            .arg(a.delay.to_string())
+            .arg(a.sleep.max(1).to_string())
+            .arg(a.search_regex.clone().unwrap_or_default())
+            .raw(";")
+            .raw(SCRIPT);
+        // The device enforces `timeout`; give the transport a little longer before it gives up.
+        let exec = cx.exec(cmd).timeout(Some(std::time::Duration::from_secs(
+            a.timeout + a.delay + 30,
+        )));
+        let what = match (&a.path, a.port) {
+            (Some(p), _) => format!("wait for {p}"),
+            (None, Some(port)) => format!("wait for port {port}"),
+            _ => "wait".into(),
+        };
+        Ok(Plan {
+            steps: vec![Step::Exec { exec, what }],
+            read_only: true,
+            state: json!({"msg": a.msg, "timeout": a.timeout}),
+            ..Plan::default()
+        })
+    }
+
+    fn interpret(&self, plan: &Plan, outputs: &[Output]) -> Outcome {
+        let Some(o) = outputs.first() else {
+            return default_interpret(plan, outputs);
+        };
+        let elapsed: u64 = o
+            .stdout_str()
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("elapsed=")
+                    .and_then(|n| n.trim().parse().ok())
+            })
+            .unwrap_or(0);
+        let mut result = Map::new();
+        result.insert("elapsed".into(), json!(elapsed));
+        let failed = (!o.status.success()).then(|| {
+            plan.state
+                .get("msg")
+                .and_then(Value::as_str)
+                .map(String::from)
+                .unwrap_or_else(|| {
+                    format!(
+                        "Timeout when waiting (waited {}s)",
+                        plan.state
+                            .get("timeout")
+                            .and_then(Value::as_u64)
+                            .unwrap_or(0)
+                    )
+                })
+        });
+        Outcome {
+            changed: false,
+            failed,
+            result,
+            msg: None,
+        }
+    }
+}

@@ -1,0 +1,350 @@
+//! The typed playbook model the loader produces and the executor runs.
+//!
+//! Pure data: no parsing here (see `load.rs`) and no execution (see `executor/`).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::vars::Vars;
+
+/// Where something was written: file, line, column.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Loc {
+    /// The file.
+    pub file: Arc<PathBuf>,
+    /// 1-based line (0 unknown).
+    pub line: u64,
+    /// 1-based column (0 unknown).
+    pub col: u64,
+}
+
+impl std::fmt::Display for Loc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}",
+            crate::diag::display_path(&self.file),
+            self.line,
+            self.col
+        )
+    }
+}
+
+/// A loaded playbook file.
+#[derive(Debug, Clone)]
+pub struct Playbook {
+    /// The playbook file.
+    pub path: PathBuf,
+    /// Its plays, in order.
+    pub plays: Vec<Play>,
+}
+
+/// One `serial` step: a number of hosts or a percentage of the play's hosts.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Serial {
+    /// This many hosts.
+    Count(usize),
+    /// This percentage of the hosts (rounded down, at least 1).
+    Percent(f64),
+}
+
+/// A role as used by a play or task: the loaded role plus the parameters it was given.
+#[derive(Debug, Clone)]
+pub struct RoleUse {
+    /// The role.
+    pub role: Arc<Role>,
+    /// Role parameters (`- role: x` + other keys, or `vars:`).
+    pub params: Vars,
+    /// `when` on the role.
+    pub when: Vec<String>,
+    /// `tags` on the role.
+    pub tags: Vec<String>,
+}
+
+/// A loaded role.
+#[derive(Debug)]
+pub struct Role {
+    /// Its name.
+    pub name: String,
+    /// Its directory.
+    pub dir: PathBuf,
+    /// `defaults/main.yml`.
+    pub defaults: Vars,
+    /// `vars/main.yml`.
+    pub vars: Vars,
+    /// `tasks/main.yml`.
+    pub tasks: Vec<Task>,
+    /// `handlers/main.yml`.
+    pub handlers: Vec<Task>,
+    /// `meta/main.yml` dependencies, loaded, in order.
+    pub dependencies: Vec<RoleUse>,
+}
+
+/// A play.
+#[derive(Debug, Clone)]
+pub struct Play {
+    /// `name` (or the hosts pattern when unnamed).
+    pub name: String,
+    /// `hosts` pattern.
+    pub hosts: String,
+    /// `vars`.
+    pub vars: Vars,
+    /// `vars_files` (paths as written; templated at run time against the host's vars).
+    pub vars_files: Vec<String>,
+    /// Roles, in order, dependencies expanded (each dependency before its dependant).
+    pub roles: Vec<RoleUse>,
+    /// `pre_tasks`.
+    pub pre_tasks: Vec<Task>,
+    /// `tasks`.
+    pub tasks: Vec<Task>,
+    /// `post_tasks`.
+    pub post_tasks: Vec<Task>,
+    /// `handlers` (play handlers plus every role's handlers).
+    pub handlers: Vec<Task>,
+    /// `serial` batches (empty: all hosts at once).
+    pub serial: Vec<Serial>,
+    /// `max_fail_percentage`.
+    pub max_fail_percentage: Option<f64>,
+    /// `any_errors_fatal`.
+    pub any_errors_fatal: bool,
+    /// `become`.
+    pub become_: Option<bool>,
+    /// `become_user`.
+    pub become_user: Option<String>,
+    /// `gather_facts` (we gather only what tasks need; the flag is accepted for compatibility).
+    pub gather_facts: bool,
+    /// `tags` on the play (inherited by every task).
+    pub tags: Vec<String>,
+    /// `ignore_unreachable`.
+    pub ignore_unreachable: bool,
+    /// The playbook's directory (relative paths, group_vars, roles/).
+    pub dir: PathBuf,
+    /// Where the play starts.
+    pub loc: Loc,
+}
+
+/// `loop_control`.
+#[derive(Debug, Clone, Default)]
+pub struct LoopControl {
+    /// `loop_var` (default `item`).
+    pub loop_var: Option<String>,
+    /// `index_var`.
+    pub index_var: Option<String>,
+    /// `label` (template).
+    pub label: Option<String>,
+    /// `pause` seconds between items.
+    pub pause: Option<f64>,
+}
+
+/// A condition list or a fixed boolean (`changed_when: false`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cond {
+    /// Always this.
+    Fixed(bool),
+    /// All expressions must be true.
+    Exprs(Vec<String>),
+}
+
+/// What a task does.
+#[derive(Debug, Clone)]
+pub enum TaskKind {
+    /// Run a module.
+    Module {
+        /// Canonical module name.
+        module: String,
+        /// Arguments as written (templated at run time).
+        args: Value,
+    },
+    /// `block` / `rescue` / `always`.
+    Block {
+        /// `block`.
+        block: Vec<Task>,
+        /// `rescue`.
+        rescue: Vec<Task>,
+        /// `always`.
+        always: Vec<Task>,
+    },
+    /// `include_tasks` (dynamic: loaded when reached, file name may be templated).
+    IncludeTasks {
+        /// The file as written.
+        file: String,
+        /// Directory relative paths resolve from.
+        base: PathBuf,
+    },
+    /// `include_role` (dynamic).
+    IncludeRole {
+        /// Role name (may be templated).
+        name: String,
+        /// Role search dirs.
+        search: Vec<PathBuf>,
+        /// `tasks_from`.
+        tasks_from: Option<String>,
+    },
+    /// `meta: flush_handlers` and friends.
+    Meta(String),
+}
+
+/// A task (or handler, or block).
+#[derive(Debug, Clone)]
+pub struct Task {
+    /// `name`.
+    pub name: Option<String>,
+    /// What it does.
+    pub kind: TaskKind,
+    /// `when` (all must hold).
+    pub when: Vec<String>,
+    /// `loop` / `with_items` / `with_list` value (a list, or a template producing one).
+    pub loop_: Option<Value>,
+    /// `with_items` flattens one level (Ansible).
+    pub loop_flatten: bool,
+    /// `loop_control`.
+    pub loop_control: LoopControl,
+    /// `register`.
+    pub register: Option<String>,
+    /// `notify` handler names/topics.
+    pub notify: Vec<String>,
+    /// `listen` topics (handlers).
+    pub listen: Vec<String>,
+    /// `changed_when`.
+    pub changed_when: Option<Cond>,
+    /// `failed_when`.
+    pub failed_when: Option<Cond>,
+    /// `ignore_errors`.
+    pub ignore_errors: bool,
+    /// `ignore_unreachable`.
+    pub ignore_unreachable: bool,
+    /// `tags` (own + inherited).
+    pub tags: Vec<String>,
+    /// `become`.
+    pub become_: Option<bool>,
+    /// `become_user`.
+    pub become_user: Option<String>,
+    /// `no_log`.
+    pub no_log: bool,
+    /// `retries` (with `until`).
+    pub retries: Option<u32>,
+    /// `until`.
+    pub until: Option<Vec<String>>,
+    /// `delay` seconds between retries.
+    pub delay: Option<f64>,
+    /// `timeout` seconds for the task's commands.
+    pub timeout: Option<u64>,
+    /// `run_once`.
+    pub run_once: bool,
+    /// `delegate_to` (only `localhost` / `127.0.0.1` are supported).
+    pub delegate_to: Option<String>,
+    /// Task `vars` (and block vars inherited).
+    pub vars: Vars,
+    /// `check_mode` override.
+    pub check_mode: Option<bool>,
+    /// `diff` override.
+    pub diff: Option<bool>,
+    /// `environment` (exported for command/shell).
+    pub environment: Option<Value>,
+    /// `any_errors_fatal` on the task.
+    pub any_errors_fatal: bool,
+    /// The role this task comes from, and the role's parameters.
+    pub role: Option<Arc<RoleCtx>>,
+    /// Directory relative `src:` paths and lookups resolve from (the task file's dir, or the role's).
+    pub base_dir: PathBuf,
+    /// Where it was written.
+    pub loc: Loc,
+}
+
+/// The role a task belongs to, as seen at run time.
+#[derive(Debug, Clone)]
+pub struct RoleCtx {
+    /// Role name.
+    pub name: String,
+    /// Role directory (for `templates/` and `files/`).
+    pub dir: PathBuf,
+    /// Role parameters (high precedence for this role's tasks).
+    pub params: Vars,
+}
+
+impl Task {
+    /// The display name: `name`, else `module` (+ role prefix like Ansible: `role : name`).
+    pub fn display_name(&self) -> String {
+        let base = match (&self.name, &self.kind) {
+            (Some(n), _) => n.clone(),
+            (None, TaskKind::Module { module, .. }) => module.clone(),
+            (None, TaskKind::Block { .. }) => "block".into(),
+            (None, TaskKind::IncludeTasks { file, .. }) => format!("include_tasks {file}"),
+            (None, TaskKind::IncludeRole { name, .. }) => format!("include_role {name}"),
+            (None, TaskKind::Meta(m)) => format!("meta: {m}"),
+        };
+        match &self.role {
+            Some(r) => format!("{} : {base}", r.name),
+            None => base,
+        }
+    }
+
+    /// The module name, when this is a module task.
+    pub fn module(&self) -> Option<&str> {
+        match &self.kind {
+            TaskKind::Module { module, .. } => Some(module),
+            _ => None,
+        }
+    }
+}
+
+impl Play {
+    /// Every task section in execution order: pre_tasks, roles' tasks, tasks, post_tasks.
+    pub fn sections(&self) -> Vec<(&'static str, Vec<Task>)> {
+        let mut role_tasks = Vec::new();
+        for r in &self.roles {
+            role_tasks.extend(role_tasks_for(r));
+        }
+        vec![
+            ("pre_tasks", self.pre_tasks.clone()),
+            ("roles", role_tasks),
+            ("tasks", self.tasks.clone()),
+            ("post_tasks", self.post_tasks.clone()),
+        ]
+    }
+}
+
+/// A role's tasks with the role's `when` and `tags` applied.
+pub fn role_tasks_for(r: &RoleUse) -> Vec<Task> {
+    let mut out = r.role.tasks.clone();
+    for t in &mut out {
+        apply_inherited(t, &r.when, &r.tags, &r.params);
+    }
+    out
+}
+
+fn apply_inherited(t: &mut Task, when: &[String], tags: &[String], params: &Vars) {
+    let mut w = when.to_vec();
+    w.append(&mut t.when);
+    t.when = w;
+    for tag in tags {
+        if !t.tags.contains(tag) {
+            t.tags.push(tag.clone());
+        }
+    }
+    if let Some(rc) = &t.role {
+        if !params.is_empty() {
+            let mut rc2 = (**rc).clone();
+            for (k, v) in params {
+                rc2.params.insert(k.clone(), v.clone());
+            }
+            t.role = Some(Arc::new(rc2));
+        }
+    }
+    if let TaskKind::Block {
+        block,
+        rescue,
+        always,
+    } = &mut t.kind
+    {
+        for x in block
+            .iter_mut()
+            .chain(rescue.iter_mut())
+            .chain(always.iter_mut())
+        {
+            apply_inherited(x, &[], tags, params);
+        }
+    }
+}

@@ -1,0 +1,416 @@
+//! Template contexts with Ansible's lazy variables.
+//!
+//! Owns variable lookup during rendering: a context is a stack of variable layers (precedence order, highest
+//! last) that is never flattened or copied. A variable whose value is itself a template (`image:
+//! "{{ registry }}/agent:1.5.3"`) is rendered when, and only when, a template uses it, against the same
+//! context, with loop detection, and the result is cached for the context's lifetime. Errors inside such a
+//! variable surface where it is used, naming the variable. It must not know where layers come from.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use minijinja::value::{Enumerator, Object, ObjectRepr, Value as JValue};
+use minijinja::{Error, ErrorKind};
+use serde_json::Value;
+
+use crate::template::{single_expression, truthy, Templar, TemplateError};
+use crate::vars::Vars;
+
+/// A rendering context: variable layers (lowest precedence first).
+#[derive(Clone)]
+pub struct Context {
+    inner: Arc<Lazy>,
+}
+
+struct Lazy {
+    templar: Templar,
+    layers: Vec<Arc<Vars>>,
+    cache: Mutex<HashMap<String, JValue>>,
+    resolving: Mutex<HashSet<String>>,
+}
+
+impl std::fmt::Debug for Lazy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print values (secrets).
+        write!(f, "<variables>")
+    }
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print values (secrets).
+        write!(f, "Context({} layers)", self.inner.layers.len())
+    }
+}
+
+fn has_template(v: &Value) -> bool {
+    match v {
+        Value::String(s) => Templar::is_template(s),
+        Value::Array(a) => a.iter().any(has_template),
+        Value::Object(o) => o
+            .iter()
+            .any(|(k, v)| Templar::is_template(k) || has_template(v)),
+        _ => false,
+    }
+}
+
+impl Lazy {
+    fn raw(&self, key: &str) -> Option<&Value> {
+        self.layers.iter().rev().find_map(|l| l.get(key))
+    }
+
+    fn resolve_value(self: &Arc<Self>, v: &Value, name: &str) -> Result<JValue, Error> {
+        match v {
+            Value::String(s) if Templar::is_template(s) => {
+                let ctx = JValue::from_dyn_object(self.clone());
+                let env = self.templar.env();
+                if let Some(expr) = single_expression(s) {
+                    let e = env.compile_expression_owned(expr.to_string())?;
+                    let out = e.eval(ctx)?;
+                    if out.is_undefined() {
+                        return Err(Error::new(
+                            ErrorKind::UndefinedError,
+                            format!("`{expr}` is undefined (in variable `{name}`)"),
+                        ));
+                    }
+                    Ok(out)
+                } else {
+                    env.render_named_str(name, s, ctx).map(JValue::from)
+                }
+            }
+            Value::Array(a) if has_template(v) => a
+                .iter()
+                .map(|x| self.resolve_value(x, name))
+                .collect::<Result<Vec<_>, _>>()
+                .map(JValue::from),
+            Value::Object(o) if has_template(v) => {
+                let mut pairs = Vec::with_capacity(o.len());
+                for (k, x) in o {
+                    let key = if Templar::is_template(k) {
+                        let ctx = JValue::from_dyn_object(self.clone());
+                        self.templar.env().render_named_str(name, k, ctx)?
+                    } else {
+                        k.clone()
+                    };
+                    pairs.push((key, self.resolve_value(x, name)?));
+                }
+                Ok(JValue::from_pairs(pairs))
+            }
+            other => Ok(JValue::from(minijinja::value::Serde(other))),
+        }
+    }
+}
+
+impl Object for Lazy {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Map
+    }
+
+    fn get_value(self: &Arc<Self>, key: &JValue) -> Option<JValue> {
+        let k = key.as_str()?;
+        if k == "vars" && self.raw("vars").is_none() {
+            // Ansible's `vars['name']`.
+            return Some(JValue::from_dyn_object(self.clone()));
+        }
+        if let Some(v) = self.cache.lock().ok()?.get(k) {
+            return Some(v.clone());
+        }
+        let raw = self.raw(k)?;
+        if !has_template(raw) {
+            let v = JValue::from(minijinja::value::Serde(raw));
+            if let Ok(mut c) = self.cache.lock() {
+                c.insert(k.to_string(), v.clone());
+            }
+            return Some(v);
+        }
+        {
+            let mut r = self.resolving.lock().ok()?;
+            if !r.insert(k.to_string()) {
+                return Some(JValue::from(Error::new(
+                    ErrorKind::InvalidOperation,
+                    format!("recursive loop detected in the value of variable `{k}`"),
+                )));
+            }
+        }
+        let res = self.resolve_value(raw, k);
+        if let Ok(mut r) = self.resolving.lock() {
+            r.remove(k);
+        }
+        match res {
+            Ok(v) => {
+                if let Ok(mut c) = self.cache.lock() {
+                    c.insert(k.to_string(), v.clone());
+                }
+                Some(v)
+            }
+            Err(e) => {
+                let msg = format!("in variable `{k}`: {}", short(&e));
+                Some(JValue::from(Error::new(e.kind(), msg)))
+            }
+        }
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        let mut seen = HashSet::new();
+        let mut keys = Vec::new();
+        for l in self.layers.iter().rev() {
+            for k in l.keys() {
+                if seen.insert(k.clone()) {
+                    keys.push(JValue::from(k.clone()));
+                }
+            }
+        }
+        Enumerator::Values(keys)
+    }
+}
+
+/// The short text of an error (never the debug form, which prints variable values).
+fn short(e: &Error) -> String {
+    let mut m = e.to_string();
+    if let Some(d) = e.detail() {
+        if !m.contains(d) {
+            m = format!("{m}: {d}");
+        }
+    }
+    m
+}
+
+fn convert(e: &Error, name: &str) -> TemplateError {
+    let mut message = short(e);
+    if !message.contains(name) {
+        message = match e.line() {
+            Some(l) => format!("{message} (in {name}:{l})"),
+            None => format!("{message} (in {name})"),
+        };
+    }
+    TemplateError {
+        message: crate::vars::redact::redact(&message).into_owned(),
+        line: e.line(),
+        undefined: matches!(e.kind(), ErrorKind::UndefinedError)
+            || message.contains("is undefined"),
+    }
+}
+
+impl Context {
+    /// A context over `layers` (lowest precedence first).
+    pub fn new(templar: &Templar, layers: Vec<Arc<Vars>>) -> Self {
+        Context {
+            inner: Arc::new(Lazy {
+                templar: templar.clone(),
+                layers,
+                cache: Mutex::new(HashMap::new()),
+                resolving: Mutex::new(HashSet::new()),
+            }),
+        }
+    }
+
+    /// A context with one more layer on top (loop items, registered results).
+    pub fn with_layer(&self, top: Arc<Vars>) -> Self {
+        let mut layers = self.inner.layers.clone();
+        layers.push(top);
+        Context::new(&self.inner.templar, layers)
+    }
+
+    /// The templar.
+    pub fn templar(&self) -> &Templar {
+        &self.inner.templar
+    }
+
+    fn value(&self) -> JValue {
+        JValue::from_dyn_object(self.inner.clone())
+    }
+
+    /// Is a variable defined (in any layer)?
+    pub fn contains(&self, key: &str) -> bool {
+        self.inner.raw(key).is_some()
+    }
+
+    /// A variable's raw value (templates not rendered).
+    pub fn raw(&self, key: &str) -> Option<&Value> {
+        self.inner.raw(key)
+    }
+
+    /// A variable's value, rendered.
+    pub fn get(&self, key: &str) -> Result<Option<Value>, TemplateError> {
+        let Some(v) = self.inner.get_value(&JValue::from(key)) else {
+            return Ok(None);
+        };
+        to_json_checked(&v, key).map(Some)
+    }
+
+    /// All variables flattened (raw values, highest precedence wins).
+    pub fn flatten(&self) -> Vars {
+        let mut out = Vars::new();
+        for l in &self.inner.layers {
+            for (k, v) in l.iter() {
+                out.insert(k.clone(), v.clone());
+            }
+        }
+        out
+    }
+
+    /// Render a template string.
+    pub fn render_str(&self, source: &str, name: &str) -> Result<String, TemplateError> {
+        if !Templar::is_template(source) {
+            return Ok(source.to_string());
+        }
+        self.inner
+            .templar
+            .env()
+            .render_named_str(name, source, self.value())
+            .map_err(|e| convert(&e, name))
+    }
+
+    /// Render a template file.
+    pub fn render_file(&self, path: &std::path::Path) -> Result<String, TemplateError> {
+        let src = std::fs::read_to_string(path).map_err(|e| TemplateError {
+            message: format!("cannot read template {}: {e}", path.display()),
+            line: None,
+            undefined: false,
+        })?;
+        let name = crate::diag::display_path(path);
+        self.inner
+            .templar
+            .env()
+            .render_named_str(&name, &src, self.value())
+            .map_err(|e| convert(&e, &name))
+    }
+
+    /// Evaluate an expression (braces optional).
+    pub fn eval_expr(&self, expr: &str, name: &str) -> Result<Value, TemplateError> {
+        let t = expr.trim();
+        let inner = single_expression(t).unwrap_or(t);
+        let env = self.inner.templar.env();
+        let e = env
+            .compile_expression_owned(inner.to_string())
+            .map_err(|e| convert(&e, name))?;
+        let v = e.eval(self.value()).map_err(|e| convert(&e, name))?;
+        if v.is_undefined() {
+            let mut missing: Vec<String> = e
+                .undeclared_variables(false)
+                .into_iter()
+                .filter(|n| !self.contains(n))
+                .collect();
+            missing.sort();
+            let what = if missing.is_empty() {
+                format!("`{inner}` is undefined")
+            } else {
+                format!("`{}` is undefined", missing.join("`, `"))
+            };
+            return Err(TemplateError {
+                message: format!("undefined value: {what} (in {name})"),
+                line: None,
+                undefined: true,
+            });
+        }
+        to_json_checked(&v, name)
+    }
+
+    /// Evaluate a condition.
+    pub fn eval_condition(&self, expr: &str, name: &str) -> Result<bool, TemplateError> {
+        Ok(truthy(&self.eval_expr(expr, name)?))
+    }
+
+    /// Render every string in a value; `"{{ expr }}"` keeps the expression's type.
+    pub fn render_value(&self, v: &Value, name: &str) -> Result<Value, TemplateError> {
+        match v {
+            Value::String(s) if Templar::is_template(s) => match single_expression(s) {
+                Some(expr) => self.eval_expr(expr, name),
+                None => Ok(Value::String(self.render_str(s, name)?)),
+            },
+            Value::Array(a) => a
+                .iter()
+                .map(|x| self.render_value(x, name))
+                .collect::<Result<Vec<_>, _>>()
+                .map(Value::Array),
+            Value::Object(o) => {
+                let mut out = serde_json::Map::with_capacity(o.len());
+                for (k, x) in o {
+                    out.insert(self.render_str(k, name)?, self.render_value(x, name)?);
+                }
+                Ok(Value::Object(out))
+            }
+            _ => Ok(v.clone()),
+        }
+    }
+}
+
+/// Convert to JSON, failing on invalid values (errors from lazy variables) and keeping them readable.
+fn to_json_checked(v: &JValue, name: &str) -> Result<Value, TemplateError> {
+    if v.is_undefined() || v.is_none() {
+        return Ok(Value::Null);
+    }
+    serde_json::to_value(v).map_err(|e| TemplateError {
+        message: crate::vars::redact::redact(&format!("{e} (in {name})")).into_owned(),
+        line: None,
+        undefined: e.to_string().contains("undefined"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn layer(v: Value) -> Arc<Vars> {
+        Arc::new(v.as_object().cloned().unwrap())
+    }
+
+    #[test]
+    fn variables_are_rendered_lazily_and_recursively() {
+        let t = Templar::new();
+        let c = Context::new(
+            &t,
+            vec![
+                layer(json!({"registry": "lab.azurecr.io", "tag": "1.5.3"})),
+                layer(
+                    json!({"image": "{{ registry }}/azureiotedge-agent:{{ tag }}", "imgs": ["{{ image }}"], "n": "{{ 2 + 3 }}"}),
+                ),
+            ],
+        );
+        assert_eq!(
+            c.render_str("{{ image }}", "t").unwrap(),
+            "lab.azurecr.io/azureiotedge-agent:1.5.3"
+        );
+        assert_eq!(
+            c.render_value(&json!("{{ imgs }}"), "t").unwrap(),
+            json!(["lab.azurecr.io/azureiotedge-agent:1.5.3"])
+        );
+        assert_eq!(c.eval_expr("n + 1", "t").unwrap(), json!(6));
+        assert_eq!(c.render_str("{{ vars['tag'] }}", "t").unwrap(), "1.5.3");
+    }
+
+    #[test]
+    fn higher_layers_win_and_broken_vars_fail_only_when_used() {
+        let t = Templar::new();
+        let c = Context::new(
+            &t,
+            vec![
+                layer(
+                    json!({"a": 1, "broken": "{{ nope }}", "loop1": "{{ loop2 }}", "loop2": "{{ loop1 }}"}),
+                ),
+                layer(json!({"a": 2})),
+            ],
+        );
+        assert_eq!(c.render_str("{{ a }}", "t").unwrap(), "2");
+        let e = c.render_str("x{{ broken }}", "task x").unwrap_err();
+        assert!(e.message.contains("broken"), "{}", e.message);
+        assert!(c
+            .render_str("{{ loop1 }}", "t")
+            .unwrap_err()
+            .message
+            .contains("recursive"));
+        assert!(!c.eval_condition("missing is defined", "t").unwrap());
+        assert!(c.eval_condition("missing", "t").unwrap_err().undefined);
+        assert!(c.eval_condition("broken is defined", "t").unwrap());
+    }
+
+    #[test]
+    fn with_layer_overrides() {
+        let t = Templar::new();
+        let c = Context::new(&t, vec![layer(json!({"item": 1, "x": "{{ item }}"}))]);
+        let c2 = c.with_layer(layer(json!({"item": 5})));
+        assert_eq!(c2.render_str("{{ x }}", "t").unwrap(), "5");
+        assert_eq!(c.render_str("{{ x }}", "t").unwrap(), "1");
+    }
+}
