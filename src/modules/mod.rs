@@ -481,7 +481,7 @@ pub fn arg_error(module: &str, msg: &str) -> ArgError {
     if let Some(rest) = msg.strip_prefix("unknown field `") {
         if let Some(end) = rest.find('`') {
             let field = &rest[..end];
-            let expected: Vec<&str> = rest[end..]
+            let expected: Vec<&str> = rest[end + 1..]
                 .split('`')
                 .enumerate()
                 .filter(|(i, _)| i % 2 == 1)

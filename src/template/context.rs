@@ -27,6 +27,9 @@ struct Lazy {
     layers: Vec<Arc<Vars>>,
     cache: Mutex<HashMap<String, JValue>>,
     resolving: Mutex<HashSet<String>>,
+    /// Variables whose value failed to render because something inside is undefined: they count as
+    /// undefined themselves (as in Ansible), and this says why.
+    undefined_because: Mutex<HashMap<String, String>>,
 }
 
 impl std::fmt::Debug for Lazy {
@@ -143,6 +146,14 @@ impl Object for Lazy {
                 }
                 Some(v)
             }
+            Err(e)
+                if e.kind() == ErrorKind::UndefinedError || short(&e).contains("is undefined") =>
+            {
+                if let Ok(mut u) = self.undefined_because.lock() {
+                    u.insert(k.to_string(), short(&e));
+                }
+                None
+            }
             Err(e) => {
                 let msg = format!("in variable `{k}`: {}", short(&e));
                 Some(JValue::from(Error::new(e.kind(), msg)))
@@ -200,6 +211,7 @@ impl Context {
                 layers,
                 cache: Mutex::new(HashMap::new()),
                 resolving: Mutex::new(HashSet::new()),
+                undefined_because: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -249,6 +261,22 @@ impl Context {
         out
     }
 
+    /// Add why a nested variable was undefined ("`image` is undefined" because "`registry` is undefined").
+    fn explain(&self, mut e: TemplateError) -> TemplateError {
+        if let Ok(u) = self.inner.undefined_because.lock() {
+            let mut why: Vec<String> = u
+                .iter()
+                .filter(|(k, _)| e.message.contains(&format!("`{k}`")))
+                .map(|(k, m)| format!("`{k}` uses something undefined: {m}"))
+                .collect();
+            why.sort();
+            if !why.is_empty() {
+                e.message = format!("{} ({})", e.message, why.join("; "));
+            }
+        }
+        e
+    }
+
     /// Render a template string.
     pub fn render_str(&self, source: &str, name: &str) -> Result<String, TemplateError> {
         if !Templar::is_template(source) {
@@ -258,7 +286,7 @@ impl Context {
             .templar
             .env()
             .render_named_str(name, source, self.value())
-            .map_err(|e| convert(&e, name))
+            .map_err(|e| self.explain(convert(&e, name)))
     }
 
     /// Render a template file.
@@ -273,7 +301,7 @@ impl Context {
             .templar
             .env()
             .render_named_str(&name, &src, self.value())
-            .map_err(|e| convert(&e, &name))
+            .map_err(|e| self.explain(convert(&e, &name)))
     }
 
     /// Evaluate an expression (braces optional).
@@ -297,11 +325,11 @@ impl Context {
             } else {
                 format!("`{}` is undefined", missing.join("`, `"))
             };
-            return Err(TemplateError {
+            return Err(self.explain(TemplateError {
                 message: format!("undefined value: {what} (in {name})"),
                 line: None,
                 undefined: true,
-            });
+            }));
         }
         to_json_checked(&v, name)
     }
@@ -402,7 +430,9 @@ mod tests {
             .contains("recursive"));
         assert!(!c.eval_condition("missing is defined", "t").unwrap());
         assert!(c.eval_condition("missing", "t").unwrap_err().undefined);
-        assert!(c.eval_condition("broken is defined", "t").unwrap());
+        // Like Ansible: a variable whose template uses something undefined is itself undefined.
+        assert!(!c.eval_condition("broken is defined", "t").unwrap());
+        assert!(e.message.contains("nope"), "{}", e.message);
     }
 
     #[test]
