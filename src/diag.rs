@@ -151,6 +151,10 @@ impl fmt::Display for Diagnostics {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (i, d) in self.0.iter().enumerate() {
             if i > 0 {
+                // A blank line between problems that carry a snippet keeps them readable.
+                if self.0[i - 1].snippet.is_some() {
+                    writeln!(f)?;
+                }
                 writeln!(f)?;
             }
             write!(f, "error: {d}")?;

@@ -56,6 +56,8 @@ pub(crate) struct HostRun {
     notified: Vec<String>,
     dyn_handlers: Vec<Task>,
     handler_mode: bool,
+    /// The last task that failed on this host and its message (for `ansible_failed_task` in rescue).
+    last_failed: std::sync::Mutex<Option<(String, String)>>,
 }
 
 impl Executor {
@@ -197,6 +199,7 @@ impl Executor {
             notified: vec![],
             dyn_handlers: vec![],
             handler_mode: false,
+            last_failed: std::sync::Mutex::new(None),
         };
         run.prefetch().await;
         let sections = rt.sections.clone();
@@ -502,13 +505,17 @@ impl HostRun {
                     let mut flow = self.run_list(block).await;
                     if let Flow::Failed(msg) = &flow {
                         if !rescue.is_empty() {
-                            self.hs.set_runtime(
-                                "ansible_failed_task",
-                                json!({"name": t.display_name()}),
-                            );
+                            let (name, m) = self
+                                .last_failed
+                                .lock()
+                                .ok()
+                                .and_then(|l| l.clone())
+                                .unwrap_or_else(|| (t.display_name(), msg.clone()));
+                            self.hs
+                                .set_runtime("ansible_failed_task", json!({ "name": name }));
                             self.hs.set_runtime(
                                 "ansible_failed_result",
-                                json!({"msg": msg, "failed": true}),
+                                json!({ "msg": m, "failed": true }),
                             );
                             self.hs.acc(|a| {
                                 a.rescued += 1;
@@ -644,6 +651,9 @@ impl HostRun {
     }
 
     fn note_failure(&self, t: &Task, msg: &str) -> Flow {
+        if let Ok(mut l) = self.last_failed.lock() {
+            *l = Some((t.display_name(), msg.to_string()));
+        }
         let first = format!("{}: {}", t.display_name(), msg.lines().next().unwrap_or(""));
         self.hs.acc(|a| {
             if a.first_error.is_none() {
