@@ -101,19 +101,17 @@ pub fn render_diff(d: &Diff) -> String {
     if d.before == d.after {
         return out;
     }
-    if d.secret
-        || d.before
-            .as_deref()
-            .is_some_and(crate::vars::redact::contains_secret)
-        || d.after
-            .as_deref()
-            .is_some_and(crate::vars::redact::contains_secret)
-    {
+    if d.secret {
         out.push_str(&format!("{}: <secret changed>\n", d.path));
         return out;
     }
-    let before = d.before.clone().unwrap_or_default();
-    let after = d.after.clone().unwrap_or_default();
+    // Values known to be secret are masked on both sides before diffing; if only they changed, say so.
+    let before = crate::vars::redact::redact(d.before.as_deref().unwrap_or_default()).into_owned();
+    let after = crate::vars::redact::redact(d.after.as_deref().unwrap_or_default()).into_owned();
+    if before == after {
+        out.push_str(&format!("{}: <secret changed>\n", d.path));
+        return out;
+    }
     let old_name = if d.before.is_some() {
         format!("before: {}", d.path)
     } else {

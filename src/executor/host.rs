@@ -1039,9 +1039,9 @@ impl HostRun {
         let outcome = if check && !plan.read_only {
             Outcome {
                 changed: plan.changed,
-                failed: None,
                 result: plan.result.clone(),
                 msg: plan.msg.clone(),
+                ..Outcome::default()
             }
         } else {
             match self.apply(&plan, m, &transport, become_, t).await {
@@ -1049,6 +1049,19 @@ impl HostRun {
                 Err(e) => return transport_failure(e),
             }
         };
+        for w in &outcome.warnings {
+            self.ex.emit(Event::Warning {
+                host: Some(self.hs.name.clone()),
+                message: w.clone(),
+            });
+        }
+        if let Some((checks, passed)) = &outcome.verify {
+            self.ex.emit(Event::Verify {
+                host: self.hs.name.clone(),
+                checks: checks.clone(),
+                passed: *passed,
+            });
+        }
         if let Some(f) = &plan.set_facts {
             for (k, v) in f {
                 self.hs.set_runtime(k, v.clone());
@@ -1119,6 +1132,7 @@ impl HostRun {
                             )),
                             result: plan.result.clone(),
                             msg: None,
+                            ..Outcome::default()
                         });
                     }
                     for f in files {

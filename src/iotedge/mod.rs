@@ -7,7 +7,19 @@ use std::sync::Arc;
 
 use crate::modules::Module;
 
+pub mod certs;
+pub mod check;
+pub mod config;
+pub mod daemon;
+
 /// The IoT Edge modules (registered with the generic ones).
 pub fn modules() -> Vec<Arc<dyn Module>> {
-    Vec::new()
+    use crate::modules::*;
+    vec![
+        Arc::new(iotedge_config::IotedgeConfig),
+        Arc::new(iotedge_apply::IotedgeApply),
+        Arc::new(docker_daemon::DockerDaemon),
+        Arc::new(edge_ca::EdgeCa),
+        Arc::new(iotedge_verify::IotedgeVerify),
+    ]
 }

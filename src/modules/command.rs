@@ -243,6 +243,7 @@ impl Module for Command {
             failed,
             result,
             msg: None,
+            ..Outcome::default()
         }
     }
 }

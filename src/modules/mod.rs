@@ -21,7 +21,12 @@ pub mod assert;
 pub mod command;
 pub mod copy;
 pub mod debug;
+pub mod docker_daemon;
+pub mod edge_ca;
 pub mod file;
+pub mod iotedge_apply;
+pub mod iotedge_config;
+pub mod iotedge_verify;
 pub mod ping;
 pub mod service;
 pub mod set_fact;
@@ -195,6 +200,10 @@ pub struct Outcome {
     pub result: Map<String, Value>,
     /// Message.
     pub msg: Option<String>,
+    /// Verification results (iotedge_verify): per-check results and the verdict.
+    pub verify: Option<(Vec<crate::report::CheckResult>, bool)>,
+    /// Warnings to show.
+    pub warnings: Vec<String>,
 }
 
 /// Facts a module wants gathered before the play runs (batched into one round trip with everyone else's).
@@ -348,9 +357,9 @@ pub trait Module: Send + Sync {
 pub fn default_interpret(plan: &Plan, outputs: &[Output]) -> Outcome {
     let mut out = Outcome {
         changed: plan.changed,
-        failed: None,
         result: plan.result.clone(),
         msg: plan.msg.clone(),
+        ..Outcome::default()
     };
     let execs = plan.steps.iter().filter_map(|s| match s {
         Step::Exec { what, .. } => Some(what.as_str()),

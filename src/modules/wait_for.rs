@@ -173,6 +173,7 @@ impl Module for WaitFor {
             failed,
             result,
             msg: None,
+            ..Outcome::default()
         }
     }
 }
