@@ -84,6 +84,8 @@ impl Templar {
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
         filters::register(&mut env);
         env.set_formatter(format_value);
+        // Ansible never auto-escapes; minijinja would JSON/HTML-escape `*.json.j2`, `*.yml.j2`, `*.html.j2`.
+        env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
         Templar { env: Arc::new(env) }
     }
 

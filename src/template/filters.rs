@@ -160,19 +160,18 @@ fn from_j(v: &J) -> Value {
 
 /// Jinja's `default(default_value='', boolean=False)`; also accepts the chained-undefined marker.
 /// Jinja2 docs: `{{ my_variable|default('my_variable is not defined') }}`.
-fn default(
-    value: &Value,
-    other: Option<Value>,
-    boolean: Option<Value>,
-    kwargs: Kwargs,
-) -> Result<Value, Error> {
-    let other = match other {
-        Some(o) => o,
+fn default(value: &Value, args: Rest<Value>, kwargs: Kwargs) -> Result<Value, Error> {
+    // `Rest` (not `Option<Value>`) so that an explicit `default(none)` gives none, not ''.
+    if args.len() > 2 {
+        return Err(Error::from(ErrorKind::TooManyArguments));
+    }
+    let other = match args.first() {
+        Some(o) => o.clone(),
         None => kwargs
             .get::<Option<Value>>("default_value")?
             .unwrap_or(Value::from("")),
     };
-    let boolean = match boolean {
+    let boolean = match args.get(1) {
         Some(b) => b.is_true(),
         None => kwargs.get::<Option<bool>>("boolean")?.unwrap_or(false),
     };
@@ -675,7 +674,7 @@ fn regex_replace(
     let (out, n) = pyre::subn(&re, &parts, &s, count);
     if mandatory_count != 0 && mandatory_count != n {
         return Err(err(format!(
-            "regex_replace: {pattern:?} should match {mandatory_count} times, but matches {n} times"
+            "regex_replace: the pattern should match {mandatory_count} times, but matches {n} times"
         )));
     }
     Ok(out)
@@ -708,12 +707,12 @@ fn regex_search(
         } else if let Some(rest) = a.strip_prefix('\\') {
             let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
             groups.push(G::I(digits.parse().map_err(|_| {
-                err(format!("regex_search: unknown argument {a:?}"))
+                err("regex_search: group arguments look like '\\1' or '\\g<name>'")
             })?));
         } else {
-            return Err(err(format!(
-                "regex_search: unknown argument {a:?} (use '\\\\1' or '\\\\g<name>')"
-            )));
+            return Err(err(
+                "regex_search: group arguments look like '\\1' or '\\g<name>'",
+            ));
         }
     }
     let s = text(state, v)?;
@@ -730,10 +729,10 @@ fn regex_search(
         let m = match &g {
             G::I(i) if *i < re.captures_len() => caps.get(*i),
             G::N(n) if re.capture_names().flatten().any(|x| x == n) => caps.name(n),
-            G::I(i) => return Err(err(format!("regex_search: no group {i} in {regex:?}"))),
+            G::I(i) => return Err(err(format!("regex_search: the pattern has no group {i}"))),
             G::N(n) => {
                 return Err(err(format!(
-                    "regex_search: no group named {n:?} in {regex:?}"
+                    "regex_search: the pattern has no group named {n:?}"
                 )))
             }
         };
@@ -1094,9 +1093,7 @@ fn hash(state: &State, v: &Value, algo: Option<String>) -> Result<String, Error>
     let algo = algo.unwrap_or_else(|| "sha1".into());
     let s = text(state, v)?;
     hexdigest(s.as_bytes(), &algo).ok_or_else(|| {
-        err(format!(
-            "hash: unsupported hash type {algo:?} (md5, sha1, sha224, sha256, sha384, sha512)"
-        ))
+        err("hash: unsupported hash type (use md5, sha1, sha224, sha256, sha384 or sha512)")
     })
 }
 
@@ -1298,6 +1295,7 @@ mod tests {
         assert_eq!(r("{{ none | d('q') }}"), "");
         assert_eq!(r("{{ none | d('q', true) }}"), "q");
         assert_eq!(r("{{ x | default(boolean=true) }}"), "");
+        assert_eq!(r("{{ x | default(none) is none }}"), "True");
         assert!(e("{{ x | mandatory }}").contains("Mandatory variable 'x' not defined."));
         assert!(e("{{ x.y | mandatory }}").contains("Mandatory variable 'x.y' not defined."));
         assert!(e("{{ x | mandatory('need x') }}").contains("need x"));

@@ -180,7 +180,7 @@ fn run(state: &State, name: &str, terms: &[Value], kwargs: &Kwargs) -> Result<Ve
                         None => default.clone().ok_or_else(|| {
                             Error::new(
                                 ErrorKind::UndefinedError,
-                                format!("lookup('vars'): no variable named {term:?} was found"),
+                                format!("lookup('vars'): no variable named {} was found", shown_name(&term)),
                             )
                         }),
                     }
@@ -216,15 +216,32 @@ fn run(state: &State, name: &str, terms: &[Value], kwargs: &Kwargs) -> Result<Ve
                 };
                 for k in obj.try_iter().into_iter().flatten() {
                     let v = t.get_item(&k)?;
-                    out.push(Value::from_iter([("key", k), ("value", v)]));
+                    out.push(Value::from_pairs([("key", k), ("value", v)]));
                 }
             }
             Ok(out)
         }
         other => Err(err(format!(
-            "lookup plugin {other:?} is not available (edgefleet provides file, env, vars, items, list, dict, \
-             indexed_items)"
+            "lookup plugin {} is not available (edgefleet provides file, env, vars, items, list, dict, \
+             indexed_items)",
+            shown_name(other)
         ))),
+    }
+}
+
+/// A computed name in an error message: shown only if it looks like a variable/plugin name, since it may come
+/// from a variable holding anything (a secret, say).
+fn shown_name(name: &str) -> String {
+    let ident = !name.is_empty()
+        && name.len() <= 100
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.');
+    if ident {
+        format!("{name:?}")
+    } else {
+        "(a computed name that is not a valid identifier)".to_string()
     }
 }
 

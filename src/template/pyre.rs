@@ -4,10 +4,10 @@
 //! Owns translating a Python pattern into the `regex` crate's dialect (`\Z`, literal `{`, `{,n}`, `[` inside
 //! classes, `(?#...)` comments) and Python replacement templates (`\1`, `\g<1>`, `\g<name>`, `\n`) into
 //! expansions. What the `regex` crate cannot do (backreferences in patterns, lookaround, conditionals) is a
-//! clear error, never a silently different match. Known difference: without `multiline`, Python's `$` also
+//! clear error, never a silently different match. Errors never quote the pattern or the text (either may come
+//! from a variable holding a secret). Known difference: without `multiline`, Python's `$` also
 //! matches before a final newline; ours matches only at the very end; and after an empty match Python retries
-//! the same position for a non-empty one (`re.sub("|a", "-", "a")` is `---`), we step one character. Error messages name the pattern (written
-//! by the playbook author) but never the subject string (which may be a secret).
+//! the same position for a non-empty one (`re.sub("|a", "-", "a")` is `---`), we step one character.
 
 use regex::{Captures, Regex};
 
@@ -28,7 +28,10 @@ pub fn compile(pattern: &str, ignorecase: bool, multiline: bool) -> Result<Regex
     Regex::new(&p).map_err(|e| {
         let detail = e.to_string();
         let last = detail.lines().last().unwrap_or("").trim();
-        format!("invalid regular expression {pattern:?}: {last}")
+        format!(
+            "invalid regular expression: {}",
+            last.trim_start_matches("error: ")
+        )
     })
 }
 
@@ -41,16 +44,14 @@ pub fn translate(p: &str) -> Result<String, String> {
     let mut class_start = false;
     let unsupported = |what: &str| {
         Err(format!(
-            "{what} in regular expression {p:?} is not supported"
+            "{what} in a regular expression is not supported here"
         ))
     };
     while i < chars.len() {
         let c = chars[i];
         if c == '\\' {
             let Some(&n) = chars.get(i + 1) else {
-                return Err(format!(
-                    "regular expression {p:?} ends with a lone backslash"
-                ));
+                return Err("the regular expression ends with a lone backslash".into());
             };
             match n {
                 'Z' if !in_class => out.push_str("\\z"),
@@ -104,7 +105,9 @@ pub fn translate(p: &str) -> Result<String, String> {
                             continue;
                         }
                         None => {
-                            return Err(format!("unterminated comment in regular expression {p:?}"))
+                            return Err(
+                                "unterminated (?#...) comment in the regular expression".into()
+                            )
                         }
                     }
                 }
@@ -184,7 +187,7 @@ pub fn parse_replacement(repl: &str, re: &Regex) -> Result<Vec<ReplPart>, String
     let mut parts = Vec::new();
     let mut lit = String::new();
     let mut i = 0;
-    let bad = |what: String| Err(format!("invalid replacement {repl:?}: {what}"));
+    let bad = |what: String| Err(format!("invalid replacement string: {what}"));
     while i < chars.len() {
         let c = chars[i];
         if c != '\\' {

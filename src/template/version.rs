@@ -3,7 +3,8 @@
 //! Owns the three version schemes Ansible offers: `loose` (distutils' LooseVersion, the default: numbers and
 //! lowercase words compared in order; comparing a number with a word is an error, as in Python), `strict`
 //! (StrictVersion: `N.N[.N][{a|b}N]`) and `semver`/`semantic` (SemVer 2.0 precedence; build metadata ignored).
-//! `pep440` needs Python's `packaging` and is refused with a clear message. It knows nothing about templates.
+//! `pep440` needs Python's `packaging` and is refused with a clear message. Errors never quote the versions
+//! (they may come from variables). It knows nothing about templates.
 
 use std::cmp::Ordering;
 
@@ -112,10 +113,9 @@ fn loose_cmp(a: &str, b: &str) -> Result<Ordering, String> {
             (Part::Num(x), Part::Num(y)) => x.cmp(y),
             (Part::Word(x), Part::Word(y)) => x.cmp(y),
             _ => {
-                return Err(format!(
-                    "Version comparison failed: cannot compare the number and the word in {a:?} and {b:?} \
+                return Err("Version comparison failed: cannot compare a number with a word in the two versions \
                      (use version_type='semver' or 'strict', or make both versions alike)"
-                ))
+                    .into())
             }
         };
         if o != Ordering::Equal {
@@ -127,7 +127,9 @@ fn loose_cmp(a: &str, b: &str) -> Result<Ordering, String> {
 
 /// StrictVersion: (major, minor, patch, prerelease) where no prerelease sorts after any prerelease.
 fn strict(s: &str) -> Result<(u64, u64, u64, (u8, char, u64)), String> {
-    let bad = || format!("invalid version number '{s}'");
+    let bad = || {
+        "invalid version number for version_type='strict' (expected N.N[.N][{a|b}N])".to_string()
+    };
     let (nums, pre) = match s.find(['a', 'b']) {
         Some(i) => (&s[..i], Some(&s[i..])),
         None => (s, None),
@@ -166,7 +168,7 @@ struct SemVer {
 }
 
 fn semver(s: &str) -> Result<SemVer, String> {
-    let bad = || format!("invalid semantic version '{s}'");
+    let bad = || "invalid semantic version (expected MAJOR.MINOR.PATCH[-pre][+build])".to_string();
     let no_build = s.split_once('+').map(|(a, b)| {
         if b.is_empty()
             || b.split('.')
