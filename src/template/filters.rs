@@ -239,8 +239,8 @@ pub fn module_bool(v: &J) -> Option<bool> {
     match v {
         J::Bool(b) => Some(*b),
         J::Number(n) => match n.as_f64() {
-            Some(f) if f == 1.0 => Some(true),
-            Some(f) if f == 0.0 => Some(false),
+            Some(1.0) => Some(true),
+            Some(0.0) => Some(false),
             _ => None,
         },
         J::String(s) => match s.to_lowercase().as_str() {

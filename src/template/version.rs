@@ -126,7 +126,10 @@ fn loose_cmp(a: &str, b: &str) -> Result<Ordering, String> {
 }
 
 /// StrictVersion: (major, minor, patch, prerelease) where no prerelease sorts after any prerelease.
-fn strict(s: &str) -> Result<(u64, u64, u64, (u8, char, u64)), String> {
+/// (major, minor, patch, (has-no-prerelease, a|b, prerelease number)).
+type StrictKey = (u64, u64, u64, (u8, char, u64));
+
+fn strict(s: &str) -> Result<StrictKey, String> {
     let bad = || {
         "invalid version number for version_type='strict' (expected N.N[.N][{a|b}N])".to_string()
     };
