@@ -5,6 +5,11 @@
 //! and `is defined` work), `trim_blocks`, and the Ansible filters and tests minijinja lacks (in `filters`).
 //! Errors name the template (file or task location), the line and the undefined name, and never print variable
 //! values (minijinja's debug dump would leak secrets). It must not read inventories or talk to devices.
+//!
+//! Before compiling, every source goes through [`rewrite`] (chainable undefined for `x.y | default(..)` and
+//! `x.y is defined`; Ansible's verbatim backslashes in task-argument expressions). Rendering prints `none` as
+//! an empty string and floats like Python (Ansible 2.19). Lookups and `omit`: see [`lookup`]; the executor
+//! sets the search path in the task variables under [`lookup::SEARCH_PATH_VAR`].
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -16,6 +21,15 @@ use crate::vars::Vars;
 
 pub mod context;
 pub mod filters;
+pub mod lookup;
+pub mod predicates;
+pub mod pyjson;
+pub mod pyre;
+pub mod pyyaml;
+pub mod rewrite;
+pub mod version;
+
+pub use lookup::{omit_marker, search_path_value, SEARCH_PATH_VAR};
 
 /// A template failed to compile or render.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -70,6 +84,9 @@ impl Templar {
         minijinja_contrib::add_to_environment(&mut env);
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
         filters::register(&mut env);
+        env.set_formatter(format_value);
+        // Ansible never auto-escapes; minijinja would JSON/HTML-escape `*.json.j2`, `*.yml.j2`, `*.html.j2`.
+        env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
         Templar { env: Arc::new(env) }
     }
 
@@ -84,7 +101,7 @@ impl Templar {
         // one only accepts 'static sources).
         let mut env = Environment::new();
         env.set_syntax(syntax());
-        env.template_from_named_str(name, source)
+        env.template_from_named_str(name, &rewrite::rewrite_template(source, true))
             .map(|_| ())
             .map_err(|e| convert(&e, name))
     }
@@ -92,7 +109,9 @@ impl Templar {
     /// Check an expression's syntax (a `when:` condition).
     pub fn check_expr(&self, expr: &str, name: &str) -> Result<(), TemplateError> {
         self.env
-            .compile_expression_owned(strip_braces(expr).to_string())
+            .compile_expression_owned(
+                rewrite::rewrite_expression(strip_braces(expr), false).into_owned(),
+            )
             .map(|_| ())
             .map_err(|e| convert(&e, name))
     }
@@ -108,8 +127,9 @@ impl Templar {
             return Ok(source.to_string());
         }
         let ctx = JValue::from(minijinja::value::Serde(vars));
+        // Task arguments come from YAML, which already unescaped them: keep backslashes as written.
         self.env
-            .render_named_str(name, source, ctx)
+            .render_named_str(name, &rewrite::rewrite_template(source, true), ctx)
             .map_err(|e| convert(&e, name))
     }
 
@@ -122,16 +142,29 @@ impl Templar {
         })?;
         let name = path.display().to_string();
         let ctx = JValue::from(minijinja::value::Serde(vars));
+        // Template files use Jinja's own string escapes (Ansible's `template` module does the same).
         self.env
-            .render_named_str(&name, &src, ctx)
+            .render_named_str(&name, &rewrite::rewrite_template(&src, false), ctx)
             .map_err(|e| convert(&e, &name))
     }
 
-    /// Evaluate an expression (no braces) to a value.
+    /// Evaluate an expression (no braces) to a value, as the inside of a task argument's `{{ }}` (string
+    /// literals keep their backslashes, like Ansible's templar).
     pub fn eval_expr(&self, expr: &str, vars: &Vars, name: &str) -> Result<Value, TemplateError> {
+        self.eval_expr_with(expr, vars, name, true)
+    }
+
+    fn eval_expr_with(
+        &self,
+        expr: &str,
+        vars: &Vars,
+        name: &str,
+        escape_backslashes: bool,
+    ) -> Result<Value, TemplateError> {
+        let src = rewrite::rewrite_expression(strip_braces(expr), escape_backslashes).into_owned();
         let e = self
             .env
-            .compile_expression_owned(strip_braces(expr).to_string())
+            .compile_expression_owned(src)
             .map_err(|e| convert(&e, name))?;
         let v = e
             .eval(JValue::from(minijinja::value::Serde(vars)))
@@ -141,7 +174,7 @@ impl Templar {
             let mut missing: Vec<String> = e
                 .undeclared_variables(false)
                 .into_iter()
-                .filter(|n| !vars.contains_key(n))
+                .filter(|n| !vars.contains_key(n) && !n.starts_with("__ef_"))
                 .collect();
             missing.sort();
             let what = if missing.is_empty() {
@@ -169,7 +202,8 @@ impl Templar {
         vars: &Vars,
         name: &str,
     ) -> Result<bool, TemplateError> {
-        let v = self.eval_expr(expr, vars, name)?;
+        // Conditions keep Jinja's escapes (Ansible evaluates them with escape_backslashes off).
+        let v = self.eval_expr_with(expr, vars, name, false)?;
         Ok(truthy(&v))
     }
 
@@ -211,6 +245,40 @@ impl Templar {
     pub fn env(&self) -> &Environment<'static> {
         &self.env
     }
+}
+
+/// How values print: `none` as nothing (Ansible 2.19), floats like Python, an undefined chain is an error.
+fn format_value(
+    out: &mut minijinja::Output,
+    state: &mut minijinja::State,
+    value: &JValue,
+) -> Result<(), minijinja::Error> {
+    if value.is_none() {
+        return Ok(());
+    }
+    if let Some(m) = value.downcast_object_ref::<filters::Missing>() {
+        return Err(minijinja::Error::new(
+            minijinja::ErrorKind::UndefinedError,
+            format!("`{}` is undefined", m.path),
+        ));
+    }
+    if value.kind() == minijinja::value::ValueKind::Number && !value.is_integer() {
+        if let Ok(f) = f64::try_from(value.clone()) {
+            let s = if f.is_finite() {
+                pyjson::float_repr(f)
+            } else if f.is_nan() {
+                "nan".into()
+            } else if f > 0.0 {
+                "inf".into()
+            } else {
+                "-inf".into()
+            };
+            return out
+                .write_str(&s)
+                .map_err(|_| minijinja::Error::from(minijinja::ErrorKind::WriteFailure));
+        }
+    }
+    minijinja::escape_formatter(out, state, value)
 }
 
 /// Ansible's template settings: `trim_blocks`, trailing newline kept.

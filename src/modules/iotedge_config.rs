@@ -21,7 +21,6 @@ const OPTIONS: &[&str] = &["production", "allow_quickstart_ca", "src", "dest"];
 const DEFAULT_DEST: &str = "/etc/aziot/config.toml";
 
 struct Parsed {
-    config: Option<SuperConfig>,
     src: Option<String>,
     dest: String,
     production: bool,
@@ -34,7 +33,6 @@ fn split(args: &Value) -> Result<(Parsed, Value), ArgError> {
     };
     let mut cfg = serde_json::Map::new();
     let mut p = Parsed {
-        config: None,
         src: None,
         dest: DEFAULT_DEST.into(),
         production: false,

@@ -2,3 +2,4 @@
 
 mod playbook;
 mod support;
+mod template;

@@ -1,0 +1,577 @@
+//! Source rewriting applied to every template and expression before minijinja compiles it.
+//!
+//! Owns the two places where Ansible's templar differs from plain Jinja in ways minijinja has no switch for:
+//!
+//! 1. **Chained undefined.** Ansible's undefined is strict (printing, iterating or testing it fails) but
+//!    *chainable*: `x.y | default(1)` and `x.y is defined` work when `x` itself is undefined. minijinja's
+//!    `Strict` mode errors on the attribute lookup. We rewrite an attribute/subscript chain that is the direct
+//!    operand of `default`/`d`/`mandatory` or of the `defined`/`undefined` tests into
+//!    `__ef_chain('x.y', x, 'y')`, a function that walks the chain and yields a "missing" marker instead of
+//!    failing. Everything else keeps minijinja's strict lookups, so a typo in a `when:` still fails loudly.
+//! 2. **Backslashes in task arguments.** Strings in a task's YAML are already unescaped by YAML; Ansible
+//!    therefore keeps backslashes in string literals inside `{{ }}` verbatim (`regex_replace('\.', '\1')` means
+//!    what it says). minijinja would turn `'\1'` into `\x01`. With `escape_backslashes`, each such literal is
+//!    re-encoded so that minijinja's unescaping yields exactly the characters written. Statements (`{% %}`),
+//!    template files and conditions are left alone, as in Ansible.
+//!
+//! The rewriter never adds or removes line breaks, so error line numbers stay right. It must not evaluate
+//! anything and must leave text it does not understand untouched (minijinja reports the syntax errors).
+
+use std::borrow::Cow;
+
+/// Name of the global function the chain rewrite calls.
+pub const CHAIN_FN: &str = "__ef_chain";
+
+/// Rewrite a whole template source (text with `{{ }}`, `{% %}`, `{# #}` blocks).
+pub fn rewrite_template(src: &str, escape_backslashes: bool) -> Cow<'_, str> {
+    if !src.contains("{{") && !src.contains("{%") {
+        return Cow::Borrowed(src);
+    }
+    let b = src.as_bytes();
+    let mut out = String::with_capacity(src.len() + 16);
+    let mut changed = false;
+    let mut i = 0;
+    let mut text_start = 0;
+    while i + 1 < b.len() {
+        if b[i] != b'{' || !matches!(b[i + 1], b'{' | b'%' | b'#') {
+            i += 1;
+            continue;
+        }
+        out.push_str(&src[text_start..i]);
+        let kind = b[i + 1];
+        let code_start = i + 2;
+        match kind {
+            b'#' => {
+                let end = src[code_start..]
+                    .find("#}")
+                    .map(|p| code_start + p + 2)
+                    .unwrap_or(b.len());
+                out.push_str(&src[i..end]);
+                i = end;
+            }
+            _ => {
+                let close = if kind == b'{' { b'}' } else { b'%' };
+                let Some(code_end) = find_block_end(src, code_start, close) else {
+                    // Unterminated: leave the rest alone, minijinja reports it.
+                    out.push_str(&src[i..]);
+                    return Cow::Owned(out);
+                };
+                let code = &src[code_start..code_end];
+                out.push_str(&src[i..code_start]);
+                if kind == b'%' && is_raw_tag(code) {
+                    // `{% raw %}` ... `{% endraw %}` is copied verbatim.
+                    let after = code_end + 2;
+                    let end = find_endraw(src, after).unwrap_or(b.len());
+                    out.push_str(&src[code_start..end]);
+                    i = end;
+                    text_start = i;
+                    continue;
+                }
+                let rewritten = rewrite_code(code, kind == b'{' && escape_backslashes);
+                if let Cow::Owned(_) = rewritten {
+                    changed = true;
+                }
+                out.push_str(&rewritten);
+                out.push_str(&src[code_end..code_end + 2]);
+                i = code_end + 2;
+            }
+        }
+        text_start = i;
+    }
+    if !changed {
+        return Cow::Borrowed(src);
+    }
+    out.push_str(&src[text_start.min(src.len())..]);
+    Cow::Owned(out)
+}
+
+/// Rewrite a bare expression (a `when:` condition or the inside of a single `{{ }}`).
+pub fn rewrite_expression(src: &str, escape_backslashes: bool) -> Cow<'_, str> {
+    rewrite_code(src, escape_backslashes)
+}
+
+/// Find the `}}` / `%}` that closes a block starting at `from`, skipping strings and nested brackets.
+fn find_block_end(src: &str, from: usize, close: u8) -> Option<usize> {
+    let b = src.as_bytes();
+    let mut depth = 0usize;
+    let mut i = from;
+    while i < b.len() {
+        match b[i] {
+            q @ (b'\'' | b'"') => {
+                i = skip_string(b, i, q);
+                continue;
+            }
+            b'(' | b'[' | b'{' => depth += 1,
+            c @ (b')' | b']' | b'}' | b'%') => {
+                if depth == 0 && c == close && b.get(i + 1) == Some(&b'}') {
+                    return Some(i);
+                }
+                if c != b'%' {
+                    depth = depth.saturating_sub(1);
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+/// Index just past the string literal starting at `i` (quote `q`), honouring backslash escapes.
+fn skip_string(b: &[u8], mut i: usize, q: u8) -> usize {
+    i += 1;
+    while i < b.len() {
+        if b[i] == b'\\' {
+            i += 2;
+            continue;
+        }
+        if b[i] == q {
+            return i + 1;
+        }
+        i += 1;
+    }
+    b.len()
+}
+
+fn is_raw_tag(code: &str) -> bool {
+    code.trim_matches(|c: char| c == '-' || c == '+' || c.is_whitespace()) == "raw"
+}
+
+/// Position just past the `{% endraw %}` tag at or after `from`.
+fn find_endraw(src: &str, from: usize) -> Option<usize> {
+    let mut pos = from;
+    while let Some(p) = src[pos..].find("{%") {
+        let start = pos + p;
+        let end = src[start..].find("%}").map(|e| start + e + 2)?;
+        let inner = &src[start + 2..end - 2];
+        if inner.trim_matches(|c: char| c == '-' || c == '+' || c.is_whitespace()) == "endraw" {
+            return Some(end);
+        }
+        pos = start + 2;
+    }
+    None
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Ident,
+    Int,
+    Number,
+    Str,
+    Punct,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Tok {
+    kind: Kind,
+    start: usize,
+    end: usize,
+}
+
+fn tokenize(code: &str) -> Vec<Tok> {
+    let b = code.as_bytes();
+    let mut toks = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        if c.is_ascii_whitespace() {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        let kind = if c == b'\'' || c == b'"' {
+            i = skip_string(b, i, c);
+            Kind::Str
+        } else if c.is_ascii_alphabetic() || c == b'_' || c >= 0x80 {
+            while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_' || b[i] >= 0x80) {
+                i += 1;
+            }
+            Kind::Ident
+        } else if c.is_ascii_digit() {
+            while i < b.len() && (b[i].is_ascii_digit() || b[i] == b'_') {
+                i += 1;
+            }
+            let mut kind = Kind::Int;
+            // A fraction/exponent makes it a float; `x.0.1` style access is left alone anyway.
+            if i + 1 < b.len() && b[i] == b'.' && b[i + 1].is_ascii_digit() {
+                i += 1;
+                while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_') {
+                    i += 1;
+                }
+                kind = Kind::Number;
+            } else if i < b.len() && (b[i] == b'e' || b[i] == b'E') {
+                while i < b.len() && (b[i].is_ascii_alphanumeric() || matches!(b[i], b'+' | b'-')) {
+                    i += 1;
+                }
+                kind = Kind::Number;
+            }
+            kind
+        } else {
+            let two = code.get(i..i + 2).unwrap_or("");
+            i += if matches!(two, "**" | "//" | "==" | "!=" | "<=" | ">=") {
+                2
+            } else {
+                // One (possibly multi-byte) character.
+                code[i..].chars().next().map(char::len_utf8).unwrap_or(1)
+            };
+            Kind::Punct
+        };
+        toks.push(Tok {
+            kind,
+            start,
+            end: i.min(b.len()),
+        });
+    }
+    toks
+}
+
+#[derive(Debug)]
+enum Accessor {
+    /// `.name` (token index of the name).
+    Attr(usize),
+    /// `[ ... ]` (token indexes of the first and one-past-last inner token).
+    Item(usize, usize),
+}
+
+#[derive(Debug)]
+struct Edit {
+    /// First token (the base name).
+    start: usize,
+    /// One past the last token of the chain.
+    end: usize,
+    accessors: Vec<Accessor>,
+}
+
+const KEYWORDS: &[&str] = &[
+    "true", "false", "none", "True", "False", "None", "not", "and", "or", "in", "is", "if", "else",
+];
+
+struct Code<'a> {
+    src: &'a str,
+    toks: Vec<Tok>,
+    escape_backslashes: bool,
+}
+
+impl Code<'_> {
+    fn text(&self, t: usize) -> &str {
+        &self.src[self.toks[t].start..self.toks[t].end]
+    }
+    fn is(&self, t: usize, s: &str) -> bool {
+        t < self.toks.len() && self.text(t) == s
+    }
+
+    /// The filter or test name starting at token `t` (dotted names joined), and the token after it.
+    fn dotted_name(&self, t: usize) -> Option<(String, usize)> {
+        if t >= self.toks.len() || self.toks[t].kind != Kind::Ident {
+            return None;
+        }
+        let mut name = self.text(t).to_string();
+        let mut n = t + 1;
+        while self.is(n, ".") && n + 1 < self.toks.len() && self.toks[n + 1].kind == Kind::Ident {
+            name.push('.');
+            name.push_str(self.text(n + 1));
+            n += 2;
+        }
+        Some((name, n))
+    }
+
+    /// Is the operator at token `op` (a `|` or `is`) one whose operand we make chainable?
+    fn wants_chain(&self, op: usize) -> Option<bool> {
+        if self.is(op, "|") {
+            let (name, _) = self.dotted_name(op + 1)?;
+            let name = name.strip_prefix("ansible.builtin.").unwrap_or(&name);
+            return match name {
+                "default" | "d" => Some(false),
+                "mandatory" => Some(true),
+                _ => None,
+            };
+        }
+        if self.is(op, "is") {
+            let t = if self.is(op + 1, "not") {
+                op + 2
+            } else {
+                op + 1
+            };
+            let (name, _) = self.dotted_name(t)?;
+            let name = name.strip_prefix("ansible.builtin.").unwrap_or(&name);
+            return matches!(name, "defined" | "undefined").then_some(false);
+        }
+        None
+    }
+
+    /// Walk back from the token before `op` over a postfix chain `name(.attr|[expr])*`.
+    fn chain_before(&self, op: usize, allow_bare: bool) -> Option<Edit> {
+        let end = op;
+        let mut j = op.checked_sub(1)?;
+        let mut accessors = Vec::new();
+        loop {
+            let t = self.toks[j];
+            if self.is(j, "]") {
+                let open = self.matching_open(j)?;
+                // A subscript needs something to subscript; otherwise it is a list literal.
+                let prev = open.checked_sub(1)?;
+                let pk = self.toks[prev];
+                if !(pk.kind == Kind::Ident || self.is(prev, "]")) {
+                    return None;
+                }
+                accessors.push(Accessor::Item(open + 1, j));
+                j = prev;
+                continue;
+            }
+            if (t.kind == Kind::Ident || t.kind == Kind::Int) && j >= 1 && self.is(j - 1, ".") {
+                accessors.push(Accessor::Attr(j));
+                j = j.checked_sub(2)?;
+                continue;
+            }
+            if t.kind == Kind::Ident {
+                break;
+            }
+            return None;
+        }
+        let base = j;
+        if KEYWORDS.contains(&self.text(base)) || self.text(base).starts_with("__ef_") {
+            return None;
+        }
+        // `a | ns.filter | default` — the "chain" is a (dotted) filter or test name, not a variable.
+        if base >= 1
+            && (self.is(base - 1, "|") || self.is(base - 1, "is") || self.is(base - 1, "."))
+        {
+            return None;
+        }
+        if base >= 2 && self.is(base - 1, "not") && self.is(base - 2, "is") {
+            return None;
+        }
+        if accessors.is_empty() && !allow_bare {
+            return None;
+        }
+        accessors.reverse();
+        Some(Edit {
+            start: base,
+            end,
+            accessors,
+        })
+    }
+
+    fn matching_open(&self, close: usize) -> Option<usize> {
+        let mut depth = 0usize;
+        let mut j = close;
+        loop {
+            match self.text(j) {
+                "]" | ")" | "}" => depth += 1,
+                "[" | "(" | "{" => {
+                    depth -= 1;
+                    if depth == 0 {
+                        return if self.text(j) == "[" { Some(j) } else { None };
+                    }
+                }
+                _ => {}
+            }
+            j = j.checked_sub(1)?;
+        }
+    }
+
+    /// Render tokens `lo..hi` with the original spacing, applying string re-encoding and nested edits.
+    fn render(&self, lo: usize, hi: usize, edits: &[Edit], out: &mut String) {
+        let mut t = lo;
+        while t < hi {
+            if t > lo {
+                out.push_str(&self.src[self.toks[t - 1].end..self.toks[t].start]);
+            }
+            if let Some(e) = edits.iter().find(|e| e.start == t && e.end <= hi) {
+                self.render_edit(e, edits, out);
+                t = e.end;
+                continue;
+            }
+            self.render_tok(t, out);
+            t += 1;
+        }
+    }
+
+    fn render_tok(&self, t: usize, out: &mut String) {
+        let tok = self.toks[t];
+        let text = self.text(t);
+        if tok.kind == Kind::Str
+            && self.escape_backslashes
+            && text.contains('\\')
+            && text.len() >= 2
+        {
+            // Keep the characters as written: minijinja's unescaping must give back the raw content.
+            let raw = &text[1..text.len() - 1];
+            out.push('\'');
+            for c in raw.chars() {
+                match c {
+                    '\\' => out.push_str("\\\\"),
+                    '\'' => out.push_str("\\'"),
+                    c => out.push(c),
+                }
+            }
+            out.push('\'');
+        } else {
+            out.push_str(text);
+        }
+    }
+
+    fn render_edit(&self, e: &Edit, edits: &[Edit], out: &mut String) {
+        let last = e.end - 1;
+        let path: String = self.src[self.toks[e.start].start..self.toks[last].end]
+            .chars()
+            .map(|c| if c == '\n' || c == '\r' { ' ' } else { c })
+            .collect();
+        out.push_str(CHAIN_FN);
+        out.push_str("('");
+        for c in path.chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                '\'' => out.push_str("\\'"),
+                c => out.push(c),
+            }
+        }
+        out.push_str("', ");
+        out.push_str(self.text(e.start));
+        for a in &e.accessors {
+            out.push_str(", ");
+            match a {
+                Accessor::Attr(t) => {
+                    if self.toks[*t].kind == Kind::Int {
+                        out.push_str(self.text(*t));
+                    } else {
+                        out.push('\'');
+                        out.push_str(self.text(*t));
+                        out.push('\'');
+                    }
+                }
+                Accessor::Item(lo, hi) => {
+                    out.push('(');
+                    self.render(*lo, *hi, edits, out);
+                    out.push(')');
+                }
+            }
+        }
+        out.push(')');
+    }
+}
+
+/// Rewrite one code region (the inside of `{{ }}` / `{% %}`, or an expression).
+fn rewrite_code(code: &str, escape_backslashes: bool) -> Cow<'_, str> {
+    let toks = tokenize(code);
+    let c = Code {
+        src: code,
+        toks,
+        escape_backslashes,
+    };
+    let mut edits = Vec::new();
+    for op in 0..c.toks.len() {
+        if let Some(allow_bare) = c.wants_chain(op) {
+            if let Some(e) = c.chain_before(op, allow_bare) {
+                edits.push(e);
+            }
+        }
+    }
+    let needs_escape = escape_backslashes
+        && c.toks
+            .iter()
+            .any(|t| t.kind == Kind::Str && code[t.start..t.end].contains('\\'));
+    if edits.is_empty() && !needs_escape {
+        return Cow::Borrowed(code);
+    }
+    // Outer edits first so `render` finds the enclosing one when chains nest.
+    edits.sort_by_key(|e| (e.start, std::cmp::Reverse(e.end)));
+    let mut out = String::with_capacity(code.len() + 32);
+    if let Some(first) = c.toks.first() {
+        out.push_str(&code[..first.start]);
+        c.render(0, c.toks.len(), &edits, &mut out);
+        out.push_str(&code[c.toks[c.toks.len() - 1].end..]);
+    } else {
+        out.push_str(code);
+    }
+    Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> String {
+        rewrite_template(s, false).into_owned()
+    }
+
+    #[test]
+    fn chains_before_default_and_defined_are_rewritten() {
+        assert_eq!(
+            t("{{ x.y | default(1) }}"),
+            "{{ __ef_chain('x.y', x, 'y') | default(1) }}"
+        );
+        assert_eq!(
+            t("{{ a.b['c'].d is not defined }}"),
+            r"{{ __ef_chain('a.b[\'c\'].d', a, 'b', ('c'), 'd') is not defined }}"
+        );
+        assert_eq!(
+            t("{{ l.0 | d('z') }}"),
+            "{{ __ef_chain('l.0', l, 0) | d('z') }}"
+        );
+        // Bare names only for mandatory (to name them in the error).
+        assert_eq!(t("{{ x | default(1) }}"), "{{ x | default(1) }}");
+        assert_eq!(
+            t("{{ x | mandatory }}"),
+            "{{ __ef_chain('x', x) | mandatory }}"
+        );
+        assert_eq!(
+            t("{% if cfg.proxy is defined %}p{% endif %}"),
+            "{% if __ef_chain('cfg.proxy', cfg, 'proxy') is defined %}p{% endif %}"
+        );
+    }
+
+    #[test]
+    fn leaves_other_shapes_alone() {
+        for s in [
+            "{{ x.y | upper }}",
+            "{{ f(1).y | default(2) }}",
+            "{{ [1, 2] | default(3) }}",
+            "{{ v | ansible.builtin.to_json | default('x') }}",
+            "{# {{ x.y | default(1) }} #}",
+            "{% raw %}{{ x.y | default(1) }}{% endraw %}",
+            "plain text",
+            "{{ 'a.b' | default(1) }}",
+        ] {
+            assert_eq!(t(s), s, "{s}");
+        }
+    }
+
+    #[test]
+    fn nested_chains_and_lines_are_kept() {
+        let s = "{{ m[k.a | default('z')].v\n | default(0) }}";
+        let r = t(s);
+        assert_eq!(r.lines().count(), 2);
+        assert_eq!(
+            r,
+            "{{ __ef_chain('m[k.a | default(\\'z\\')].v', m, (__ef_chain('k.a', k, 'a') | default('z')), 'v')\n | default(0) }}"
+        );
+    }
+
+    #[test]
+    fn backslashes_kept_in_variable_blocks_only() {
+        assert_eq!(
+            rewrite_template(r"{{ s | regex_replace('\.', '\1') }}", true),
+            r"{{ s | regex_replace('\\.', '\\1') }}"
+        );
+        assert_eq!(
+            rewrite_template(r#"{{ "it\'s" }}"#, true),
+            r"{{ 'it\\\'s' }}"
+        );
+        // Statements and template files keep Jinja's own escapes.
+        assert_eq!(
+            rewrite_template(r"{% set a = '\n' %}", true),
+            r"{% set a = '\n' %}"
+        );
+        assert_eq!(rewrite_template(r"{{ '\n' }}", false), r"{{ '\n' }}");
+    }
+
+    #[test]
+    fn dict_literals_do_not_end_blocks() {
+        let s = "{{ {'a': {'b': x.y | default(1)}} }}";
+        assert_eq!(
+            t(s),
+            "{{ {'a': {'b': __ef_chain('x.y', x, 'y') | default(1)}} }}"
+        );
+    }
+}
