@@ -116,129 +116,38 @@ impl Templar {
             .map_err(|e| convert(&e, name))
     }
 
-    /// Render a template string to text.
-    pub fn render_str(
-        &self,
-        source: &str,
-        vars: &Vars,
-        name: &str,
-    ) -> Result<String, TemplateError> {
+    /// A context over one layer of variables.
+    fn ctx(&self, vars: &Vars) -> context::Context {
+        context::Context::new(self, vec![Arc::new(vars.clone())])
+    }
+
+    /// Render a template string to text (task-argument semantics: backslashes kept as written).
+    pub fn render_str(&self, source: &str, vars: &Vars, name: &str) -> Result<String, TemplateError> {
         if !Self::is_template(source) {
             return Ok(source.to_string());
         }
-        let ctx = JValue::from(minijinja::value::Serde(vars));
-        // Task arguments come from YAML, which already unescaped them: keep backslashes as written.
-        self.env
-            .render_named_str(name, &rewrite::rewrite_template(source, true), ctx)
-            .map_err(|e| convert(&e, name))
+        self.ctx(vars).render_str(source, name)
     }
 
     /// Render a template file (the `template` module). Errors name the file and line.
     pub fn render_file(&self, path: &Path, vars: &Vars) -> Result<String, TemplateError> {
-        let src = std::fs::read_to_string(path).map_err(|e| TemplateError {
-            message: format!("cannot read template {}: {e}", path.display()),
-            line: None,
-            undefined: false,
-        })?;
-        let name = path.display().to_string();
-        let ctx = JValue::from(minijinja::value::Serde(vars));
-        // Template files use Jinja's own string escapes (Ansible's `template` module does the same).
-        self.env
-            .render_named_str(&name, &rewrite::rewrite_template(&src, false), ctx)
-            .map_err(|e| convert(&e, &name))
+        self.ctx(vars).render_file(path)
     }
 
-    /// Evaluate an expression (no braces) to a value, as the inside of a task argument's `{{ }}` (string
-    /// literals keep their backslashes, like Ansible's templar).
+    /// Evaluate an expression (no braces) to a value, as the inside of a task argument's `{{ }}`.
     pub fn eval_expr(&self, expr: &str, vars: &Vars, name: &str) -> Result<Value, TemplateError> {
-        self.eval_expr_with(expr, vars, name, true)
-    }
-
-    fn eval_expr_with(
-        &self,
-        expr: &str,
-        vars: &Vars,
-        name: &str,
-        escape_backslashes: bool,
-    ) -> Result<Value, TemplateError> {
-        let src = rewrite::rewrite_expression(strip_braces(expr), escape_backslashes).into_owned();
-        let e = self
-            .env
-            .compile_expression_owned(src)
-            .map_err(|e| convert(&e, name))?;
-        let v = e
-            .eval(JValue::from(minijinja::value::Serde(vars)))
-            .map_err(|e| convert(&e, name))?;
-        if v.is_undefined() {
-            // Strict like Ansible: a condition or `{{ x }}` that is undefined is an error, naming what is missing.
-            let mut missing: Vec<String> = e
-                .undeclared_variables(false)
-                .into_iter()
-                .filter(|n| !vars.contains_key(n) && !n.starts_with("__ef_"))
-                .collect();
-            missing.sort();
-            let what = if missing.is_empty() {
-                "the expression is undefined".to_string()
-            } else {
-                format!("`{}` is undefined", missing.join("`, `"))
-            };
-            return Err(TemplateError {
-                message: format!("undefined value: {what} (in {name})"),
-                line: None,
-                undefined: true,
-            });
-        }
-        to_json(&v).map_err(|m| TemplateError {
-            message: format!("{name}: {m}"),
-            line: None,
-            undefined: false,
-        })
+        self.ctx(vars).eval_expr(expr, name)
     }
 
     /// Evaluate a condition (`when`, `failed_when`, ...). Like Ansible, a bare expression without braces.
-    pub fn eval_condition(
-        &self,
-        expr: &str,
-        vars: &Vars,
-        name: &str,
-    ) -> Result<bool, TemplateError> {
-        // Conditions keep Jinja's escapes (Ansible evaluates them with escape_backslashes off).
-        let v = self.eval_expr_with(expr, vars, name, false)?;
-        Ok(truthy(&v))
+    pub fn eval_condition(&self, expr: &str, vars: &Vars, name: &str) -> Result<bool, TemplateError> {
+        self.ctx(vars).eval_condition(expr, name)
     }
 
     /// Render every string inside a value. A string that is exactly one `{{ expression }}` keeps the
     /// expression's native type (a list stays a list), as Ansible does.
     pub fn render_value(&self, v: &Value, vars: &Vars, name: &str) -> Result<Value, TemplateError> {
-        match v {
-            Value::String(s) => {
-                if !Self::is_template(s) {
-                    return Ok(v.clone());
-                }
-                if let Some(expr) = single_expression(s) {
-                    return self.eval_expr(expr, vars, name);
-                }
-                Ok(Value::String(self.render_str(s, vars, name)?))
-            }
-            Value::Array(a) => a
-                .iter()
-                .map(|x| self.render_value(x, vars, name))
-                .collect::<Result<Vec<_>, _>>()
-                .map(Value::Array),
-            Value::Object(o) => {
-                let mut out = serde_json::Map::with_capacity(o.len());
-                for (k, x) in o {
-                    let key = if Self::is_template(k) {
-                        self.render_str(k, vars, name)?
-                    } else {
-                        k.clone()
-                    };
-                    out.insert(key, self.render_value(x, vars, name)?);
-                }
-                Ok(Value::Object(out))
-            }
-            _ => Ok(v.clone()),
-        }
+        self.ctx(vars).render_value(v, name)
     }
 
     /// The underlying environment (for the filters' own tests).

@@ -20,8 +20,6 @@ use crate::template::context::Context;
 use crate::transport::{Become, Output, SharedTransport, TransportError};
 use crate::vars::Vars;
 
-/// The value of the `omit` variable: arguments equal to it are dropped.
-pub const OMIT: &str = "__omit_place_holder__edgefleet";
 
 /// How running a list of tasks ended for this host.
 #[derive(Debug, Clone, PartialEq)]
@@ -302,6 +300,13 @@ impl HostRun {
             rv.insert("role_path".into(), json!(r.dir.display().to_string()));
             scope.push(Arc::new(rv));
         }
+        // Where `lookup('file', ...)` looks: the role, the task file's directory, the playbook's.
+        let mut sp = Vars::new();
+        sp.insert(
+            crate::template::SEARCH_PATH_VAR.into(),
+            crate::template::search_path_value(&self.search_dirs(t)),
+        );
+        scope.push(Arc::new(sp));
         if !t.vars.is_empty() {
             scope.push(Arc::new(t.vars.clone()));
         }
@@ -1442,13 +1447,13 @@ pub(crate) fn drop_omit(v: Value) -> Value {
     match v {
         Value::Object(o) => Value::Object(
             o.into_iter()
-                .filter(|(_, x)| x.as_str() != Some(OMIT))
+                .filter(|(_, x)| x.as_str() != Some(crate::template::omit_marker()))
                 .map(|(k, x)| (k, drop_omit(x)))
                 .collect(),
         ),
         Value::Array(a) => Value::Array(
             a.into_iter()
-                .filter(|x| x.as_str() != Some(OMIT))
+                .filter(|x| x.as_str() != Some(crate::template::omit_marker()))
                 .map(drop_omit)
                 .collect(),
         ),

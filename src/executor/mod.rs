@@ -575,7 +575,7 @@ impl Executor {
         m.insert("ansible_play_name".into(), json!(rt.play.name));
         m.insert("ansible_check_mode".into(), json!(self.opts.check));
         m.insert("ansible_diff_mode".into(), json!(self.opts.diff));
-        m.insert("omit".into(), json!(host::OMIT));
+        m.insert("omit".into(), json!(crate::template::omit_marker()));
         m.insert(
             "ansible_version".into(),
             json!({"full": "2.17.0", "major": 2, "minor": 17, "revision": 0, "string": "2.17.0 (edgefleet)"}),

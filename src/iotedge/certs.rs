@@ -245,9 +245,9 @@ mod tests {
                 KeyUsagePurpose::DigitalSignature,
             ];
         }
-        let now = time::OffsetDateTime::now_utc();
-        p.not_before = now - time::Duration::days(1);
-        p.not_after = now + time::Duration::days(days);
+        let now = ::time::OffsetDateTime::now_utc();
+        p.not_before = now - ::time::Duration::days(1);
+        p.not_after = now + ::time::Duration::days(days);
         let issuer = Issuer::new(rp, root_key);
         let leaf = p.signed_by(&key, &issuer).unwrap();
         Made {

@@ -13,6 +13,7 @@ use minijinja::value::{Enumerator, Object, ObjectRepr, Value as JValue};
 use minijinja::{Error, ErrorKind};
 use serde_json::Value;
 
+use crate::template::rewrite::{rewrite_expression, rewrite_template};
 use crate::template::{single_expression, truthy, Templar, TemplateError};
 use crate::vars::Vars;
 
@@ -68,7 +69,7 @@ impl Lazy {
                 let ctx = JValue::from_dyn_object(self.clone());
                 let env = self.templar.env();
                 if let Some(expr) = single_expression(s) {
-                    let e = env.compile_expression_owned(expr.to_string())?;
+                    let e = env.compile_expression_owned(rewrite_expression(expr, true).into_owned())?;
                     let out = e.eval(ctx)?;
                     if out.is_undefined() {
                         return Err(Error::new(
@@ -78,7 +79,7 @@ impl Lazy {
                     }
                     Ok(out)
                 } else {
-                    env.render_named_str(name, s, ctx).map(JValue::from)
+                    env.render_named_str(name, &rewrite_template(s, true), ctx).map(JValue::from)
                 }
             }
             Value::Array(a) if has_template(v) => a
@@ -91,7 +92,7 @@ impl Lazy {
                 for (k, x) in o {
                     let key = if Templar::is_template(k) {
                         let ctx = JValue::from_dyn_object(self.clone());
-                        self.templar.env().render_named_str(name, k, ctx)?
+                        self.templar.env().render_named_str(name, &rewrite_template(k, true), ctx)?
                     } else {
                         k.clone()
                     };
@@ -285,7 +286,7 @@ impl Context {
         self.inner
             .templar
             .env()
-            .render_named_str(name, source, self.value())
+            .render_named_str(name, &rewrite_template(source, true), self.value())
             .map_err(|e| self.explain(convert(&e, name)))
     }
 
@@ -300,24 +301,29 @@ impl Context {
         self.inner
             .templar
             .env()
-            .render_named_str(&name, &src, self.value())
+            .render_named_str(&name, &rewrite_template(&src, false), self.value())
             .map_err(|e| self.explain(convert(&e, &name)))
     }
 
-    /// Evaluate an expression (braces optional).
+    /// Evaluate an expression (braces optional), as the inside of a task argument's `{{ }}` (string literals
+    /// keep their backslashes, like Ansible's templar).
     pub fn eval_expr(&self, expr: &str, name: &str) -> Result<Value, TemplateError> {
+        self.eval_expr_with(expr, name, true)
+    }
+
+    fn eval_expr_with(&self, expr: &str, name: &str, escape_backslashes: bool) -> Result<Value, TemplateError> {
         let t = expr.trim();
         let inner = single_expression(t).unwrap_or(t);
         let env = self.inner.templar.env();
         let e = env
-            .compile_expression_owned(inner.to_string())
+            .compile_expression_owned(rewrite_expression(inner, escape_backslashes).into_owned())
             .map_err(|e| convert(&e, name))?;
-        let v = e.eval(self.value()).map_err(|e| convert(&e, name))?;
+        let v = e.eval(self.value()).map_err(|e| self.explain(convert(&e, name)))?;
         if v.is_undefined() {
             let mut missing: Vec<String> = e
                 .undeclared_variables(false)
                 .into_iter()
-                .filter(|n| !self.contains(n))
+                .filter(|n| !self.contains(n) && !n.starts_with("__ef_"))
                 .collect();
             missing.sort();
             let what = if missing.is_empty() {
@@ -334,9 +340,9 @@ impl Context {
         to_json_checked(&v, name)
     }
 
-    /// Evaluate a condition.
+    /// Evaluate a condition (`when`, `failed_when`, ...): Jinja's normal string escapes, like Ansible.
     pub fn eval_condition(&self, expr: &str, name: &str) -> Result<bool, TemplateError> {
-        Ok(truthy(&self.eval_expr(expr, name)?))
+        Ok(truthy(&self.eval_expr_with(expr, name, false)?))
     }
 
     /// Render every string in a value; `"{{ expr }}"` keeps the expression's type.
