@@ -14,10 +14,10 @@ use std::sync::Arc;
 use clap::Parser;
 use serde_json::Value;
 
-use crate::cli::{Cli, Command, ConnectOptions, OutputOptions, PlayArgs};
+use crate::cli::{Cli, Command, ConnectOptions, PlayArgs};
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::error::{AppError, ExitCode};
-use crate::executor::{Executor, ExecutorParts, Refs, RunOptions, RunSummary};
+use crate::executor::{Executor, ExecutorParts, Refs, RunOptions};
 use crate::inventory::Inventory;
 use crate::modules::Registry;
 use crate::playbook::{LoadCtx, Playbook};
@@ -236,33 +236,6 @@ impl Connector for NoSsh {
     }
 }
 
-/// The reporters for a run, per the output options.
-pub struct Reporting {
-    /// Where events go.
-    pub sink: SharedSink,
-    plain: Option<Arc<crate::report::plain::PlainReporter>>,
-}
-
-impl Reporting {
-    /// Build from options.
-    pub fn new(out: &OutputOptions) -> Self {
-        let plain = Arc::new(crate::report::plain::PlainReporter::new(
-            Box::new(std::io::stdout()),
-            out.verbose,
-        ));
-        Reporting {
-            sink: plain.clone(),
-            plain: Some(plain),
-        }
-    }
-    /// Print the end-of-run output.
-    pub fn finish(&self, _summary: &RunSummary) {
-        if let Some(p) = &self.plain {
-            p.recap();
-        }
-    }
-}
-
 fn install_ctrl_c(flag: Arc<AtomicBool>, sink: SharedSink) {
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
@@ -300,9 +273,10 @@ fn play(a: PlayArgs) -> Result<ExitCode, AppError> {
         device_timeout: (a.conn.device_timeout > 0)
             .then(|| std::time::Duration::from_secs(a.conn.device_timeout)),
         verbose: a.out.verbose,
+        log_commands: a.out.log.is_some() || a.out.verbose >= 3,
     };
     let rt = runtime()?;
-    let reporting = Reporting::new(&a.out);
+    let reporting = crate::report::Reporting::new(&a.out);
     let interrupted = Arc::new(AtomicBool::new(false));
     let connector = ssh_connector(&a.conn)?;
     let ex = Executor::new(ExecutorParts {

@@ -122,7 +122,12 @@ impl Templar {
     }
 
     /// Render a template string to text (task-argument semantics: backslashes kept as written).
-    pub fn render_str(&self, source: &str, vars: &Vars, name: &str) -> Result<String, TemplateError> {
+    pub fn render_str(
+        &self,
+        source: &str,
+        vars: &Vars,
+        name: &str,
+    ) -> Result<String, TemplateError> {
         if !Self::is_template(source) {
             return Ok(source.to_string());
         }
@@ -140,7 +145,12 @@ impl Templar {
     }
 
     /// Evaluate a condition (`when`, `failed_when`, ...). Like Ansible, a bare expression without braces.
-    pub fn eval_condition(&self, expr: &str, vars: &Vars, name: &str) -> Result<bool, TemplateError> {
+    pub fn eval_condition(
+        &self,
+        expr: &str,
+        vars: &Vars,
+        name: &str,
+    ) -> Result<bool, TemplateError> {
         self.ctx(vars).eval_condition(expr, name)
     }
 

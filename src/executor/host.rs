@@ -20,7 +20,6 @@ use crate::template::context::Context;
 use crate::transport::{Become, Output, SharedTransport, TransportError};
 use crate::vars::Vars;
 
-
 /// How running a list of tasks ended for this host.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Flow {
@@ -145,6 +144,11 @@ impl Executor {
             host: hs.name.clone(),
             elapsed: start.elapsed(),
         });
+        let t = if self.opts.log_commands {
+            super::logged::Logged::wrap(t, self.sink.clone())
+        } else {
+            t
+        };
         *guard = Some(t.clone());
         Ok(t)
     }

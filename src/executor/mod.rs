@@ -9,6 +9,7 @@
 pub mod apply;
 pub mod facts;
 mod host;
+pub mod logged;
 pub mod preflight;
 
 use std::collections::{HashMap, HashSet};
@@ -50,6 +51,8 @@ pub struct RunOptions {
     pub device_timeout: Option<Duration>,
     /// Verbosity (`-v` count).
     pub verbose: u8,
+    /// Report every remote command as an event (for `--log`, `-vvv`).
+    pub log_commands: bool,
 }
 
 impl Default for RunOptions {
@@ -64,6 +67,7 @@ impl Default for RunOptions {
             limit: None,
             device_timeout: None,
             verbose: 0,
+            log_commands: false,
         }
     }
 }

@@ -136,6 +136,21 @@ pub enum Event {
         #[serde(skip_serializing_if = "Option::is_none")]
         item: Option<String>,
     },
+    /// One remote command (emitted for logs and `-vvv`; the command line never holds secrets, and stdin is
+    /// described, never shown).
+    Exec {
+        /// Host.
+        host: String,
+        /// The command line as sent (after framing is removed), redacted.
+        command: String,
+        /// "<N bytes>" / "<secret, N bytes>" / "" for stdin.
+        stdin: String,
+        /// How it ended ("exit code 0", "timed out", an error).
+        status: String,
+        /// Time spent.
+        #[serde(with = "duration_ms")]
+        duration: Duration,
+    },
     /// A warning about a host (or the run, when `host` is None).
     Warning {
         /// Host, if any.
@@ -173,6 +188,33 @@ pub enum Event {
         /// Interrupted by Ctrl-C?
         interrupted: bool,
     },
+}
+
+/// The reporters for a run, per the output options.
+pub struct Reporting {
+    /// Where events go.
+    pub sink: SharedSink,
+    plain: Option<Arc<plain::PlainReporter>>,
+}
+
+impl Reporting {
+    /// Build from options.
+    pub fn new(out: &crate::cli::OutputOptions) -> Self {
+        let plain = Arc::new(plain::PlainReporter::new(
+            Box::new(std::io::stdout()),
+            out.verbose,
+        ));
+        Reporting {
+            sink: plain.clone(),
+            plain: Some(plain),
+        }
+    }
+    /// Print the end-of-run output.
+    pub fn finish(&self, _summary: &crate::executor::RunSummary) {
+        if let Some(p) = &self.plain {
+            p.recap();
+        }
+    }
 }
 
 /// Receives the engine's events. Implementations must be cheap and must not block.

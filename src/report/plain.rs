@@ -201,6 +201,26 @@ impl EventSink for PlainReporter {
                     s.interrupted = *interrupted;
                 }
             }
+            Event::Exec {
+                host,
+                command,
+                stdin,
+                status,
+                duration,
+            } => {
+                if self.verbose >= 3 {
+                    let stdin = if stdin.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (stdin {stdin})")
+                    };
+                    self.line(&format!(
+                        "{host} | exec | {} | {status} in {}ms{stdin}",
+                        first_line(command),
+                        duration.as_millis()
+                    ));
+                }
+            }
             Event::HostConnecting { .. }
             | Event::HostConnected { .. }
             | Event::TaskStarted { .. } => {}

@@ -69,7 +69,8 @@ impl Lazy {
                 let ctx = JValue::from_dyn_object(self.clone());
                 let env = self.templar.env();
                 if let Some(expr) = single_expression(s) {
-                    let e = env.compile_expression_owned(rewrite_expression(expr, true).into_owned())?;
+                    let e =
+                        env.compile_expression_owned(rewrite_expression(expr, true).into_owned())?;
                     let out = e.eval(ctx)?;
                     if out.is_undefined() {
                         return Err(Error::new(
@@ -79,7 +80,8 @@ impl Lazy {
                     }
                     Ok(out)
                 } else {
-                    env.render_named_str(name, &rewrite_template(s, true), ctx).map(JValue::from)
+                    env.render_named_str(name, &rewrite_template(s, true), ctx)
+                        .map(JValue::from)
                 }
             }
             Value::Array(a) if has_template(v) => a
@@ -92,7 +94,11 @@ impl Lazy {
                 for (k, x) in o {
                     let key = if Templar::is_template(k) {
                         let ctx = JValue::from_dyn_object(self.clone());
-                        self.templar.env().render_named_str(name, &rewrite_template(k, true), ctx)?
+                        self.templar.env().render_named_str(
+                            name,
+                            &rewrite_template(k, true),
+                            ctx,
+                        )?
                     } else {
                         k.clone()
                     };
@@ -311,14 +317,21 @@ impl Context {
         self.eval_expr_with(expr, name, true)
     }
 
-    fn eval_expr_with(&self, expr: &str, name: &str, escape_backslashes: bool) -> Result<Value, TemplateError> {
+    fn eval_expr_with(
+        &self,
+        expr: &str,
+        name: &str,
+        escape_backslashes: bool,
+    ) -> Result<Value, TemplateError> {
         let t = expr.trim();
         let inner = single_expression(t).unwrap_or(t);
         let env = self.inner.templar.env();
         let e = env
             .compile_expression_owned(rewrite_expression(inner, escape_backslashes).into_owned())
             .map_err(|e| convert(&e, name))?;
-        let v = e.eval(self.value()).map_err(|e| self.explain(convert(&e, name)))?;
+        let v = e
+            .eval(self.value())
+            .map_err(|e| self.explain(convert(&e, name)))?;
         if v.is_undefined() {
             let mut missing: Vec<String> = e
                 .undeclared_variables(false)
