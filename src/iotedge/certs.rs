@@ -204,6 +204,19 @@ pub fn check_edge_ca(
     }
 }
 
+/// Check a device identity certificate and its key: parses, not expired, key matches.
+pub fn check_identity(cert_pem: &[u8], key_pem: &[u8]) -> Result<(), String> {
+    let ders = pem_certs(cert_pem)?;
+    let (_, leaf) = parse_x509_certificate(&ders[0]).map_err(|e| format!("does not parse: {e}"))?;
+    if leaf.validity().not_after < ASN1Time::now() {
+        return Err(format!("expired on {}", leaf.validity().not_after));
+    }
+    match key_matches(key_pem, leaf.public_key().raw)? {
+        true => Ok(()),
+        false => Err("the private key does not belong to the certificate".into()),
+    }
+}
+
 /// Does the private key (PEM: PKCS#8, SEC1 or PKCS#1) have the public key `spki_der`?
 pub fn key_matches(key_pem: &[u8], spki_der: &[u8]) -> Result<bool, String> {
     use rcgen::PublicKeyData;

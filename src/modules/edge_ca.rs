@@ -44,6 +44,23 @@ struct Args {
     hostname: Option<String>,
     #[serde(default)]
     device_id: Option<String>,
+    /// Optional device identity certificate (DPS or manual X.509 provisioning), installed beside the CA.
+    #[serde(default)]
+    identity_cert: Option<String>,
+    /// Its private key (normally `.age`).
+    #[serde(default)]
+    identity_key: Option<String>,
+    #[serde(default = "id_cert_name")]
+    identity_cert_name: String,
+    #[serde(default = "id_key_name")]
+    identity_key_name: String,
+}
+
+fn id_cert_name() -> String {
+    "device-identity.cert.pem".into()
+}
+fn id_key_name() -> String {
+    "device-identity.key.pem".into()
 }
 
 fn certs_dir() -> String {
@@ -75,6 +92,7 @@ struct Material {
     chain: Vec<u8>,
     key: Vec<u8>,
     trust_bundle: Option<Vec<u8>>,
+    identity: Option<(Vec<u8>, Vec<u8>)>,
 }
 
 fn read_local(path: &str, search: &[std::path::PathBuf]) -> Result<Vec<u8>, String> {
@@ -104,10 +122,19 @@ fn load(a: &Args, search: &[std::path::PathBuf]) -> Result<Material, String> {
         Some(t) => Some(read_local(t, search).map_err(|e| format!("edge_ca: trust_bundle: {e}"))?),
         None => None,
     };
+    let identity = match (&a.identity_cert, &a.identity_key) {
+        (Some(c), Some(k)) => Some((
+            read_local(c, search).map_err(|e| format!("edge_ca: identity_cert: {e}"))?,
+            read_local(k, search).map_err(|e| format!("edge_ca: identity_key: {e}"))?,
+        )),
+        (None, None) => None,
+        _ => return Err("edge_ca: give both identity_cert and identity_key, or neither".into()),
+    };
     Ok(Material {
         chain,
         key,
         trust_bundle,
+        identity,
     })
 }
 
@@ -127,6 +154,14 @@ fn verify(
     if let Some(tb) = &m.trust_bundle {
         crate::iotedge::certs::pem_certs(tb)
             .map_err(|e| ArgError::key("trust_bundle", format!("edge_ca: trust_bundle: {e}")))?;
+    }
+    if let Some((cert, key)) = &m.identity {
+        crate::iotedge::certs::check_identity(cert, key).map_err(|e| {
+            ArgError::key(
+                "identity_cert",
+                format!("edge_ca: identity certificate: {e}"),
+            )
+        })?;
     }
     Ok(info)
 }
@@ -191,6 +226,16 @@ impl Module for EdgeCa {
                 content: false,
             });
         }
+        if a.identity_cert.is_some() {
+            r.push(FactReq::File {
+                path: join(&a.certs_dir, &a.identity_cert_name),
+                content: false,
+            });
+            r.push(FactReq::File {
+                path: join(&a.secrets_dir, &a.identity_key_name),
+                content: false,
+            });
+        }
         r
     }
 
@@ -236,6 +281,24 @@ impl Module for EdgeCa {
                 a.cert_owner.clone(),
                 false,
                 certs_dir.clone(),
+            ));
+        }
+        if let Some((c, k)) = &m.identity {
+            files.push((
+                join(&a.certs_dir, &a.identity_cert_name),
+                c.clone(),
+                0o644,
+                a.cert_owner.clone(),
+                false,
+                certs_dir.clone(),
+            ));
+            files.push((
+                join(&a.secrets_dir, &a.identity_key_name),
+                k.clone(),
+                0o600,
+                a.key_owner.clone(),
+                true,
+                secrets_dir.clone(),
             ));
         }
         // Directories with the wrong mode/owner make the files unreadable to the services: fix them too.
@@ -299,6 +362,22 @@ impl Module for EdgeCa {
                 json!(format!(
                     "file://{}",
                     join(&a.certs_dir, &a.trust_bundle_name)
+                )),
+            );
+        }
+        if m.identity.is_some() {
+            result.insert(
+                "identity_cert_uri".into(),
+                json!(format!(
+                    "file://{}",
+                    join(&a.certs_dir, &a.identity_cert_name)
+                )),
+            );
+            result.insert(
+                "identity_pk_uri".into(),
+                json!(format!(
+                    "file://{}",
+                    join(&a.secrets_dir, &a.identity_key_name)
                 )),
             );
         }

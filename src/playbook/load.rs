@@ -1138,6 +1138,14 @@ fn parse_task(
             let mut args = match &vnode.value {
                 NodeValue::Map(_) => vnode.to_json(),
                 NodeValue::Null => Value::Object(Map::new()),
+                // The whole argument mapping from a variable: `iotedge_config: "{{ spec }}"` (checked per host
+                // before contact, once rendered).
+                NodeValue::Str(s)
+                    if crate::template::single_expression(s.trim()).is_some()
+                        && module.free_form_key().is_none() =>
+                {
+                    Value::String(s.trim().to_string())
+                }
                 NodeValue::Str(s) => match module.free_form_key() {
                     Some(key) => {
                         let mut m = Map::new();
@@ -1173,7 +1181,12 @@ fn parse_task(
             }
             // Template syntax of every string, at its own line.
             check_templates(vnode, file, ctx);
-            if let Err(e) = module.validate(&args) {
+            let validated = if args.is_string() {
+                Ok(())
+            } else {
+                module.validate(&args)
+            };
+            if let Err(e) = validated {
                 let at = e
                     .key
                     .as_deref()

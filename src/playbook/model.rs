@@ -291,16 +291,17 @@ impl Task {
 }
 
 impl Play {
-    /// Every task section in execution order: pre_tasks, roles' tasks, tasks, post_tasks.
+    /// Every task section in execution order, as Ansible runs them: pre_tasks, then roles' tasks followed by
+    /// tasks (one section: handlers are flushed after it, not between them), then post_tasks.
     pub fn sections(&self) -> Vec<(&'static str, Vec<Task>)> {
-        let mut role_tasks = Vec::new();
+        let mut main = Vec::new();
         for r in &self.roles {
-            role_tasks.extend(role_tasks_for(r));
+            main.extend(role_tasks_for(r));
         }
+        main.extend(self.tasks.iter().cloned());
         vec![
             ("pre_tasks", self.pre_tasks.clone()),
-            ("roles", role_tasks),
-            ("tasks", self.tasks.clone()),
+            ("tasks", main),
             ("post_tasks", self.post_tasks.clone()),
         ]
     }
