@@ -17,6 +17,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 
+pub mod known_hosts;
 pub mod local;
 
 /// One part of a command line.
