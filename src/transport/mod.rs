@@ -19,6 +19,7 @@ use bytes::Bytes;
 
 pub mod known_hosts;
 pub mod local;
+pub mod ssh_config;
 
 /// One part of a command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
