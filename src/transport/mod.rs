@@ -20,6 +20,7 @@ use bytes::Bytes;
 pub mod known_hosts;
 pub mod local;
 pub mod ssh_config;
+pub mod ssh_target;
 
 /// One part of a command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
