@@ -19,6 +19,7 @@ use bytes::Bytes;
 
 pub mod known_hosts;
 pub mod local;
+pub mod ssh;
 pub mod ssh_config;
 pub mod ssh_target;
 
