@@ -581,8 +581,12 @@ impl Shared {
         }
         self.agent
             .get_or_init(|| async {
-                std::env::var_os("SSH_AUTH_SOCK")?;
-                let mut c = match AgentClient::connect_env().await {
+                let sock = self
+                    .opts
+                    .agent_socket
+                    .clone()
+                    .or_else(|| std::env::var_os("SSH_AUTH_SOCK").map(PathBuf::from))?;
+                let mut c = match AgentClient::connect_uds(&sock).await {
                     Ok(c) => c,
                     Err(e) => {
                         self.warn_once(

@@ -47,8 +47,10 @@ pub struct SshOptions {
     pub ssh_config: Option<PathBuf>,
     /// `--connect-timeout` (a per-host ConnectTimeout / `ansible_ssh_timeout` wins).
     pub connect_timeout: Duration,
-    /// Use `SSH_AUTH_SOCK` (the ssh-agent) first.
+    /// Use the ssh-agent first.
     pub use_agent: bool,
+    /// The agent's socket; `None` = `$SSH_AUTH_SOCK`.
+    pub agent_socket: Option<PathBuf>,
     /// Read-only known_hosts files consulted after the user's (default `/etc/ssh/ssh_known_hosts`).
     pub global_known_hosts: Vec<PathBuf>,
     /// Identity files tried when nothing names one (default `~/.ssh/id_ed25519`, `id_ecdsa`, `id_rsa`).
@@ -72,6 +74,7 @@ impl Default for SshOptions {
             ssh_config: None,
             connect_timeout: Duration::from_secs(10),
             use_agent: true,
+            agent_socket: None,
             global_known_hosts: vec![PathBuf::from("/etc/ssh/ssh_known_hosts")],
             default_identities: ["id_ed25519", "id_ecdsa", "id_rsa"]
                 .iter()
