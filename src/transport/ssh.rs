@@ -259,10 +259,7 @@ fn methods_text(m: &MethodSet) -> String {
     if m.is_empty() {
         return "nothing more".into();
     }
-    m.iter()
-        .map(|k| <&str>::from(k))
-        .collect::<Vec<_>>()
-        .join(", ")
+    m.iter().map(<&str>::from).collect::<Vec<_>>().join(", ")
 }
 
 /// Ask on the controlling terminal without echo. `None` when there is no terminal.

@@ -658,11 +658,7 @@ pub fn resolve(
             }
             "user" if hc.user.is_none() => hc.user = Some(v),
             "port" if hc.port.is_none() => hc.port = v.parse().ok(),
-            "identityfile" => {
-                if !raw_identities.contains(&v) {
-                    raw_identities.push(v)
-                }
-            }
+            "identityfile" if !raw_identities.contains(&v) => raw_identities.push(v),
             "identitiesonly" if hc.identities_only.is_none() => hc.identities_only = parse_bool(&v),
             "proxyjump" if hc.proxy_jump.is_none() => hc.proxy_jump = Some(v),
             "userknownhostsfile" if raw_ukh.is_none() => raw_ukh = Some(o.args.clone()),

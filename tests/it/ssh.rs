@@ -692,7 +692,7 @@ async fn hashed_wildcard_negated_and_cert_authority_entries() {
         .arg(format!("{}.pub", hostcert_key.display())));
     let cert_path = format!("{}-cert.pub", hostcert_key.display());
     let s = Sshd::start(
-        &[addr.clone()],
+        std::slice::from_ref(&addr),
         &format!(
             "HostKey {}\nHostCertificate {cert_path}",
             hostcert_key.display()
