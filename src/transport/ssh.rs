@@ -359,17 +359,32 @@ impl Shared {
 
     fn load_config(
         &self,
-        path: &Path,
+        files: &[(PathBuf, bool)],
     ) -> Result<Arc<SshConfig>, super::ssh_config::SshConfigError> {
-        if let Some(c) = self.configs.lock().ok().and_then(|m| m.get(path).cloned()) {
+        let key: PathBuf = files
+            .iter()
+            .map(|(p, _)| p.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join("\n")
+            .into();
+        if let Some(c) = self.configs.lock().ok().and_then(|m| m.get(&key).cloned()) {
             return Ok(c);
         }
-        let c = Arc::new(SshConfig::load(path)?);
-        for w in &c.warnings {
+        let mut merged = SshConfig::default();
+        for (path, system) in files {
+            let c = if *system {
+                SshConfig::load_system(path)?
+            } else {
+                SshConfig::load(path)?
+            };
+            merged.extend(c);
+        }
+        for w in &merged.warnings {
             self.warn_once(format!("cfg:{w}"), None, w.clone());
         }
+        let c = Arc::new(merged);
         if let Ok(mut m) = self.configs.lock() {
-            m.insert(path.to_path_buf(), c.clone());
+            m.insert(key, c.clone());
         }
         Ok(c)
     }
@@ -451,13 +466,14 @@ impl Shared {
         let names = t.known_hosts_names();
         let lookup = names.first().cloned().unwrap_or_default();
         if t.policy == HostKeyPolicy::Off {
+            // Once per place that turned it off (an inventory group, a config line), not once per device.
             self.warn_once(
-                format!("off:{}", t.key()),
+                format!("off:{}", t.policy_source.as_deref().unwrap_or("?")),
                 Some(&t.name),
                 format!(
-                    "WARNING: host key checking is OFF for {} ({lookup}){}: edgefleet cannot tell this device \
-                     from an impostor. Remove ansible_ssh_host_key_checking=false / StrictHostKeyChecking=no \
-                     and use --host-key-policy accept-new instead.",
+                    "WARNING: host key checking is OFF for {} ({lookup}){} and every host configured the same way: \
+                     edgefleet cannot tell these devices from impostors. Remove ansible_ssh_host_key_checking=false / \
+                     StrictHostKeyChecking=no and use --host-key-policy accept-new instead.",
                     t.name,
                     t.policy_source
                         .as_deref()
@@ -1029,7 +1045,7 @@ impl SshConnector {
 
     /// Resolve where and how `spec` is reached (ssh_config, args, options), without connecting.
     pub fn resolve(&self, spec: &ConnSpec) -> Result<Target, TransportError> {
-        let load = |p: &Path| self.shared.load_config(p);
+        let load = |f: &[(PathBuf, bool)]| self.shared.load_config(f);
         let r = Resolver {
             opts: &self.shared.opts,
             config: &load,
@@ -1055,6 +1071,14 @@ impl SshConnector {
             crate::vars::redact::register(s);
         }
         let target = Arc::new(self.resolve(spec)?);
+        if !target.ignored_args.is_empty() {
+            let a = target.ignored_args.join(" ");
+            self.shared.warn_once(
+                format!("args:{a}"),
+                Some(&spec.name),
+                format!("ignoring ssh arguments edgefleet does not use: {a}"),
+            );
+        }
         let h = self.shared.open(&target).await?;
         let t = SshTransport {
             name: spec.name.clone(),

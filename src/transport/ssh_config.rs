@@ -279,12 +279,24 @@ fn expand_glob(pattern: &Path) -> Vec<PathBuf> {
 }
 
 impl SshConfig {
-    /// Parse a config file (a missing file is an empty config). `Include`s are resolved relative to
-    /// `~/.ssh` (as for the user's config), `~` is expanded.
+    /// Parse a user config file (a missing file is an empty config). Relative `Include`s are resolved
+    /// against `~/.ssh`, as OpenSSH does for `~/.ssh/config` and `-F FILE`; `~` is expanded.
     pub fn load(path: &Path) -> Result<Self, SshConfigError> {
+        let base = home_dir().map(|h| h.join(".ssh")).unwrap_or_default();
+        Self::load_with_base(path, &base)
+    }
+
+    /// Parse the system-wide config (`/etc/ssh/ssh_config`): relative `Include`s are resolved against its
+    /// directory.
+    pub fn load_system(path: &Path) -> Result<Self, SshConfigError> {
+        let base = path.parent().unwrap_or(Path::new("/etc/ssh")).to_path_buf();
+        Self::load_with_base(path, &base)
+    }
+
+    fn load_with_base(path: &Path, base: &Path) -> Result<Self, SshConfigError> {
         let mut cfg = SshConfig::default();
         match std::fs::read_to_string(path) {
-            Ok(text) => cfg.parse_into(path, &text, 0)?,
+            Ok(text) => cfg.parse_into(path, &text, 0, base)?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => {
                 return Err(SshConfigError::Read {
@@ -296,14 +308,28 @@ impl SshConfig {
         Ok(cfg)
     }
 
-    /// Parse config text as if read from `path`.
+    /// Parse config text as if read from `path` (includes relative to `~/.ssh`).
     pub fn parse(path: &Path, text: &str) -> Result<Self, SshConfigError> {
         let mut cfg = SshConfig::default();
-        cfg.parse_into(path, text, 0)?;
+        let base = home_dir().map(|h| h.join(".ssh")).unwrap_or_default();
+        cfg.parse_into(path, text, 0, &base)?;
         Ok(cfg)
     }
 
-    fn parse_into(&mut self, path: &Path, text: &str, depth: usize) -> Result<(), SshConfigError> {
+    /// Append another file's blocks after this one's (user config first, then the system config: the first
+    /// obtained value still wins).
+    pub fn extend(&mut self, other: SshConfig) {
+        self.blocks.extend(other.blocks);
+        self.warnings.extend(other.warnings);
+    }
+
+    fn parse_into(
+        &mut self,
+        path: &Path,
+        text: &str,
+        depth: usize,
+        base: &Path,
+    ) -> Result<(), SshConfigError> {
         if depth > 16 {
             return Err(SshConfigError::Invalid {
                 location: path.display().to_string(),
@@ -353,17 +379,10 @@ impl SshConfig {
                     }
                     for a in &args {
                         let p = expand_tilde(a);
-                        let p = if p.is_absolute() {
-                            p
-                        } else {
-                            home_dir()
-                                .map(|h| h.join(".ssh"))
-                                .unwrap_or_default()
-                                .join(p)
-                        };
+                        let p = if p.is_absolute() { p } else { base.join(p) };
                         for f in expand_glob(&p) {
                             match std::fs::read_to_string(&f) {
-                                Ok(t) => self.parse_into(&f, &t, depth + 1)?,
+                                Ok(t) => self.parse_into(&f, &t, depth + 1, base)?,
                                 Err(e) => self.warnings.push(format!(
                                     "{location}: cannot read included {}: {e}",
                                     f.display()

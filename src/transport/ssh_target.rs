@@ -43,8 +43,10 @@ pub struct SshOptions {
     pub known_hosts: Option<PathBuf>,
     /// `--host-key-policy`; `None` = from ssh_config/args, else strict.
     pub host_key_policy: Option<HostKeyPolicy>,
-    /// `-F FILE`; `None` = `~/.ssh/config`.
+    /// `-F FILE`; `None` = `~/.ssh/config` followed by [`SshOptions::system_ssh_config`].
     pub ssh_config: Option<PathBuf>,
+    /// The system-wide ssh_config read after the user's when no `-F` is given (default `/etc/ssh/ssh_config`).
+    pub system_ssh_config: Option<PathBuf>,
     /// `--connect-timeout` (a per-host ConnectTimeout / `ansible_ssh_timeout` wins).
     pub connect_timeout: Duration,
     /// Use the ssh-agent first.
@@ -72,6 +74,7 @@ impl Default for SshOptions {
             known_hosts: None,
             host_key_policy: None,
             ssh_config: None,
+            system_ssh_config: Some(PathBuf::from("/etc/ssh/ssh_config")),
             connect_timeout: Duration::from_secs(10),
             use_agent: true,
             agent_socket: None,
@@ -100,11 +103,19 @@ impl SshOptions {
         }
     }
 
-    /// The ssh_config file used when neither `-F` nor the host's args name one.
-    pub fn config_path(&self) -> Option<PathBuf> {
-        self.ssh_config
-            .clone()
-            .or_else(|| home_dir().map(|h| h.join(".ssh/config")))
+    /// The ssh_config files for a host whose args name `-F` (or not): `(path, is_system)`, user file first.
+    pub fn config_files(&self, args_file: Option<&Path>) -> Vec<(PathBuf, bool)> {
+        if let Some(p) = args_file.or(self.ssh_config.as_deref()) {
+            return vec![(p.to_path_buf(), false)];
+        }
+        let mut v = Vec::new();
+        if let Some(h) = home_dir() {
+            v.push((h.join(".ssh/config"), false));
+        }
+        if let Some(s) = &self.system_ssh_config {
+            v.push((s.clone(), true));
+        }
+        v
     }
 }
 
@@ -147,6 +158,8 @@ pub struct Target {
     pub keepalive: (Option<Duration>, usize),
     /// The jump host this endpoint is reached through (itself possibly behind another).
     pub jump: Option<Arc<Target>>,
+    /// ssh flags from `ansible_ssh_*_args` that edgefleet does not act on (reported once).
+    pub ignored_args: Vec<String>,
 }
 
 impl Target {
@@ -248,12 +261,16 @@ pub fn parse_jump(s: &str) -> Result<Vec<JumpHop>, String> {
         .collect()
 }
 
+/// Loads (and merges, in order) ssh_config files given as `(path, is_system)`.
+pub type ConfigLoader<'a> =
+    dyn Fn(&[(PathBuf, bool)]) -> Result<Arc<SshConfig>, SshConfigError> + 'a;
+
 /// Resolves [`Target`]s; `config` loads (and caches) ssh_config files.
 pub struct Resolver<'a> {
     /// Run-wide options.
     pub opts: &'a SshOptions,
-    /// Loads an ssh_config file.
-    pub config: &'a dyn Fn(&Path) -> Result<Arc<SshConfig>, SshConfigError>,
+    /// Loads (and merges, in order) ssh_config files given as `(path, is_system)`.
+    pub config: &'a ConfigLoader<'a>,
 }
 
 fn local_user() -> String {
@@ -264,10 +281,7 @@ fn local_user() -> String {
 
 impl Resolver<'_> {
     fn config_for(&self, args: &SshArgs) -> Result<Arc<SshConfig>, SshConfigError> {
-        match args.config_file.clone().or_else(|| self.opts.config_path()) {
-            Some(p) => (self.config)(&p),
-            None => Ok(Arc::new(SshConfig::default())),
-        }
+        (self.config)(&self.opts.config_files(args.config_file.as_deref()))
     }
 
     /// Resolve the device described by `spec`.
@@ -304,6 +318,7 @@ impl Resolver<'_> {
         let mut t = self.build(&spec.name, alias, &hc)?;
         t.password = spec.password.clone();
         t.passphrase = spec.private_key_passphrase.clone();
+        t.ignored_args = args.ignored.clone();
         if let Some(j) = &hc.proxy_jump {
             t.jump = self.chain(j, &cfg, 0, spec.private_key_file.as_deref())?;
         }
@@ -362,6 +377,7 @@ impl Resolver<'_> {
             connect_timeout: hc.connect_timeout.unwrap_or(self.opts.connect_timeout),
             keepalive: (interval, hc.server_alive_count_max.unwrap_or(3) as usize),
             jump: None,
+            ignored_args: Vec::new(),
         })
     }
 
@@ -442,7 +458,7 @@ mod tests {
 
     fn resolver_test(cfg_text: &str, spec: ConnSpec, opts: SshOptions) -> Result<Target, String> {
         let cfg = Arc::new(SshConfig::parse(Path::new("/cfg"), cfg_text).unwrap());
-        let load = move |_: &Path| Ok(cfg.clone());
+        let load = move |_: &[(PathBuf, bool)]| Ok(cfg.clone());
         let r = Resolver {
             opts: &opts,
             config: &load,

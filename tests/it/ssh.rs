@@ -161,6 +161,7 @@ impl Env {
             known_hosts: Some(known_hosts.to_path_buf()),
             host_key_policy: Some(HostKeyPolicy::Strict),
             ssh_config: Some(self.dir.join("empty_config")),
+            system_ssh_config: None,
             connect_timeout: Duration::from_secs(30),
             use_agent: false,
             agent_socket: None,
@@ -957,10 +958,23 @@ async fn command_timeout_keeps_the_connection_and_reconnect_after_server_drop() 
     let c = SshConnector::new(Env::get().opts(&wild()));
     let t = connect(&c, &spec("slow", &s, "efuser", Some("id_ed25519"))).await;
     let e = t
-        .exec(Exec::new(Cmd::shell("sleep 30")).timeout(Some(Duration::from_millis(500))))
+        .exec(Exec::new(Cmd::new("sleep").arg("37.25")).timeout(Some(Duration::from_millis(500))))
         .await
         .unwrap_err();
     assert!(matches!(e, TransportError::Timeout(_)), "{e}");
+    // The remote command does not outlive its timeout (the channel got a KILL signal and was closed).
+    let alive = || {
+        std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
+            std::fs::read(e.path().join("cmdline"))
+                .map(|c| c == b"sleep\x0037.25\x00")
+                .unwrap_or(false)
+        })
+    };
+    let start = Instant::now();
+    while alive() && start.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(!alive(), "the timed-out remote command is still running");
     let out = t
         .exec(Exec::new(Cmd::new("echo").arg("still here")))
         .await
@@ -1061,4 +1075,69 @@ async fn black_hole_and_refused_fail_within_the_timeout_without_delaying_others(
     let order = order.lock().unwrap().clone();
     let pos = |n| order.iter().position(|x| *x == n).unwrap();
     assert!(pos("good") < pos("hole"), "{order:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn password_auth_ssh_config_alias_and_ignored_args() {
+    let s = Sshd::start(&[next_addr()], "");
+    let env = Env::get();
+    let c = SshConnector::new(env.opts(&wild()));
+    let mut pw = spec("pw", &s, "efpw", None);
+    pw.password = Some(SUDO_PW.into());
+    let t = connect(&c, &pw).await;
+    assert_eq!(
+        t.exec(Exec::new(Cmd::new("whoami")))
+            .await
+            .unwrap()
+            .stdout_str(),
+        "efpw\n"
+    );
+    let mut bad = spec("badpw", &s, "efpw", None);
+    bad.password = Some("not-the-password-xyz".into());
+    let e = c.connect(&bad).await.err().unwrap();
+    let msg = e.to_string();
+    assert!(
+        matches!(e, TransportError::Auth { .. }) && msg.contains("password (rejected)"),
+        "{msg}"
+    );
+    assert!(!msg.contains("not-the-password-xyz"), "{msg}");
+
+    // An ssh_config Host alias given with -F in the inventory's ssh args: HostName, Port, User, IdentityFile.
+    let cfg = tmpfile("ssh_config");
+    std::fs::write(
+        &cfg,
+        format!(
+            "Host mydevice\n  HostName {}\n  Port {}\n  User efuser\n  IdentityFile {}\nMatch user nobody\n  User nobody\nHost *\n  ServerAliveInterval 5\n  User ignored\n",
+            s.addr(),
+            s.port(),
+            env.key("id_ecdsa").display()
+        ),
+    )
+    .unwrap();
+    let alias = ConnSpec {
+        name: "alias".into(),
+        address: "mydevice".into(),
+        ssh_args: vec!["-F".into(), cfg.display().to_string(), "-C".into()],
+        ..Default::default()
+    };
+    let t = connect(&c, &alias).await;
+    assert_eq!(t.target().hostname, s.addr());
+    assert_eq!(
+        t.exec(Exec::new(Cmd::new("whoami")))
+            .await
+            .unwrap()
+            .stdout_str(),
+        "efuser\n"
+    );
+    let w = c.take_warnings();
+    assert!(
+        w.iter()
+            .any(|(_, m)| m.contains("`Match` blocks are not supported")),
+        "{w:?}"
+    );
+    assert!(
+        w.iter()
+            .any(|(h, m)| h.as_deref() == Some("alias") && m.contains("-C")),
+        "{w:?}"
+    );
 }
