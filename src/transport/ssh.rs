@@ -43,7 +43,7 @@ pub const PASSPHRASE_ENV: &str = "EDGEFLEET_SSH_PASSPHRASE";
 
 /// What went wrong inside a russh callback (the host-key check is ours, the rest is russh's).
 #[derive(Debug, thiserror::Error)]
-pub enum HandlerError {
+enum HandlerError {
     /// A protocol or I/O error.
     #[error(transparent)]
     Ssh(#[from] russh::Error),
@@ -53,7 +53,7 @@ pub enum HandlerError {
 }
 
 /// The russh callbacks for one connection: host-key verification.
-pub struct ClientHandler {
+struct ClientHandler {
     shared: Arc<Shared>,
     target: Arc<Target>,
 }
@@ -110,7 +110,7 @@ struct AgentSigner(Arc<AsyncMutex<AgentClient<UnixStream>>>);
 
 #[derive(Debug, thiserror::Error)]
 enum AgentSignError {
-    #[error("the ssh-agent connection is gone")]
+    #[error("the SSH connection closed during authentication")]
     Send(#[from] russh::SendError),
     #[error("ssh-agent refused to sign: {0}")]
     Agent(String),
@@ -1026,9 +1026,26 @@ fn changed_message(
     )
 }
 
+/// One open connection per device for the whole run means thousands of sockets: lift the soft
+/// `RLIMIT_NOFILE` (often 1024) to the hard limit, once per process.
+fn raise_nofile_limit() {
+    static DONE: std::sync::Once = std::sync::Once::new();
+    DONE.call_once(|| {
+        // SAFETY: getrlimit/setrlimit on a plain struct we own.
+        unsafe {
+            let mut r: libc::rlimit = std::mem::zeroed();
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) == 0 && r.rlim_cur < r.rlim_max {
+                r.rlim_cur = r.rlim_max.min(1 << 20);
+                let _ = libc::setrlimit(libc::RLIMIT_NOFILE, &r);
+            }
+        }
+    });
+}
+
 impl SshConnector {
     /// A connector for one run. Nothing is read or contacted until the first [`SshConnector::connect`].
     pub fn new(opts: SshOptions) -> Self {
+        raise_nofile_limit();
         SshConnector {
             shared: Arc::new(Shared {
                 opts,

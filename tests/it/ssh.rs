@@ -71,6 +71,18 @@ impl Env {
                 }
             }
         }
+        for tool in [
+            "/usr/sbin/sshd",
+            "/usr/bin/ssh-keygen",
+            "/usr/bin/ssh-agent",
+            "/usr/bin/sudo",
+            "/usr/bin/unshare",
+        ] {
+            assert!(
+                Path::new(tool).exists(),
+                "{tool} is missing: the SSH tests need openssh-server, openssh-client, sudo and util-linux"
+            );
+        }
         let dir = base.join(format!("ssh-it-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("auth")).unwrap();
@@ -1122,6 +1134,25 @@ async fn password_auth_ssh_config_alias_and_ignored_args() {
     };
     let t = connect(&c, &alias).await;
     assert_eq!(t.target().hostname, s.addr());
+    // Without --known-hosts, `-o UserKnownHostsFile=` from the inventory's args is the file consulted.
+    let mut o = env.opts(&wild());
+    o.known_hosts = None;
+    let c_args = SshConnector::new(o);
+    let mut via_args = spec("kh-args", &s, "efuser", Some("id_ed25519"));
+    via_args.ssh_args = vec![
+        "-o".into(),
+        format!("UserKnownHostsFile={}", wild().display()),
+    ];
+    connect(&c_args, &via_args).await;
+    via_args.ssh_args = vec![
+        "-o".into(),
+        format!("UserKnownHostsFile={}", tmpfile("kh_empty").display()),
+    ];
+    let e = c_args.connect(&via_args).await.err().unwrap().to_string();
+    assert!(
+        e.contains("unknown host key") && e.contains("kh_empty"),
+        "{e}"
+    );
     assert_eq!(
         t.exec(Exec::new(Cmd::new("whoami")))
             .await
