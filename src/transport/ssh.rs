@@ -102,7 +102,8 @@ impl std::fmt::Display for KeyProblem {
 
 struct Agent {
     client: Arc<AsyncMutex<AgentClient<UnixStream>>>,
-    ids: Vec<PublicKey>,
+    /// Plain keys and OpenSSH user certificates, in the agent's order.
+    ids: Vec<AgentIdentity>,
 }
 
 /// Signs through the shared agent connection, locking it only for the signature itself.
@@ -611,13 +612,7 @@ impl Shared {
                     }
                 };
                 let ids = match c.request_identities().await {
-                    Ok(ids) => ids
-                        .into_iter()
-                        .filter_map(|i| match i {
-                            AgentIdentity::PublicKey { key, .. } => Some(key),
-                            AgentIdentity::Certificate { .. } => None,
-                        })
-                        .collect(),
+                    Ok(ids) => ids,
                     Err(e) => {
                         self.warn_once(
                             "agent".into(),
@@ -705,22 +700,44 @@ impl Shared {
         if let Some(agent) = self.agent().await {
             let mut n = 0;
             for id in &agent.ids {
-                let blob = key_blob(id);
+                let (blob, is_rsa, cert) = match id {
+                    AgentIdentity::PublicKey { key, .. } => {
+                        (key_blob(key), key.algorithm().is_rsa(), None)
+                    }
+                    AgentIdentity::Certificate { certificate, .. } => (
+                        key_blob(&PublicKey::new(certificate.public_key().clone(), "")),
+                        certificate.algorithm().is_rsa(),
+                        Some(certificate.clone()),
+                    ),
+                };
                 if t.identities_only && !file_pubs.contains(&blob) {
                     continue;
                 }
-                let hash = if id.algorithm().is_rsa() {
+                let hash = if is_rsa {
                     rsa_hash(h, &mut rsa).await
                 } else {
                     None
                 };
                 let mut signer = AgentSigner(agent.client.clone());
                 n += 1;
-                offered.push(blob);
-                match h
-                    .authenticate_publickey_with(t.user.clone(), id.clone(), hash, &mut signer)
-                    .await
-                {
+                let res = match (cert, id) {
+                    (Some(c), _) => {
+                        h.authenticate_certificate_with(t.user.clone(), c, hash, &mut signer)
+                            .await
+                    }
+                    (None, AgentIdentity::PublicKey { key, .. }) => {
+                        offered.push(blob);
+                        h.authenticate_publickey_with(
+                            t.user.clone(),
+                            key.clone(),
+                            hash,
+                            &mut signer,
+                        )
+                        .await
+                    }
+                    (None, AgentIdentity::Certificate { .. }) => continue,
+                };
+                match res {
                     Ok(russh::client::AuthResult::Success) => return Ok(()),
                     Ok(russh::client::AuthResult::Failure {
                         remaining_methods, ..
@@ -733,12 +750,33 @@ impl Shared {
                 }
             }
             if n > 0 {
-                tried.push(format!("{n} ssh-agent key(s) (rejected)"));
+                tried.push(format!("{n} ssh-agent identit(y/ies) (rejected)"));
             }
         }
         for path in &t.identities {
             match self.load_key(path, t.passphrase.as_deref()).await {
                 Ok(key) => {
+                    // Like OpenSSH: `<key>-cert.pub` beside the key is offered first.
+                    let mut cert_path = path.clone().into_os_string();
+                    cert_path.push("-cert.pub");
+                    if let Ok(cert) = russh::keys::load_openssh_certificate(Path::new(&cert_path)) {
+                        match h
+                            .authenticate_openssh_cert(t.user.clone(), key.clone(), cert)
+                            .await
+                        {
+                            Ok(russh::client::AuthResult::Success) => return Ok(()),
+                            Ok(russh::client::AuthResult::Failure {
+                                remaining_methods, ..
+                            }) => {
+                                methods = Some(remaining_methods);
+                                tried.push(format!(
+                                    "{} (certificate rejected)",
+                                    Path::new(&cert_path).display()
+                                ));
+                            }
+                            Err(e) => return Err(lost(&e)),
+                        }
+                    }
                     let blob = key_blob(key.public_key());
                     if offered.contains(&blob) {
                         continue;

@@ -1172,3 +1172,80 @@ async fn password_auth_ssh_config_alias_and_ignored_args() {
         "{w:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_certificates_from_a_file_and_from_the_agent() {
+    let env = Env::get();
+    // A user CA the sshd trusts; the key itself is NOT in authorized_keys, only its certificate gets in.
+    let ca = tmpfile("user_ca");
+    keygen(&ca, &["-t", "ed25519"], "");
+    let key = tmpfile("id_certonly");
+    keygen(&key, &["-t", "ed25519"], "");
+    sh(Command::new("ssh-keygen")
+        .args(["-q", "-s"])
+        .arg(&ca)
+        .args(["-I", "efuser-cert", "-n", "efuser"])
+        .arg(format!("{}.pub", key.display())));
+    let s = Sshd::start(
+        &[next_addr()],
+        &format!("TrustedUserCAKeys {}.pub", ca.display()),
+    );
+    let c = SshConnector::new(env.opts(&wild()));
+    let mut sp = spec("usercert", &s, "efuser", None);
+    sp.private_key_file = Some(key.clone());
+    let t = connect(&c, &sp).await;
+    assert!(t
+        .exec(Exec::new(Cmd::new("true")))
+        .await
+        .unwrap()
+        .status
+        .success());
+    assert!(
+        s.log().contains("Accepted publickey for efuser") && s.log().contains("CA ED25519"),
+        "{}",
+        s.log()
+    );
+
+    // Without the certificate file the bare key is refused.
+    let bare = tmpfile("id_bare");
+    std::fs::copy(&key, &bare).unwrap();
+    std::fs::set_permissions(&bare, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let mut sp2 = spec("bare", &s, "efuser", None);
+    sp2.private_key_file = Some(bare);
+    assert!(matches!(
+        c.connect(&sp2).await,
+        Err(TransportError::Auth { .. })
+    ));
+
+    // The same certificate held by ssh-agent (ssh-add loads <key>-cert.pub with the key).
+    let sock = tmpfile("agent-cert.sock");
+    let mut agent = Command::new("ssh-agent")
+        .arg("-D")
+        .arg("-a")
+        .arg(&sock)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !sock.exists() && start.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let added = Command::new("ssh-add")
+        .env("SSH_AUTH_SOCK", &sock)
+        .arg(&key)
+        .output()
+        .unwrap();
+    let mut o = env.opts(&wild());
+    o.use_agent = true;
+    o.agent_socket = Some(sock.clone());
+    let c = SshConnector::new(o);
+    let r = c.connect(&spec("agentcert", &s, "efuser", None)).await;
+    let _ = agent.kill();
+    let _ = agent.wait();
+    assert!(
+        String::from_utf8_lossy(&added.stderr).contains("Certificate added"),
+        "{added:?}"
+    );
+    assert!(r.is_ok(), "{:?}", r.err());
+}
