@@ -242,6 +242,19 @@ fn descendants(root: u32) -> Vec<u32> {
     out
 }
 
+/// Is a process with exactly this command line (NUL-separated) running?
+fn proc_running(cmdline: &[u8]) -> bool {
+    std::fs::read_dir("/proc")
+        .map(|rd| {
+            rd.flatten().any(|e| {
+                std::fs::read(e.path().join("cmdline"))
+                    .map(|c| c == cmdline)
+                    .unwrap_or(false)
+            })
+        })
+        .unwrap_or(false)
+}
+
 fn kill(pid: u32, sig: i32) {
     // SAFETY: plain kill(2) on a PID we started (or a child of one).
     unsafe {
@@ -975,13 +988,7 @@ async fn command_timeout_keeps_the_connection_and_reconnect_after_server_drop() 
         .unwrap_err();
     assert!(matches!(e, TransportError::Timeout(_)), "{e}");
     // The remote command does not outlive its timeout (the channel got a KILL signal and was closed).
-    let alive = || {
-        std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
-            std::fs::read(e.path().join("cmdline"))
-                .map(|c| c == b"sleep\x0037.25\x00")
-                .unwrap_or(false)
-        })
-    };
+    let alive = || proc_running(b"sleep\x0037.25\x00");
     let start = Instant::now();
     while alive() && start.elapsed() < Duration::from_secs(20) {
         std::thread::sleep(Duration::from_millis(100));
@@ -1005,8 +1012,16 @@ async fn command_timeout_keeps_the_connection_and_reconnect_after_server_drop() 
 
     // A drop WHILE a command runs is reported, not retried.
     let t2 = t.clone();
-    let run = tokio::spawn(async move { t2.exec(Exec::new(Cmd::shell("sleep 20"))).await });
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    let run = tokio::spawn(async move { t2.exec(Exec::new(Cmd::new("sleep").arg("20.75"))).await });
+    let running = || proc_running(b"sleep\x0020.75\x00");
+    let start = Instant::now();
+    while !running() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the remote command never started"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     s.drop_connections();
     let r = run.await.unwrap();
     assert!(matches!(r, Err(TransportError::Disconnected(_))), "{r:?}");
@@ -1021,7 +1036,7 @@ async fn max_startups_drops_are_retried_until_every_device_is_in() {
     o.connect_attempts = 60;
     let c = SshConnector::new(o);
     let mut set = tokio::task::JoinSet::new();
-    for i in 0..12 {
+    for i in 0..16 {
         let c = c.clone();
         let sp = spec(&format!("ms{i}"), &s, "efuser", Some("id_ed25519"));
         set.spawn(async move { c.connect(&sp).await.map(|_| ()).map_err(|e| e.to_string()) });
@@ -1044,7 +1059,7 @@ async fn black_hole_and_refused_fail_within_the_timeout_without_delaying_others(
     let hole_port = hole.local_addr().unwrap().port();
     let refused_port = free_port("127.0.0.1");
     let mut o = Env::get().opts(&wild());
-    o.connect_timeout = Duration::from_secs(5);
+    o.connect_timeout = Duration::from_secs(8);
     let c = SshConnector::new(o);
     let mk = |name: &str, port: u16| ConnSpec {
         name: name.into(),
