@@ -7,6 +7,14 @@
 //! [`SshOptions::max_channels`] commands in flight per connection, and a transparent reconnect when a
 //! connection dropped between commands. It must not know about modules or plays, never re-runs a command
 //! that may have started, and never puts a secret in a log, an error or a command line.
+//!
+//! Identities, in order: ssh-agent keys and certificates (`SSH_AUTH_SOCK` or [`SshOptions::agent_socket`]),
+//! then identity files (`ansible_ssh_private_key_file`, `-i`, ssh_config `IdentityFile`; only when none is named,
+//! `~/.ssh/id_ed25519`, `id_ecdsa`, `id_rsa`), each preceded by its `<file>-cert.pub` when present, then
+//! `ansible_password` (password, then keyboard-interactive). RSA signs with rsa-sha2-512/256 as the server
+//! announces. A passphrase-protected key file is decrypted with, in order: `ansible_ssh_private_key_passphrase`,
+//! the `EDGEFLEET_SSH_PASSPHRASE` environment variable, or a prompt on the terminal (once per key file per run);
+//! without any of them the device fails with an error saying exactly that. Decrypted keys are cached per run.
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};

@@ -59,7 +59,19 @@ impl Env {
     }
 
     fn create() -> Env {
-        let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+        // The test users must be able to reach their homes and login shell: use the target dir only when
+        // every ancestor is world-traversable (CI may clone into a private directory), else the system tmp.
+        let target_tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+        let traversable = target_tmp.ancestors().skip(1).all(|a| {
+            std::fs::metadata(a)
+                .map(|m| m.permissions().mode() & 0o001 != 0)
+                .unwrap_or(false)
+        });
+        let base = if traversable {
+            target_tmp
+        } else {
+            std::env::temp_dir()
+        };
         // Remove directories left by earlier runs whose process is gone.
         if let Ok(rd) = std::fs::read_dir(&base) {
             for e in rd.flatten() {
