@@ -62,7 +62,7 @@ impl Env {
         // The test users must be able to reach their homes and login shell: use the target dir only when
         // every ancestor is world-traversable (CI may clone into a private directory), else the system tmp.
         let target_tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
-        let traversable = target_tmp.ancestors().skip(1).all(|a| {
+        let traversable = target_tmp.ancestors().all(|a| {
             std::fs::metadata(a)
                 .map(|m| m.permissions().mode() & 0o001 != 0)
                 .unwrap_or(false)
@@ -76,7 +76,10 @@ impl Env {
         if let Ok(rd) = std::fs::read_dir(&base) {
             for e in rd.flatten() {
                 let n = e.file_name().to_string_lossy().into_owned();
-                if let Some(pid) = n.strip_prefix("ssh-it-").and_then(|p| p.parse().ok()) {
+                if let Some(pid) = n
+                    .strip_prefix("edgefleet-ssh-it-")
+                    .and_then(|p| p.parse().ok())
+                {
                     if !pid_alive(pid) {
                         let _ = std::fs::remove_dir_all(e.path());
                     }
@@ -95,13 +98,11 @@ impl Env {
                 "{tool} is missing: the SSH tests need openssh-server, openssh-client, sudo and util-linux"
             );
         }
-        let dir = base.join(format!("ssh-it-{}", std::process::id()));
+        let dir = base.join(format!("edgefleet-ssh-it-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("auth")).unwrap();
         std::fs::create_dir_all("/run/sshd").unwrap();
-        for d in [&base, &dir] {
-            std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
-        }
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
         keygen(&dir.join("host_ed25519"), &["-t", "ed25519"], "");
         keygen(&dir.join("id_ed25519"), &["-t", "ed25519"], "");
         keygen(&dir.join("id_ecdsa"), &["-t", "ecdsa", "-b", "256"], "");
