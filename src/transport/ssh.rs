@@ -1172,10 +1172,10 @@ impl SshTransport {
     }
 
     /// The current connection; reconnects (once per call) when the previous one was dropped.
-    async fn handle(&self, force_new: bool) -> Result<Arc<Conn>, TransportError> {
+    async fn handle(&self) -> Result<Arc<Conn>, TransportError> {
         let mut g = self.conn.lock().await;
         if let Some(h) = &*g {
-            if !force_new && !h.is_closed() {
+            if !h.is_closed() {
                 return Ok(h.clone());
             }
         }
@@ -1189,7 +1189,7 @@ impl SshTransport {
     async fn open_channel(&self) -> Result<russh::Channel<client::Msg>, TransportError> {
         let mut retried = false;
         loop {
-            let h = self.handle(false).await?;
+            let h = self.handle().await?;
             match h.channel_open_session().await {
                 Ok(ch) => return Ok(ch),
                 Err(russh::Error::ChannelOpenFailure(f)) => {

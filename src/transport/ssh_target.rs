@@ -172,14 +172,12 @@ impl Target {
         }
     }
 
-    /// The names looked up in known_hosts (`host` or `[host]:port`, or the HostKeyAlias).
+    /// The names looked up in known_hosts: `host` or `[host]:port`, or the HostKeyAlias verbatim (as OpenSSH).
     pub fn known_hosts_names(&self) -> Vec<String> {
-        let h = self
-            .host_key_alias
-            .as_deref()
-            .unwrap_or(&self.hostname)
-            .to_ascii_lowercase();
-        vec![lookup_name(&h, self.port)]
+        match &self.host_key_alias {
+            Some(a) => vec![a.to_ascii_lowercase()],
+            None => vec![lookup_name(&self.hostname.to_ascii_lowercase(), self.port)],
+        }
     }
 
     /// The name a host certificate must list as a principal.
@@ -546,7 +544,15 @@ mod tests {
         };
         let t = resolver_test("", spec.clone(), SshOptions::default()).unwrap();
         assert_eq!(t.user_known_hosts, vec![PathBuf::from("/a/kh")]);
+        assert_eq!(t.known_hosts_names(), vec!["[d.example]:2022".to_string()]);
         assert_eq!(t.port, 2022);
+        let mut aliased = spec.clone();
+        aliased
+            .ssh_args
+            .extend(["-o".to_string(), "HostKeyAlias=Fleet-Dev".to_string()]);
+        let t = resolver_test("", aliased, SshOptions::default()).unwrap();
+        assert_eq!(t.known_hosts_names(), vec!["fleet-dev".to_string()]);
+        assert_eq!(t.principal(), "Fleet-Dev");
         let opts = SshOptions {
             known_hosts: Some("/cli/kh".into()),
             ..Default::default()
