@@ -672,7 +672,9 @@ impl Shared {
         };
         let lost = |e: &dyn std::fmt::Display| {
             TransportError::Disconnected(format!(
-                "{} dropped the connection during authentication: {e}",
+                "{} dropped the connection during authentication: {e} (too many keys offered? sshd's \
+                 MaxAuthTries is 6 by default: set IdentitiesOnly yes in ssh_config, or name the key with \
+                 ansible_ssh_private_key_file)",
                 t.addr()
             ))
         };
