@@ -393,6 +393,13 @@ impl SshConfig {
                 }
                 _ => {
                     validate(&key, &args).map_err(inv)?;
+                    if key == "proxycommand"
+                        && !args.first().is_some_and(|a| a.eq_ignore_ascii_case("none"))
+                    {
+                        self.warnings.push(format!(
+                            "{location}: ProxyCommand is not supported by edgefleet and is ignored (use ProxyJump)"
+                        ));
+                    }
                     if self.blocks.is_empty() {
                         self.blocks.push(Block {
                             patterns: None,
@@ -820,8 +827,13 @@ Host *
 
     #[test]
     fn match_is_skipped_with_a_warning_and_unknown_keywords_ignored() {
-        let c = cfg("Match host x\n  User matched\nHost *\n  User plain\n  FancyNewOption yes\n");
-        assert_eq!(c.warnings.len(), 1);
+        let c = cfg("Match host x\n  User matched\nHost *\n  User plain\n  FancyNewOption yes\n  ProxyCommand nc %h %p\n");
+        assert_eq!(c.warnings.len(), 2);
+        assert!(
+            c.warnings[1].contains("/cfg:6: ProxyCommand"),
+            "{}",
+            c.warnings[1]
+        );
         assert!(c.warnings[0].starts_with("/cfg:1:"), "{}", c.warnings[0]);
         let h = resolve("x", &[], &SshArgs::default(), &c);
         assert_eq!(h.user.as_deref(), Some("plain"));

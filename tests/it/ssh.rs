@@ -745,7 +745,11 @@ async fn hashed_wildcard_negated_and_cert_authority_entries() {
         .join(" ");
 
     let kh = tmpfile("kh_ca");
-    std::fs::write(&kh, format!("@cert-authority [127.*]:*,127.99.*,!10.* {ca_pub}\n")).unwrap();
+    std::fs::write(
+        &kh,
+        format!("@cert-authority [127.*]:*,127.99.*,!10.* {ca_pub}\n"),
+    )
+    .unwrap();
     let c = SshConnector::new(env.opts(&kh));
     let t = connect(&c, &spec("certdev", &s, "efuser", Some("id_ed25519"))).await;
     assert!(t
