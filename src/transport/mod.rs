@@ -17,7 +17,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 
+pub mod known_hosts;
 pub mod local;
+pub mod ssh;
+pub mod ssh_config;
+pub mod ssh_target;
 
 /// One part of a command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -457,7 +461,8 @@ pub fn frame(req: &Exec) -> (String, Option<Bytes>) {
             let user = if b.user.is_empty() { "root" } else { &b.user };
             if let Some(pw) = &b.password {
                 line.push_str(
-                    "IFS= read -r __ef_pw && printf '%s\\n' \"$__ef_pw\" | sudo -S -p '' -v 2>/dev/null && unset __ef_pw && ",
+                    "IFS= read -r __ef_pw; if printf '%s\\n' \"$__ef_pw\" | sudo -S -p '' -v 2>/dev/null; then unset __ef_pw; \
+                     else echo 'sudo: the become password was refused' >&2; exit 1; fi; ",
                 );
                 let mut buf =
                     Vec::with_capacity(pw.len() + 1 + stdin.as_ref().map_or(0, |s| s.len()));
@@ -468,7 +473,13 @@ pub fn frame(req: &Exec) -> (String, Option<Bytes>) {
                 }
                 stdin = Some(Bytes::from(buf));
             }
-            line.push_str("exec sudo -n -H -u ");
+            // With a password, not `exec`: without a terminal sudo keys its credential cache on the parent
+            // PID, which must be this shell for both `sudo -v` and the command (measured against OpenSSH + sudo).
+            line.push_str(if b.password.is_some() {
+                "sudo -n -H -u "
+            } else {
+                "exec sudo -n -H -u "
+            });
             line.push_str(&quote(user));
             line.push_str(" -- /bin/sh -c ");
             line.push_str(&quote(&inner));
@@ -492,6 +503,11 @@ pub fn become_error(stderr: &str) -> Option<TransportError> {
         return Some(TransportError::Become(
             "sudo needs a password: set ansible_become_password (from an age-encrypted vars file)"
                 .into(),
+        ));
+    }
+    if s.contains("the become password was refused") {
+        return Some(TransportError::Become(
+            "sudo refused the become password: check ansible_become_password for this host".into(),
         ));
     }
     if s.contains("is not in the sudoers file") || s.contains("is not allowed to execute") {
