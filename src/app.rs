@@ -151,6 +151,16 @@ pub fn load(
     limit: Option<&str>,
     playbooks: &[PathBuf],
 ) -> Result<Loaded, AppError> {
+    load_with(inventory, limit, playbooks, None)
+}
+
+/// Like [`load`], with an optional built-in playbook (text, and the path that names it).
+pub fn load_with(
+    inventory: &[PathBuf],
+    limit: Option<&str>,
+    playbooks: &[PathBuf],
+    builtin: Option<(&str, &Path)>,
+) -> Result<Loaded, AppError> {
     let mut diags = Diagnostics::new();
     let pb_dirs: Vec<PathBuf> = playbooks
         .iter()
@@ -179,6 +189,11 @@ pub fn load(
             continue;
         }
         if let Some(pb) = crate::playbook::load_playbook(p, &mut ctx) {
+            loaded.push(pb);
+        }
+    }
+    if let Some((text, path)) = builtin {
+        if let Some(pb) = crate::playbook::load_playbook_text(text, path, &mut ctx) {
             loaded.push(pb);
         }
     }
@@ -215,24 +230,36 @@ pub fn load(
     })
 }
 
-/// The connector for SSH devices.
-pub fn ssh_connector(_conn: &ConnectOptions) -> Result<Arc<dyn Connector>, AppError> {
-    Ok(Arc::new(NoSsh))
+/// The connector for SSH devices (one per run: bastions, agent and known_hosts writers are shared).
+pub fn ssh_connector(
+    conn: &ConnectOptions,
+    sink: SharedSink,
+) -> Result<Arc<dyn Connector>, AppError> {
+    let opts = crate::transport::ssh::SshOptions::from_cli(conn);
+    Ok(Arc::new(SshAdapter {
+        inner: crate::transport::ssh::SshConnector::new(opts),
+        sink,
+    }))
 }
 
-struct NoSsh;
+/// Adapts the SSH connector to the executor's `Connector`, forwarding its once-per-run warnings as events.
+struct SshAdapter {
+    inner: crate::transport::ssh::SshConnector,
+    sink: SharedSink,
+}
 
 #[async_trait::async_trait]
-impl Connector for NoSsh {
+impl Connector for SshAdapter {
     async fn connect(
         &self,
         spec: &crate::transport::ConnSpec,
     ) -> Result<crate::transport::SharedTransport, crate::transport::TransportError> {
-        Err(crate::transport::TransportError::Connect {
-            addr: spec.address.clone(),
-            reason: "the SSH transport is not part of this build yet; use ansible_connection=local"
-                .into(),
-        })
+        let r = self.inner.connect(spec).await;
+        for (host, message) in self.inner.take_warnings() {
+            self.sink
+                .emit(crate::report::Event::Warning { host, message });
+        }
+        r
     }
 }
 
@@ -254,14 +281,17 @@ fn install_ctrl_c(flag: Arc<AtomicBool>, sink: SharedSink) {
 fn play(a: PlayArgs) -> Result<ExitCode, AppError> {
     crate::vars::secrets::configure(&a.identity);
     let extra_vars = parse_extra_vars(&a.extra_vars)?;
-    crate::vars::redact::register_value(&Value::Object(
-        extra_vars
-            .iter()
-            .filter(|(k, _)| k.contains("password") || k.contains("secret") || k.contains("key"))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
-    ));
     let loaded = load(&a.inv.inventory, a.inv.limit.as_deref(), &a.playbooks)?;
+    let mode = if a.syntax_check {
+        Mode::SyntaxCheck
+    } else if a.list_hosts || a.list_tasks {
+        Mode::List {
+            hosts: a.list_hosts,
+            tasks: a.list_tasks,
+        }
+    } else {
+        Mode::Run
+    };
     let opts = RunOptions {
         check: a.check,
         diff: a.diff,
@@ -275,23 +305,72 @@ fn play(a: PlayArgs) -> Result<ExitCode, AppError> {
         verbose: a.out.verbose,
         log_commands: a.out.log.is_some() || a.out.verbose >= 3,
     };
+    let names: Vec<String> = a
+        .playbooks
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    run_loaded(&loaded, opts, &a.out, &a.conn, mode, &names, None).map(|(code, _)| code)
+}
+
+/// What to do with loaded playbooks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Validate only.
+    SyntaxCheck,
+    /// Print hosts and/or tasks.
+    List {
+        /// Hosts.
+        hosts: bool,
+        /// Tasks.
+        tasks: bool,
+    },
+    /// Run.
+    Run,
+}
+
+/// Pre-flight every task for every host, then (in `Mode::Run`) run. `extra_sink` also receives the events.
+pub fn run_loaded(
+    loaded: &Loaded,
+    opts: RunOptions,
+    out: &crate::cli::OutputOptions,
+    conn: &ConnectOptions,
+    mode: Mode,
+    names: &[String],
+    extra_sink: Option<SharedSink>,
+) -> Result<(ExitCode, Option<crate::executor::RunSummary>), AppError> {
+    // Extra vars that look like secrets are masked in every output.
+    crate::vars::redact::register_value(&Value::Object(
+        opts.extra_vars
+            .iter()
+            .filter(|(k, _)| k.contains("password") || k.contains("secret") || k.contains("key"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    ));
     let rt = runtime()?;
-    let reporting = crate::report::Reporting::new(&a.out);
+    let reporting = crate::report::Reporting::new(out);
+    let sink: SharedSink = match extra_sink {
+        Some(x) => Arc::new(crate::report::Tee(vec![reporting.sink.clone(), x])),
+        None => reporting.sink.clone(),
+    };
     let interrupted = Arc::new(AtomicBool::new(false));
-    let connector = ssh_connector(&a.conn)?;
+    let connector = {
+        let _guard = rt.enter();
+        ssh_connector(conn, sink.clone())?
+    };
     let ex = Executor::new(ExecutorParts {
         inventory: loaded.inventory.clone(),
         registry: loaded.registry.clone(),
         templar: loaded.templar.clone(),
-        sink: reporting.sink.clone(),
+        sink: sink.clone(),
         connector,
         opts,
         interrupted: interrupted.clone(),
         refs: loaded.refs.clone(),
     });
-    if a.list_hosts || a.list_tasks {
-        print_lists(&ex, &loaded, a.list_hosts, a.list_tasks);
-        return Ok(ExitCode::Ok);
+    if let Mode::List { hosts, tasks } = mode {
+        print_lists(&ex, loaded, hosts, tasks);
+        return Ok((ExitCode::Ok, None));
     }
     let pre = ex.preflight(&loaded.playbooks);
     for w in &pre.warnings {
@@ -300,28 +379,24 @@ fn play(a: PlayArgs) -> Result<ExitCode, AppError> {
     if !pre.errors.is_empty() {
         return Err(AppError::Load(pre.errors));
     }
-    if a.syntax_check {
+    if mode == Mode::SyntaxCheck {
         println!(
             "syntax check passed: {} ({} plays)",
-            a.playbooks
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", "),
+            names.join(", "),
             loaded
                 .playbooks
                 .iter()
                 .map(|p| p.plays.len())
                 .sum::<usize>()
         );
-        return Ok(ExitCode::Ok);
+        return Ok((ExitCode::Ok, None));
     }
     let summary = rt.block_on(async {
-        install_ctrl_c(interrupted.clone(), reporting.sink.clone());
+        install_ctrl_c(interrupted.clone(), sink.clone());
         ex.run(&loaded.playbooks).await
     });
     reporting.finish(&summary);
-    Ok(summary.exit_code())
+    Ok((summary.exit_code(), Some(summary)))
 }
 
 fn print_lists(ex: &Arc<Executor>, loaded: &Loaded, hosts: bool, tasks: bool) {
@@ -374,8 +449,57 @@ fn list_tasks(out: &mut impl Write, ts: &[crate::playbook::Task], indent: usize)
     }
 }
 
-fn ping(_a: crate::cli::PingArgs) -> Result<ExitCode, AppError> {
-    Err(AppError::Other(
-        "ping is not available in this build yet".into(),
-    ))
+const PING_PLAYBOOK: &str =
+    "- name: ping\n  hosts: all\n  gather_facts: false\n  tasks:\n    - name: ping\n      ping:\n";
+
+fn ping(a: crate::cli::PingArgs) -> Result<ExitCode, AppError> {
+    crate::vars::secrets::configure(&a.identity);
+    let here = std::env::current_dir().unwrap_or_default().join("<ping>");
+    let loaded = load_with(
+        &a.inv.inventory,
+        a.inv.limit.as_deref(),
+        &[],
+        Some((PING_PLAYBOOK, &here)),
+    )?;
+    let opts = RunOptions {
+        forks: a.conn.forks.max(1),
+        limit: loaded.limit.clone(),
+        device_timeout: (a.conn.device_timeout > 0)
+            .then(|| std::time::Duration::from_secs(a.conn.device_timeout)),
+        verbose: a.out.verbose,
+        log_commands: a.out.log.is_some() || a.out.verbose >= 3,
+        ..RunOptions::default()
+    };
+    let rec = Arc::new(crate::report::Recorder::default());
+    let (code, _) = run_loaded(
+        &loaded,
+        opts,
+        &a.out,
+        &a.conn,
+        Mode::Run,
+        &["ping".into()],
+        Some(rec.clone()),
+    )?;
+    let mut times: Vec<u128> = rec
+        .events()
+        .iter()
+        .filter_map(|e| match e {
+            crate::report::Event::HostConnected { elapsed, .. } => Some(elapsed.as_millis()),
+            _ => None,
+        })
+        .collect();
+    times.sort_unstable();
+    if !times.is_empty() && a.out.output == crate::cli::OutputFormat::Text {
+        let pct = |p: f64| times[((times.len() as f64 - 1.0) * p).round() as usize];
+        println!(
+            "connect+auth: n={} min={}ms p50={}ms p90={}ms p99={}ms max={}ms",
+            times.len(),
+            times[0],
+            pct(0.5),
+            pct(0.9),
+            pct(0.99),
+            times[times.len() - 1]
+        );
+    }
+    Ok(code)
 }

@@ -203,6 +203,23 @@ impl<'a> LoadCtx<'a> {
 pub fn load_playbook(path: &Path, ctx: &mut LoadCtx<'_>) -> Option<Playbook> {
     let path = absolute(path);
     let root = ctx.read_yaml(&path)?;
+    playbook_from_node(root, path, ctx)
+}
+
+/// Load a playbook from text (built-in playbooks such as `edgefleet ping`); `path` names it in messages and
+/// anchors relative paths.
+pub fn load_playbook_text(text: &str, path: &Path, ctx: &mut LoadCtx<'_>) -> Option<Playbook> {
+    let path = absolute(path);
+    match crate::yaml::parse_str(text, &path) {
+        Ok(root) => playbook_from_node(root, path, ctx),
+        Err(d) => {
+            ctx.diags.push(d);
+            None
+        }
+    }
+}
+
+fn playbook_from_node(root: Node, path: PathBuf, ctx: &mut LoadCtx<'_>) -> Option<Playbook> {
     let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let file = Arc::new(path.clone());
     let Some(items) = root.as_seq() else {

@@ -9,7 +9,7 @@ pub mod load;
 pub mod model;
 pub mod role;
 
-pub use load::{load_playbook, load_task_file, LoadCtx};
+pub use load::{load_playbook, load_playbook_text, load_task_file, LoadCtx};
 pub use model::*;
 
 /// Suggest the closest candidate for a misspelt name (Levenshtein distance <= 2, or a common prefix).

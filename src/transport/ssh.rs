@@ -987,8 +987,8 @@ impl Shared {
                             return Err(TransportError::Connect {
                                 addr: t.addr(),
                                 reason: format!(
-                                    "{why} (gave up after {attempt} attempt(s) in {:?})",
-                                    start.elapsed()
+                                    "{why} (gave up after {attempt} attempt(s) in {:.1}s)",
+                                    start.elapsed().as_secs_f64()
                                 ),
                             });
                         }
