@@ -99,16 +99,14 @@ pub fn parse_list(text: &str) -> Vec<ModuleRow> {
 /// Is the container engine Moby (the only engine supported in production)? Judged from `docker version`.
 pub fn is_moby(docker_version: &str) -> Option<bool> {
     let t = docker_version.trim();
-    if t.is_empty() {
-        return None;
-    }
-    if t.contains("Docker Engine - Community")
-        || t.contains("Docker Desktop")
-        || t.contains("Docker Engine - Enterprise")
-    {
+    // The `Server:` header names the product for Docker's own builds ("Docker Engine - Community"); Microsoft's
+    // moby-engine sets no platform name, so its header is bare. Azure builds also carry "+azure" versions.
+    let server = t.lines().find_map(|l| l.trim_start().strip_prefix("Server:"))?;
+    let product = server.trim();
+    if product.contains("Docker Engine") || product.contains("Docker Desktop") {
         return Some(false);
     }
-    Some(t.to_ascii_lowercase().contains("moby"))
+    Some(product.is_empty() || product.to_ascii_lowercase().contains("moby") || t.contains("+azure"))
 }
 
 /// Everything the verify script gathered from one device.

@@ -25,6 +25,10 @@ pub fn search_dirs(base: &Path, ctx: &LoadCtx<'_>) -> Vec<PathBuf> {
     }
     v.extend(ctx.roles_path.iter().cloned());
     v.push(base.to_path_buf());
+    // A project laid out as `playbooks/` beside `roles/` (like edgefleet's own) finds its roles too.
+    if let Some(parent) = base.parent() {
+        v.push(parent.join("roles"));
+    }
     v
 }
 
