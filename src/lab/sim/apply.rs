@@ -20,7 +20,7 @@ use std::path::PathBuf;
 
 use super::applied::{self, HEADER};
 use super::config::{
-    self, CertIssuanceMethod, DpsAttestationMethod, EdgeCa, KeyLocation, LocalCa, ManualAuthMethod,
+    self, CertIssuanceMethod, DpsAttestationMethod, EdgeCa, LocalCa, ManualAuthMethod,
     ManualProvisioning, MobyNetwork, PreloadedCert, ProvisioningType, SuperConfig, SymmetricKey,
     X509Identity,
 };
@@ -804,11 +804,6 @@ pub fn restart_services(st: &mut State, io: &mut Io) -> Result<(), StateError> {
         print_command_error(io, &out, &err);
     }
     Ok(())
-}
-
-/// Key location parse used by tests of the generated keyd config.
-pub fn key_uri(loc: &KeyLocation) -> String {
-    loc.uri()
 }
 
 #[cfg(test)]

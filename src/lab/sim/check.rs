@@ -980,11 +980,13 @@ fn edged_well_formed(
     let table = match applied::load(&st.env, "edged") {
         Ok(t) => t,
         Err(LoadError::Missing(p)) => return Ok(err(format!("could not read config from {p}"))),
-        Err(LoadError::PermissionDenied(_)) => return Ok(Res::Fatal(vec![
+        Err(LoadError::PermissionDenied(_)) => {
+            return Ok(Res::Fatal(vec![
             "Could not open IoT Edge configuration. You might need to run this command as root."
                 .into(),
             "Permission denied (os error 13)".into(),
-        ])),
+        ]))
+        }
         Err(LoadError::Parse(p, e)) => return Ok(err(format!("{p}: {e}"))),
     };
     match applied::edged_settings(&table) {

@@ -203,9 +203,11 @@ pub fn validate_daemon_json(text: &str) -> Result<Map<String, Value>, String> {
                     }
                     "compress" | "labels" | "labels-regex" | "env" | "env-regex" | "tag"
                     | "mode" | "max-buffer-size" => {}
-                    other => return Err(format!(
+                    other => {
+                        return Err(format!(
                         "failed to set log opts: unknown log opt '{other}' for {driver} log driver"
-                    )),
+                    ))
+                    }
                 }
             }
         }
@@ -571,7 +573,7 @@ pub fn run(st: &mut State, args: &[String], io: &mut Io) -> Result<i32, StateErr
                     &edged::digest(&n)[..12]
                 ));
             }
-            io.out(gotmpl::tabwrite(&rows, 3, 0));
+            io.out(gotmpl::tabwrite(&rows, 3, 10));
             Ok(0)
         }
         _ => Ok(1),
@@ -752,7 +754,7 @@ fn render_one(format: &str, data: &Value, io: &mut Io) -> Result<i32, StateError
 }
 
 /// A container's `docker inspect` JSON.
-pub fn inspect_json(c: &Container, hostname: &str) -> Value {
+pub fn inspect_json(c: &Container) -> Value {
     let running = c.status == "running";
     let mounts: Vec<Value> = c
         .binds
@@ -835,8 +837,7 @@ pub fn inspect_json(c: &Container, hostname: &str) -> Value {
         },
         "NetworkSettings": {
             "Networks": { c.network.clone(): {"NetworkID": edged::digest(&c.network), "Aliases": [c.name.clone()], "IPAddress": "172.18.0.2", "DNSNames": [c.name.clone(), &c.id[..12]]} }
-        },
-        "_SimHost": hostname
+        }
     }])
 }
 
@@ -848,7 +849,6 @@ fn inspect(st: &mut State, mut cli: Cli, io: &mut Io) -> Result<i32, StateError>
         io.errln("\"docker inspect\" requires at least 1 argument.\nSee 'docker inspect --help'.\n\nUsage:  docker inspect [OPTIONS] NAME|ID [NAME|ID...]\n\nReturn low-level information on Docker objects");
         return Ok(1);
     }
-    let hostname = st.env.hostname.clone();
     let tmpl = match &format {
         Some(f) => match Template::parse(f) {
             Ok(t) => Some(t),
@@ -864,13 +864,8 @@ fn inspect(st: &mut State, mut cli: Cli, io: &mut Io) -> Result<i32, StateError>
     let mut code = 0;
     for name in &cli.args {
         let c = if kind.as_deref() != Some("image") {
-            d.find(name).map(|i| {
-                let mut v = inspect_json(&d.containers[i], &hostname);
-                if let Some(o) = v[0].as_object_mut() {
-                    o.remove("_SimHost");
-                }
-                v[0].clone()
-            })
+            d.find(name)
+                .map(|i| inspect_json(&d.containers[i])[0].clone())
         } else {
             None
         };
@@ -1062,7 +1057,7 @@ fn ps(st: &mut State, mut cli: Cli, io: &mut Io) -> Result<i32, StateError> {
 
 fn emit(io: &mut Io, t: &Template, lines: &[String]) {
     if t.table {
-        io.out(gotmpl::tabwrite(lines, 3, 0));
+        io.out(gotmpl::tabwrite(lines, 3, 10));
     } else {
         for l in lines {
             io.outln(l);

@@ -22,12 +22,25 @@ pub const OWNER_LABEL: &str = "net.azure-devices.edge.owner";
 /// Its value.
 pub const OWNER_VALUE: &str = "Microsoft.Azure.Devices.Edge.Agent";
 
-/// Whether the simulated engine answers (docker active and no `docker-down` fault).
+/// Whether the simulated engine answers (no `docker-down` fault, and docker active — or startable through
+/// `docker.socket`, as systemd socket activation starts a stopped dockerd on the first API call).
 pub fn engine_up(st: &mut State) -> Result<bool, StateError> {
     if st.env.fault("docker-down").is_some() {
         return Ok(false);
     }
-    Ok(st.services()?.is_active("docker"))
+    let services = st.services()?;
+    if services.is_active("docker") {
+        return Ok(true);
+    }
+    if !services.is_active("docker.socket") {
+        return Ok(false);
+    }
+    st.journal(
+        "docker",
+        "systemd[1]",
+        "docker.service: Triggered by docker.socket",
+    )?;
+    Ok(super::docker::start_engine(st)?.is_ok())
 }
 
 /// `sha256:<hex>` of a string (stable fake digests for images and IDs).
@@ -155,9 +168,9 @@ pub fn activate_identity_service(st: &mut State, svc: &str) -> Result<bool, Stat
     }
 }
 
-/// The `[2024-01-02T03:04:05Z` style timestamp the aziot daemons log with.
+/// The timestamp the aziot daemons prefix their log lines with.
 fn log_ts(ms: u64) -> String {
-    format!("<6>{}", super::time::rfc3339(ms))
+    super::time::rfc3339(ms)
 }
 
 /// What a module container should look like when (re)created.
@@ -432,6 +445,16 @@ fn ensure_module(st: &mut State, spec: &ModuleSpec, pull_never: bool) -> Result<
         });
     }
     let c = new_container(d, spec, now);
+    // Named volumes in Binds are created on demand, as dockerd does.
+    for b in &c.binds {
+        let src = b.split(':').next().unwrap_or("");
+        if !src.is_empty() && !src.starts_with('/') && !d.volumes.iter().any(|v| v.name == src) {
+            d.volumes.push(super::state::Volume {
+                name: src.to_string(),
+                driver: "local".into(),
+            });
+        }
+    }
     d.containers.push(c);
     Ok(true)
 }

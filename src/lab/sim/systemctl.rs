@@ -53,12 +53,7 @@ pub fn description(unit: &str) -> &'static str {
 }
 
 fn unit_file(unit: &str) -> String {
-    let dir = if unit.starts_with("aziot") {
-        "/lib/systemd/system"
-    } else {
-        "/lib/systemd/system"
-    };
-    format!("{dir}/{}", full_name(unit))
+    format!("/lib/systemd/system/{}", full_name(unit))
 }
 
 /// Start a unit. `Ok(Err(stderr))` when the job fails.
@@ -231,7 +226,7 @@ pub fn run(st: &mut State, args: &[String], io: &mut Io) -> Result<i32, StateErr
         }
         "start" | "stop" | "restart" | "try-restart" | "reload-or-restart" => {
             if units.is_empty() {
-                io.errln(format!("Too few arguments."));
+                io.errln("Too few arguments.");
                 return Ok(1);
             }
             let mut code = 0;
@@ -249,7 +244,13 @@ pub fn run(st: &mut State, args: &[String], io: &mut Io) -> Result<i32, StateErr
                 let res = match verb.as_str() {
                     "start" => start_unit(st, &c)?,
                     "stop" => {
+                        let socket_up = c == "docker"
+                            && st.services()?.is_active("docker.socket")
+                            && !units.iter().any(|u| u == "docker.socket");
                         stop_unit(st, &c)?;
+                        if socket_up {
+                            io.errln("Warning: Stopping docker.service, but it can still be activated by:\n  docker.socket");
+                        }
                         Ok(())
                     }
                     "try-restart" if !st.services()?.is_active(&c) => Ok(()),
