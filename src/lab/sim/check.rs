@@ -100,6 +100,12 @@ struct Ctx {
 
 type CheckFn = fn(&mut State, &CheckOpts, &mut Ctx, &mut Value) -> Result<Res, StateError>;
 
+/// A section: its title and its checks (id, description, function).
+type Section = (
+    &'static str,
+    &'static [(&'static str, &'static str, CheckFn)],
+);
+
 const IDENTITY_CONFIG: &[(&str, &str, CheckFn)] = &[
     (
         "keyd-config-well-formed",
@@ -319,10 +325,7 @@ pub fn all_checks() -> Vec<(&'static str, &'static str, &'static str)> {
     v
 }
 
-fn sections() -> [(
-    &'static str,
-    &'static [(&'static str, &'static str, CheckFn)],
-); 4] {
+fn sections() -> [Section; 4] {
     [
         (
             "Configuration checks (aziot-identity-service)",

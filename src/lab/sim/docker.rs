@@ -287,11 +287,7 @@ pub fn human_size(size: u64) -> String {
     }
     let s = format!("{:.3}", v);
     let digits_before = s.find('.').unwrap_or(s.len());
-    let keep = if digits_before >= 3 {
-        0
-    } else {
-        3 - digits_before
-    };
+    let keep = 3_usize.saturating_sub(digits_before);
     let mut out = format!("{:.*}", keep, v);
     if out.contains('.') {
         out = out.trim_end_matches('0').trim_end_matches('.').to_string();
@@ -870,7 +866,7 @@ fn inspect(st: &mut State, mut cli: Cli, io: &mut Io) -> Result<i32, StateError>
             None
         };
         let im = if c.is_none() && kind.as_deref() != Some("container") {
-            find_image(d, name).map(|im| image_json(im))
+            find_image(d, name).map(image_json)
         } else {
             None
         };
@@ -1017,7 +1013,7 @@ fn ps(st: &mut State, mut cli: Cli, io: &mut Io) -> Result<i32, StateError> {
         .filter(|c| all || c.status == "running")
         .filter(|c| matches_filters(c, &filters))
         .collect();
-    rows.sort_by(|a, b| b.created_ms.cmp(&a.created_ms));
+    rows.sort_by_key(|c| std::cmp::Reverse(c.created_ms));
     if quiet {
         for c in rows {
             io.outln(if no_trunc {
@@ -1081,7 +1077,7 @@ fn images(st: &mut State, mut cli: Cli, io: &mut Io) -> Result<i32, StateError> 
             .unwrap_or(false);
         imgs.retain(|im| im.repository == r && (!explicit_tag || im.tag == t));
     }
-    imgs.sort_by(|a, b| b.created_ms.cmp(&a.created_ms));
+    imgs.sort_by_key(|im| std::cmp::Reverse(im.created_ms));
     if quiet {
         for im in imgs {
             io.outln(&im.id.trim_start_matches("sha256:")[..12]);
@@ -1368,7 +1364,7 @@ fn volume(st: &mut State, mut cli: Cli, io: &mut Io) -> Result<i32, StateError> 
             }
             io.outln(format!(
                 "Total reclaimed space: {}",
-                human_size(gone.len() as u64 * 4096).replace("kB", "kB")
+                human_size(gone.len() as u64 * 4096)
             ));
             Ok(0)
         }

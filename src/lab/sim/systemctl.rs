@@ -445,7 +445,7 @@ pub fn run(st: &mut State, args: &[String], io: &mut Io) -> Result<i32, StateErr
                 if state == "active" && !c.ends_with(".socket") {
                     io.outln(format!("   Main PID: {pid} ({})", main_process(&c)));
                 }
-                let journal = super::journalctl::lines_for(&st.env, &[c.clone()]);
+                let journal = super::journalctl::lines_for(&st.env, std::slice::from_ref(&c));
                 let tail: Vec<&String> = journal.iter().rev().take(10).collect();
                 if !tail.is_empty() {
                     io.outln("");
