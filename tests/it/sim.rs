@@ -372,6 +372,51 @@ fn apply_fails_fault_and_missing_file() {
 }
 
 #[test]
+fn a_failing_systemctl_inside_apply_is_printed_but_apply_succeeds() {
+    let dev = Dev::new("edge-001");
+    dev.write("/etc/aziot/config.toml", MANUAL_CS);
+    // The engine is down: aziot-edged cannot start, so `systemctl start aziot-edged.service` fails.
+    dev.write("/var/lib/edgefleet-lab/faults/docker-down", "");
+    let (out, err) = dev.expect(0, &["iotedge", "config", "apply"]);
+    assert!(
+        out.contains("Azure IoT Edge has been configured successfully!"),
+        "{out}"
+    );
+    assert!(
+        out.contains("Starting aziot-edged.service...Job for aziot-edged.service failed"),
+        "{out}"
+    );
+    assert!(out.ends_with("Done.\n"), "{out}");
+    assert!(
+        err.contains(
+            "systemctl exited with non-zero status code.\nstdout:\n=======\nstderr:\n=======\n"
+        ),
+        "{err}"
+    );
+    let (out, _) = dev.expect(0, &["iotedge", "system", "status"]);
+    assert!(
+        out.contains("    aziot-edged             Down - failed"),
+        "{out}"
+    );
+    let (out, _) = dev.expect(
+        0,
+        &["journalctl", "-u", "aziot-edged.service", "--no-pager"],
+    );
+    assert!(
+        out.contains("Failed to connect to the container runtime"),
+        "{out}"
+    );
+    // Verification afterwards catches it: check reports the engine as unusable.
+    let (code, v) = dev.check_json(&[]);
+    assert_eq!(code, 1);
+    assert_eq!(result_of(&v, "container-engine-uri"), "error");
+    assert_eq!(
+        result_of(&v, "edge-agent-storage-mounted-from-host"),
+        "skipped"
+    );
+}
+
+#[test]
 fn hostname_change_is_refused_while_modules_exist() {
     let dev = Dev::new("edge-001");
     dev.write(
@@ -988,6 +1033,65 @@ fn edged_down_and_systemctl_semantics() {
     assert_eq!(dev.counters().get("service_restart"), Some(&2));
     dev.expect(0, &["systemctl", "restart", "aziot-keyd"]);
     assert_eq!(dev.counters().get("service_restart"), Some(&3));
+}
+
+/// Run a simulator as a real unprivileged uid (setpriv), as a non-sudo SSH user would on a lab device.
+fn run_as_nobody(dev: &Dev, args: &[&str]) -> Output {
+    std::process::Command::new("setpriv")
+        .args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
+        .arg(crate::support::bin())
+        .arg("__sim")
+        .args(args)
+        .env("EDGEFLEET_SIM_ROOT", dev.root())
+        .env("EDGEFLEET_SIM_HOSTNAME", &dev.hostname)
+        .env_remove("EDGEFLEET_SIM_EUID")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn unprivileged_callers_are_recorded_and_refused_like_on_a_device() {
+    let dev = Dev::new("edge-001");
+    fs::set_permissions(dev.root(), fs::Permissions::from_mode(0o755)).unwrap();
+    dev.write("/etc/aziot/config.toml", MANUAL_CS);
+    dev.expect(0, &["iotedge", "config", "apply"]);
+    let o = run_as_nobody(&dev, &["docker", "ps"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr)
+        .starts_with("permission denied while trying to connect to the Docker daemon socket"));
+    let o = run_as_nobody(&dev, &["iotedge", "check", "-o", "json"]);
+    assert_eq!(o.status.code(), Some(1));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(result_of(&v, "keyd-config-well-formed"), "fatal");
+    let log = fs::read_to_string(dev.path("/var/lib/edgefleet-lab/invocations.log")).unwrap();
+    assert!(
+        log.lines().any(|l| l.ends_with(" docker ps")),
+        "unprivileged calls are recorded too: {log}"
+    );
+    // Without write access to the state, programs still run (read-only, unrecorded).
+    fs::set_permissions(
+        dev.path("/var/lib/edgefleet-lab"),
+        fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    fs::set_permissions(
+        dev.path("/var/lib/edgefleet-lab/counters.lock"),
+        fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let before = fs::read_to_string(dev.path("/var/lib/edgefleet-lab/invocations.log")).unwrap();
+    let o = run_as_nobody(&dev, &["iotedge", "version"]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "iotedge 1.5.21\n");
+    assert_eq!(
+        fs::read_to_string(dev.path("/var/lib/edgefleet-lab/invocations.log")).unwrap(),
+        before
+    );
 }
 
 #[test]

@@ -1356,6 +1356,13 @@ fn write_lines(io: &mut Io, first: &str, other: &str, text: &str) {
 /// Run `iotedge check`; returns the exit code.
 pub fn run_check(st: &mut State, opts: &CheckOpts, io: &mut Io) -> Result<i32, StateError> {
     st.bump("iotedge_check")?;
+    // Like every simulator invocation, first let the (lazy) aziot-edged watchdog recreate missing modules.
+    if st.services()?.is_active("aziot-edged")
+        && st.env.fault("docker-down").is_none()
+        && st.services()?.is_active("docker")
+    {
+        edged::reconcile(st)?;
+    }
     let forced = st.env.fault("check-error").map(|c| {
         let c = c.lines().next().unwrap_or("").trim().to_string();
         if c.is_empty() {

@@ -124,7 +124,8 @@ pub fn init_device_state(root: &Path) -> io::Result<()> {
     let env = Env::for_root(root);
     let to_io = |e: StateError| io::Error::other(e.to_string());
     let dir = env.path(state::STATE_DIR);
-    std::fs::create_dir_all(dir.join("journal"))?;
+    state::ensure_state_dir(&dir)?;
+    state::ensure_state_dir(&dir.join("journal"))?;
     std::fs::create_dir_all(dir.join("faults"))?;
     for svc in ["keyd", "certd", "identityd", "tpmd", "edged"] {
         std::fs::create_dir_all(env.path(&format!("/etc/aziot/{svc}/config.d")))?;
@@ -138,7 +139,7 @@ pub fn init_device_state(root: &Path) -> io::Result<()> {
     ] {
         let p = env.path(file);
         if !p.exists() {
-            state::write_atomic(&p, text.as_bytes()).map_err(to_io)?;
+            state::write_atomic(&p, text.as_bytes(), 0o644).map_err(to_io)?;
         }
     }
     let now = env.now_ms;
@@ -169,7 +170,7 @@ pub fn init_device_state(root: &Path) -> io::Result<()> {
     }
     let log = env.state_file("invocations.log");
     if !log.exists() {
-        state::write_atomic(&log, b"").map_err(to_io)?;
+        state::write_atomic(&log, b"", state::STATE_FILE_MODE).map_err(to_io)?;
     }
     Ok(())
 }

@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{self, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -144,28 +145,57 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// Mode of the simulator's state files and directories: every account on the device may run a simulated
+/// program (e.g. `docker ps` as `admin`) and each invocation must be recorded, so the state is world-writable.
+/// This is lab bookkeeping, not device data.
+pub const STATE_FILE_MODE: u32 = 0o666;
+/// See [`STATE_FILE_MODE`].
+pub const STATE_DIR_MODE: u32 = 0o777;
+
+/// Create a state directory (and its parents) with [`STATE_DIR_MODE`] when it does not exist yet.
+pub fn ensure_state_dir(dir: &Path) -> io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    fs::create_dir_all(dir)?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(STATE_DIR_MODE))
+}
+
 /// The per-device lock, held for the whole invocation (released on drop).
 pub struct DeviceLock {
     _file: fs::File,
+    /// Whether the caller can write the state (false: a read-only view, nothing is recorded).
+    pub writable: bool,
 }
 
 impl DeviceLock {
-    /// Take the exclusive device lock, creating the state directory if needed.
-    pub fn acquire(env: &Env) -> Result<DeviceLock, StateError> {
+    /// Take the exclusive device lock, creating the state directory if needed. A caller without write access
+    /// to the state directory still gets the lock through a read-only descriptor, with `writable == false`.
+    pub fn acquire(env: &Env) -> Result<Option<DeviceLock>, StateError> {
         let dir = env.path(STATE_DIR);
-        fs::create_dir_all(&dir).map_err(|source| StateError::Io {
-            path: dir.clone(),
-            source,
-        })?;
+        let _ = ensure_state_dir(&dir);
         let p = dir.join("counters.lock");
-        let file = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&p)
-            .map_err(|source| StateError::Io {
-                path: p.clone(),
-                source,
-            })?;
+        let existed = p.exists();
+        let (file, writable) = match fs::OpenOptions::new().create(true).append(true).open(&p) {
+            Ok(f) => {
+                if !existed {
+                    let _ = fs::set_permissions(&p, fs::Permissions::from_mode(STATE_FILE_MODE));
+                }
+                (f, true)
+            }
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => match fs::File::open(&p) {
+                Ok(f) => (f, false),
+                // No access to the state at all: an unlocked, read-only view.
+                Err(_) => return Ok(None),
+            },
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => {
+                return Err(StateError::Io {
+                    path: p.clone(),
+                    source,
+                })
+            }
+        };
         loop {
             // SAFETY: the fd is owned by `file`, which outlives this call.
             let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
@@ -180,12 +210,16 @@ impl DeviceLock {
                 });
             }
         }
-        Ok(DeviceLock { _file: file })
+        Ok(Some(DeviceLock {
+            _file: file,
+            writable,
+        }))
     }
 }
 
-/// Write a file atomically: a temp file in the same directory, then rename over the target.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
+/// Write a file atomically: a temp file in the same directory, then rename over the target. The file gets
+/// `mode` (independent of the umask).
+pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), StateError> {
     let io_err = |source| StateError::Io {
         path: path.to_path_buf(),
         source,
@@ -202,6 +236,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
         let mut f = fs::File::create(&tmp)?;
         f.write_all(bytes)?;
         f.flush()?;
+        fs::set_permissions(&tmp, fs::Permissions::from_mode(mode))?;
         fs::rename(&tmp, path)
     })();
     if res.is_err() {
@@ -233,7 +268,7 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), StateError
         source,
     })?;
     bytes.push(b'\n');
-    write_atomic(path, &bytes)
+    write_atomic(path, &bytes, STATE_FILE_MODE)
 }
 
 /// Append text to a file (created if missing).
@@ -243,13 +278,17 @@ pub fn append(path: &Path, text: &str) -> Result<(), StateError> {
         source,
     };
     if let Some(dir) = path.parent() {
-        fs::create_dir_all(dir).map_err(io_err)?;
+        ensure_state_dir(dir).map_err(io_err)?;
     }
+    let existed = path.exists();
     let mut f = fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(path)
         .map_err(io_err)?;
+    if !existed {
+        let _ = fs::set_permissions(path, fs::Permissions::from_mode(STATE_FILE_MODE));
+    }
     f.write_all(text.as_bytes()).map_err(io_err)
 }
 
@@ -577,7 +616,7 @@ pub struct State {
     services_dirty: bool,
     docker: Option<Docker>,
     docker_dirty: bool,
-    _lock: Option<DeviceLock>,
+    lock: Option<DeviceLock>,
 }
 
 impl State {
@@ -592,8 +631,13 @@ impl State {
             services_dirty: false,
             docker: None,
             docker_dirty: false,
-            _lock: Some(lock),
+            lock,
         })
+    }
+
+    /// Whether this invocation can record state (false for a caller without write access).
+    pub fn writable(&self) -> bool {
+        self.lock.as_ref().map(|l| l.writable).unwrap_or(false)
     }
 
     /// Increment a counter.
@@ -656,6 +700,9 @@ impl State {
 
     /// Append one line to a unit's journal, in `journalctl`'s short format.
     pub fn journal(&self, unit: &str, ident: &str, msg: &str) -> Result<(), StateError> {
+        if !self.writable() {
+            return Ok(());
+        }
         let ts = crate::lab::sim::time::journal_ts(self.env.now_ms);
         let host = if self.env.hostname.is_empty() {
             "localhost"
@@ -674,6 +721,9 @@ impl State {
 
     /// Record one program invocation in `invocations.log` and its per-program counter.
     pub fn log_invocation(&mut self, program: &str, args: &[String]) -> Result<(), StateError> {
+        if !self.writable() {
+            return Ok(());
+        }
         let mut line = format!("{} {}", self.env.now_ms, program);
         for a in args {
             line.push(' ');
@@ -684,8 +734,11 @@ impl State {
         self.bump(&format!("invoke_{program}"))
     }
 
-    /// Write back everything that changed.
+    /// Write back everything that changed (nothing for a read-only caller).
     pub fn flush(&mut self) -> Result<(), StateError> {
+        if !self.writable() {
+            return Ok(());
+        }
         if self.services_dirty {
             if let Some(s) = &self.services {
                 write_json(&self.env.state_file("services.json"), s)?;
