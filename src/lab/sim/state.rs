@@ -414,8 +414,9 @@ impl Services {
         }
         entry.state = state.to_string();
         entry.pid = if state == "active" {
-            // A plausible, changing PID.
-            1000 + (now % 30000) as u32
+            // A plausible PID that changes on every start and differs between units.
+            let salt: u64 = unit.bytes().map(u64::from).sum::<u64>() * 7919;
+            1000 + ((now + salt) % 30000) as u32
         } else {
             0
         };
