@@ -288,6 +288,10 @@ fn apply_writes_the_device_key_restarts_services_and_never_docker() {
         lines[0].starts_with("NAME") && lines[0].contains("STATUS") && lines[0].ends_with("Config"),
         "{out}"
     );
+    assert_eq!(
+        lines[0],
+        "NAME             STATUS           DESCRIPTION      Config"
+    );
     assert!(
         lines[1].starts_with("edgeAgent") && lines[1].contains("running"),
         "{out}"

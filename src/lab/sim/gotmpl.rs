@@ -319,6 +319,32 @@ pub fn tabwrite(rows: &[String], padding: usize, min_width: usize) -> String {
     out
 }
 
+/// Align tab-separated rows like the Rust `tabwriter` crate that `iotedge list` uses: a column is
+/// `max(minwidth, widest cell) + padding` wide (unlike Go's, where `minwidth` includes the padding).
+pub fn tabwrite_rust(rows: &[String], minwidth: usize, padding: usize) -> String {
+    let split: Vec<Vec<&str>> = rows.iter().map(|r| r.split('\t').collect()).collect();
+    let cols = split.iter().map(|r| r.len()).max().unwrap_or(0);
+    let mut widths = vec![minwidth; cols];
+    for r in &split {
+        for (i, c) in r.iter().enumerate() {
+            if i + 1 < r.len() {
+                widths[i] = widths[i].max(c.chars().count());
+            }
+        }
+    }
+    let mut out = String::new();
+    for r in &split {
+        for (i, c) in r.iter().enumerate() {
+            out.push_str(c);
+            if i + 1 < r.len() {
+                out.push_str(&" ".repeat(widths[i] - c.chars().count() + padding));
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -377,5 +403,7 @@ mod tests {
         assert_eq!(t.header("CONTAINER ID"), "CONTAINER ID\tNAMES");
         let s = tabwrite(&["A\tB".into(), "LONGER\tC".into()], 3, 0);
         assert_eq!(s, "A        B\nLONGER   C\n");
+        let s = tabwrite_rust(&["NAME\tSTATUS".into(), "edgeAgent\trunning".into()], 15, 2);
+        assert_eq!(s, "NAME             STATUS\nedgeAgent        running\n");
     }
 }

@@ -2,14 +2,14 @@
 //! status|logs|restart|stop`, `logs`, `check-list`); `config apply` lives in `apply`, `check` in `check`.
 //!
 //! Output layouts follow IoT Edge 1.5 (`system status` rows are `"    {:24}{}"` with `Running` / `Ready` /
-//! `Down - ...`; `list` uses a tab writer with minimum width 15 and the header `NAME STATUS DESCRIPTION
-//! Config`). Usage errors are reported clap-style with exit code 2. It must not implement config parsing or
+//! `Down - ...`; `list` uses the `tabwriter` crate with minimum width 15 and padding 2, i.e. 17-column cells,
+//! and the header `NAME STATUS DESCRIPTION Config`). Usage errors are reported clap-style with exit code 2. It must not implement config parsing or
 //! checks itself.
 
 use super::apply;
 use super::check::{self, CheckOpts};
 use super::edged;
-use super::gotmpl::tabwrite;
+use super::gotmpl::{tabwrite, tabwrite_rust};
 use super::journalctl;
 use super::state::{State, StateError, AZIOT_SERVICES, IOTEDGE_VERSION};
 use super::systemctl::systemctl_in_process;
@@ -249,7 +249,7 @@ fn list(st: &mut State, args: &[String], io: &mut Io) -> Result<i32, StateError>
         let (status, desc) = module_status(c, now);
         rows.push(format!("{}\t{status}\t{desc}\t{}", c.name, c.image));
     }
-    io.out(tabwrite(&rows, 2, 15));
+    io.out(tabwrite_rust(&rows, 15, 2));
     Ok(0)
 }
 
