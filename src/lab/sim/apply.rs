@@ -10,8 +10,8 @@
 //! Docker. The `apply-fails` fault makes it exit 1 before writing anything.
 //!
 //! Messages: every failure is printed as `Command failed: <message>` on stderr with exit code 1. The hostname
-//! refusal reproduces the real code's argument order, which names the PREVIOUS hostname first ("the hostname
-//! in the config <previous> is different from the previous hostname <new>") — a quirk of the real binary.
+//! refusal reproduces the real code's argument order, which names the PREVIOUS hostname first (`the hostname
+//! in the config PREVIOUS is different from the previous hostname NEW`) — a quirk of the real binary.
 
 use std::fs;
 use std::io;
