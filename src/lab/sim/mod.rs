@@ -27,6 +27,7 @@
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::io::{self, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 pub mod applied;
@@ -133,8 +134,10 @@ pub fn init_device_state(root: &Path) -> io::Result<()> {
     let env = Env::for_root(root);
     let to_io = |e: StateError| io::Error::other(e.to_string());
     let dir = env.path(state::STATE_DIR);
-    state::ensure_state_dir(&dir)?;
-    state::ensure_state_dir(&dir.join("journal"))?;
+    for d in [dir.clone(), dir.join("journal")] {
+        std::fs::create_dir_all(&d)?;
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(state::STATE_DIR_MODE))?;
+    }
     std::fs::create_dir_all(dir.join("faults"))?;
     for svc in ["keyd", "certd", "identityd", "tpmd", "edged"] {
         std::fs::create_dir_all(env.path(&format!("/etc/aziot/{svc}/config.d")))?;
