@@ -1,0 +1,200 @@
+//! Simulated device programs (`iotedge`, `docker`, `systemctl`, `journalctl`), run on lab devices through
+//! tiny wrappers that call `edgefleet __sim NAME ...`.
+//!
+//! They are an independent oracle for edgefleet's own IoT Edge logic: they implement the device's rules from
+//! the IoT Edge 1.5 facts (`/work/shared/reference/iotedge-1.5-facts.md`) and the real sources' texts, and they
+//! must NOT use anything from `crate::iotedge`. State lives in the device (see `state`), so every program is a
+//! short-lived process: no async runtime, no global initialisation beyond reading the few state files a command
+//! needs, under one per-device `flock`.
+//!
+//! Layout: `state` (files, lock, counters), `time`, `users` (accounts, permission checks), `config` (the super
+//! config parser), `apply`, `applied` (generated service configs), `edged` (daemon + module containers),
+//! `docker` (engine + CLI), `gotmpl` (`--format`), `systemctl`, `journalctl`, `pki`, `check`, `iotedge`.
+//!
+//! Environment: `EDGEFLEET_SIM_ROOT` confines every device path under a directory (tests); `EDGEFLEET_SIM_HOSTNAME`
+//! overrides the machine hostname; `EDGEFLEET_SIM_EUID` (TEST-ONLY) overrides the effective uid so root-only
+//! paths can be tested by a root test runner.
+//!
+//! State under `/var/lib/edgefleet-lab/` (world-writable, so non-root callers are recorded too):
+//! `counters.json` (`config_apply`, `config_apply_failed`, `service_restart`, `docker_restart`, `iotedge_check`,
+//! and `invoke_<program>` per program), `invocations.log` (`<unix_ms> <program> <args...>`; the systemctl calls
+//! `iotedge` makes internally appear as their own lines, as real child processes would), `journal/<unit>.log`,
+//! `services.json`, `docker.json`, `faults/{apply-fails,check-error,docker-down}`. Knobs for the lab and tests:
+//! `docker.json` → `engine` (`version`, `platform_name`: empty = Moby, `Docker Engine - Community` = Docker CE)
+//! and `deployment.json` (a deployment manifest the simulated edgeAgent applies: edgeHub and custom modules,
+//! with their createOptions and env; without it, a default edgeHub without host storage runs).
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::io::{self, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+pub mod applied;
+pub mod apply;
+pub mod check;
+pub mod config;
+pub mod docker;
+pub mod edged;
+pub mod gotmpl;
+pub mod iotedge;
+pub mod journalctl;
+pub mod pki;
+pub mod state;
+pub mod systemctl;
+pub mod time;
+pub mod users;
+
+use state::{Env, Services, State, StateError};
+
+/// Captured output of a simulated program (written to the real stdout/stderr when it finishes).
+#[derive(Debug, Default, Clone)]
+pub struct Io {
+    /// Standard output.
+    pub out: String,
+    /// Standard error.
+    pub err: String,
+}
+
+impl Io {
+    /// Append to stdout.
+    pub fn out(&mut self, s: impl AsRef<str>) {
+        self.out.push_str(s.as_ref());
+    }
+
+    /// Append a line to stdout.
+    pub fn outln(&mut self, s: impl AsRef<str>) {
+        self.out.push_str(s.as_ref());
+        self.out.push('\n');
+    }
+
+    /// Append a line to stderr.
+    pub fn errln(&mut self, s: impl AsRef<str>) {
+        self.err.push_str(s.as_ref());
+        self.err.push('\n');
+    }
+}
+
+/// Run one simulated program in-process: `args[0]` is the program name (`iotedge`, `docker`, `systemctl`,
+/// `journalctl`). Returns the exit code and the captured output. Used by [`main`] and by tests.
+pub fn run_program(env: Env, args: &[String]) -> (i32, Io) {
+    let mut io = Io::default();
+    let Some(program) = args.first().cloned() else {
+        io.errln("edgefleet __sim: missing program name");
+        return (127, io);
+    };
+    let rest = &args[1..];
+    if !matches!(
+        program.as_str(),
+        "iotedge" | "docker" | "systemctl" | "journalctl"
+    ) {
+        io.errln(format!("{program}: simulator not available"));
+        return (127, io);
+    }
+    let res = (|| -> Result<i32, StateError> {
+        let mut st = State::open(env)?;
+        st.log_invocation(&program, rest)?;
+        let code = match program.as_str() {
+            "iotedge" => iotedge::run(&mut st, rest, &mut io)?,
+            "docker" => docker::run(&mut st, rest, &mut io)?,
+            "systemctl" => systemctl::run(&mut st, rest, &mut io)?,
+            _ => journalctl::run(&mut st, rest, &mut io)?,
+        };
+        st.flush()?;
+        Ok(code)
+    })();
+    match res {
+        Ok(code) => (code, io),
+        Err(e) => {
+            io.errln(format!("{program}: {e}"));
+            (1, io)
+        }
+    }
+}
+
+/// Entry point of the multi-call simulator; returns the exit code.
+pub fn main(args: &[OsString]) -> i32 {
+    let args: Vec<String> = args
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let (code, io) = run_program(Env::from_process(), &args);
+    let _ = io::stdout().write_all(io.out.as_bytes());
+    let _ = io::stdout().flush();
+    let _ = io::stderr().write_all(io.err.as_bytes());
+    code
+}
+
+/// Create a fresh device's simulator state under the device root (`<root>/var/lib/edgefleet-lab/...`): docker
+/// active, the aziot services inactive with their sockets listening, no containers, no daemon.json, no
+/// config.toml. Also creates the directories the IoT Edge packages own (`/etc/aziot/<svc>/config.d`,
+/// `/etc/docker`, `/var/aziot`, `/var/lib/aziot/*`) and, only if missing, default `/etc/passwd` and
+/// `/etc/group` with the IoT Edge service users. Existing state files are left untouched.
+pub fn init_device_state(root: &Path) -> io::Result<()> {
+    let env = Env::for_root(root);
+    let to_io = |e: StateError| io::Error::other(e.to_string());
+    let dir = env.path(state::STATE_DIR);
+    for d in [dir.clone(), dir.join("journal")] {
+        std::fs::create_dir_all(&d)?;
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(state::STATE_DIR_MODE))?;
+    }
+    std::fs::create_dir_all(dir.join("faults"))?;
+    for svc in ["keyd", "certd", "identityd", "tpmd", "edged"] {
+        std::fs::create_dir_all(env.path(&format!("/etc/aziot/{svc}/config.d")))?;
+        std::fs::create_dir_all(env.path(&format!("/var/lib/aziot/{svc}")))?;
+    }
+    std::fs::create_dir_all(env.path("/etc/docker"))?;
+    std::fs::create_dir_all(env.path("/var/aziot"))?;
+    for (file, text) in [
+        ("/etc/passwd", users::DEFAULT_PASSWD),
+        ("/etc/group", users::DEFAULT_GROUP),
+    ] {
+        let p = env.path(file);
+        if !p.exists() {
+            state::write_atomic(&p, text.as_bytes(), 0o644).map_err(to_io)?;
+        }
+    }
+    let now = env.now_ms;
+    let services = env.state_file("services.json");
+    if !services.exists() {
+        state::write_json(&services, &Services::fresh(now)).map_err(to_io)?;
+    }
+    let docker = env.state_file("docker.json");
+    if !docker.exists() {
+        state::write_json(&docker, &state::Docker::default()).map_err(to_io)?;
+        let st = State::open(env.clone()).map_err(to_io)?;
+        st.journal(
+            "docker",
+            "systemd[1]",
+            "Starting Docker Application Container Engine...",
+        )
+        .map_err(to_io)?;
+        st.journal(
+            "docker",
+            "systemd[1]",
+            "Started Docker Application Container Engine.",
+        )
+        .map_err(to_io)?;
+    }
+    let counters = env.state_file("counters.json");
+    if !counters.exists() {
+        state::write_json(&counters, &BTreeMap::<String, u64>::new()).map_err(to_io)?;
+    }
+    let log = env.state_file("invocations.log");
+    if !log.exists() {
+        state::write_atomic(&log, b"", state::STATE_FILE_MODE).map_err(to_io)?;
+    }
+    Ok(())
+}
+
+/// Read a device's counters (`<root>/var/lib/edgefleet-lab/counters.json`); missing file = all zero.
+pub fn read_counters(root: &Path) -> io::Result<BTreeMap<String, u64>> {
+    let p = root.join("var/lib/edgefleet-lab/counters.json");
+    match std::fs::read(&p) {
+        Ok(b) => {
+            serde_json::from_slice(&b).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(BTreeMap::new()),
+        Err(e) => Err(e),
+    }
+}

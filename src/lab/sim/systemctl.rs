@@ -1,0 +1,507 @@
+//! The simulated `systemctl` for the units a lab device has: docker (+ containerd, docker.socket) and the
+//! IoT Edge services aziot-edged, aziot-identityd, aziot-keyd, aziot-certd, aziot-tpmd with their sockets.
+//!
+//! Owns unit naming, real-looking output and exit codes (`is-active`: `active` 0 / `inactive` 3; `status` 0/3/4;
+//! unknown units 5 on start), root-only mutations ("Interactive authentication required"), and the counters
+//! `docker_restart` / `service_restart`. What starting a unit MEANS is delegated: dockerd to `docker`, the IoT
+//! Edge daemons to `edged`. `iotedge config apply` calls [`systemctl_in_process`] exactly as the real one spawns
+//! `systemctl`, so its calls show up in `invocations.log` too.
+
+use super::state::{State, StateError, AZIOT_SERVICES, AZIOT_SOCKETS};
+use super::{docker, edged, time, Io};
+
+/// Normalise a unit argument: `docker.service` -> `docker`, sockets keep `.socket`. `None` if unknown.
+pub fn canonical(unit: &str) -> Option<String> {
+    let u = unit.strip_suffix(".service").unwrap_or(unit);
+    if matches!(u, "docker" | "containerd") || AZIOT_SERVICES.contains(&u) {
+        return Some(u.to_string());
+    }
+    if u == "docker.socket" || AZIOT_SOCKETS.contains(&u) {
+        return Some(u.to_string());
+    }
+    None
+}
+
+/// The unit's full name as systemd prints it.
+pub fn full_name(unit: &str) -> String {
+    if unit.ends_with(".socket") {
+        unit.to_string()
+    } else {
+        format!("{unit}.service")
+    }
+}
+
+/// The unit's `Description=`.
+pub fn description(unit: &str) -> &'static str {
+    match unit {
+        "docker" => "Docker Application Container Engine",
+        "containerd" => "containerd container runtime",
+        "docker.socket" => "Docker Socket for the API",
+        "aziot-edged" => "Azure IoT Edge daemon",
+        "aziot-identityd" => "Azure IoT Identity Service",
+        "aziot-keyd" => "Azure IoT Keys Service",
+        "aziot-certd" => "Azure IoT Certificates Service",
+        "aziot-tpmd" => "Azure IoT TPM Service",
+        "aziot-edged.mgmt.socket" => "Azure IoT Edge daemon management socket",
+        "aziot-edged.workload.socket" => "Azure IoT Edge daemon workload socket",
+        "aziot-identityd.socket" => "Azure IoT Identity Service API socket",
+        "aziot-keyd.socket" => "Azure IoT Keys Service API socket",
+        "aziot-certd.socket" => "Azure IoT Certificates Service API socket",
+        "aziot-tpmd.socket" => "Azure IoT TPM Service API socket",
+        _ => "",
+    }
+}
+
+fn unit_file(unit: &str) -> String {
+    format!("/lib/systemd/system/{}", full_name(unit))
+}
+
+/// Start a unit. `Ok(Err(stderr))` when the job fails.
+pub fn start_unit(st: &mut State, unit: &str) -> Result<Result<(), String>, StateError> {
+    let job_failed = |unit: &str| {
+        format!(
+            "Job for {u} failed because the control process exited with error code.\nSee \"systemctl status {u}\" and \"journalctl -xeu {u}\" for details.",
+            u = full_name(unit)
+        )
+    };
+    if st.services()?.is_active(unit) {
+        return Ok(Ok(()));
+    }
+    let now = st.env.now_ms;
+    match unit {
+        "docker" => Ok(docker::start_engine(st)?.map_err(|_| job_failed(unit))),
+        "aziot-edged" => Ok(edged::start(st)?.map_err(|_| job_failed(unit))),
+        s if s.ends_with(".socket") || s == "containerd" => {
+            st.journal(
+                s,
+                "systemd[1]",
+                &format!(
+                    "{} {}.",
+                    if s.ends_with(".socket") {
+                        "Listening on"
+                    } else {
+                        "Started"
+                    },
+                    description(s)
+                ),
+            )?;
+            st.services_mut()?.set(s, "active", now);
+            Ok(Ok(()))
+        }
+        s => {
+            if edged::activate_identity_service(st, s)? {
+                Ok(Ok(()))
+            } else {
+                Ok(Err(job_failed(s)))
+            }
+        }
+    }
+}
+
+/// Stop a unit.
+pub fn stop_unit(st: &mut State, unit: &str) -> Result<(), StateError> {
+    let now = st.env.now_ms;
+    match unit {
+        "docker" => docker::stop_engine(st),
+        u => {
+            if st.services()?.is_active(u) {
+                let desc = description(u);
+                st.journal(
+                    u,
+                    "systemd[1]",
+                    &format!(
+                        "Stopping {desc}...\n{}: Deactivated successfully.\nStopped {desc}.",
+                        full_name(u)
+                    ),
+                )?;
+            }
+            st.services_mut()?.set(u, "inactive", now);
+            Ok(())
+        }
+    }
+}
+
+/// Restart a unit, counting docker and aziot restarts.
+pub fn restart_unit(st: &mut State, unit: &str) -> Result<Result<(), String>, StateError> {
+    stop_unit(st, unit)?;
+    if unit == "docker" {
+        st.bump("docker_restart")?;
+    } else if unit.starts_with("aziot-") && !unit.ends_with(".socket") {
+        st.bump("service_restart")?;
+    }
+    start_unit(st, unit)
+}
+
+/// Run `systemctl ARGS` from inside another simulated program (as `iotedge` spawns `systemctl`): the call is
+/// logged in `invocations.log` like a real child process. Returns (exit code, stdout, stderr).
+pub fn systemctl_in_process(
+    st: &mut State,
+    args: &[&str],
+) -> Result<(i32, String, String), StateError> {
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    st.log_invocation("systemctl", &args)?;
+    let mut io = Io::default();
+    let code = run(st, &args, &mut io)?;
+    Ok((code, io.out, io.err))
+}
+
+/// `systemctl ...`.
+pub fn run(st: &mut State, args: &[String], io: &mut Io) -> Result<i32, StateError> {
+    let mut verb: Option<String> = None;
+    let mut units: Vec<String> = Vec::new();
+    let mut quiet = false;
+    let mut now_flag = false;
+    for a in args {
+        match a.as_str() {
+            "--no-pager" | "--no-block" | "--no-legend" | "--full" | "-l" | "--system"
+            | "--no-ask-password" => {}
+            "-q" | "--quiet" => quiet = true,
+            "--now" => now_flag = true,
+            s if s.starts_with('-') => {}
+            s if verb.is_none() => verb = Some(s.to_string()),
+            s => units.push(s.to_string()),
+        }
+    }
+    let Some(verb) = verb else {
+        // `systemctl` alone lists units; keep it short.
+        let svcs = st.services()?.clone();
+        let mut rows = vec!["UNIT\tLOAD\tACTIVE\tSUB\tDESCRIPTION".to_string()];
+        for (u, s) in &svcs.units {
+            let sub = match (s.state.as_str(), u.ends_with(".socket")) {
+                ("active", true) => "listening",
+                ("active", false) => "running",
+                ("failed", _) => "failed",
+                _ => "dead",
+            };
+            rows.push(format!(
+                "{}\tloaded\t{}\t{sub}\t{}",
+                full_name(u),
+                s.state,
+                description(u)
+            ));
+        }
+        io.out(super::gotmpl::tabwrite(&rows, 1, 0));
+        return Ok(0);
+    };
+    let mutating = matches!(
+        verb.as_str(),
+        "start"
+            | "stop"
+            | "restart"
+            | "try-restart"
+            | "reload-or-restart"
+            | "enable"
+            | "disable"
+            | "daemon-reload"
+            | "reset-failed"
+    );
+    if mutating && st.env.euid != 0 {
+        let what = units
+            .first()
+            .map(|u| canonical(u).map(|c| full_name(&c)).unwrap_or(u.clone()));
+        match what {
+            Some(u) => io.errln(format!(
+                "Failed to {verb} {u}: Interactive authentication required.\nSee system logs and 'systemctl status {u}' for details."
+            )),
+            None => io.errln(format!("Failed to {verb}: Interactive authentication required.")),
+        }
+        return Ok(1);
+    }
+    match verb.as_str() {
+        "daemon-reload" | "reset-failed" => {
+            if verb == "reset-failed" {
+                let now = st.env.now_ms;
+                let svcs = st.services_mut()?;
+                let failed: Vec<String> = svcs
+                    .units
+                    .iter()
+                    .filter(|(_, s)| s.state == "failed")
+                    .map(|(u, _)| u.clone())
+                    .collect();
+                for u in failed {
+                    svcs.set(&u, "inactive", now);
+                }
+            }
+            Ok(0)
+        }
+        "start" | "stop" | "restart" | "try-restart" | "reload-or-restart" => {
+            if units.is_empty() {
+                io.errln("Too few arguments.");
+                return Ok(1);
+            }
+            let mut code = 0;
+            for u in &units {
+                let Some(c) = canonical(u) else {
+                    let name = if u.contains('.') {
+                        u.clone()
+                    } else {
+                        format!("{u}.service")
+                    };
+                    io.errln(format!("Failed to {verb} {name}: Unit {name} not found."));
+                    code = 5;
+                    continue;
+                };
+                let res = match verb.as_str() {
+                    "start" => start_unit(st, &c)?,
+                    "stop" => {
+                        let socket_up = c == "docker"
+                            && st.services()?.is_active("docker.socket")
+                            && !units.iter().any(|u| u == "docker.socket");
+                        stop_unit(st, &c)?;
+                        if socket_up {
+                            io.errln("Warning: Stopping docker.service, but it can still be activated by:\n  docker.socket");
+                        }
+                        Ok(())
+                    }
+                    "try-restart" if !st.services()?.is_active(&c) => Ok(()),
+                    _ => restart_unit(st, &c)?,
+                };
+                if let Err(e) = res {
+                    io.errln(e);
+                    code = 1;
+                }
+            }
+            Ok(code)
+        }
+        "is-active" | "is-failed" => {
+            let mut all = true;
+            for u in &units {
+                let state = match canonical(u) {
+                    Some(c) => st.services()?.state(&c).to_string(),
+                    None => "inactive".to_string(),
+                };
+                let ok = if verb == "is-active" {
+                    state == "active"
+                } else {
+                    state == "failed"
+                };
+                all &= ok;
+                if !quiet {
+                    io.outln(&state);
+                }
+            }
+            Ok(if all && !units.is_empty() {
+                0
+            } else if verb == "is-active" {
+                3
+            } else {
+                1
+            })
+        }
+        "is-enabled" => {
+            let mut code = 0;
+            for u in &units {
+                match canonical(u) {
+                    Some(c) => {
+                        let enabled = if c.ends_with(".socket") || c == "containerd" {
+                            true
+                        } else {
+                            st.services()?
+                                .units
+                                .get(&c)
+                                .map(|s| s.enabled)
+                                .unwrap_or(false)
+                        };
+                        if !quiet {
+                            io.outln(if enabled { "enabled" } else { "disabled" });
+                        }
+                        if !enabled {
+                            code = 1;
+                        }
+                    }
+                    None => {
+                        io.errln(format!(
+                            "Failed to get unit file state for {}: No such file or directory",
+                            if u.contains('.') {
+                                u.clone()
+                            } else {
+                                format!("{u}.service")
+                            }
+                        ));
+                        code = 1;
+                    }
+                }
+            }
+            Ok(code)
+        }
+        "enable" | "disable" => {
+            let mut code = 0;
+            for u in &units {
+                let Some(c) = canonical(u) else {
+                    io.errln(format!(
+                        "Failed to {verb} unit: Unit file {} does not exist.",
+                        if u.contains('.') {
+                            u.clone()
+                        } else {
+                            format!("{u}.service")
+                        }
+                    ));
+                    code = 1;
+                    continue;
+                };
+                let want = verb == "enable";
+                let was = st
+                    .services()?
+                    .units
+                    .get(&c)
+                    .map(|s| s.enabled)
+                    .unwrap_or(false);
+                if was != want {
+                    let target = if c.ends_with(".socket") {
+                        "sockets.target"
+                    } else {
+                        "multi-user.target"
+                    };
+                    if want {
+                        io.errln(format!(
+                            "Created symlink /etc/systemd/system/{target}.wants/{} → {}.",
+                            full_name(&c),
+                            unit_file(&c)
+                        ));
+                    } else {
+                        io.errln(format!(
+                            "Removed \"/etc/systemd/system/{target}.wants/{}\".",
+                            full_name(&c)
+                        ));
+                    }
+                    let now = st.env.now_ms;
+                    let svcs = st.services_mut()?;
+                    if !svcs.units.contains_key(&c) {
+                        svcs.set(&c, "inactive", now);
+                    }
+                    if let Some(s) = svcs.units.get_mut(&c) {
+                        s.enabled = want;
+                    }
+                }
+                if now_flag {
+                    let res = if want {
+                        start_unit(st, &c)?
+                    } else {
+                        stop_unit(st, &c).map(|_| Ok(()))?
+                    };
+                    if let Err(e) = res {
+                        io.errln(e);
+                        code = 1;
+                    }
+                }
+            }
+            Ok(code)
+        }
+        "status" => {
+            let mut code = 0;
+            let now = st.env.now_ms;
+            for u in &units {
+                let Some(c) = canonical(u) else {
+                    io.errln(format!(
+                        "Unit {} could not be found.",
+                        if u.contains('.') {
+                            u.clone()
+                        } else {
+                            format!("{u}.service")
+                        }
+                    ));
+                    code = 4;
+                    continue;
+                };
+                let s = st.services()?.units.get(&c).cloned();
+                let (state, since, enabled, pid) = match &s {
+                    Some(s) => (s.state.clone(), s.since_ms, s.enabled, s.pid),
+                    None => ("inactive".to_string(), now, false, 0),
+                };
+                let bullet = match state.as_str() {
+                    "active" => "●",
+                    "failed" => "×",
+                    _ => "○",
+                };
+                let active_line = match state.as_str() {
+                    "active" if c.ends_with(".socket") => format!(
+                        "active (listening) since {}; {} ago",
+                        time::systemd_ts(since),
+                        ago(now, since)
+                    ),
+                    "active" => format!(
+                        "active (running) since {}; {} ago",
+                        time::systemd_ts(since),
+                        ago(now, since)
+                    ),
+                    "failed" => format!(
+                        "failed (Result: exit-code) since {}; {} ago",
+                        time::systemd_ts(since),
+                        ago(now, since)
+                    ),
+                    _ => "inactive (dead)".to_string(),
+                };
+                io.outln(format!("{bullet} {} - {}", full_name(&c), description(&c)));
+                io.outln(format!(
+                    "     Loaded: loaded ({}; {}; preset: enabled)",
+                    unit_file(&c),
+                    if enabled || c.ends_with(".socket") {
+                        "enabled"
+                    } else {
+                        "disabled"
+                    }
+                ));
+                io.outln(format!("     Active: {active_line}"));
+                if state == "active" && !c.ends_with(".socket") {
+                    io.outln(format!("   Main PID: {pid} ({})", main_process(&c)));
+                }
+                let journal = super::journalctl::lines_for(&st.env, std::slice::from_ref(&c));
+                let tail: Vec<&String> = journal.iter().rev().take(10).collect();
+                if !tail.is_empty() {
+                    io.outln("");
+                    for l in tail.into_iter().rev() {
+                        io.outln(l);
+                    }
+                }
+                if state != "active" {
+                    code = 3;
+                }
+            }
+            Ok(code)
+        }
+        other => {
+            io.errln(format!("Unknown command verb {other}."));
+            Ok(1)
+        }
+    }
+}
+
+fn main_process(unit: &str) -> &'static str {
+    match unit {
+        "docker" => "dockerd",
+        "containerd" => "containerd",
+        "aziot-edged" => "aziot-edged",
+        "aziot-identityd" => "aziot-identity",
+        "aziot-keyd" => "aziot-keyd",
+        "aziot-certd" => "aziot-certd",
+        "aziot-tpmd" => "aziot-tpmd",
+        _ => "",
+    }
+}
+
+fn ago(now: u64, since: u64) -> String {
+    let s = now.saturating_sub(since) / 1000;
+    if s < 60 {
+        format!("{s}s")
+    } else if s < 3600 {
+        format!("{}min {}s", s / 60, s % 60)
+    } else {
+        format!("{}h {}min", s / 3600, (s % 3600) / 60)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unit_names() {
+        assert_eq!(canonical("docker.service").as_deref(), Some("docker"));
+        assert_eq!(
+            canonical("aziot-keyd.socket").as_deref(),
+            Some("aziot-keyd.socket")
+        );
+        assert_eq!(canonical("nginx"), None);
+        assert_eq!(full_name("aziot-edged"), "aziot-edged.service");
+    }
+}
