@@ -6,3 +6,4 @@
 //! or render templates.
 
 pub mod cli;
+pub mod py;
