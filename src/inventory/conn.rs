@@ -39,7 +39,12 @@ fn describe(v: &Value) -> &'static str {
 }
 
 /// A scalar as text (numbers are accepted where Ansible's `type: string` options accept them).
-fn text(host: &str, vars: &Vars, names: &[&'static str], secret: bool) -> Result<Option<String>, Diagnostic> {
+fn text(
+    host: &str,
+    vars: &Vars,
+    names: &[&'static str],
+    secret: bool,
+) -> Result<Option<String>, Diagnostic> {
     let Some((name, v)) = pick(vars, names) else {
         return Ok(None);
     };
@@ -47,7 +52,11 @@ fn text(host: &str, vars: &Vars, names: &[&'static str], secret: bool) -> Result
         Value::String(s) => s.clone(),
         Value::Number(n) => n.to_string(),
         other => {
-            return Err(bad(host, name, format!("expected a string, got {}", describe(other))));
+            return Err(bad(
+                host,
+                name,
+                format!("expected a string, got {}", describe(other)),
+            ));
         }
     };
     if secret {
@@ -70,11 +79,8 @@ fn boolean(host: &str, name: &str, v: &Value) -> Result<bool, Diagnostic> {
     };
     match v {
         Value::Bool(b) => Ok(*b),
-        Value::Number(n) => match n.as_f64() {
-            Some(x) if x == 1.0 => Ok(true),
-            Some(x) if x == 0.0 => Ok(false),
-            _ => Err(err()),
-        },
+        Value::Number(n) if n.as_f64() == Some(1.0) => Ok(true),
+        Value::Number(n) if n.as_f64() == Some(0.0) => Ok(false),
         Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
             "y" | "yes" | "on" | "1" | "true" | "t" => Ok(true),
             "n" | "no" | "off" | "0" | "false" | "f" => Ok(false),
@@ -119,7 +125,9 @@ pub fn conn_spec(host: &str, vars: &Vars) -> Result<ConnSpec, Diagnostic> {
                 return Err(bad(
                     host,
                     "ansible_connection",
-                    format!("unsupported connection '{other}' (edgefleet connects with ssh or local)"),
+                    format!(
+                        "unsupported connection '{other}' (edgefleet connects with ssh or local)"
+                    ),
                 ))
             }
         },
@@ -128,8 +136,13 @@ pub fn conn_spec(host: &str, vars: &Vars) -> Result<ConnSpec, Diagnostic> {
         Some(a) => {
             let a = a.trim().to_string();
             if a.is_empty() || a.contains(char::is_whitespace) {
-                let name = pick(vars, &["ansible_ssh_host", "ansible_host"]).map_or("ansible_host", |p| p.0);
-                return Err(bad(host, name, format!("'{a}' is not a host name or address")));
+                let name = pick(vars, &["ansible_ssh_host", "ansible_host"])
+                    .map_or("ansible_host", |p| p.0);
+                return Err(bad(
+                    host,
+                    name,
+                    format!("'{a}' is not a host name or address"),
+                ));
             }
             a
         }
@@ -149,7 +162,10 @@ pub fn conn_spec(host: &str, vars: &Vars) -> Result<ConnSpec, Diagnostic> {
                     return Err(bad(
                         host,
                         name,
-                        format!("expected a port number 1..65535, got {}", py::py_repr_value(v)),
+                        format!(
+                            "expected a port number 1..65535, got {}",
+                            py::py_repr_value(v)
+                        ),
                     ))
                 }
             }
@@ -159,7 +175,11 @@ pub fn conn_spec(host: &str, vars: &Vars) -> Result<ConnSpec, Diagnostic> {
     let password = text(
         host,
         vars,
-        &["ansible_ssh_pass", "ansible_ssh_password", "ansible_password"],
+        &[
+            "ansible_ssh_pass",
+            "ansible_ssh_password",
+            "ansible_password",
+        ],
         true,
     )?;
     let private_key_file = text(
@@ -188,12 +208,17 @@ pub fn conn_spec(host: &str, vars: &Vars) -> Result<ConnSpec, Diagnostic> {
                 _ => None,
             };
             match secs {
-                Some(s) if s.is_finite() && s > 0.0 && s <= 86_400.0 => Some(Duration::from_secs_f64(s)),
+                Some(s) if s.is_finite() && s > 0.0 && s <= 86_400.0 => {
+                    Some(Duration::from_secs_f64(s))
+                }
                 _ => {
                     return Err(bad(
                         host,
                         name,
-                        format!("expected a timeout in seconds (> 0), got {}", py::py_repr_value(v)),
+                        format!(
+                            "expected a timeout in seconds (> 0), got {}",
+                            py::py_repr_value(v)
+                        ),
                     ))
                 }
             }
@@ -283,7 +308,12 @@ mod tests {
         assert_eq!(c.password.as_deref(), Some("pw-canary-123"));
         assert_eq!(
             c.ssh_args,
-            ["-o", "ProxyCommand=ssh -W %h:%p bastion", "-o", "StrictHostKeyChecking=no"]
+            [
+                "-o",
+                "ProxyCommand=ssh -W %h:%p bastion",
+                "-o",
+                "StrictHostKeyChecking=no"
+            ]
         );
         assert_eq!(c.jump.as_deref(), Some("bastion:22"));
         assert_eq!(c.connect_timeout, Some(Duration::from_secs(7)));
@@ -303,14 +333,21 @@ mod tests {
             (json!({"ansible_connection": "winrm"}), "ansible_connection"),
             (json!({"ansible_user": ["a"]}), "ansible_user"),
             (json!({"ansible_ssh_timeout": -1}), "ansible_ssh_timeout"),
-            (json!({"ansible_ssh_common_args": "-o 'x"}), "ansible_ssh_common_args"),
+            (
+                json!({"ansible_ssh_common_args": "-o 'x"}),
+                "ansible_ssh_common_args",
+            ),
             (json!({"ansible_host": "a b"}), "ansible_host"),
-            (json!({"ansible_become_method": "su"}), "ansible_become_method"),
+            (
+                json!({"ansible_become_method": "su"}),
+                "ansible_become_method",
+            ),
         ];
         for (v, name) in cases {
             let e = conn_spec("edge-09", &vars(v.clone())).unwrap_err();
             assert!(
-                e.message.starts_with(&format!("host 'edge-09': variable {name}: ")),
+                e.message
+                    .starts_with(&format!("host 'edge-09': variable {name}: ")),
                 "{v}: {e}"
             );
         }

@@ -220,7 +220,8 @@ impl Data {
                     self.hosts[h].groups.retain(|&g| g != UNGROUPED);
                     self.groups[UNGROUPED].hosts.retain(|&x| x != h);
                 }
-            } else if all_groups.is_empty() || (all_groups.len() == 1 && all_groups.contains(&ALL)) {
+            } else if all_groups.is_empty() || (all_groups.len() == 1 && all_groups.contains(&ALL))
+            {
                 self.add_host_to_group(UNGROUPED, h);
             }
         }

@@ -177,7 +177,8 @@ fn add_pending_children(
         .map(|p| p.parents.clone())
         .unwrap_or_default();
     for parent in parents {
-        let (Some(&pg), Some(&cg)) = (data.group_idx.get(&parent), data.group_idx.get(group)) else {
+        let (Some(&pg), Some(&cg)) = (data.group_idx.get(&parent), data.group_idx.get(group))
+        else {
             continue;
         };
         data.add_child_group(pg, cg)?;
@@ -288,7 +289,10 @@ mod tests {
 
     #[test]
     fn sections_children_and_forward_references() {
-        let d = load("u1\n[prod:children]\nweb\n[web]\nw[1:2]:2222\n[web:vars]\nv=1\n[all:vars]\na=1\n").unwrap();
+        let d = load(
+            "u1\n[prod:children]\nweb\n[web]\nw[1:2]:2222\n[web:vars]\nv=1\n[all:vars]\na=1\n",
+        )
+        .unwrap();
         let prod = d.group_idx["prod"];
         let web = d.group_idx["web"];
         assert_eq!(d.groups[prod].children, vec![web]);
@@ -302,22 +306,37 @@ mod tests {
     fn errors_have_lines() {
         let cases = [
             ("[web:vars]\na=1\n", 1, "undefined group 'web'"),
-            ("[p:children]\nmissing\n", 2, "includes undefined group 'missing'"),
-            ("[web]\nh1 novalue\n", 2, "Expected key=value host variable assignment"),
+            (
+                "[p:children]\nmissing\n",
+                2,
+                "includes undefined group 'missing'",
+            ),
+            (
+                "[web]\nh1 novalue\n",
+                2,
+                "Expected key=value host variable assignment",
+            ),
             ("[web:foo]\n", 1, "unknown type"),
             ("[web server]\n", 1, "Invalid section entry"),
             ("[g]\nh:\n", 2, "ending in ':'"),
             ("[g]\nh x='open\n", 2, "No closing quotation"),
             ("[g]\nh[1:2:3:4]\n", 2, "begin:end"),
             ("[g:vars]\nnoequals\n[g]\n", 2, "Expected key=value"),
-            ("[a:children]\nb\n[b:children]\na\n", 4, "recursive dependency loop"),
+            (
+                "[a:children]\nb\n[b:children]\na\n",
+                4,
+                "recursive dependency loop",
+            ),
             ("---\n", 1, "YAML"),
         ];
         for (text, line, want) in cases {
             let e = load(text).unwrap_err();
             assert_eq!(e.line, line, "{text}: {e}");
             assert!(e.message.contains(want), "{text}: {e}");
-            assert!(e.to_string().starts_with(&format!("hosts.ini:{line}:")), "{e}");
+            assert!(
+                e.to_string().starts_with(&format!("hosts.ini:{line}:")),
+                "{e}"
+            );
         }
     }
 }

@@ -116,8 +116,8 @@ pub struct Inventory {
 /// Ansible's `IGNORED` for entries of an inventory directory.
 fn ignored_entry(name: &str) -> bool {
     const EXTS: [&str; 13] = [
-        ".pyc", ".pyo", ".swp", ".bak", "~", ".rpm", ".md", ".txt", ".rst", ".orig", ".cfg", ".retry",
-        ".age",
+        ".pyc", ".pyo", ".swp", ".bak", "~", ".rpm", ".md", ".txt", ".rst", ".orig", ".cfg",
+        ".retry", ".age",
     ];
     name.starts_with('.')
         || matches!(name, "host_vars" | "group_vars" | "vars_plugins")
@@ -331,7 +331,9 @@ impl Inventory {
         if !diags.is_empty() {
             return Err(diags);
         }
-        let group_hosts = (0..data.groups.len()).map(|g| data.group_hosts(g)).collect();
+        let group_hosts = (0..data.groups.len())
+            .map(|g| data.group_hosts(g))
+            .collect();
         let mut inv = Inventory {
             data,
             group_hosts,
@@ -697,8 +699,11 @@ mod tests {
     fn priority_orders_same_depth_groups() {
         let t = tempfile::tempdir().unwrap();
         let f = t.path().join("hosts");
-        write(&f, "[a]\nh\n[b]\nh\n[a:vars]\nx=a\nansible_group_priority=5\n[b:vars]\nx=b\n");
-        let i = Inventory::load(&[f.clone()], &[]).unwrap();
+        write(
+            &f,
+            "[a]\nh\n[b]\nh\n[a:vars]\nx=a\nansible_group_priority=5\n[b:vars]\nx=b\n",
+        );
+        let i = Inventory::load(std::slice::from_ref(&f), &[]).unwrap();
         assert_eq!(i.host_vars("h")["x"], "a");
         write(&f, "[a]\nh\n[b]\nh\n[a:vars]\nx=a\n[b:vars]\nx=b\n");
         let i = Inventory::load(&[f], &[]).unwrap();
@@ -708,7 +713,11 @@ mod tests {
     #[test]
     fn missing_source_is_an_error() {
         let e = Inventory::load(&[PathBuf::from("/nonexistent/inv.yml")], &[]).unwrap_err();
-        assert!(e.to_string().contains("/nonexistent/inv.yml: inventory not found"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("/nonexistent/inv.yml: inventory not found"),
+            "{e}"
+        );
     }
 
     #[test]

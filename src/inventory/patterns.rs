@@ -26,7 +26,9 @@ pub fn split_host_pattern(pattern: &str) -> Vec<String> {
         let re = R.get_or_init(|| {
             Regex::new(r"(?:[^\s:\[\]]|\[[^\]]*\])+").unwrap_or_else(|e| panic!("{e}"))
         });
-        re.find_iter(pattern).map(|m| m.as_str().to_string()).collect()
+        re.find_iter(pattern)
+            .map(|m| m.as_str().to_string())
+            .collect()
     };
     parts
         .into_iter()
@@ -182,12 +184,17 @@ impl Matcher {
     /// Ansible's `_match_list` compilation: `~regex` (matched at the start) or an fnmatch glob.
     fn new(pattern: &str) -> Result<Self, Diagnostic> {
         match pattern.strip_prefix('~') {
-            Some(re) => Regex::new(&format!("^(?:{re})")).map(Matcher::Re).map_err(|e| {
-                Diagnostic::plain(format!(
-                    "Invalid host list pattern: {pattern}: {}",
-                    e.to_string().lines().last().unwrap_or("bad regular expression")
-                ))
-            }),
+            Some(re) => Regex::new(&format!("^(?:{re})"))
+                .map(Matcher::Re)
+                .map_err(|e| {
+                    Diagnostic::plain(format!(
+                        "Invalid host list pattern: {pattern}: {}",
+                        e.to_string()
+                            .lines()
+                            .last()
+                            .unwrap_or("bad regular expression")
+                    ))
+                }),
             None => Ok(Matcher::Glob(Glob::new(pattern))),
         }
     }
@@ -226,7 +233,8 @@ fn split_subscript(pattern: &str, warnings: &mut Vec<String>) -> (String, Option
         e => num(e),
     };
     if &m[4] == "-" {
-        warnings.push("Use [x:y] inclusive subscripts instead of [x-y] which has been removed".into());
+        warnings
+            .push("Use [x:y] inclusive subscripts instead of [x-y] which has been removed".into());
     }
     (base, Some((start, Some(end))))
 }
@@ -245,7 +253,11 @@ fn apply_subscript(hosts: Vec<usize>, sub: Option<Subscript>) -> Option<Vec<usiz
             let e = if e == -1 { len - 1 } else { e };
             let lo = start.clamp(0, len) as usize;
             let hi = (e.saturating_add(1)).clamp(0, len) as usize;
-            Some(if lo < hi { hosts[lo..hi].to_vec() } else { Vec::new() })
+            Some(if lo < hi {
+                hosts[lo..hi].to_vec()
+            } else {
+                Vec::new()
+            })
         }
         _ => {
             let i = if start < 0 { len + start } else { start };
@@ -275,10 +287,7 @@ impl Inventory {
                 results.extend(self.group_hosts[g].iter().copied());
             }
         }
-        if !matched_group
-            || pattern.starts_with('~')
-            || pattern.contains(['.', '?', '*', '['])
-        {
+        if !matched_group || pattern.starts_with('~') || pattern.contains(['.', '?', '*', '[']) {
             for (h, host) in self.data.hosts.iter().enumerate() {
                 if m.is_match(&host.name) {
                     results.push(h);
@@ -399,10 +408,7 @@ mod tests {
         assert_eq!(s("fe80::1"), ["fe80::1"]);
         assert_eq!(s("h1:22"), ["h1:22"]);
         assert_eq!(s(" "), Vec::<String>::new());
-        assert_eq!(
-            order_patterns(&s("!a:&b:c:d")),
-            ["c", "d", "&b", "!a"]
-        );
+        assert_eq!(order_patterns(&s("!a:&b:c:d")), ["c", "d", "&b", "!a"]);
         assert_eq!(order_patterns(&s("!a")), ["all", "!a"]);
     }
 
@@ -431,19 +437,40 @@ mod tests {
     #[test]
     fn subscripts() {
         let mut w = Vec::new();
-        assert_eq!(split_subscript("web[1]", &mut w), ("web".into(), Some((1, None))));
-        assert_eq!(split_subscript("web[-1]", &mut w), ("web".into(), Some((-1, None))));
-        assert_eq!(split_subscript("web[1:3]", &mut w), ("web".into(), Some((1, Some(3)))));
-        assert_eq!(split_subscript("web[1:]", &mut w), ("web".into(), Some((1, Some(-1)))));
+        assert_eq!(
+            split_subscript("web[1]", &mut w),
+            ("web".into(), Some((1, None)))
+        );
+        assert_eq!(
+            split_subscript("web[-1]", &mut w),
+            ("web".into(), Some((-1, None)))
+        );
+        assert_eq!(
+            split_subscript("web[1:3]", &mut w),
+            ("web".into(), Some((1, Some(3))))
+        );
+        assert_eq!(
+            split_subscript("web[1:]", &mut w),
+            ("web".into(), Some((1, Some(-1))))
+        );
         assert_eq!(split_subscript("~web[1]", &mut w), ("~web[1]".into(), None));
         assert!(w.is_empty());
         split_subscript("web[1-2]", &mut w);
         assert_eq!(w.len(), 1);
         let h = vec![10, 11, 12, 13];
-        assert_eq!(apply_subscript(h.clone(), Some((1, Some(2)))), Some(vec![11, 12]));
-        assert_eq!(apply_subscript(h.clone(), Some((2, Some(-1)))), Some(vec![12, 13]));
+        assert_eq!(
+            apply_subscript(h.clone(), Some((1, Some(2)))),
+            Some(vec![11, 12])
+        );
+        assert_eq!(
+            apply_subscript(h.clone(), Some((2, Some(-1)))),
+            Some(vec![12, 13])
+        );
         assert_eq!(apply_subscript(h.clone(), Some((-1, None))), Some(vec![13]));
-        assert_eq!(apply_subscript(h.clone(), Some((0, Some(0)))), Some(vec![10]));
+        assert_eq!(
+            apply_subscript(h.clone(), Some((0, Some(0)))),
+            Some(vec![10])
+        );
         assert_eq!(apply_subscript(h.clone(), Some((5, Some(9)))), Some(vec![]));
         assert_eq!(apply_subscript(h.clone(), Some((4, None))), None);
         assert_eq!(apply_subscript(vec![], Some((4, None))), Some(vec![]));

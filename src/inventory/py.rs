@@ -864,7 +864,11 @@ fn float_fmt(f: f64, add_dot_0: bool) -> String {
         }
         b
     } else {
-        format!("{}.{}", &digits[..decpt as usize], &digits[decpt as usize..])
+        format!(
+            "{}.{}",
+            &digits[..decpt as usize],
+            &digits[decpt as usize..]
+        )
     };
     format!("{sign}{body}")
 }
@@ -987,7 +991,8 @@ pub fn py_str_value(v: &Value) -> String {
 // json.dumps(sort_keys=True, indent=4)
 // ---------------------------------------------------------------------------------------------------------------
 
-/// `json.dumps(v, sort_keys=True, indent=4)` byte for byte (ASCII-only output, Python's float spelling).
+/// `json.dumps(v, sort_keys=True, indent=4, ensure_ascii=False)` byte for byte (what ansible-inventory 2.19
+/// prints: UTF-8 text, Python's float spelling).
 pub fn json_dumps(v: &Value) -> String {
     let mut out = String::new();
     dump(v, 0, &mut out);
@@ -1070,13 +1075,8 @@ fn json_str(s: &str, out: &mut String) {
             '\t' => out.push_str("\\t"),
             '\x08' => out.push_str("\\b"),
             '\x0c' => out.push_str("\\f"),
-            ' '..='~' => out.push(c),
-            c => {
-                let mut buf = [0u16; 2];
-                for unit in c.encode_utf16(&mut buf) {
-                    out.push_str(&format!("\\u{unit:04x}"));
-                }
-            }
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
         }
     }
     out.push('"');
@@ -1098,7 +1098,10 @@ mod tests {
     fn shlex_matches_python() {
         let cases: &[(&str, &[&str])] = &[
             ("a b  c", &["a", "b", "c"]),
-            ("h1 x=\"hello world\" y='a b'", &["h1", "x=hello world", "y=a b"]),
+            (
+                "h1 x=\"hello world\" y='a b'",
+                &["h1", "x=hello world", "y=a b"],
+            ),
             ("h1 cm=a#b c=d", &["h1", "cm=a"]),
             ("h1 # comment", &["h1"]),
             ("a\\ b c", &["a b", "c"]),
@@ -1116,7 +1119,10 @@ mod tests {
             shlex_split("a 'b", true),
             Err(ShlexError::NoClosingQuotation)
         );
-        assert_eq!(shlex_split("a\\", true), Err(ShlexError::NoEscapedCharacter));
+        assert_eq!(
+            shlex_split("a\\", true),
+            Err(ShlexError::NoEscapedCharacter)
+        );
         assert_eq!(shlex_split("-o A#B", false).unwrap(), vec!["-o", "A#B"]);
     }
 
@@ -1198,10 +1204,10 @@ mod tests {
 
     #[test]
     fn json_dumps_matches_python() {
-        let v = json!({"b": [1, 2.5, 1e20], "a": {}, "c": [], "d": "é\u{1F600}\"\n"});
+        let v = json!({"b": [1, 2.5, 1e20], "a": {}, "c": [], "d": "é\u{1F600}\"\n\u{1}"});
         assert_eq!(
             json_dumps(&v),
-            "{\n    \"a\": {},\n    \"b\": [\n        1,\n        2.5,\n        1e+20\n    ],\n    \"c\": [],\n    \"d\": \"\\u00e9\\ud83d\\ude00\\\"\\n\"\n}"
+            "{\n    \"a\": {},\n    \"b\": [\n        1,\n        2.5,\n        1e+20\n    ],\n    \"c\": [],\n    \"d\": \"é\u{1F600}\\\"\\n\\u0001\"\n}"
         );
     }
 }

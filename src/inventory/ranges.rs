@@ -67,7 +67,8 @@ pub fn parse_address(address: &str, allow_ranges: bool) -> Result<(String, Optio
             address = host;
         }
     }
-    let valid = p.ipv4.is_match(&address) || p.ipv6.is_match(&address) || p.hostname.is_match(&address);
+    let valid =
+        p.ipv4.is_match(&address) || p.ipv6.is_match(&address) || p.hostname.is_match(&address);
     if !valid {
         return Err(format!("Not a valid network hostname: {address}"));
     }
@@ -153,7 +154,8 @@ pub fn expand_hostname_range(line: &str, out: &mut Vec<String>) -> Result<(), St
         },
         _ => x,
     };
-    let bad_number = || format!("invalid host range in '{line}': '{nrange}' is neither numeric nor alphabetic");
+    let bad_number =
+        || format!("invalid host range in '{line}': '{nrange}' is neither numeric nor alphabetic");
     let mut seq: Vec<String> = Vec::new();
     let alpha = match (ASCII_LETTERS.find(beg), ASCII_LETTERS.find(end)) {
         (Some(b), Some(e)) => {
@@ -233,16 +235,34 @@ mod tests {
 
     #[test]
     fn addresses_and_ports() {
-        assert_eq!(parse_address("h1:2222", true).unwrap(), ("h1".into(), Some(2222)));
-        assert_eq!(parse_address("10.0.0.1:22", false).unwrap(), ("10.0.0.1".into(), Some(22)));
-        assert_eq!(parse_address("[::1]:2200", false).unwrap(), ("::1".into(), Some(2200)));
-        assert_eq!(parse_address("fe80::1", false).unwrap(), ("fe80::1".into(), None));
-        assert_eq!(parse_address("edge-[01:03]:22", true).unwrap(), ("edge-[01:03]".into(), Some(22)));
+        assert_eq!(
+            parse_address("h1:2222", true).unwrap(),
+            ("h1".into(), Some(2222))
+        );
+        assert_eq!(
+            parse_address("10.0.0.1:22", false).unwrap(),
+            ("10.0.0.1".into(), Some(22))
+        );
+        assert_eq!(
+            parse_address("[::1]:2200", false).unwrap(),
+            ("::1".into(), Some(2200))
+        );
+        assert_eq!(
+            parse_address("fe80::1", false).unwrap(),
+            ("fe80::1".into(), None)
+        );
+        assert_eq!(
+            parse_address("edge-[01:03]:22", true).unwrap(),
+            ("edge-[01:03]".into(), Some(22))
+        );
         assert!(parse_address("bad_", true).is_err());
         assert!(parse_address("a b", true).is_err());
         assert!(parse_address("edge-[1:3]", false).is_err());
         // Not an address: the whole text is the host name and there is no port.
-        assert_eq!(expand_hostpattern("we!rd:22").unwrap(), (vec!["we!rd:22".to_string()], None));
+        assert_eq!(
+            expand_hostpattern("we!rd:22").unwrap(),
+            (vec!["we!rd:22".to_string()], None)
+        );
     }
 
     #[test]
@@ -255,12 +275,23 @@ mod tests {
         assert_eq!(exp("r[1:2]-[a:b]"), ["r1-a", "r1-b", "r2-a", "r2-b"]);
         assert_eq!(exp("x[:2]"), ["x0", "x1", "x2"]);
         assert_eq!(exp("x[3:1]"), Vec::<String>::new());
-        assert_eq!(expand_hostpattern("db[1:2].example.com:2222").unwrap().1, Some(2222));
+        assert_eq!(
+            expand_hostpattern("db[1:2].example.com:2222").unwrap().1,
+            Some(2222)
+        );
     }
 
     #[test]
     fn bad_ranges_are_errors() {
-        for bad in ["x[1:2:3:4]", "x[1:]", "x[01:100]", "x[c:a]", "x[a:5]", "x[1:3:0]", "x[1:2"] {
+        for bad in [
+            "x[1:2:3:4]",
+            "x[1:]",
+            "x[01:100]",
+            "x[c:a]",
+            "x[a:5]",
+            "x[1:3:0]",
+            "x[1:2",
+        ] {
             assert!(expand_hostpattern(bad).is_err(), "{bad}");
         }
         assert!(expand_hostpattern("x[0:99999999]").is_err());

@@ -201,7 +201,11 @@ mod tests {
         assert_eq!(d.find("web"), vec![gv.join("web.yml")]);
         assert_eq!(
             d.find("db"),
-            vec![gv.join("db/a"), gv.join("db/b.yml"), gv.join("db/sub/d.json")]
+            vec![
+                gv.join("db/a"),
+                gv.join("db/b.yml"),
+                gv.join("db/sub/d.json")
+            ]
         );
         assert!(d.find("nothing").is_empty());
         assert!(!VarsDir::open(t.path(), Kind::Host).exists());

@@ -227,7 +227,10 @@ mod tests {
         assert_eq!(d.groups[ALL].children, vec![UNGROUPED, 2, 4, 5]);
         assert_eq!(d.groups[UNGROUPED].hosts, vec![d.host_idx["lonely"]]);
         let db2 = &d.hosts[d.host_idx["db2"]];
-        assert_eq!(Value::Object(db2.vars.clone()), json!({"ansible_port": 2222, "role": "db"}));
+        assert_eq!(
+            Value::Object(db2.vars.clone()),
+            json!({"ansible_port": 2222, "role": "db"})
+        );
         assert!(d.hosts[d.host_idx["db3"]].vars.is_empty());
         assert_eq!(d.groups[ALL].vars["x"], 1);
     }
@@ -240,9 +243,24 @@ mod tests {
             ("web:\n  host:\n    a:\n", 2, 3, "did you mean `hosts:`"),
             ("web:\n  hosts: [a, b]\n", 2, 10, "must be a mapping"),
             ("web: [a]\n", 1, 6, "group 'web' must be a mapping"),
-            ("web:\n  hosts:\n    a: 5\n", 3, 8, "host variables must be a mapping"),
-            ("a:\n  children:\n    b:\n      children:\n        a:\n", 3, 5, "recursive dependency loop"),
-            ("web:\n  vars:\n    ansible_group_priority: high\n", 3, 29, "must be an integer"),
+            (
+                "web:\n  hosts:\n    a: 5\n",
+                3,
+                8,
+                "host variables must be a mapping",
+            ),
+            (
+                "a:\n  children:\n    b:\n      children:\n        a:\n",
+                3,
+                5,
+                "recursive dependency loop",
+            ),
+            (
+                "web:\n  vars:\n    ansible_group_priority: high\n",
+                3,
+                29,
+                "must be an integer",
+            ),
             ("web:\n  hosts:\n    'x[1:2:3:4]':\n", 3, 5, "begin:end"),
             ("plugin: aws_ec2\n", 1, 9, "plugin"),
             ("- a\n", 1, 1, "must be a mapping of group names"),
