@@ -261,9 +261,10 @@ impl Data {
         while !level.is_empty() {
             seen.extend(level.iter().copied());
             let mut next: Vec<usize> = Vec::new();
+            let mut in_next: HashSet<usize> = HashSet::new();
             for &lg in &level {
                 for &c in &self.groups[lg].children {
-                    if !seen.contains(&c) && !next.contains(&c) {
+                    if !seen.contains(&c) && in_next.insert(c) {
                         ordered.push(c);
                         next.push(c);
                     }

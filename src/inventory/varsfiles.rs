@@ -208,6 +208,18 @@ mod tests {
             ]
         );
         assert!(d.find("nothing").is_empty());
+        // age-encrypted files: found by name when no plain file exists, and inside directories.
+        write(
+            &gv.join("vault.yml.age"),
+            "-----BEGIN AGE ENCRYPTED FILE-----\n",
+        );
+        write(
+            &gv.join("db/secrets.age"),
+            "-----BEGIN AGE ENCRYPTED FILE-----\n",
+        );
+        let d = VarsDir::open(t.path(), Kind::Group);
+        assert_eq!(d.find("vault"), vec![gv.join("vault.yml.age")]);
+        assert!(d.find("db").contains(&gv.join("db/secrets.age")));
         assert!(!VarsDir::open(t.path(), Kind::Host).exists());
     }
 
