@@ -6,6 +6,7 @@
 //! in `ungrouped`). It must not read files or merge group_vars/host_vars: parsers feed it, `mod.rs` reads it.
 
 use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
 
 use serde_json::Value;
 
@@ -42,6 +43,8 @@ pub struct Host {
     pub vars: Vars,
     /// Groups it is a direct member of.
     pub groups: Vec<usize>,
+    /// The inventory file it was first defined in (Ansible's `inventory_file`); none for host lists.
+    pub source: Option<PathBuf>,
 }
 
 /// Groups and hosts, indexed by name, in first-definition order.
@@ -55,6 +58,8 @@ pub struct Data {
     pub hosts: Vec<Host>,
     /// Name to index.
     pub host_idx: HashMap<String, usize>,
+    /// The file being parsed: new hosts record it as their source.
+    pub current_source: Option<PathBuf>,
 }
 
 impl Default for Data {
@@ -71,6 +76,7 @@ impl Data {
             group_idx: HashMap::new(),
             hosts: Vec::new(),
             host_idx: HashMap::new(),
+            current_source: None,
         };
         d.add_group("all").ok();
         d.add_group("ungrouped").ok();
@@ -123,6 +129,7 @@ impl Data {
                     name: name.to_string(),
                     vars,
                     groups: Vec::new(),
+                    source: self.current_source.clone(),
                 });
                 self.host_idx.insert(name.to_string(), h);
                 h

@@ -142,6 +142,34 @@ fn expand_tilde(p: &Path) -> PathBuf {
     p.to_path_buf()
 }
 
+/// `p` with `.` and `name/..` removed lexically, as Ansible's `unfrackpath` does before looking at the disk.
+fn normalize(p: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out: Vec<Component> = Vec::new();
+    for c in p.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => match out.last() {
+                Some(Component::Normal(_)) => {
+                    out.pop();
+                }
+                Some(Component::RootDir) | Some(Component::Prefix(_)) => {}
+                _ => out.push(c),
+            },
+            other => out.push(other),
+        }
+    }
+    if out.is_empty() {
+        return PathBuf::from(".");
+    }
+    out.iter().collect()
+}
+
+/// An absolute, lexically normalised path (Ansible's `unfrackpath(follow=False)`).
+fn absolute(p: &Path) -> PathBuf {
+    normalize(&std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()))
+}
+
 fn canonical(p: &Path) -> PathBuf {
     let p = if p.as_os_str().is_empty() {
         Path::new(".")
@@ -218,9 +246,11 @@ fn parse_source(data: &mut Data, src: &Path, top: bool, diags: &mut Diagnostics)
             parse_source(data, &src.join(n), false, diags);
         }
     } else if src.is_file() {
+        data.current_source = Some(absolute(src));
         if let Err(d) = parse_file(data, src) {
             diags.push(d);
         }
+        data.current_source = None;
     } else if src.exists() {
         // Sockets, fifos and the like inside an inventory directory are not inventories.
         if top {
@@ -290,7 +320,17 @@ impl Inventory {
                 "no inventory given: pass -i INVENTORY (a file or directory) or set EDGEFLEET_INVENTORY",
             ));
         }
-        let sources: Vec<PathBuf> = sources.iter().map(|s| expand_tilde(s)).collect();
+        let sources: Vec<PathBuf> = sources
+            .iter()
+            .map(|s| {
+                let s = expand_tilde(s);
+                if s.to_string_lossy().contains(',') {
+                    s
+                } else {
+                    normalize(&s)
+                }
+            })
+            .collect();
         for src in &sources {
             parse_source(&mut data, src, true, &mut diags);
         }
@@ -441,6 +481,13 @@ impl Inventory {
             .iter()
             .map(|&h| self.data.hosts[h].name.clone())
             .collect()
+    }
+
+    /// The inventory file `host` was first defined in (the `inventory_file` magic variable; its directory is
+    /// `inventory_dir`). `None` for unknown hosts and hosts from `a,b,` host lists.
+    pub fn inventory_file(&self, host: &str) -> Option<&Path> {
+        let &h = self.data.host_idx.get(host)?;
+        self.data.hosts[h].source.as_deref()
     }
 
     /// Is `host` in the inventory?
@@ -717,6 +764,38 @@ mod tests {
             e.to_string()
                 .contains("/nonexistent/inv.yml: inventory not found"),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn inventory_file_is_where_a_host_was_first_defined() {
+        let t = tempfile::tempdir().unwrap();
+        write(&t.path().join("inv/a.ini"), "[g]\nh1\n");
+        write(
+            &t.path().join("inv/b.yml"),
+            "g:\n  hosts:\n    h1:\n    h2:\n",
+        );
+        let i = Inventory::load(&[t.path().join("inv/./sub/../")], &[]).unwrap();
+        let base = std::fs::canonicalize(t.path()).unwrap_or(t.path().to_path_buf());
+        let f = |h: &str| {
+            i.inventory_file(h)
+                .map(|p| std::fs::canonicalize(p).unwrap())
+        };
+        assert_eq!(f("h1"), Some(base.join("inv/a.ini")));
+        assert_eq!(f("h2"), Some(base.join("inv/b.yml")));
+        assert_eq!(i.inventory_file("nope"), None);
+    }
+
+    #[test]
+    fn paths_normalize_lexically() {
+        let n = |p: &str| normalize(Path::new(p)).display().to_string();
+        assert_eq!(n("a/./b/../c"), "a/c");
+        assert_eq!(n("../x/.."), "..");
+        assert_eq!(n("/../etc"), "/etc");
+        assert_eq!(n("./"), ".");
+        assert!(ignored_entry("hosts.retry") && ignored_entry("x~") && ignored_entry(".git"));
+        assert!(
+            ignored_entry("group_vars") && !ignored_entry("hosts") && !ignored_entry("prod.ini")
         );
     }
 
