@@ -94,14 +94,15 @@ pub struct Selection {
 }
 
 /// The variables found in one directory's `group_vars/` and `host_vars/`.
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct DirVars {
     groups: HashMap<usize, Vars>,
     hosts: HashMap<usize, Vars>,
 }
 
 /// A loaded inventory: groups, hosts and every host's merged variables (computed once, at load).
-#[derive(Debug)]
+///
+/// `Debug` shows only counts: variables may hold secrets.
 pub struct Inventory {
     data: Data,
     group_hosts: Vec<Vec<usize>>,
@@ -111,6 +112,17 @@ pub struct Inventory {
     dir_vars: HashMap<PathBuf, DirVars>,
     graph_playbook_vars: bool,
     warnings: Vec<String>,
+}
+
+impl std::fmt::Debug for Inventory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inventory")
+            .field("groups", &self.data.groups.len())
+            .field("hosts", &self.data.hosts.len())
+            .field("sources", &self.src_bases)
+            .field("playbook_dirs", &self.pb_bases)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Ansible's `IGNORED` for entries of an inventory directory.
