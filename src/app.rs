@@ -27,7 +27,13 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {}", crate::vars::redact::redact(&e.to_string()));
+            // Load errors are Diagnostics, which already print one `error: ` line per problem.
+            let prefix = if matches!(e, AppError::Load(_)) {
+                ""
+            } else {
+                "error: "
+            };
+            eprintln!("{prefix}{}", crate::vars::redact::redact(&e.to_string()));
             e.exit_code()
         }
     }
@@ -37,7 +43,8 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
 pub fn run(cli: Cli) -> Result<ExitCode, AppError> {
     match cli.command {
         Command::Inventory(a) => crate::inventory::cli::run(a),
-        Command::Play(_) | Command::Ping(_) | Command::Lab(_) | Command::Vault(_) => {
+        Command::Vault(a) => crate::vars::vault::run(a),
+        Command::Play(_) | Command::Ping(_) | Command::Lab(_) => {
             Err(AppError::Other("not implemented yet".into()))
         }
     }

@@ -340,9 +340,9 @@ pub struct IdentityOptions {
 /// Vault subcommands.
 #[derive(Debug, Subcommand)]
 pub enum VaultCommand {
-    /// Encrypt files in place (FILE becomes FILE.age unless --output).
+    /// Encrypt files (FILE becomes FILE.age unless --output; `-` reads stdin and needs --output).
     Encrypt {
-        /// Files.
+        /// Files (`-`: standard input).
         #[arg(required = true)]
         files: Vec<PathBuf>,
         /// Recipients.
@@ -355,9 +355,9 @@ pub enum VaultCommand {
         #[arg(long)]
         keep: bool,
     },
-    /// Decrypt files (FILE.age becomes FILE unless --output).
+    /// Decrypt files (FILE.age becomes FILE, mode 0600, never overwriting; unless --output).
     Decrypt {
-        /// Files.
+        /// Files (`-`: standard input).
         #[arg(required = true)]
         files: Vec<PathBuf>,
         /// Identities.
@@ -369,20 +369,26 @@ pub enum VaultCommand {
     },
     /// Print decrypted files to stdout.
     View {
-        /// Files.
+        /// Files (`-`: standard input).
         #[arg(required = true)]
         files: Vec<PathBuf>,
         /// Identities.
         #[command(flatten)]
         id: IdentityOptions,
     },
-    /// Decrypt into memory, edit in $EDITOR, re-encrypt to the same recipients.
+    /// Decrypt into memory, edit in $EDITOR (a private temp file, removed afterwards), re-encrypt.
+    ///
+    /// Re-encrypts to the `.age-recipients` found upwards from the file (age files do not list their
+    /// recipients), or to `-r`/`-R` when given; without either it refuses before opening the editor.
     Edit {
         /// File.
         file: PathBuf,
         /// Identities.
         #[command(flatten)]
         id: IdentityOptions,
+        /// Recipients to re-encrypt to (default: `.age-recipients` found upwards from the file).
+        #[command(flatten)]
+        rcpt: RecipientOptions,
     },
     /// Re-encrypt files to a new set of recipients.
     Rekey {
@@ -396,11 +402,15 @@ pub enum VaultCommand {
         #[command(flatten)]
         rcpt: RecipientOptions,
     },
-    /// Generate a new age identity.
+    /// Generate a new age identity (prints its public key on stderr).
     Keygen {
-        /// Write the identity here (mode 0600) instead of stdout.
+        /// Write the identity here (mode 0600, never overwritten) instead of stdout.
         #[arg(short = 'o', long)]
         output: Option<PathBuf>,
+        /// Protect the identity with a passphrase (an age-encrypted identity file, like `age -p`). The passphrase
+        /// is read from $EDGEFLEET_AGE_PASSPHRASE_FILE, $EDGEFLEET_AGE_PASSPHRASE, or asked twice on the terminal.
+        #[arg(long)]
+        passphrase: bool,
     },
 }
 
