@@ -311,6 +311,14 @@ pub enum FaultKind {
 
 /// `edgefleet vault`.
 #[derive(Debug, Args)]
+#[command(after_help = "\
+Files are ASCII-armored age files: `age -d` decrypts them, and files from `age -e` work here.
+Recipients: -r/-R, else the `.age-recipients` file in the file's directory or the nearest one above
+(one `age1...`, `ssh-ed25519 ...` or `ssh-rsa ...` public key per line, `#` comments).
+Identities: --identity FILE (repeatable), else $EDGEFLEET_AGE_IDENTITY (paths separated by `:`), else
+~/.ssh/id_ed25519 and ~/.ssh/id_rsa. Protected identities (age-encrypted identity files, SSH keys with a
+passphrase) take their passphrase from $EDGEFLEET_AGE_PASSPHRASE_FILE (a file holding it), then
+$EDGEFLEET_AGE_PASSPHRASE, then a prompt on the terminal (asked once per run).")]
 pub struct VaultArgs {
     /// What to do.
     #[command(subcommand)]

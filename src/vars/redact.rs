@@ -77,9 +77,28 @@ fn derived_forms(value: &str) -> Vec<String> {
             forms.push(inner.to_string());
         }
     }
-    // A shell command line quotes it (`'it'\''s'`): the quoted form no longer contains the value.
+    // Python's json.dumps (ansible-inventory compatible output) also escapes every non-ASCII character.
+    if !value.is_ascii() {
+        if let Ok(json) = serde_json::to_string(value) {
+            let mut ascii = String::with_capacity(json.len() * 2);
+            for c in json[1..json.len() - 1].chars() {
+                if c.is_ascii() {
+                    ascii.push(c);
+                } else {
+                    let mut units = [0u16; 2];
+                    for u in c.encode_utf16(&mut units) {
+                        ascii.push_str(&format!("\\u{u:04x}"));
+                    }
+                }
+            }
+            forms.push(ascii);
+        }
+    }
+    // A shell command line quotes it (`'it'\''s'`), YAML single-quotes it (`'it''s'`): the quoted forms no
+    // longer contain the value.
     if value.contains('\'') {
         forms.push(crate::transport::quote(value));
+        forms.push(value.replace('\'', "''"));
     }
     // Templates may base64-encode it (`b64encode`); so do many config formats.
     forms.push(base64::engine::general_purpose::STANDARD.encode(value.as_bytes()));
@@ -217,6 +236,15 @@ mod tests {
         let out = redact(&json);
         assert!(!out.contains("canary"), "{out}");
         assert_eq!(out, r#"{"pw":"********"}"#);
+    }
+
+    #[test]
+    fn masks_python_ascii_json_form() {
+        let secret = "pässwörd-canary-😀";
+        register(secret);
+        // What Python's json.dumps (ensure_ascii) prints.
+        let py = r#"{"pw": "p\u00e4ssw\u00f6rd-canary-\ud83d\ude00"}"#;
+        assert_eq!(redact(py), r#"{"pw": "********"}"#);
     }
 
     #[test]

@@ -237,9 +237,18 @@ pub struct Plaintext(Arc<SecretSlice<u8>>);
 
 impl Plaintext {
     fn new(bytes: Zeroizing<Vec<u8>>) -> Self {
-        let mut bytes = bytes;
-        let v = std::mem::take(&mut *bytes);
-        Plaintext(Arc::new(SecretSlice::from(v)))
+        // Boxing a Vec whose capacity exceeds its length reallocates and frees the old buffer un-zeroized:
+        // copy into an exact-size buffer instead, and let `bytes` zeroize itself.
+        let mut exact = Vec::with_capacity(bytes.len());
+        exact.extend_from_slice(&bytes);
+        if exact.capacity() != exact.len() {
+            // Not expected for u8, but never leave a copy behind: pay for one more copy into a boxed slice.
+            let boxed: Box<[u8]> = exact.as_slice().into();
+            let mut exact = exact;
+            exact.zeroize();
+            return Plaintext(Arc::new(SecretSlice::from(boxed)));
+        }
+        Plaintext(Arc::new(SecretSlice::from(exact)))
     }
     /// The bytes. Do not copy them into long-lived buffers that are not zeroized.
     pub fn bytes(&self) -> &[u8] {
@@ -1218,6 +1227,8 @@ struct Inner {
     keyring: Option<Vec<LoadedIdentity>>,
     passphrases: Passphrases,
     cache: HashMap<PathBuf, Plaintext>,
+    /// Parsed vars files, so each is parsed (and warned about) once.
+    vars: HashMap<PathBuf, Value>,
     decryptions: usize,
     /// Public keys (or SSH tags) of identities that decrypted something this run.
     used: Vec<String>,
@@ -1258,6 +1269,7 @@ impl SecretStore {
                     prompts: 0,
                 },
                 cache: HashMap::new(),
+                vars: HashMap::new(),
                 decryptions: 0,
                 used: Vec::new(),
             }),
@@ -1317,6 +1329,13 @@ impl SecretStore {
 
     /// Decrypt an age-encrypted YAML vars file (cached), parse it, register every value with the redactor.
     pub fn load_vars_file(&self, path: &Path) -> Result<Value, SecretError> {
+        let canon = fs::canonicalize(path).map_err(|source| SecretError::Read {
+            path: path.into(),
+            source,
+        })?;
+        if let Some(v) = self.lock().vars.get(&canon) {
+            return Ok(v.clone());
+        }
         let p = self.decrypt_file(path)?;
         let Some(text) = p.text() else {
             return Err(SecretError::Damaged {
@@ -1344,6 +1363,7 @@ impl SecretStore {
                 short.join(", ")
             );
         }
+        self.lock().vars.insert(canon, v.clone());
         Ok(v)
     }
 }
@@ -1790,10 +1810,15 @@ pub fn global() -> Arc<SecretStore> {
 }
 
 /// Configure the identities used to decrypt for the rest of this process (empty: `EDGEFLEET_AGE_IDENTITY`,
-/// then ~/.ssh keys). Starts a fresh store: nothing decrypted so far is kept.
+/// then ~/.ssh keys). Call it once per run, before loading; a different list starts a fresh store (nothing
+/// decrypted so far is kept), the same list again is a no-op.
 pub fn configure(identities: &[PathBuf]) {
-    *GLOBAL.write().unwrap_or_else(PoisonError::into_inner) =
-        Arc::new(SecretStore::new(identities));
+    let mut g = GLOBAL.write().unwrap_or_else(PoisonError::into_inner);
+    // Configuring the same identities again (several loaders, one run) keeps what was decrypted.
+    if g.lock().explicit == identities {
+        return;
+    }
+    *g = Arc::new(SecretStore::new(identities));
 }
 
 /// Is this path an age-encrypted file by name (`*.age`)?

@@ -441,6 +441,16 @@ impl EditTemp {
 
     fn create(name: &str, content: &[u8]) -> io::Result<Self> {
         let base = Self::base();
+        match Self::create_in(&base, name, content) {
+            // /dev/shm can exist and still refuse us (read-only or full in a container): fall back to $TMPDIR.
+            Err(_) if base != std::env::temp_dir() => {
+                Self::create_in(&std::env::temp_dir(), name, content)
+            }
+            r => r,
+        }
+    }
+
+    fn create_in(base: &Path, name: &str, content: &[u8]) -> io::Result<Self> {
         let mut last = None;
         for _ in 0..16 {
             let dir = base.join(format!("edgefleet-vault-{:016x}", rand::random::<u64>()));

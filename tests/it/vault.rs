@@ -768,6 +768,24 @@ fn no_identity_and_wrong_identity_name_file_recipients_and_tried() {
     );
     assert!(err.contains(&format!("other.txt ({other})")), "{err}");
     assert!(err.contains("edgefleet vault rekey"), "{err}");
+
+    // A named identity file that does not exist, or is a public key: named, exit 4.
+    let out = sb.run(&["vault", "view", "--identity", "nope.txt", "vault.yml.age"]);
+    assert_code(&out, 4);
+    assert!(
+        stderr(&out).contains("identity file nope.txt: cannot read it"),
+        "{}",
+        stderr(&out)
+    );
+    let out = sb.run(&[
+        "vault",
+        "view",
+        "--identity",
+        "ops_key.pub",
+        "vault.yml.age",
+    ]);
+    assert_code(&out, 4);
+    assert!(stderr(&out).contains("is a public key"), "{}", stderr(&out));
 }
 
 #[test]
@@ -1270,4 +1288,36 @@ fn loader_errors_never_contain_plaintext() {
         CANARY.as_bytes()
     );
     assert_eq!(store.prompts(), 0);
+}
+
+#[test]
+fn committed_fixture_written_by_the_age_cli_still_decrypts() {
+    // Files written by `age` 1.1 (armored vars file, binary src file) with the committed test-only identity:
+    // a regression guard for reading files that already live in operators' repositories.
+    let id = support::fixture("vault/test-identity.txt");
+    let store = SecretStore::new(std::slice::from_ref(&id));
+    let v = store
+        .load_vars_file(&support::fixture("vault/group_vars/all/vault.yml.age"))
+        .unwrap();
+    assert_eq!(v["registry_password"], "fixture-canary-registry");
+    assert!(v["iothub_connection_string"]
+        .as_str()
+        .unwrap()
+        .ends_with("SharedAccessKey=fixture-canary-c2VjcmV0"));
+    let masked = redact::redact(&v.to_string()).into_owned();
+    assert!(!masked.contains("fixture-canary"), "{masked}");
+    let p = store
+        .decrypt_file(&support::fixture("vault/binary.txt.age"))
+        .unwrap();
+    assert_eq!(p.text(), Some("fixture-canary-binary\n"));
+
+    let out = support::edgefleet()
+        .env("HOME", "/nonexistent")
+        .env("EDGEFLEET_AGE_IDENTITY", &id)
+        .args(["vault", "view"])
+        .arg(support::fixture("vault/binary.txt.age"))
+        .output()
+        .unwrap();
+    assert_code(&out, 0);
+    assert_eq!(stdout(&out), "fixture-canary-binary\n");
 }
