@@ -114,12 +114,10 @@ pub enum SecretError {
         detail: String,
     },
     /// No identity is configured at all.
-    #[error("no identity to decrypt {}: pass `--identity FILE`, set {ENV_IDENTITY}=FILE[:FILE...], or keep your SSH key in ~/.ssh/id_ed25519 or ~/.ssh/id_rsa{extra}", .path.display())]
+    #[error("no identity to decrypt {}: pass `--identity FILE`, set {ENV_IDENTITY}=FILE[:FILE...], or keep your SSH key in ~/.ssh/id_ed25519 or ~/.ssh/id_rsa", .path.display())]
     NoIdentities {
         /// The file.
         path: PathBuf,
-        /// What was looked at (may be empty).
-        extra: String,
     },
     /// None of the identities can decrypt the file.
     #[error("no identity can decrypt {}\n  {recipients}\n  tried {tried}\n  to fix: use an identity it is encrypted to, or ask someone who can decrypt it to add your public key to {RECIPIENTS_FILE} and run `edgefleet vault rekey`", .path.display())]
@@ -194,7 +192,7 @@ impl SecretError {
             | SecretError::UnknownVersion { path }
             | SecretError::Truncated { path, .. }
             | SecretError::Damaged { path, .. }
-            | SecretError::NoIdentities { path, .. }
+            | SecretError::NoIdentities { path }
             | SecretError::NoMatch { path, .. }
             | SecretError::Identity { path, .. }
             | SecretError::NoRecipients { path }
@@ -1611,10 +1609,7 @@ impl Inner {
         let tags: HashSet<String> = header.ssh_tags().into_iter().map(String::from).collect();
         let ring = self.keyring()?;
         if ring.is_empty() {
-            return Err(SecretError::NoIdentities {
-                path: path.into(),
-                extra: String::new(),
-            });
+            return Err(SecretError::NoIdentities { path: path.into() });
         }
         // First the identities that need nothing from the operator.
         if let Some((pt, who)) = attempt_usable(path, data, ring)? {
@@ -1626,19 +1621,19 @@ impl Inner {
                 identity: who,
             });
         }
-        // Then unlock protected identities that could be recipients of this file, one at a time.
-        let candidates: Vec<usize> = ring
-            .iter()
-            .enumerate()
-            .filter(|(_, id)| !id.unlock_failed)
-            .filter(|(_, id)| match &id.kind {
-                IdKind::SshLocked { tag, .. } => tags.contains(tag),
-                IdKind::AgeLocked { .. } => header.has_x25519(),
-                _ => false,
-            })
-            .map(|(i, _)| i)
-            .collect();
-        for i in candidates {
+        // Then unlock protected identities that could be recipients of this file, one at a time. Unlocking
+        // replaces an entry by the keys it held (maybe several), so look the next candidate up afresh each time.
+        loop {
+            let ring = self.keyring.get_or_insert_with(Vec::new);
+            let next = ring.iter().position(|id| {
+                !id.unlock_failed
+                    && match &id.kind {
+                        IdKind::SshLocked { tag, .. } => tags.contains(tag),
+                        IdKind::AgeLocked { .. } => header.has_x25519(),
+                        _ => false,
+                    }
+            });
+            let Some(i) = next else { break };
             self.unlock(i)?;
             let ring = self.keyring.get_or_insert_with(Vec::new);
             if let Some((pt, who)) = attempt_usable(path, data, ring)? {
@@ -1676,37 +1671,39 @@ impl Inner {
         };
         let what = format!("identity {}", crate::diag::display_path(&ring[i].path));
         let path = ring[i].path.clone();
-        let result: Result<Vec<IdKind>, SecretError> = match &ring[i].kind {
+        // `Ok(None)`: nothing to unlock after all; it is marked so the caller does not pick it again.
+        let result: Result<Option<Vec<IdKind>>, SecretError> = match &ring[i].kind {
             IdKind::SshLocked { id, key_type, tag } => {
                 let (id, key_type, tag) = (id.clone(), key_type.clone(), tag.clone());
-                let age::ssh::Identity::Encrypted(enc) = id else {
-                    return Ok(());
-                };
-                self.passphrases
-                    .unlock(&what, |p| match enc.decrypt(p.clone()) {
-                        Ok(k) => Ok(Some(k)),
-                        Err(_) => Ok(None),
-                    })
-                    .map(|k| {
-                        vec![IdKind::Ssh {
-                            id: k.into(),
-                            key_type: key_type.clone(),
-                            tag: tag.clone(),
-                        }]
-                    })
+                match id {
+                    age::ssh::Identity::Encrypted(enc) => self
+                        .passphrases
+                        .unlock(&what, |p| match enc.decrypt(p.clone()) {
+                            Ok(k) => Ok(Some(k)),
+                            Err(_) => Ok(None),
+                        })
+                        .map(|k| {
+                            Some(vec![IdKind::Ssh {
+                                id: k.into(),
+                                key_type,
+                                tag,
+                            }])
+                        }),
+                    _ => Ok(None),
+                }
             }
             IdKind::AgeLocked { ciphertext } => {
                 let ciphertext = ciphertext.clone();
-                let header = inspect(&path, &ciphertext)?;
-                if !header.is_passphrase() {
-                    Err(SecretError::Identity {
+                match inspect(&path, &ciphertext) {
+                    Err(e) => Err(e),
+                    Ok(h) if !h.is_passphrase() => Err(SecretError::Identity {
                         path: path.clone(),
                         message: "is an age file encrypted to recipients, not with a passphrase; decrypt it first \
                                   or pass the identity that can"
                             .into(),
-                    })
-                } else {
-                    self.passphrases
+                    }),
+                    Ok(_) => self
+                        .passphrases
                         .unlock(&what, |p| try_passphrase(&path, &ciphertext, p))
                         .and_then(|pt| {
                             let text =
@@ -1717,13 +1714,14 @@ impl Inner {
                                 })?;
                             parse_identity_text(&path, text)
                         })
+                        .map(Some),
                 }
             }
-            _ => return Ok(()),
+            _ => Ok(None),
         };
         let ring = self.keyring.get_or_insert_with(Vec::new);
         match result {
-            Ok(kinds) => {
+            Ok(Some(kinds)) => {
                 let mut new: Vec<LoadedIdentity> = kinds
                     .into_iter()
                     .map(|kind| LoadedIdentity {
@@ -1736,6 +1734,10 @@ impl Inner {
                 ring.pop();
                 ring.append(&mut new);
                 ring.extend(rest);
+                Ok(())
+            }
+            Ok(None) => {
+                ring[i].unlock_failed = true;
                 Ok(())
             }
             Err(e) => {
@@ -1893,6 +1895,48 @@ mod tests {
             crate::vars::redact::redact("x unit-canary-9f3e2 y"),
             "x ******** y"
         );
+    }
+
+    fn protected_identity_file(path: &Path, pass: &str, ids: &[&age::x25519::Identity]) {
+        let content: String = ids
+            .iter()
+            .map(|i| format!("{}\n", i.to_string().expose_secret()))
+            .collect();
+        let mut r = age::scrypt::Recipient::new(SecretString::from(pass.to_string()));
+        r.set_work_factor(10);
+        let enc =
+            age::Encryptor::with_recipients(std::iter::once(&r as &dyn age::Recipient)).unwrap();
+        let mut out = Vec::new();
+        let mut w = enc.wrap_output(&mut out).unwrap();
+        w.write_all(content.as_bytes()).unwrap();
+        w.finish().unwrap();
+        fs::write(path, out).unwrap();
+    }
+
+    #[test]
+    fn unlocks_later_protected_identities_after_one_expands_into_several_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let (k1, k2, k3) = (
+            age::x25519::Identity::generate(),
+            age::x25519::Identity::generate(),
+            age::x25519::Identity::generate(),
+        );
+        let a = dir.path().join("a.age");
+        let b = dir.path().join("b.age");
+        protected_identity_file(&a, "same pass", &[&k1, &k2]);
+        protected_identity_file(&b, "same pass", &[&k3]);
+        let f = encrypt_to(
+            dir.path(),
+            "f.age",
+            "payload-xyz",
+            &k3.to_public().to_string(),
+        );
+        let store = SecretStore::new(&[a, b]).with_passphrase_source(PassphraseSource::Fixed(
+            SecretString::from("same pass".to_string()),
+        ));
+        let p = store.decrypt_file(&f).unwrap();
+        assert_eq!(p.bytes(), b"payload-xyz");
+        assert_eq!(store.used_identities(), vec![k3.to_public().to_string()]);
     }
 
     #[test]
