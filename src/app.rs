@@ -68,7 +68,8 @@ pub fn run(cli: Cli) -> Result<ExitCode, AppError> {
         Command::Inventory(a) => crate::inventory::cli::run(a),
         Command::Play(a) => play(a),
         Command::Ping(a) => ping(a),
-        Command::Lab(_) | Command::Vault(_) => Err(AppError::Other(
+        Command::Vault(a) => crate::vars::vault::run(a),
+        Command::Lab(_) => Err(AppError::Other(
             "this command is not available in this build yet".into(),
         )),
     }

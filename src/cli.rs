@@ -311,6 +311,14 @@ pub enum FaultKind {
 
 /// `edgefleet vault`.
 #[derive(Debug, Args)]
+#[command(after_help = "\
+Files are ASCII-armored age files: `age -d` decrypts them, and files from `age -e` work here.
+Recipients: -r/-R, else the `.age-recipients` file in the file's directory or the nearest one above
+(one `age1...`, `ssh-ed25519 ...` or `ssh-rsa ...` public key per line, `#` comments).
+Identities: --identity FILE (repeatable), else $EDGEFLEET_AGE_IDENTITY (paths separated by `:`), else
+~/.ssh/id_ed25519 and ~/.ssh/id_rsa. Protected identities (age-encrypted identity files, SSH keys with a
+passphrase) take their passphrase from $EDGEFLEET_AGE_PASSPHRASE_FILE (a file holding it), then
+$EDGEFLEET_AGE_PASSPHRASE, then a prompt on the terminal (asked once per run).")]
 pub struct VaultArgs {
     /// What to do.
     #[command(subcommand)]
@@ -340,9 +348,9 @@ pub struct IdentityOptions {
 /// Vault subcommands.
 #[derive(Debug, Subcommand)]
 pub enum VaultCommand {
-    /// Encrypt files in place (FILE becomes FILE.age unless --output).
+    /// Encrypt files (FILE becomes FILE.age unless --output; `-` reads stdin and needs --output).
     Encrypt {
-        /// Files.
+        /// Files (`-`: standard input).
         #[arg(required = true)]
         files: Vec<PathBuf>,
         /// Recipients.
@@ -355,9 +363,9 @@ pub enum VaultCommand {
         #[arg(long)]
         keep: bool,
     },
-    /// Decrypt files (FILE.age becomes FILE unless --output).
+    /// Decrypt files (FILE.age becomes FILE, mode 0600, never overwriting; unless --output).
     Decrypt {
-        /// Files.
+        /// Files (`-`: standard input).
         #[arg(required = true)]
         files: Vec<PathBuf>,
         /// Identities.
@@ -369,20 +377,26 @@ pub enum VaultCommand {
     },
     /// Print decrypted files to stdout.
     View {
-        /// Files.
+        /// Files (`-`: standard input).
         #[arg(required = true)]
         files: Vec<PathBuf>,
         /// Identities.
         #[command(flatten)]
         id: IdentityOptions,
     },
-    /// Decrypt into memory, edit in $EDITOR, re-encrypt to the same recipients.
+    /// Decrypt into memory, edit in $EDITOR (a private temp file, removed afterwards), re-encrypt.
+    ///
+    /// Re-encrypts to the `.age-recipients` found upwards from the file (age files do not list their
+    /// recipients), or to `-r`/`-R` when given; without either it refuses before opening the editor.
     Edit {
         /// File.
         file: PathBuf,
         /// Identities.
         #[command(flatten)]
         id: IdentityOptions,
+        /// Recipients to re-encrypt to (default: `.age-recipients` found upwards from the file).
+        #[command(flatten)]
+        rcpt: RecipientOptions,
     },
     /// Re-encrypt files to a new set of recipients.
     Rekey {
@@ -396,11 +410,15 @@ pub enum VaultCommand {
         #[command(flatten)]
         rcpt: RecipientOptions,
     },
-    /// Generate a new age identity.
+    /// Generate a new age identity (prints its public key on stderr).
     Keygen {
-        /// Write the identity here (mode 0600) instead of stdout.
+        /// Write the identity here (mode 0600, never overwritten) instead of stdout.
         #[arg(short = 'o', long)]
         output: Option<PathBuf>,
+        /// Protect the identity with a passphrase (an age-encrypted identity file, like `age -p`). The passphrase
+        /// is read from $EDGEFLEET_AGE_PASSPHRASE_FILE, $EDGEFLEET_AGE_PASSPHRASE, or asked twice on the terminal.
+        #[arg(long)]
+        passphrase: bool,
     },
 }
 

@@ -11,6 +11,7 @@
 
 pub mod redact;
 pub mod secrets;
+pub mod vault;
 
 use serde_json::{Map, Value};
 

@@ -3,40 +3,131 @@
 //! Owns the list of secret values and the one function every output path calls to mask them ([`redact`]).
 //! Values are registered when secret material is loaded (age-encrypted vars files, `no_log` results, passwords
 //! from connection variables). It must never log or print a secret itself.
+//!
+//! A secret rarely reaches an output byte for byte: JSON output escapes quotes, backslashes and newlines, a
+//! shell command line quotes it, a template may base64-encode it, a tool may print one line of a PEM key or trim
+//! the trailing newline. [`register`] therefore also registers those derived forms, so the leak paths they open
+//! are closed in every output that calls [`redact`]. Matching uses one Aho-Corasick automaton (leftmost-longest,
+//! so a secret that contains another is masked whole) built lazily after registrations: a fleet of thousands of
+//! devices, each with its own connection string, must not make every output line cost thousands of scans.
+//!
+//! The registry fails closed: a poisoned lock (a panic elsewhere while registering) still masks.
 
 use std::borrow::Cow;
-use std::sync::RwLock;
+use std::collections::HashSet;
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard, PoisonError};
+
+use aho_corasick::{AhoCorasick, MatchKind};
+use base64::Engine as _;
 
 /// What a masked secret looks like in any output.
 pub const MASK: &str = "********";
 
 /// Secrets shorter than this are not masked by value (masking "1" everywhere would destroy every message);
-/// they are still never logged by the paths that know a value is secret.
+/// they are still never logged by the paths that know a value is secret, and the age loader warns (by key name,
+/// never by value) when a secret file holds such a short string.
 pub const MIN_MASK_LEN: usize = 4;
 
-static SECRETS: RwLock<Vec<String>> = RwLock::new(Vec::new());
+/// Lines of a multi-line secret shorter than this are not masked on their own (they would be too generic).
+const MIN_LINE_LEN: usize = 16;
 
-/// Register a secret value so every later output masks it.
-pub fn register(value: &str) {
-    if value.len() < MIN_MASK_LEN {
-        return;
-    }
-    if let Ok(mut s) = SECRETS.write() {
-        if !s.iter().any(|x| x == value) {
-            s.push(value.to_string());
-            // Longest first, so a secret that contains another is masked whole.
-            s.sort_by_key(|x| std::cmp::Reverse(x.len()));
+struct Registry {
+    /// Every pattern to mask, in registration order.
+    patterns: Vec<String>,
+    /// The same, for de-duplication.
+    seen: HashSet<String>,
+    /// The automaton over `patterns`, rebuilt lazily after a registration.
+    matcher: Option<Arc<AhoCorasick>>,
+}
+
+static REGISTRY: LazyLock<Mutex<Registry>> = LazyLock::new(|| {
+    Mutex::new(Registry {
+        patterns: Vec::new(),
+        seen: HashSet::new(),
+        matcher: None,
+    })
+});
+
+fn lock() -> MutexGuard<'static, Registry> {
+    // Fail closed: a panic in another thread while it held the lock must not turn masking off.
+    REGISTRY.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Registry {
+    fn add(&mut self, pattern: &str) {
+        if pattern.len() >= MIN_MASK_LEN && !self.seen.contains(pattern) {
+            self.seen.insert(pattern.to_string());
+            self.patterns.push(pattern.to_string());
+            self.matcher = None;
         }
-        // Multi-line secrets (PEM keys) are also masked line by line, in case a tool prints one line of them.
-        if value.contains('\n') {
-            for line in value.lines().map(str::trim) {
-                if line.len() >= 16 && !line.starts_with("-----") && !s.iter().any(|x| x == line) {
-                    s.push(line.to_string());
+    }
+}
+
+/// Every form of `value` that can reach an output and must be masked (the value itself first).
+fn derived_forms(value: &str) -> Vec<String> {
+    let mut forms = vec![value.to_string()];
+    let trimmed = value.trim();
+    if trimmed != value {
+        forms.push(trimmed.to_string());
+    }
+    // JSON (and YAML double-quoted) output escapes `"`, `\` and control characters.
+    if let Ok(json) = serde_json::to_string(value) {
+        let inner = &json[1..json.len() - 1];
+        if inner != value {
+            forms.push(inner.to_string());
+        }
+    }
+    // Python's json.dumps (ansible-inventory compatible output) also escapes every non-ASCII character.
+    if !value.is_ascii() {
+        if let Ok(json) = serde_json::to_string(value) {
+            let mut ascii = String::with_capacity(json.len() * 2);
+            for c in json[1..json.len() - 1].chars() {
+                if c.is_ascii() {
+                    ascii.push(c);
+                } else {
+                    let mut units = [0u16; 2];
+                    for u in c.encode_utf16(&mut units) {
+                        ascii.push_str(&format!("\\u{u:04x}"));
+                    }
                 }
             }
-            s.sort_by_key(|x| std::cmp::Reverse(x.len()));
+            forms.push(ascii);
         }
     }
+    // A shell command line quotes it (`'it'\''s'`), YAML single-quotes it (`'it''s'`): the quoted forms no
+    // longer contain the value.
+    if value.contains('\'') {
+        forms.push(crate::transport::quote(value));
+        forms.push(value.replace('\'', "''"));
+    }
+    // Templates may base64-encode it (`b64encode`); so do many config formats.
+    forms.push(base64::engine::general_purpose::STANDARD.encode(value.as_bytes()));
+    // Multi-line secrets (PEM keys) are also masked line by line, in case a tool prints one line of them.
+    if value.contains('\n') {
+        for line in value.lines().map(str::trim) {
+            if line.len() >= MIN_LINE_LEN && !line.starts_with("-----") {
+                forms.push(line.to_string());
+            }
+        }
+    }
+    forms
+}
+
+/// Register a secret value so every later output masks it (and its escaped, quoted and base64 forms).
+pub fn register(value: &str) {
+    if !is_maskable(value) {
+        return;
+    }
+    let forms = derived_forms(value);
+    let mut reg = lock();
+    for f in &forms {
+        reg.add(f);
+    }
+}
+
+/// Can `value` be masked by value (is it at least [`MIN_MASK_LEN`] bytes once trimmed)?
+pub fn is_maskable(value: &str) -> bool {
+    value.trim().len() >= MIN_MASK_LEN
 }
 
 /// Register every string inside a JSON value (all leaves of a secret vars file).
@@ -52,29 +143,62 @@ pub fn register_value(v: &serde_json::Value) {
 
 /// Is any secret registered?
 pub fn any_registered() -> bool {
-    SECRETS.read().map(|s| !s.is_empty()).unwrap_or(false)
+    !lock().patterns.is_empty()
+}
+
+/// The matcher over every registered pattern, or `Err(patterns)` when it cannot be built (then callers scan
+/// naively: slower, never less safe). `Ok(None)` when nothing is registered.
+fn matcher() -> Result<Option<Arc<AhoCorasick>>, Vec<String>> {
+    let mut reg = lock();
+    if reg.patterns.is_empty() {
+        return Ok(None);
+    }
+    if reg.matcher.is_none() {
+        match AhoCorasick::builder()
+            .match_kind(MatchKind::LeftmostLongest)
+            .build(&reg.patterns)
+        {
+            Ok(m) => reg.matcher = Some(Arc::new(m)),
+            Err(_) => {
+                let mut p = reg.patterns.clone();
+                p.sort_by_key(|x| std::cmp::Reverse(x.len()));
+                return Err(p);
+            }
+        }
+    }
+    Ok(reg.matcher.clone())
 }
 
 /// Does `text` contain a registered secret?
 pub fn contains_secret(text: &str) -> bool {
-    SECRETS
-        .read()
-        .map(|s| s.iter().any(|x| text.contains(x.as_str())))
-        .unwrap_or(false)
+    match matcher() {
+        Ok(None) => false,
+        Ok(Some(m)) => m.is_match(text),
+        Err(patterns) => patterns.iter().any(|p| text.contains(p.as_str())),
+    }
 }
 
 /// Mask every registered secret in `text`.
 pub fn redact(text: &str) -> Cow<'_, str> {
-    let Ok(secrets) = SECRETS.read() else {
-        return Cow::Borrowed(text);
-    };
-    let mut out: Cow<'_, str> = Cow::Borrowed(text);
-    for s in secrets.iter() {
-        if out.contains(s.as_str()) {
-            out = Cow::Owned(out.replace(s.as_str(), MASK));
+    match matcher() {
+        Ok(None) => Cow::Borrowed(text),
+        Ok(Some(m)) => {
+            if !m.is_match(text) {
+                return Cow::Borrowed(text);
+            }
+            let masks = vec![MASK; m.patterns_len()];
+            Cow::Owned(m.replace_all(text, &masks))
+        }
+        Err(patterns) => {
+            let mut out: Cow<'_, str> = Cow::Borrowed(text);
+            for s in &patterns {
+                if out.contains(s.as_str()) {
+                    out = Cow::Owned(out.replace(s.as_str(), MASK));
+                }
+            }
+            out
         }
     }
-    out
 }
 
 #[cfg(test)]
@@ -88,6 +212,7 @@ mod tests {
         assert_eq!(redact("pw=hunter2-canary-xyz!"), "pw=********!");
         assert_eq!(redact("abc"), "abc");
         assert!(contains_secret("..hunter2-canary-xyz.."));
+        assert!(!contains_secret("nothing secret here"));
     }
 
     #[test]
@@ -98,5 +223,72 @@ mod tests {
             redact("line: MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg"),
             "line: ********"
         );
+        // The whole key, and the whole key without its trailing newline, are masked whole.
+        assert_eq!(redact(&format!("<{pem}>")), "<********>");
+        assert_eq!(redact(&format!("<{}>", pem.trim_end())), "<********>");
+    }
+
+    #[test]
+    fn masks_json_escaped_form() {
+        let secret = "pa\"ss\\word-canary\nline2";
+        register(secret);
+        let json = serde_json::to_string(&serde_json::json!({ "pw": secret })).unwrap();
+        let out = redact(&json);
+        assert!(!out.contains("canary"), "{out}");
+        assert_eq!(out, r#"{"pw":"********"}"#);
+    }
+
+    #[test]
+    fn masks_python_ascii_json_form() {
+        let secret = "pässwörd-canary-😀";
+        register(secret);
+        // What Python's json.dumps (ensure_ascii) prints.
+        let py = r#"{"pw": "p\u00e4ssw\u00f6rd-canary-\ud83d\ude00"}"#;
+        assert_eq!(redact(py), r#"{"pw": "********"}"#);
+    }
+
+    #[test]
+    fn masks_shell_quoted_form() {
+        let secret = "it's-a-canary-pw";
+        register(secret);
+        let cmd = format!("echo {}", crate::transport::quote(secret));
+        assert_eq!(redact(&cmd), "echo ********");
+    }
+
+    #[test]
+    fn masks_base64_form() {
+        let secret = "SharedAccessKey=b64-canary-0123";
+        register(secret);
+        let b64 = base64::engine::general_purpose::STANDARD.encode(secret);
+        assert_eq!(redact(&format!("x {b64} y")), "x ******** y");
+    }
+
+    #[test]
+    fn longest_match_wins() {
+        register("inner-canary-1");
+        register("outer-inner-canary-1-outer");
+        assert_eq!(redact("[outer-inner-canary-1-outer]"), "[********]");
+    }
+
+    #[test]
+    fn masks_after_many_registrations() {
+        for i in 0..2000 {
+            register(&format!("device-key-{i:05}-canary"));
+        }
+        assert_eq!(
+            redact("a device-key-01999-canary b device-key-00000-canary"),
+            "a ******** b ********"
+        );
+    }
+
+    #[test]
+    fn still_masks_after_a_poisoned_lock() {
+        register("poison-canary-value");
+        let _ = std::thread::spawn(|| {
+            let _g = REGISTRY.lock();
+            panic!("poison the registry lock");
+        })
+        .join();
+        assert_eq!(redact("poison-canary-value"), MASK);
     }
 }

@@ -6,3 +6,4 @@ mod sim;
 mod ssh;
 mod support;
 mod template;
+mod vault;
