@@ -405,8 +405,8 @@ impl Connector for LocalConnector {
     }
 }
 
-/// Connection parameters for one device, resolved from its inventory variables.
-#[derive(Debug, Clone, Default)]
+/// Connection parameters for one device, resolved from its inventory variables. `Debug` masks the secrets.
+#[derive(Clone, Default)]
 pub struct ConnSpec {
     /// Inventory name.
     pub name: String,
@@ -438,6 +438,29 @@ pub struct ConnSpec {
     pub become_password: Option<String>,
     /// `ansible_ssh_host_key_checking` / `ansible_host_key_checking`, when set.
     pub host_key_checking: Option<bool>,
+}
+
+impl fmt::Debug for ConnSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mask = |o: &Option<String>| o.as_ref().map(|_| "<secret>");
+        f.debug_struct("ConnSpec")
+            .field("name", &self.name)
+            .field("connection", &self.connection)
+            .field("address", &self.address)
+            .field("port", &self.port)
+            .field("user", &self.user)
+            .field("password", &mask(&self.password))
+            .field("private_key_file", &self.private_key_file)
+            .field("private_key_passphrase", &mask(&self.private_key_passphrase))
+            .field("ssh_args", &self.ssh_args)
+            .field("jump", &self.jump)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("become", &self.become_)
+            .field("become_user", &self.become_user)
+            .field("become_password", &mask(&self.become_password))
+            .field("host_key_checking", &self.host_key_checking)
+            .finish()
+    }
 }
 
 /// The marker printed before a command's own output on both streams; anything before it came from rc files.
