@@ -5,9 +5,11 @@
 //! parser errors into [`Diagnostic`]s. It must not interpret what the YAML means (plays, inventories): that
 //! belongs to the loaders.
 //!
-//! Known differences from PyYAML (what Ansible uses), pinned by the golden test below: an unquoted `y`/`n`
-//! value is a boolean here and a string in PyYAML; `0o755` is an integer here; `1:20` (sexagesimal) stays a
-//! string here; `1e3` is a float here. Mapping keys are always strings, spelled as written (`yes:` stays "yes").
+//! Plain scalars resolve as PyYAML (what Ansible uses) resolves them, pinned by the golden test below: the few
+//! cases where serde-saphyr differs (`y`/`n`, `0o17`, `1e3`, sexagesimal `1:20`) are corrected by looking at the
+//! token as written. Mapping keys are always strings, spelled as written (`yes:` stays "yes"). Two deliberate
+//! differences remain: duplicate keys are an error (Ansible warns and keeps the last), and keys merged with `<<`
+//! keep serde-saphyr's order.
 
 use std::fmt;
 use std::path::Path;
@@ -231,8 +233,115 @@ impl Node {
 
 /// Parse one YAML document from `text` (read from `path`, used in messages).
 pub fn parse_str(text: &str, path: &Path) -> Result<Node, Diagnostic> {
-    serde_saphyr::from_str_with_options::<Node>(text, options())
-        .map_err(|e| error_to_diag(&e, text, path))
+    let mut node = serde_saphyr::from_str_with_options::<Node>(text, options())
+        .map_err(|e| error_to_diag(&e, text, path))?;
+    let lines: Vec<&str> = text.lines().collect();
+    pyyaml_fixups(&mut node, &lines);
+    Ok(node)
+}
+
+/// The plain-scalar token written at a node's position (up to the next flow or comment delimiter).
+fn token_at<'a>(lines: &[&'a str], line: u64, col: u64) -> Option<&'a str> {
+    let l = lines.get((line as usize).checked_sub(1)?)?;
+    let start = l
+        .char_indices()
+        .nth((col as usize).checked_sub(1)?)
+        .map(|(i, _)| i)?;
+    let rest = &l[start..];
+    let end = rest
+        .char_indices()
+        .find(|&(i, c)| {
+            matches!(c, ',' | ']' | '}')
+                || (c == '#' && i > 0 && rest[..i].ends_with(' '))
+                || (c == ':' && rest[i + 1..].starts_with(' '))
+        })
+        .map(|(i, _)| i)
+        .unwrap_or(rest.len());
+    Some(rest[..end].trim_end())
+}
+
+/// Align the few plain scalars where serde-saphyr's YAML 1.1 resolution differs from PyYAML's (which Ansible
+/// uses), by looking at the token as written: `y`/`n` are strings, `0o17` is a string, `1e3` (no dot, or an
+/// exponent without a sign) is a string, and sexagesimal `1:20` is the integer 80.
+fn pyyaml_fixups(n: &mut Node, lines: &[&str]) {
+    let tok = token_at(lines, n.line, n.col);
+    match &mut n.value {
+        NodeValue::Bool(_) => {
+            if let Some(t) = tok {
+                if matches!(t, "y" | "Y" | "n" | "N") {
+                    n.value = NodeValue::Str(t.to_string());
+                }
+            }
+        }
+        NodeValue::Int(_) | NodeValue::UInt(_) => {
+            if let Some(t) = tok {
+                let u = t.trim_start_matches(['+', '-']);
+                if u.starts_with("0o") || u.starts_with("0O") {
+                    n.value = NodeValue::Str(t.to_string());
+                }
+            }
+        }
+        NodeValue::Float(_) => {
+            if let Some(t) = tok {
+                let lower = t.to_ascii_lowercase();
+                let special = lower.contains("inf") || lower.contains("nan");
+                let exp_unsigned = lower
+                    .find('e')
+                    .map(|i| !matches!(lower.as_bytes().get(i + 1), Some(b'+') | Some(b'-')))
+                    .unwrap_or(false);
+                if !special && (!t.contains('.') || exp_unsigned) {
+                    n.value = NodeValue::Str(t.to_string());
+                }
+            }
+        }
+        NodeValue::Str(s) => {
+            // Only plain scalars: the token at the position must be exactly the value (quoted text starts with
+            // a quote character).
+            if tok == Some(s.as_str()) {
+                if let Some(v) = sexagesimal(s) {
+                    n.value = NodeValue::Int(v);
+                }
+            }
+        }
+        NodeValue::Seq(items) => items.iter_mut().for_each(|i| pyyaml_fixups(i, lines)),
+        NodeValue::Map(entries) => entries
+            .iter_mut()
+            .for_each(|(_, v)| pyyaml_fixups(v, lines)),
+        NodeValue::Null => {}
+    }
+}
+
+/// YAML 1.1 base-60 integers (`1:20` = 80, `-1:0:0` = -3600), as PyYAML resolves them.
+fn sexagesimal(s: &str) -> Option<i64> {
+    let (neg, body) = match s.strip_prefix('-') {
+        Some(b) => (true, b),
+        None => (false, s.strip_prefix('+').unwrap_or(s)),
+    };
+    let mut parts = body.split(':');
+    let first = parts.next()?.replace('_', "");
+    if first.is_empty()
+        || !first.starts_with(|c: char| ('1'..='9').contains(&c))
+        || !first.chars().all(|c| c.is_ascii_digit())
+    {
+        return None;
+    }
+    let mut v: i64 = first.parse().ok()?;
+    let mut any = false;
+    for p in parts {
+        any = true;
+        if p.is_empty() || p.len() > 2 || !p.chars().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        let d: i64 = p.parse().ok()?;
+        if d > 59 {
+            return None;
+        }
+        v = v.checked_mul(60)?.checked_add(d)?;
+    }
+    if !any {
+        return None;
+    }
+    Some(if neg { -v } else { v })
 }
 
 /// Read and parse one YAML file.
@@ -296,6 +405,7 @@ mod tests {
             "octal: 0755\noctal_str: '0755'\nint: 42\nneg: -7\nhex: 0x1F\nfloat: 1.5\n",
             "underscore: 1_000\nnull1: ~\nnull2: null\nempty:\nstr: hello\nquoted_yes: 'yes'\n",
             "version: 1.5\nversion_str: '1.5'\ny_value: y\noctal_o: 0o17\nsexagesimal: 1:20\n",
+            "flow: [x, y, n, 'y']\nexp: 1e3\nexp2: 1.0e+3\nquoted_sexa: '1:20'\nneg_sexa: -1:0:0\ntime: 12:30:61\n",
             "yes: key-is-string\n",
         ));
         assert_eq!(
@@ -305,9 +415,11 @@ mod tests {
                 "octal": 493, "octal_str": "0755", "int": 42, "neg": -7, "hex": 31, "float": 1.5,
                 "underscore": 1000, "null1": null, "null2": null, "empty": null, "str": "hello",
                 "quoted_yes": "yes", "version": 1.5, "version_str": "1.5",
-                // Differences from PyYAML, kept on purpose (documented in the module doc):
-                "y_value": true, "octal_o": 15, "sexagesimal": "1:20",
+                // Where serde-saphyr alone differs from PyYAML, corrected to PyYAML's answer:
+                "y_value": "y", "octal_o": "0o17", "sexagesimal": 80,
                 "yes": "key-is-string",
+                "flow": ["x", "y", "n", "y"], "exp": "1e3", "exp2": 1000.0, "quoted_sexa": "1:20",
+                "neg_sexa": -3600, "time": "12:30:61",
             })
         );
     }

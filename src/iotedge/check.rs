@@ -101,12 +101,16 @@ pub fn is_moby(docker_version: &str) -> Option<bool> {
     let t = docker_version.trim();
     // The `Server:` header names the product for Docker's own builds ("Docker Engine - Community"); Microsoft's
     // moby-engine sets no platform name, so its header is bare. Azure builds also carry "+azure" versions.
-    let server = t.lines().find_map(|l| l.trim_start().strip_prefix("Server:"))?;
+    let server = t
+        .lines()
+        .find_map(|l| l.trim_start().strip_prefix("Server:"))?;
     let product = server.trim();
     if product.contains("Docker Engine") || product.contains("Docker Desktop") {
         return Some(false);
     }
-    Some(product.is_empty() || product.to_ascii_lowercase().contains("moby") || t.contains("+azure"))
+    Some(
+        product.is_empty() || product.to_ascii_lowercase().contains("moby") || t.contains("+azure"),
+    )
 }
 
 /// Everything the verify script gathered from one device.

@@ -600,6 +600,24 @@ pub fn load_task_file(
     role: Option<Arc<RoleCtx>>,
     ctx: &mut LoadCtx<'_>,
 ) -> Option<Vec<Task>> {
+    load_tasks(path, role, ctx, false)
+}
+
+/// Load a handlers file (`listen:` is allowed there).
+pub fn load_handler_file(
+    path: &Path,
+    role: Option<Arc<RoleCtx>>,
+    ctx: &mut LoadCtx<'_>,
+) -> Option<Vec<Task>> {
+    load_tasks(path, role, ctx, true)
+}
+
+fn load_tasks(
+    path: &Path,
+    role: Option<Arc<RoleCtx>>,
+    ctx: &mut LoadCtx<'_>,
+    handlers: bool,
+) -> Option<Vec<Task>> {
     let path = absolute(path);
     if ctx.import_stack.contains(&path) {
         ctx.diags.push(Diagnostic::file(
@@ -615,7 +633,7 @@ pub fn load_task_file(
     let tasks = if node.is_null() {
         Vec::new()
     } else {
-        parse_task_list(&node, &file, &base, role, ctx, false)
+        parse_task_list(&node, &file, &base, role, ctx, handlers)
     };
     ctx.import_stack.pop();
     Some(tasks)

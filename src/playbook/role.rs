@@ -134,7 +134,7 @@ pub fn load_role(
         .and_then(|p| load_task_file(&p, Some(rc.clone()), ctx))
         .unwrap_or_default();
     let handlers = main_file(&dir.join("handlers"))
-        .and_then(|p| load_task_file(&p, Some(rc.clone()), ctx))
+        .and_then(|p| crate::playbook::load::load_handler_file(&p, Some(rc.clone()), ctx))
         .unwrap_or_default();
     let mut dependencies = Vec::new();
     if let Some(meta) = main_file(&dir.join("meta")) {

@@ -451,7 +451,10 @@ impl fmt::Debug for ConnSpec {
             .field("user", &self.user)
             .field("password", &mask(&self.password))
             .field("private_key_file", &self.private_key_file)
-            .field("private_key_passphrase", &mask(&self.private_key_passphrase))
+            .field(
+                "private_key_passphrase",
+                &mask(&self.private_key_passphrase),
+            )
             .field("ssh_args", &self.ssh_args)
             .field("jump", &self.jump)
             .field("connect_timeout", &self.connect_timeout)
