@@ -576,6 +576,12 @@ impl Executor {
             "playbook_dir".into(),
             json!(rt.playbook_dir.display().to_string()),
         );
+        if let Some(f) = self.inv.inventory_file(host) {
+            m.insert("inventory_file".into(), json!(f.display().to_string()));
+            if let Some(d) = f.parent() {
+                m.insert("inventory_dir".into(), json!(d.display().to_string()));
+            }
+        }
         m.insert("ansible_play_name".into(), json!(rt.play.name));
         m.insert("ansible_check_mode".into(), json!(self.opts.check));
         m.insert("ansible_diff_mode".into(), json!(self.opts.diff));
