@@ -2,6 +2,7 @@
 
 mod compat;
 mod inventory;
+mod iotedge_preflight;
 mod playbook;
 mod sim;
 mod ssh;
