@@ -276,7 +276,8 @@ fn play(a: PlayArgs) -> Result<ExitCode, AppError> {
         log_commands: a.out.log.is_some() || a.out.verbose >= 3,
     };
     let rt = runtime()?;
-    let reporting = crate::report::Reporting::new(&a.out);
+    let reporting =
+        crate::report::Reporting::new(&a.out).map_err(|e| AppError::Usage(e.to_string()))?;
     let interrupted = Arc::new(AtomicBool::new(false));
     let connector = ssh_connector(&a.conn)?;
     let ex = Executor::new(ExecutorParts {
@@ -320,8 +321,15 @@ fn play(a: PlayArgs) -> Result<ExitCode, AppError> {
         install_ctrl_c(interrupted.clone(), reporting.sink.clone());
         ex.run(&loaded.playbooks).await
     });
-    reporting.finish(&summary);
-    Ok(summary.exit_code())
+    let code = summary.exit_code();
+    if let Err(e) = reporting.finish(&summary) {
+        // The run's own outcome stands; a report that could not be written turns success into an error.
+        eprintln!("error: {}", crate::vars::redact::redact(&e.to_string()));
+        if code == ExitCode::Ok {
+            return Ok(ExitCode::Error);
+        }
+    }
+    Ok(code)
 }
 
 fn print_lists(ex: &Arc<Executor>, loaded: &Loaded, hosts: bool, tasks: bool) {
