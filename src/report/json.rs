@@ -94,12 +94,17 @@ pub struct DeviceReport<'a> {
 impl<'a> DeviceReport<'a> {
     /// The report entry for `d`.
     pub fn of(d: &'a Device) -> Self {
-        let status = d.status();
+        let status = match d.status() {
+            // The run is over: a device that never finished was cut short.
+            super::fleet::DeviceStatus::Running => super::fleet::DeviceStatus::Interrupted,
+            s => s,
+        };
         DeviceReport {
             name: &d.name,
             status: status.as_str(),
             error: if status.is_bad() {
                 d.error_line()
+                    .or_else(|| Some("interrupted before it finished".into()))
             } else {
                 None
             },

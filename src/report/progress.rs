@@ -52,9 +52,6 @@ pub fn layout(f: &Frame, cols: u16, paint: Paint) -> Vec<String> {
     let cols = usize::from(cols).max(20) - 1;
     let c = &f.counts;
     let total = c.total.max(c.finished).max(1);
-    let width = 20;
-    let filled = c.finished * width / total;
-    let bar = format!("[{}{}]", "#".repeat(filled), "-".repeat(width - filled));
     let rate = if f.elapsed.as_secs_f64() > 0.5 {
         c.finished as f64 / f.elapsed.as_secs_f64()
     } else {
@@ -68,30 +65,42 @@ pub fn layout(f: &Frame, cols: u16, paint: Paint) -> Vec<String> {
     } else {
         String::new()
     };
-    let mut parts = vec![format!("{} changed", c.changed)];
     let failed = format!("{} failed", c.failed);
-    parts.push(if c.failed > 0 {
-        paint.red(&failed)
-    } else {
-        failed
-    });
     let unreach = format!("{} unreachable", c.unreachable);
-    parts.push(if c.unreachable > 0 {
-        paint.red(&unreach)
-    } else {
-        unreach
-    });
-    parts.push(format!("{} in flight", c.in_flight));
-    let head = format!(
-        "{} {} {}/{} devices  {}  {:.1}/s{}  {}",
-        paint.cyan(SPINNER[(f.tick as usize) % SPINNER.len()]),
-        bar,
+    // Most important first: a narrow terminal cuts the tail (elapsed, rate) before the counts.
+    let text = format!(
+        "{}/{} devices  {} changed, {}, {}{eta}  {:.1}/s  {}",
         c.finished,
         c.total,
-        parts.join(", "),
+        c.changed,
+        if c.failed > 0 {
+            paint.red(&failed)
+        } else {
+            failed
+        },
+        if c.unreachable > 0 {
+            paint.red(&unreach)
+        } else {
+            unreach
+        },
         rate,
-        eta,
         human_duration(f.elapsed),
+    );
+    // The bar takes the room the text leaves (10 to 30 columns).
+    let width = cols
+        .saturating_sub(super::term::width(&text) + 5)
+        .clamp(10, 30);
+    let filled = c.finished * width / total;
+    let bar = format!("[{}{}]", "#".repeat(filled), "-".repeat(width - filled));
+    let text = if f.in_flight.is_empty() && c.in_flight > 0 {
+        // No room for device lines: at least say how many are running.
+        format!("{text}  ({} in flight)", c.in_flight)
+    } else {
+        text
+    };
+    let head = format!(
+        "{} {bar} {text}",
+        paint.cyan(SPINNER[(f.tick as usize) % SPINNER.len()]),
     );
     let mut lines = vec![fit(&head, cols)];
     let w = f
@@ -228,12 +237,13 @@ mod tests {
     fn layout_fits_the_width_and_counts_the_rest() {
         let l = layout(&frame(50, 8), 60, Paint { color: true });
         assert_eq!(l.len(), 1 + 8 + 1);
+        assert!(l[0].contains("[####------] 40/100 devices"), "{}", l[0]);
         for line in &l {
             assert!(super::super::term::width(line) <= 59, "{line:?}");
         }
         let plain = layout(&frame(50, 8), 200, Paint::default());
         assert!(
-            plain[0].contains("[########------------] 40/100 devices  12 changed, 3 failed, 1 unreachable, 50 in flight  2.0/s  ETA 30.0s  20.0s"),
+            plain[0].ends_with("----------] 40/100 devices  12 changed, 3 failed, 1 unreachable  ETA 30.0s  2.0/s  20.0s"),
             "{}",
             plain[0]
         );
