@@ -622,13 +622,14 @@ impl Fleet {
     pub fn warnings_grouped(&self) -> Vec<(String, Vec<String>)> {
         let mut out: Vec<(String, Vec<String>)> = vec![];
         let mut at: HashMap<&str, usize> = HashMap::new();
+        let mut seen: std::collections::HashSet<(usize, &str)> = Default::default();
         for (h, m) in &self.warnings {
             let i = *at.entry(m.as_str()).or_insert_with(|| {
                 out.push((m.clone(), vec![]));
                 out.len() - 1
             });
             if let Some(h) = h {
-                if !out[i].1.contains(h) {
+                if seen.insert((i, h.as_str())) {
                     out[i].1.push(h.clone());
                 }
             }

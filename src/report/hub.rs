@@ -56,6 +56,8 @@ pub struct ReportConfig {
     pub report: Option<PathBuf>,
     /// `--log FILE`.
     pub log: Option<PathBuf>,
+    /// Plain mode: print a "still running" line after this long without output.
+    pub heartbeat: Duration,
 }
 
 impl ReportConfig {
@@ -67,11 +69,14 @@ impl ReportConfig {
             OutputFormat::Text => Stream::Stdout,
             OutputFormat::Json | OutputFormat::Jsonl => Stream::Stderr,
         };
+        // jsonl lines stream to stdout as they happen: on the same terminal as the display they would tear it.
+        let jsonl_on_terminal = out.output == OutputFormat::Jsonl && Stream::Stdout.is_terminal();
         let human = match out.progress {
             ProgressMode::Plain => HumanMode::Plain,
             ProgressMode::Bars => HumanMode::Bars,
             ProgressMode::Auto => {
-                if human_stream.is_terminal() && !super::term::term_is_dumb() {
+                if human_stream.is_terminal() && !super::term::term_is_dumb() && !jsonl_on_terminal
+                {
                     HumanMode::Bars
                 } else {
                     HumanMode::Plain
@@ -86,6 +91,7 @@ impl ReportConfig {
             verbose: out.verbose,
             report: out.report.clone(),
             log: out.log.clone(),
+            heartbeat: HEARTBEAT,
         }
     }
 }
@@ -264,6 +270,7 @@ struct Hub {
     display: Option<Arc<Display>>,
     ticker: Mutex<Option<Ticker>>,
     plain_mode: bool,
+    heartbeat: Duration,
 }
 
 fn lock(m: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
@@ -284,11 +291,12 @@ impl Hub {
         let (tx, rx) = mpsc::channel::<()>();
         let state = self.state.clone();
         let display = self.display.clone();
+        let heartbeat = self.heartbeat;
         let spawned = std::thread::Builder::new()
             .name("edgefleet-progress".into())
             .spawn(move || match display {
                 Some(d) => bars_loop(&state, &d, &rx),
-                None => heartbeat_loop(&state, &rx),
+                None => heartbeat_loop(&state, &rx, heartbeat),
             });
         if let Ok(handle) = spawned {
             *slot = Some(Ticker { stop: tx, handle });
@@ -330,15 +338,16 @@ fn bars_loop(state: &Mutex<State>, display: &Display, rx: &mpsc::Receiver<()>) {
     }
 }
 
-fn heartbeat_loop(state: &Mutex<State>, rx: &mpsc::Receiver<()>) {
+fn heartbeat_loop(state: &Mutex<State>, rx: &mpsc::Receiver<()>, every: Duration) {
+    let tick = (every / 2).clamp(Duration::from_millis(50), Duration::from_secs(1));
     loop {
-        match rx.recv_timeout(Duration::from_secs(1)) {
+        match rx.recv_timeout(tick) {
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             _ => return,
         }
         let mut st = lock(state);
         let c = st.fleet.counts();
-        if c.in_flight == 0 || st.last_line.elapsed() < HEARTBEAT {
+        if c.in_flight == 0 || st.last_line.elapsed() < every {
             continue;
         }
         let now = Instant::now();
@@ -483,6 +492,7 @@ impl Reporting {
             display,
             ticker: Mutex::new(None),
             plain_mode: cfg.human == HumanMode::Plain,
+            heartbeat: cfg.heartbeat,
         });
         Ok(Reporting {
             sink: hub.clone(),
@@ -608,5 +618,197 @@ impl Drop for Reporting {
         for f in [&self.report, &self.log].into_iter().flatten() {
             f.discard_if_unused();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::executor::HostSummary;
+    use crate::report::{HostStatus, TaskStatus};
+    use crate::transport::StatsSnapshot;
+
+    #[derive(Clone, Default)]
+    struct Buf(Arc<Mutex<Vec<u8>>>);
+    impl Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    impl Buf {
+        fn text(&self) -> String {
+            String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+        }
+    }
+
+    fn config(output: OutputFormat, human: HumanMode) -> ReportConfig {
+        ReportConfig {
+            output,
+            human,
+            human_stream: Stream::Stderr,
+            color: false,
+            verbose: 0,
+            report: None,
+            log: None,
+            heartbeat: HEARTBEAT,
+        }
+    }
+
+    fn reporting(cfg: ReportConfig) -> (Reporting, Buf, Buf) {
+        let (human, machine) = (Buf::default(), Buf::default());
+        let r = Reporting::with_config(
+            cfg,
+            Outputs {
+                human: Box::new(human.clone()),
+                machine: Box::new(machine.clone()),
+            },
+        )
+        .unwrap();
+        (r, human, machine)
+    }
+
+    /// 1000 devices × 20 events, as a fleet run would send them: everything is counted, jsonl has every
+    /// event, and the plain output stays a handful of lines (milestones and failures, not a wall of text).
+    #[test]
+    fn a_thousand_devices_twenty_events_each() {
+        let (r, human, machine) = reporting(config(OutputFormat::Jsonl, HumanMode::Plain));
+        let n = 1000;
+        let hosts: Vec<String> = (0..n).map(|i| format!("edge-{i:04}")).collect();
+        let mut events = 0;
+        let mut emit = |ev: Event| {
+            events += 1;
+            r.sink.emit(ev);
+        };
+        emit(Event::RunStarted {
+            playbooks: vec!["site.yml".into()],
+            hosts: n,
+            check: false,
+        });
+        emit(Event::PlayStarted {
+            name: "provision".into(),
+            hosts: hosts.clone(),
+        });
+        let mut summary = RunSummary::default();
+        for (i, h) in hosts.iter().enumerate() {
+            let failed = i % 100 == 7;
+            emit(Event::HostConnecting { host: h.clone() });
+            emit(Event::HostConnected {
+                host: h.clone(),
+                elapsed: Duration::from_millis(30),
+            });
+            for t in 0..8 {
+                emit(Event::TaskStarted {
+                    host: h.clone(),
+                    task: format!("task {t}"),
+                });
+                let status = match t {
+                    7 if failed => TaskStatus::Failed,
+                    7 => TaskStatus::Changed,
+                    _ => TaskStatus::Ok,
+                };
+                emit(Event::TaskResult {
+                    host: h.clone(),
+                    task: format!("task {t}"),
+                    module: if t == 7 { "iotedge_apply" } else { "copy" }.into(),
+                    status,
+                    handler: false,
+                    msg: failed.then(|| "apply failed".to_string()),
+                    diff: None,
+                    duration: Duration::from_millis(5),
+                    item: None,
+                });
+            }
+            let status = if failed {
+                HostStatus::Failed
+            } else {
+                HostStatus::Ok
+            };
+            emit(Event::HostFinished {
+                host: h.clone(),
+                status,
+                stats: StatsSnapshot {
+                    execs: 9,
+                    ..Default::default()
+                },
+                duration: Duration::from_secs(2),
+            });
+            summary.hosts.push(HostSummary {
+                name: h.clone(),
+                status: Some(status),
+                ..Default::default()
+            });
+        }
+        emit(Event::RunFinished {
+            duration: Duration::from_secs(60),
+            interrupted: false,
+        });
+        r.finish(&summary).unwrap();
+        let jsonl = machine.text();
+        assert_eq!(jsonl.lines().count(), events + 1);
+        let last: serde_json::Value = serde_json::from_str(jsonl.lines().last().unwrap()).unwrap();
+        assert_eq!(last["totals"]["failed"], 10);
+        assert_eq!(last["totals"]["changed"], 990);
+        assert_eq!(last["totals"]["applies"], 990);
+        assert_eq!(last["totals"]["round_trips"], 9000);
+        assert_eq!(last["exit_code"], 2);
+        let out = human.text();
+        let progress = out.lines().filter(|l| l.starts_with("progress: ")).count();
+        let failures = out.lines().filter(|l| l.contains("| FAILED |")).count();
+        assert_eq!((progress, failures), (10, 10), "{out}");
+        assert!(out.contains("progress: 1000/1000 devices finished (990 changed, 10 failed, 0 unreachable), 0 in flight"), "{out}");
+        // Plain mode shows each change; the recap groups the failures into one line.
+        assert!(out.contains("  FAILED  edge-0007, edge-0107, edge-0207, edge-0307, edge-0407 and 5 more: task 7: apply failed\n"), "{out}");
+    }
+
+    #[test]
+    fn json_output_is_one_document_and_the_recap_goes_to_the_human_stream() {
+        let (r, human, machine) = reporting(config(OutputFormat::Json, HumanMode::Plain));
+        r.sink.emit(Event::RunStarted {
+            playbooks: vec![],
+            hosts: 1,
+            check: false,
+        });
+        r.sink.emit(Event::HostFinished {
+            host: "a".into(),
+            status: HostStatus::Ok,
+            stats: StatsSnapshot::default(),
+            duration: Duration::ZERO,
+        });
+        r.finish(&RunSummary::default()).unwrap();
+        let doc: serde_json::Value = serde_json::from_str(&machine.text()).unwrap();
+        assert_eq!(doc["devices"][0]["status"], "skipped");
+        assert!(human.text().contains("RECAP"));
+        assert!(!machine.text().contains("RECAP"));
+    }
+
+    #[test]
+    fn plain_mode_says_which_devices_are_still_running_when_the_output_goes_quiet() {
+        let mut cfg = config(OutputFormat::Text, HumanMode::Plain);
+        cfg.heartbeat = Duration::from_millis(200);
+        let (r, human, _) = reporting(cfg);
+        r.sink.emit(Event::RunStarted {
+            playbooks: vec![],
+            hosts: 2,
+            check: false,
+        });
+        r.sink.emit(Event::TaskStarted {
+            host: "edge-stuck".into(),
+            task: "apply configuration".into(),
+        });
+        // Wait (bounded) for the heartbeat; no assertion on how long it took.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !human.text().contains("still running") && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let out = human.text();
+        assert!(
+            out.contains("still running: 0/2 devices finished, 1 in flight; longest: edge-stuck (apply configuration for "),
+            "{out}"
+        );
+        r.finish(&RunSummary::default()).unwrap();
     }
 }
