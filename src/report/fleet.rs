@@ -217,7 +217,7 @@ pub struct Counts {
     pub total: usize,
     /// Devices finished.
     pub finished: usize,
-    /// Devices with at least one changed task (running or finished).
+    /// Devices finished ok with at least one changed task.
     pub changed: usize,
     /// Devices finished failed.
     pub failed: usize,
@@ -383,7 +383,6 @@ impl Fleet {
                 ..
             } => {
                 let i = self.active(host, now);
-                let had_changes = self.devices[i].tasks.changed > 0;
                 let d = &mut self.devices[i];
                 // A loop reports each item; the task is still running until its last item.
                 if item.is_none() {
@@ -415,9 +414,6 @@ impl Fleet {
                         });
                     }
                     TaskStatus::Ignored => d.tasks.ignored += 1,
-                }
-                if !had_changes && d.tasks.changed > 0 {
-                    self.counts.changed += 1;
                 }
             }
             Event::Exec { host, .. } => {
@@ -464,6 +460,9 @@ impl Fleet {
                     match status {
                         HostStatus::Failed => self.counts.failed += 1,
                         HostStatus::Unreachable => self.counts.unreachable += 1,
+                        HostStatus::Ok if self.devices[i].tasks.changed > 0 => {
+                            self.counts.changed += 1
+                        }
                         _ => {}
                     }
                 }
@@ -740,7 +739,7 @@ mod tests {
         f.apply(&result("c", "t1", "command", TaskStatus::Failed), t0);
         f.apply(&result("d", "t1", "copy", TaskStatus::Skipped), t0);
         assert_eq!(f.counts().in_flight, 4);
-        assert_eq!(f.counts().changed, 1);
+        assert_eq!(f.counts().changed, 0, "counted when the device finishes");
         for (h, s) in [
             ("a", HostStatus::Ok),
             ("b", HostStatus::Ok),
@@ -751,6 +750,7 @@ mod tests {
         }
         let c = f.counts();
         assert_eq!((c.total, c.finished, c.failed, c.in_flight), (4, 4, 1, 0));
+        assert_eq!(c.changed, 1);
         let t = f.totals();
         assert_eq!(
             (

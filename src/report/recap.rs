@@ -179,8 +179,16 @@ fn verify_matrix(f: &Fleet, o: RecapOptions) -> String {
         t.verify_passed,
         plural(t.verified, "device", "devices")
     );
-    let (shown, quiet): (Vec<_>, Vec<_>) = rows.iter().partition(|r| {
+    let (mut shown, quiet): (Vec<_>, Vec<_>) = rows.iter().partition(|r| {
         o.verbose >= 1 || !r.warning.is_empty() || !r.error.is_empty() || !r.waived.is_empty()
+    });
+    // Errors first, then warnings, then waivers; the most widespread first in each (stable otherwise).
+    shown.sort_by(|a, b| {
+        (b.error.len(), b.warning.len(), b.waived.len()).cmp(&(
+            a.error.len(),
+            a.warning.len(),
+            a.waived.len(),
+        ))
     });
     if !shown.is_empty() {
         let w = shown

@@ -607,3 +607,59 @@ fn live_display_on_a_terminal_stays_within_the_screen_and_ends_with_the_recap() 
         "{recap}"
     );
 }
+
+#[test]
+fn verify_matrix_in_the_recap_and_the_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("r.json");
+    let path = format!(
+        "{}:{}",
+        fixture("report/fakebin").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let o = edgefleet()
+        .arg("play")
+        .arg(fixture("report/verify.yml"))
+        .arg("-i")
+        .arg(fixture("report/verify-inv.yml"))
+        .arg("--report")
+        .arg(&report)
+        .env("PATH", path)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    let out = stable_plain(&text(&o.stdout));
+    settings(dir.path()).bind(|| insta::assert_snapshot!("verify_recap", out));
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_valid(&load_schema("report.schema.json"), &doc, "the report");
+    assert_eq!(doc["verify"]["devices"], 3);
+    assert_eq!(doc["verify"]["passed"], 2);
+    let row = |id: &str| -> Value {
+        doc["verify"]["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == id)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {id} row"))
+    };
+    assert_eq!(
+        row("certs-preloaded")["error"],
+        serde_json::json!(["dev-bad"])
+    );
+    assert_eq!(
+        row("container-engine-logrotate")["warning"],
+        serde_json::json!(["dev-warn"])
+    );
+    assert_eq!(
+        row("edgefleet-daemon-dns")["waived"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    let bad = &doc["devices"][2];
+    assert_eq!(bad["name"], "dev-bad");
+    assert_eq!(bad["verify"]["passed"], false);
+    assert_eq!(bad["failed_task"]["module"], "iotedge_verify");
+}
