@@ -3,7 +3,7 @@
 //! Owns the aggregation that the progress display, the recap, the JSON report and the jsonl summary all read,
 //! so they can never disagree. Folding an event is O(1) (amortized) and reading the live counters is O(1); only
 //! the end-of-run views walk every device. It must not print, and must not hold anything the events did not
-//! say (plus the executor's [`RunSummary`](crate::executor::RunSummary) at the end).
+//! say (plus the executor's [`RunSummary`] at the end).
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};

@@ -378,11 +378,12 @@ fn heartbeat_loop(state: &Mutex<State>, rx: &mpsc::Receiver<()>, every: Duration
 
 impl EventSink for Hub {
     fn emit(&self, ev: Event) {
-        let now = Instant::now();
-        let ts = time::OffsetDateTime::now_utc();
         let first_run_start = {
             let mut st = lock(&self.state);
             let st = &mut *st;
+            // Taken under the lock, so timestamps in the log and the jsonl stream never go backwards.
+            let now = Instant::now();
+            let ts = time::OffsetDateTime::now_utc();
             st.fleet.apply(&ev, now);
             if let Some(log) = &mut st.log {
                 log.event(&ev, ts);

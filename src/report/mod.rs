@@ -155,7 +155,7 @@ pub enum Event {
         host: String,
         /// The command line as sent (after framing is removed), redacted.
         command: String,
-        /// "<N bytes>" / "<secret, N bytes>" / "" for stdin.
+        /// `<N bytes>` / `<secret, N bytes>` / empty for stdin.
         stdin: String,
         /// How it ended ("exit code 0", "timed out", an error).
         status: String,

@@ -181,7 +181,10 @@ impl Display {
     pub fn show(&self, f: &Frame) {
         self.print_above(&f.above);
         let cols = self.stream.size().1;
-        self.bar.set_message(layout(f, cols, self.paint).join("\n"));
+        // Task names come from templates: mask secrets here too.
+        let text = layout(f, cols, self.paint).join("\n");
+        self.bar
+            .set_message(crate::vars::redact::redact(&text).into_owned());
     }
 
     /// Print what is left above, and remove the display from the screen.
