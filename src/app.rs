@@ -349,7 +349,8 @@ pub fn run_loaded(
             .collect(),
     ));
     let rt = runtime()?;
-    let reporting = crate::report::Reporting::new(out);
+    let reporting =
+        crate::report::Reporting::new(out).map_err(|e| AppError::Usage(e.to_string()))?;
     let sink: SharedSink = match extra_sink {
         Some(x) => Arc::new(crate::report::Tee(vec![reporting.sink.clone(), x])),
         None => reporting.sink.clone(),
@@ -396,8 +397,15 @@ pub fn run_loaded(
         install_ctrl_c(interrupted.clone(), sink.clone());
         ex.run(&loaded.playbooks).await
     });
-    reporting.finish(&summary);
-    Ok((summary.exit_code(), Some(summary)))
+    let code = summary.exit_code();
+    if let Err(e) = reporting.finish(&summary) {
+        // The run's own outcome stands; a report that could not be written turns success into an error.
+        eprintln!("error: {}", crate::vars::redact::redact(&e.to_string()));
+        if code == ExitCode::Ok {
+            return Ok((ExitCode::Error, Some(summary)));
+        }
+    }
+    Ok((code, Some(summary)))
 }
 
 fn print_lists(ex: &Arc<Executor>, loaded: &Loaded, hosts: bool, tasks: bool) {

@@ -3,6 +3,11 @@
 //! Owns the [`Event`] vocabulary and the [`EventSink`] trait. The engine emits events and never prints; only
 //! this module (and its renderers) writes to the terminal, report files and logs. Every string that leaves
 //! through a renderer passes the secret redactor first.
+//!
+//! Layout: [`Reporting`] (in `hub.rs`) wires the renderers for a run from the output options and fans every
+//! event out to them: [`fleet`] folds events into per-device state that every view reads; [`plain`] formats
+//! the human lines; [`progress`] is the live terminal display; [`recap`] the end-of-run summary; [`json`] the
+//! report document and the jsonl lines; [`log`] the `--log` file; [`term`] colour and terminal facts.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,7 +16,14 @@ use serde::Serialize;
 
 use crate::transport::StatsSnapshot;
 
+pub mod fleet;
+mod hub;
+pub mod json;
+pub mod log;
 pub mod plain;
+pub mod progress;
+pub mod recap;
+pub mod term;
 
 /// How a task ended on one host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -143,7 +155,7 @@ pub enum Event {
         host: String,
         /// The command line as sent (after framing is removed), redacted.
         command: String,
-        /// "<N bytes>" / "<secret, N bytes>" / "" for stdin.
+        /// `<N bytes>` / `<secret, N bytes>` / empty for stdin.
         stdin: String,
         /// How it ended ("exit code 0", "timed out", an error).
         status: String,
@@ -190,32 +202,7 @@ pub enum Event {
     },
 }
 
-/// The reporters for a run, per the output options.
-pub struct Reporting {
-    /// Where events go.
-    pub sink: SharedSink,
-    plain: Option<Arc<plain::PlainReporter>>,
-}
-
-impl Reporting {
-    /// Build from options.
-    pub fn new(out: &crate::cli::OutputOptions) -> Self {
-        let plain = Arc::new(plain::PlainReporter::new(
-            Box::new(std::io::stdout()),
-            out.verbose,
-        ));
-        Reporting {
-            sink: plain.clone(),
-            plain: Some(plain),
-        }
-    }
-    /// Print the end-of-run output.
-    pub fn finish(&self, _summary: &crate::executor::RunSummary) {
-        if let Some(p) = &self.plain {
-            p.recap();
-        }
-    }
-}
+pub use hub::{Outputs, ReportConfig, ReportError, Reporting};
 
 /// Receives the engine's events. Implementations must be cheap and must not block.
 pub trait EventSink: Send + Sync {

@@ -1,97 +1,70 @@
-//! Plain-text rendering of events (no terminal control): one line per event worth seeing, then the recap.
+//! The human line formats: which events are worth a line, and how that line reads.
 //!
-//! Owns the line formats and the fleet recap. Every line passes the secret redactor.
+//! Owns the per-event lines shared by the plain renderer (no terminal control: CI logs, pipes,
+//! `--progress plain`) and the progress display (which prints the same lines above its bars). At the default
+//! verbosity a line is printed for what an operator must see: failures, unreachable devices, warnings (each
+//! distinct message once), diffs with `--diff`, and — in plain mode only, where there is no bar to count them —
+//! changed tasks. `-v` adds every task result, `-vv` whole messages, `-vvv` every remote command. It must not
+//! write anything itself, and every line it returns has been through the secret redactor.
 
-use std::collections::BTreeMap;
-use std::io::Write;
-use std::sync::Mutex;
-use std::time::Duration;
+use std::collections::HashMap;
 
-use super::{CheckResult, Event, EventSink, HostStatus, TaskStatus};
+use super::term::{first_line, human_duration, Paint};
+use super::{Event, TaskStatus};
 use crate::vars::redact::redact;
 
-#[derive(Default)]
-struct HostTally {
-    ok: usize,
-    changed: usize,
-    failed: usize,
-    skipped: usize,
-    ignored: usize,
-    status: Option<HostStatus>,
-    first_error: Option<String>,
-    execs: u64,
+/// Continuation lines of a failure message shown in plain mode without `-vv`.
+pub const FAILURE_LINES: usize = 10;
+
+/// Where the lines will be shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LineMode {
+    /// Plain lines only: changed tasks get a line too.
+    Plain,
+    /// Above progress bars: the bar counts changes, so only what needs attention gets a line.
+    Bars,
 }
 
-#[derive(Default)]
-struct State {
-    hosts: BTreeMap<String, HostTally>,
-    verify: BTreeMap<String, (Vec<CheckResult>, bool)>,
-    warnings: Vec<String>,
-    duration: Duration,
-    interrupted: bool,
-    check: bool,
-}
-
-/// Writes plain lines to `out` as events arrive; call [`PlainReporter::recap`] at the end.
-pub struct PlainReporter {
-    out: Mutex<Box<dyn Write + Send>>,
+/// Turns events into human lines.
+#[derive(Debug)]
+pub struct LineFormatter {
+    mode: LineMode,
     verbose: u8,
-    state: Mutex<State>,
+    paint: Paint,
+    /// Warning message -> how many times it was seen (each message is printed once; the recap counts them).
+    warnings: HashMap<String, usize>,
 }
 
-impl PlainReporter {
-    /// A reporter writing to `out` with `-v` level `verbose`.
-    pub fn new(out: Box<dyn Write + Send>, verbose: u8) -> Self {
-        PlainReporter {
-            out: Mutex::new(out),
+impl LineFormatter {
+    /// A formatter for `mode` at `-v` level `verbose`.
+    pub fn new(mode: LineMode, verbose: u8, paint: Paint) -> Self {
+        LineFormatter {
+            mode,
             verbose,
-            state: Mutex::new(State::default()),
+            paint,
+            warnings: HashMap::new(),
         }
     }
 
-    fn line(&self, s: &str) {
-        if let Ok(mut o) = self.out.lock() {
-            let _ = writeln!(o, "{}", redact(s));
-            let _ = o.flush();
-        }
-    }
-
-    /// Print the recap.
-    pub fn recap(&self) {
-        let text = match self.state.lock() {
-            Ok(st) => render_recap(&st),
-            Err(_) => return,
-        };
-        if let Ok(mut o) = self.out.lock() {
-            let _ = write!(o, "{}", redact(&text));
-            let _ = o.flush();
-        }
-    }
-}
-
-fn first_line(s: &str) -> &str {
-    s.lines().next().unwrap_or("")
-}
-
-impl EventSink for PlainReporter {
-    fn emit(&self, ev: Event) {
-        match &ev {
-            Event::RunStarted { check, .. } => {
-                if let Ok(mut s) = self.state.lock() {
-                    s.check = *check;
-                }
-            }
+    /// The lines `ev` deserves (often none). Every line is redacted.
+    pub fn lines(&mut self, ev: &Event) -> Vec<String> {
+        let p = self.paint;
+        let mut out: Vec<String> = vec![];
+        match ev {
             Event::PlayStarted { name, hosts } => {
-                self.line(&format!("PLAY [{name}] ({} hosts)", hosts.len()));
+                out.push(p.bold(&format!("PLAY [{name}] ({} devices)", hosts.len())));
             }
             Event::BatchStarted { index, hosts } => {
-                self.line(&format!("BATCH {index} ({} hosts)", hosts.len()));
+                out.push(p.bold(&format!("BATCH {index} ({} devices)", hosts.len())));
             }
             Event::HostUnreachable { host, error } => {
-                self.line(&format!("{host} | UNREACHABLE | {}", first_line(error)));
-                if let Ok(mut s) = self.state.lock() {
-                    let h = s.hosts.entry(host.clone()).or_default();
-                    h.first_error.get_or_insert_with(|| error.clone());
+                out.push(format!(
+                    "{host} | {} | {}",
+                    p.bold_red("UNREACHABLE"),
+                    first_line(error)
+                ));
+                if self.verbose >= 2 {
+                    out.extend(error.lines().skip(1).map(|l| format!("    {l}")));
                 }
             }
             Event::TaskResult {
@@ -102,6 +75,7 @@ impl EventSink for PlainReporter {
                 diff,
                 item,
                 handler,
+                duration,
                 ..
             } => {
                 let label = match item {
@@ -109,15 +83,18 @@ impl EventSink for PlainReporter {
                     None => task.clone(),
                 };
                 let kind = if *handler { "handler " } else { "" };
-                let show =
-                    matches!(status, TaskStatus::Changed | TaskStatus::Failed) || self.verbose >= 1;
+                let show = match status {
+                    TaskStatus::Failed => true,
+                    TaskStatus::Changed => self.mode == LineMode::Plain || self.verbose >= 1,
+                    _ => self.verbose >= 1,
+                };
                 if show {
                     let st = match status {
-                        TaskStatus::Ok => "ok",
-                        TaskStatus::Changed => "changed",
-                        TaskStatus::Skipped => "skipping",
-                        TaskStatus::Failed => "FAILED",
-                        TaskStatus::Ignored => "failed (ignored)",
+                        TaskStatus::Ok => p.green("ok"),
+                        TaskStatus::Changed => p.yellow("changed"),
+                        TaskStatus::Skipped => p.cyan("skipping"),
+                        TaskStatus::Failed => p.red("FAILED"),
+                        TaskStatus::Ignored => p.cyan("failed (ignored)"),
                     };
                     let m = match (status, msg) {
                         (TaskStatus::Failed | TaskStatus::Ignored, Some(m)) => {
@@ -128,78 +105,99 @@ impl EventSink for PlainReporter {
                         }
                         _ => String::new(),
                     };
-                    self.line(&format!("{host} | {st} | {kind}{label}{m}"));
-                    if self.verbose >= 2 {
-                        if let Some(m) = msg {
-                            for l in m.lines().skip(1) {
-                                self.line(&format!("    {l}"));
-                            }
+                    let took = if self.verbose >= 2 {
+                        p.dim(&format!(" ({})", human_duration(*duration)))
+                    } else {
+                        String::new()
+                    };
+                    out.push(format!("{host} | {st} | {kind}{label}{m}{took}"));
+                    // Failures get more of their message in plain mode (CI logs are read later, often only
+                    // there); above bars the first line is enough until -vv, which shows everything.
+                    let limit = if self.verbose >= 2 {
+                        usize::MAX
+                    } else if *status == TaskStatus::Failed && self.mode == LineMode::Plain {
+                        FAILURE_LINES
+                    } else {
+                        0
+                    };
+                    if let Some(m) = msg {
+                        let rest = m.lines().skip(1);
+                        let n = rest.clone().count();
+                        out.extend(rest.take(limit).map(|l| format!("    {l}")));
+                        if n > limit && limit > 0 {
+                            out.push(p.dim(&format!(
+                                "    ... {} more lines (-vv shows them)",
+                                n - limit
+                            )));
                         }
                     }
                 }
                 if let Some(d) = diff {
-                    for l in d.lines() {
-                        self.line(&format!("    {l}"));
-                    }
-                }
-                if let Ok(mut s) = self.state.lock() {
-                    let h = s.hosts.entry(host.clone()).or_default();
-                    match status {
-                        TaskStatus::Ok => h.ok += 1,
-                        TaskStatus::Changed => h.changed += 1,
-                        TaskStatus::Skipped => h.skipped += 1,
-                        TaskStatus::Failed => {
-                            h.failed += 1;
-                            if h.first_error.is_none() {
-                                h.first_error = Some(format!(
-                                    "{task}: {}",
-                                    first_line(msg.as_deref().unwrap_or(""))
-                                ));
-                            }
+                    out.extend(d.lines().map(|l| {
+                        let l = format!("    {l}");
+                        if l.starts_with("    +") && !l.starts_with("    +++") {
+                            p.green(&l)
+                        } else if l.starts_with("    -") && !l.starts_with("    ---") {
+                            p.red(&l)
+                        } else {
+                            l
                         }
-                        TaskStatus::Ignored => h.ignored += 1,
-                    }
+                    }));
                 }
             }
             Event::Warning { host, message } => {
-                let line = match host {
-                    Some(h) => format!("[WARNING] {h}: {message}"),
-                    None => format!("[WARNING] {message}"),
-                };
-                self.line(&line);
-                if let Ok(mut s) = self.state.lock() {
-                    s.warnings.push(message.clone());
+                let n = self.warnings.entry(message.clone()).or_insert(0);
+                *n += 1;
+                if *n == 1 || self.verbose >= 1 {
+                    let w = p.magenta("[WARNING]");
+                    out.push(match host {
+                        Some(h) => format!("{w} {h}: {message}"),
+                        None => format!("{w} {message}"),
+                    });
                 }
             }
             Event::Verify {
                 host,
                 checks,
                 passed,
-            } => {
-                if let Ok(mut s) = self.state.lock() {
-                    s.verify.insert(host.clone(), (checks.clone(), *passed));
-                }
+            } if self.verbose >= 1 => {
+                let bad: Vec<String> = checks
+                    .iter()
+                    .filter(|c| matches!(c.result.as_str(), "warning" | "error" | "fatal"))
+                    .map(|c| format!("{}={}", c.id, c.result))
+                    .collect();
+                let verdict = if *passed {
+                    p.green("production-ready")
+                } else {
+                    p.red("NOT production-ready")
+                };
+                let tail = if bad.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", bad.join(", "))
+                };
+                out.push(format!(
+                    "{host} | verify | {verdict} ({} checks){tail}",
+                    checks.len()
+                ));
             }
             Event::HostFinished {
                 host,
                 status,
                 stats,
-                ..
-            } => {
-                if let Ok(mut s) = self.state.lock() {
-                    let h = s.hosts.entry(host.clone()).or_default();
-                    h.status = Some(*status);
-                    h.execs = stats.execs;
-                }
-            }
-            Event::RunFinished {
                 duration,
-                interrupted,
-            } => {
-                if let Ok(mut s) = self.state.lock() {
-                    s.duration = *duration;
-                    s.interrupted = *interrupted;
-                }
+            } if self.verbose >= 2 => {
+                out.push(p.dim(&format!(
+                    "{host} | finished {} in {} ({} round trips)",
+                    match status {
+                        super::HostStatus::Ok => "ok",
+                        super::HostStatus::Failed => "failed",
+                        super::HostStatus::Unreachable => "unreachable",
+                        super::HostStatus::Interrupted => "interrupted",
+                    },
+                    human_duration(*duration),
+                    stats.execs
+                )));
             }
             Event::Exec {
                 host,
@@ -207,84 +205,154 @@ impl EventSink for PlainReporter {
                 stdin,
                 status,
                 duration,
-            } => {
-                if self.verbose >= 3 {
-                    let stdin = if stdin.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" (stdin {stdin})")
-                    };
-                    self.line(&format!(
-                        "{host} | exec | {} | {status} in {}ms{stdin}",
-                        first_line(command),
-                        duration.as_millis()
-                    ));
-                }
+            } if self.verbose >= 3 => {
+                let stdin = if stdin.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (stdin {stdin})")
+                };
+                out.push(format!(
+                    "{host} | exec | {} | {status} in {}ms{stdin}",
+                    first_line(command),
+                    duration.as_millis()
+                ));
             }
-            Event::HostConnecting { .. }
-            | Event::HostConnected { .. }
-            | Event::TaskStarted { .. } => {}
+            _ => {}
         }
+        out.into_iter().map(|l| redact(&l).into_owned()).collect()
     }
 }
 
-fn render_recap(st: &State) -> String {
-    let mut out = String::new();
-    let n = st.hosts.len();
-    let count = |f: &dyn Fn(&HostTally) -> bool| st.hosts.values().filter(|h| f(h)).count();
-    let unreachable = count(&|h| h.status == Some(HostStatus::Unreachable));
-    let failed = count(&|h| h.status == Some(HostStatus::Failed));
-    let changed_hosts = count(&|h| h.changed > 0 && h.status == Some(HostStatus::Ok));
-    let ok_hosts = count(&|h| h.status == Some(HostStatus::Ok));
-    let tasks_changed: usize = st.hosts.values().map(|h| h.changed).sum();
-    out.push_str("\nRECAP");
-    if st.check {
-        out.push_str(" (check mode: nothing was changed)");
+/// The line the plain renderer prints when the run passes another tenth of the fleet (fleets of 20 or more).
+pub fn milestone(c: &super::fleet::Counts, elapsed: std::time::Duration) -> Option<String> {
+    if c.total < 20 || c.finished == 0 {
+        return None;
     }
-    out.push('\n');
-    if n <= 20 {
-        let w = st.hosts.keys().map(String::len).max().unwrap_or(4).max(4);
-        for (name, h) in &st.hosts {
-            out.push_str(&format!(
-                "{name:<w$} : ok={} changed={} unreachable={} failed={} skipped={} ignored={} round_trips={}\n",
-                h.ok,
-                h.changed,
-                usize::from(h.status == Some(HostStatus::Unreachable)),
-                h.failed,
-                h.skipped,
-                h.ignored,
-                h.execs,
-            ));
+    // A line each time `finished` crosses a multiple of 10% (and at the end).
+    let step = |n: usize| n * 10 / c.total;
+    if step(c.finished) == step(c.finished - 1) && c.finished != c.total {
+        return None;
+    }
+    Some(format!(
+        "progress: {}/{} devices finished ({} changed, {} failed, {} unreachable), {} in flight, {}",
+        c.finished,
+        c.total,
+        c.changed,
+        c.failed,
+        c.unreachable,
+        c.in_flight,
+        human_duration(elapsed)
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn tr(status: TaskStatus, msg: Option<&str>, diff: Option<&str>) -> Event {
+        Event::TaskResult {
+            host: "edge-1".into(),
+            task: "write config".into(),
+            module: "copy".into(),
+            status,
+            handler: false,
+            msg: msg.map(String::from),
+            diff: diff.map(String::from),
+            duration: Duration::from_millis(3),
+            item: None,
         }
     }
-    out.push_str(&format!(
-        "devices: {n} total, {ok_hosts} ok ({changed_hosts} changed), {failed} failed, {unreachable} unreachable; tasks changed: {tasks_changed}; {:.1}s{}\n",
-        st.duration.as_secs_f64(),
-        if st.interrupted { " (interrupted)" } else { "" }
-    ));
-    let bad: Vec<(&String, &HostTally)> = st
-        .hosts
-        .iter()
-        .filter(|(_, h)| {
-            matches!(
-                h.status,
-                Some(HostStatus::Failed) | Some(HostStatus::Unreachable)
-            )
-        })
-        .collect();
-    for (name, h) in bad.iter().take(20) {
-        let what = if h.status == Some(HostStatus::Unreachable) {
-            "unreachable"
-        } else {
-            "failed"
+
+    #[test]
+    fn plain_shows_changes_bars_do_not() {
+        let mut plain = LineFormatter::new(LineMode::Plain, 0, Paint::default());
+        let mut bars = LineFormatter::new(LineMode::Bars, 0, Paint::default());
+        let ev = tr(TaskStatus::Changed, None, None);
+        assert_eq!(plain.lines(&ev), vec!["edge-1 | changed | write config"]);
+        assert!(bars.lines(&ev).is_empty());
+        assert!(plain.lines(&tr(TaskStatus::Ok, None, None)).is_empty());
+        let mut v = LineFormatter::new(LineMode::Bars, 1, Paint::default());
+        assert_eq!(
+            v.lines(&tr(TaskStatus::Ok, Some("fine"), None)),
+            vec!["edge-1 | ok | write config | fine"]
+        );
+    }
+
+    #[test]
+    fn failures_first_line_above_bars_whole_in_plain() {
+        let ev = tr(TaskStatus::Failed, Some("disk full\nat /etc/aziot"), None);
+        let mut bars = LineFormatter::new(LineMode::Bars, 0, Paint::default());
+        assert_eq!(
+            bars.lines(&ev),
+            vec!["edge-1 | FAILED | write config | disk full"]
+        );
+        let mut plain = LineFormatter::new(LineMode::Plain, 0, Paint::default());
+        assert_eq!(
+            plain.lines(&ev),
+            vec![
+                "edge-1 | FAILED | write config | disk full",
+                "    at /etc/aziot"
+            ]
+        );
+    }
+
+    #[test]
+    fn each_warning_once() {
+        let mut f = LineFormatter::new(LineMode::Plain, 0, Paint::default());
+        let w = |h: &str| Event::Warning {
+            host: Some(h.into()),
+            message: "old kernel".into(),
         };
-        out.push_str(&format!(
-            "  {name}: {what}: {}\n",
-            first_line(h.first_error.as_deref().unwrap_or(""))
+        assert_eq!(f.lines(&w("a")), vec!["[WARNING] a: old kernel"]);
+        assert!(f.lines(&w("b")).is_empty());
+    }
+
+    #[test]
+    fn lines_are_redacted() {
+        crate::vars::redact::register("s3cr3t-plain-canary");
+        let mut f = LineFormatter::new(LineMode::Bars, 0, Paint::default());
+        let l = f.lines(&tr(
+            TaskStatus::Failed,
+            Some("auth failed for s3cr3t-plain-canary"),
+            Some("-pw=s3cr3t-plain-canary\n+pw=x"),
         ));
+        assert!(
+            l.iter().all(|l| !l.contains("s3cr3t-plain-canary")),
+            "{l:?}"
+        );
+        assert!(l[0].ends_with("auth failed for ********"));
     }
-    if bad.len() > 20 {
-        out.push_str(&format!("  ... and {} more\n", bad.len() - 20));
+
+    #[test]
+    fn diff_lines_are_indented_and_coloured() {
+        let mut f = LineFormatter::new(LineMode::Plain, 0, Paint { color: true });
+        let l = f.lines(&tr(
+            TaskStatus::Changed,
+            None,
+            Some("--- a\n+++ b\n-old\n+new"),
+        ));
+        assert_eq!(l[1], "    --- a");
+        assert_eq!(l[3], "\x1b[31m    -old\x1b[0m");
+        assert_eq!(l[4], "\x1b[32m    +new\x1b[0m");
     }
-    out
+
+    #[test]
+    fn milestones_every_tenth() {
+        let mut c = super::super::fleet::Counts {
+            total: 100,
+            ..Default::default()
+        };
+        let mut lines = 0;
+        for f in 1..=100 {
+            c.finished = f;
+            if milestone(&c, Duration::from_secs(1)).is_some() {
+                lines += 1;
+            }
+        }
+        assert_eq!(lines, 10);
+        c.total = 5;
+        c.finished = 5;
+        assert!(milestone(&c, Duration::ZERO).is_none());
+    }
 }

@@ -4,6 +4,7 @@ mod compat;
 mod inventory;
 mod iotedge_preflight;
 mod playbook;
+mod report;
 mod sim;
 mod ssh;
 mod support;
