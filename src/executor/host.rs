@@ -511,6 +511,7 @@ impl HostRun {
                     rescue,
                     always,
                 } => {
+                    let first_error_before = self.hs.acc(|a| a.first_error.clone()).flatten();
                     let mut flow = self.run_list(block).await;
                     if let Flow::Failed(msg) = &flow {
                         if !rescue.is_empty() {
@@ -531,6 +532,10 @@ impl HostRun {
                                 a.failed = a.failed.saturating_sub(1);
                             });
                             flow = self.run_list(rescue).await;
+                            if flow == Flow::Continue {
+                                // Rescued: the failure inside the block is not this host's error.
+                                self.hs.acc(|a| a.first_error = first_error_before.clone());
+                            }
                         }
                     }
                     if !always.is_empty() && !matches!(flow, Flow::Unreachable(_) | Flow::Stopped) {

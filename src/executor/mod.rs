@@ -541,7 +541,7 @@ impl Executor {
             .and_then(|s| s.map(|i| i.elapsed()))
             .unwrap_or_default();
         let interrupted = self.interrupted.load(Ordering::SeqCst);
-        let status = hs
+        let (status, error) = hs
             .acc(|a| {
                 a.stats = stats;
                 a.duration = duration;
@@ -552,14 +552,19 @@ impl Executor {
                         HostStatus::Ok
                     });
                 }
-                a.status.unwrap_or(HostStatus::Ok)
+                (a.status.unwrap_or(HostStatus::Ok), a.first_error.clone())
             })
-            .unwrap_or(HostStatus::Ok);
+            .unwrap_or((HostStatus::Ok, None));
         self.emit(Event::HostFinished {
             host: hs.name.clone(),
             status,
             stats,
             duration,
+            error: if status == HostStatus::Ok {
+                None
+            } else {
+                error
+            },
         });
     }
 

@@ -442,9 +442,13 @@ impl Fleet {
                 status,
                 stats,
                 duration,
+                error,
             } => {
                 let i = self.idx(host, now);
                 let d = &mut self.devices[i];
+                if d.summary_error.is_none() {
+                    d.summary_error = error.clone();
+                }
                 let was_finished = d.host_status.is_some();
                 d.host_status = Some(*status);
                 d.stats = *stats;
@@ -715,6 +719,7 @@ mod tests {
                 ..Default::default()
             },
             duration: Duration::from_millis(10),
+            error: None,
         }
     }
 

@@ -736,6 +736,7 @@ mod tests {
                     ..Default::default()
                 },
                 duration: Duration::from_secs(2),
+                error: None,
             });
             summary.hosts.push(HostSummary {
                 name: h.clone(),
@@ -778,6 +779,7 @@ mod tests {
             status: HostStatus::Ok,
             stats: StatsSnapshot::default(),
             duration: Duration::ZERO,
+            error: None,
         });
         r.finish(&RunSummary::default()).unwrap();
         let doc: serde_json::Value = serde_json::from_str(&machine.text()).unwrap();

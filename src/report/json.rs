@@ -308,6 +308,7 @@ mod tests {
                 status: crate::report::HostStatus::Unreachable,
                 stats: Default::default(),
                 duration: Duration::ZERO,
+                error: None,
             },
             t0,
         );

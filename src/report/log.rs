@@ -185,6 +185,7 @@ fn lines(ev: &Event) -> Vec<(String, String)> {
             status,
             stats,
             duration,
+            ..
         } => vec![(
             host.clone(),
             format!(

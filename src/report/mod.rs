@@ -191,6 +191,9 @@ pub enum Event {
         /// Wall time on this host.
         #[serde(with = "duration_ms")]
         duration: Duration,
+        /// Why it failed or was unreachable (also for failures no task reported, e.g. a device deadline).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
     },
     /// The run is over.
     RunFinished {

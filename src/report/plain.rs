@@ -186,6 +186,7 @@ impl LineFormatter {
                 status,
                 stats,
                 duration,
+                ..
             } if self.verbose >= 2 => {
                 out.push(p.dim(&format!(
                     "{host} | finished {} in {} ({} round trips)",

@@ -301,6 +301,7 @@ mod tests {
                     },
                     stats: StatsSnapshot::default(),
                     duration: Duration::ZERO,
+                    error: None,
                 },
                 t0,
             );

@@ -53,6 +53,9 @@ impl Transport for LocalTransport {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true)
+            // Its own process group: a Ctrl-C at the terminal stops edgefleet starting new work, but must not
+            // kill the commands in flight (atomic writes finish or roll back).
+            .process_group(0)
             .spawn()
             .map_err(|e| TransportError::Other(format!("cannot start /bin/sh: {e}")))?;
         if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
