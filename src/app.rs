@@ -37,7 +37,8 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
 pub fn run(cli: Cli) -> Result<ExitCode, AppError> {
     match cli.command {
         Command::Inventory(a) => crate::inventory::cli::run(a),
-        Command::Play(_) | Command::Ping(_) | Command::Lab(_) | Command::Vault(_) => {
+        Command::Lab(a) => crate::lab::cli::run(a),
+        Command::Play(_) | Command::Ping(_) | Command::Vault(_) => {
             Err(AppError::Other("not implemented yet".into()))
         }
     }

@@ -1,6 +1,696 @@
 //! The lab: a simulated fleet of IoT Edge devices on loopback, for tests, demos and benchmarks.
 //!
 //! Owns bringing devices up and down (namespaces, SSH servers, addresses), fault injection, and the simulated
-//! device programs (`sim`). It must not be needed by the rest of edgefleet to talk to real devices.
+//! device programs (`sim`, written separately). It must not be needed by the rest of edgefleet to talk to real
+//! devices: to edgefleet a lab device is just an SSH host in an inventory.
+//!
+//! How it fits together:
+//! - [`Lab::up`] (and `edgefleet lab up`) checks privileges, allocates an address block (`layout`), writes keys,
+//!   PKI, device roots, `inventory.yml` and `known_hosts` (`provision`), then starts the supervisor daemon
+//!   (`edgefleet lab serve`, `supervisor`) in its own session and waits until every device answers SSH.
+//! - The supervisor gives each device its own mount + UTS namespace (`ns`) and an SSH server on its own
+//!   loopback address, port 22: a real `sshd` per device (openssh backend) or a russh listener inside the
+//!   supervisor (embedded backend, `embedded`). It applies faults on request through its control socket.
+//! - [`Lab::down`] (and `edgefleet lab down`) asks the supervisor to tear down, waits until it is gone, then kills
+//!   any process still inside a device's mount namespace (recorded in `run/state.json`), so no process, mount or
+//!   address is left behind even if the supervisor was killed.
+//!
+//! Requirements: root (namespaces, setuid to device users, port 22); `/usr/sbin/sshd` for the openssh backend;
+//! `sudo` for `--user admin`. Missing pieces are reported by name.
 
+pub mod cli;
+pub mod embedded;
+pub mod layout;
+pub mod ns;
+pub mod provision;
 pub mod sim;
+pub mod supervisor;
+
+use std::collections::BTreeMap;
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::cli::{FaultKind, LabBackend, LabUser};
+use layout::{DeviceSpec, LabSpec, Paths, RuntimeState};
+
+/// Errors of the lab layer.
+#[derive(Debug, thiserror::Error)]
+pub enum LabError {
+    /// A file or system call failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// What was being accessed.
+        path: String,
+        /// The error.
+        source: io::Error,
+    },
+    /// Not enough privileges; the message says exactly what is missing.
+    #[error("{0}")]
+    Privileges(String),
+    /// A program the lab needs is not installed.
+    #[error("{0}")]
+    Missing(String),
+    /// `lab up` on a directory whose lab is running.
+    #[error("a lab is already running in {0} (supervisor pid {1}); run `edgefleet lab down --dir {0}` first")]
+    AlreadyRunning(String, i32),
+    /// No running lab where one was expected.
+    #[error("{0}")]
+    NotRunning(String),
+    /// A device name that is not in the lab.
+    #[error("no device named {0:?} in this lab (devices are edge-001, edge-002, ...; see `edgefleet lab status`)")]
+    UnknownDevice(String),
+    /// The supervisor failed or refused.
+    #[error("lab supervisor: {0}")]
+    Supervisor(String),
+    /// Certificate, key or encryption failure.
+    #[error("lab PKI: {0}")]
+    Pki(String),
+    /// Bad input or lab files.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl LabError {
+    /// An I/O error about `path`.
+    pub fn io(path: impl AsRef<Path>, source: io::Error) -> LabError {
+        LabError::Io {
+            path: path.as_ref().display().to_string(),
+            source,
+        }
+    }
+}
+
+/// How to bring a lab up.
+#[derive(Debug, Clone)]
+pub struct LabConfig {
+    /// Lab directory (created if missing; must be empty or a previous lab).
+    pub dir: PathBuf,
+    /// Number of devices.
+    pub devices: usize,
+    /// SSH server backend.
+    pub backend: LabBackend,
+    /// Login user.
+    pub user: LabUser,
+    /// The edgefleet binary for the supervisor and the device wrappers (default: the current executable).
+    /// Tests set it to the built `edgefleet` binary, since their own executable is the test harness.
+    pub exe: Option<PathBuf>,
+}
+
+impl LabConfig {
+    /// `devices` devices in `dir`, embedded backend, login as root.
+    pub fn new(dir: impl Into<PathBuf>, devices: usize) -> LabConfig {
+        LabConfig {
+            dir: dir.into(),
+            devices,
+            backend: LabBackend::Embedded,
+            user: LabUser::Root,
+            exe: None,
+        }
+    }
+}
+
+/// One device of a running lab.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceInfo {
+    /// Name (also its hostname and inventory host name).
+    pub name: String,
+    /// Loopback address.
+    pub address: Ipv4Addr,
+    /// SSH port.
+    pub port: u16,
+    /// The device's state root on the host.
+    pub root: PathBuf,
+    /// `manual` or `dps`.
+    pub provisioning: String,
+}
+
+/// What `status` reports per device.
+#[derive(Debug, Clone)]
+pub struct DeviceStatus {
+    /// The device.
+    pub device: DeviceInfo,
+    /// Answers with an SSH banner right now.
+    pub up: bool,
+    /// Active faults.
+    pub faults: Vec<String>,
+    /// Simulator counters.
+    pub counters: BTreeMap<String, u64>,
+}
+
+/// A running lab.
+#[derive(Debug)]
+pub struct Lab {
+    paths: Paths,
+    spec: LabSpec,
+    state: RuntimeState,
+    child: Option<std::process::Child>,
+    teardown_on_drop: bool,
+    is_down: bool,
+}
+
+fn backend_name(b: LabBackend) -> &'static str {
+    match b {
+        LabBackend::Embedded => "embedded",
+        LabBackend::Openssh => "openssh",
+    }
+}
+
+/// Generated files and directories that `lab up` replaces in a previous lab's directory.
+const GENERATED: [&str; 14] = [
+    "devices",
+    "pki",
+    "host_vars",
+    "bin",
+    "run",
+    "lab.json",
+    "inventory.yml",
+    "known_hosts",
+    "client_ed25519",
+    "client_ed25519.pub",
+    "lab.agekey",
+    ".age-recipients",
+    "supervisor.log",
+    ".gitignore",
+];
+
+fn prepare_dir(paths: &Paths) -> Result<(), LabError> {
+    let dir = &paths.dir;
+    if dir.exists() {
+        if paths.spec().exists() {
+            if let Ok(st) = layout::read_json::<RuntimeState>(&paths.state()) {
+                if layout::pid_alive(st.supervisor_pid) {
+                    return Err(LabError::AlreadyRunning(
+                        dir.display().to_string(),
+                        st.supervisor_pid,
+                    ));
+                }
+            }
+            cleanup_leftovers(paths);
+            for g in GENERATED {
+                let p = dir.join(g);
+                let r = if p.is_dir() {
+                    std::fs::remove_dir_all(&p)
+                } else {
+                    std::fs::remove_file(&p)
+                };
+                match r {
+                    Err(e) if !layout::not_found(&e) => return Err(LabError::io(&p, e)),
+                    _ => {}
+                }
+            }
+        } else {
+            let non_empty = std::fs::read_dir(dir)
+                .map_err(|e| LabError::io(dir, e))?
+                .next()
+                .is_some();
+            if non_empty {
+                return Err(LabError::Invalid(format!(
+                    "{} exists, is not empty and is not a lab directory (no lab.json): choose another --dir",
+                    dir.display()
+                )));
+            }
+        }
+    }
+    std::fs::create_dir_all(dir).map_err(|e| LabError::io(dir, e))?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
+        .map_err(|e| LabError::io(dir, e))?;
+    std::fs::write(dir.join(".gitignore"), "*\n").map_err(|e| LabError::io(dir, e))?;
+    Ok(())
+}
+
+/// Kill every process left in the namespaces recorded in `run/state.json` (after a supervisor crash).
+/// Returns how many processes were killed.
+fn cleanup_leftovers(paths: &Paths) -> usize {
+    let Ok(st) = layout::read_json::<RuntimeState>(&paths.state()) else {
+        return 0;
+    };
+    let inodes = st.devices.iter().map(|d| d.mnt_ns).collect();
+    let n = ns::kill_all_in(
+        &inodes,
+        &std::collections::HashSet::new(),
+        Duration::from_secs(20),
+    );
+    let _ = std::fs::remove_file(paths.state());
+    if st.socket.starts_with(layout::run_base()) {
+        let _ = std::fs::remove_file(&st.socket);
+    }
+    n
+}
+
+fn log_tail(paths: &Paths) -> String {
+    let text = std::fs::read_to_string(paths.supervisor_log()).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(15)..].join("\n")
+}
+
+impl Lab {
+    /// Bring a lab up: provision, start the supervisor, and return once every device accepts SSH connections.
+    pub fn up(cfg: &LabConfig) -> Result<Lab, LabError> {
+        ns::check_privileges().map_err(LabError::Privileges)?;
+        if cfg.devices == 0 || cfg.devices > layout::MAX_DEVICES {
+            return Err(LabError::Invalid(format!(
+                "--devices must be between 1 and {} (got {})",
+                layout::MAX_DEVICES,
+                cfg.devices
+            )));
+        }
+        if cfg.backend == LabBackend::Openssh && !ns::executable(Path::new("/usr/sbin/sshd")) {
+            return Err(LabError::Missing(
+                "the openssh backend runs OpenSSH's sshd, but /usr/sbin/sshd is missing: install it \
+                 (Debian/Ubuntu: apt-get install openssh-server) or use --backend embedded"
+                    .into(),
+            ));
+        }
+        if cfg.user == LabUser::Admin && !ns::executable(Path::new("/usr/bin/sudo")) {
+            return Err(LabError::Missing(
+                "--user admin devices become root with sudo, but /usr/bin/sudo is missing: install it \
+                 (Debian/Ubuntu: apt-get install sudo) or use --user root"
+                    .into(),
+            ));
+        }
+        let exe = match &cfg.exe {
+            Some(e) => e.clone(),
+            None => std::env::current_exe().map_err(|e| LabError::io("current executable", e))?,
+        };
+        if !ns::executable(&exe) {
+            return Err(LabError::Missing(format!(
+                "the edgefleet binary {} is not executable",
+                exe.display()
+            )));
+        }
+        let paths = Paths::new(&cfg.dir)?;
+        prepare_dir(&paths)?;
+        let (slot, lock) = layout::lock_slot()?;
+        let devices: Vec<DeviceSpec> = (0..cfg.devices)
+            .map(|i| DeviceSpec {
+                name: layout::device_name(i),
+                addr: layout::device_addr(slot, i),
+                port: 22,
+                provisioning: if i % 2 == 0 { "manual" } else { "dps" }.into(),
+            })
+            .collect();
+        let spec = LabSpec {
+            version: 1,
+            dir: paths.dir.clone(),
+            backend: backend_name(cfg.backend).into(),
+            user: match cfg.user {
+                LabUser::Root => "root",
+                LabUser::Admin => "admin",
+            }
+            .into(),
+            slot,
+            exe: exe.clone(),
+            devices,
+        };
+        let keys = provision::lab_keys(&paths)?;
+        let outs = provision_all(&paths, &spec, &keys)?;
+        provision::wrappers(&paths, &exe)?;
+        layout::write_json(&paths.spec(), &spec, 0o644)?;
+        layout::write_atomic(
+            &paths.inventory(),
+            provision::inventory(&paths, &spec).as_bytes(),
+            0o644,
+        )?;
+        layout::write_atomic(
+            &paths.known_hosts(),
+            provision::known_hosts(&outs).as_bytes(),
+            0o644,
+        )?;
+
+        // Start the supervisor in its own session; it inherits the slot lock.
+        let logf = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(paths.supervisor_log())
+            .map_err(|e| LabError::io(paths.supervisor_log(), e))?;
+        let logf2 = logf
+            .try_clone()
+            .map_err(|e| LabError::io(paths.supervisor_log(), e))?;
+        let lock_fd = lock.as_raw_fd();
+        let mut c = std::process::Command::new(&exe);
+        c.arg("lab")
+            .arg("serve")
+            .arg("--dir")
+            .arg(&paths.dir)
+            .current_dir("/")
+            .stdin(std::process::Stdio::null())
+            .stdout(logf)
+            .stderr(logf2);
+        // SAFETY: setsid and fcntl are async-signal-safe.
+        unsafe {
+            c.pre_exec(move || {
+                libc::setsid();
+                libc::fcntl(lock_fd, libc::F_SETFD, 0);
+                Ok(())
+            });
+        }
+        let child = c
+            .spawn()
+            .map_err(|e| LabError::io(format!("{} lab serve", exe.display()), e))?;
+        drop(lock);
+        let mut lab = Lab {
+            paths,
+            spec,
+            state: RuntimeState::default(),
+            child: Some(child),
+            teardown_on_drop: true,
+            is_down: false,
+        };
+        let limit = Duration::from_secs(120 + cfg.devices as u64 / 5);
+        let t0 = Instant::now();
+        loop {
+            if let Ok(st) = layout::read_json::<RuntimeState>(&lab.paths.state()) {
+                if st.ready {
+                    lab.state = st;
+                    return Ok(lab);
+                }
+            }
+            if let Some(ch) = lab.child.as_mut() {
+                if let Ok(Some(status)) = ch.try_wait() {
+                    let tail = log_tail(&lab.paths);
+                    lab.is_down = true;
+                    cleanup_leftovers(&lab.paths);
+                    return Err(LabError::Supervisor(format!(
+                        "it exited ({status}) before every device was up; last lines of {}:\n{tail}",
+                        lab.paths.supervisor_log().display()
+                    )));
+                }
+            }
+            if t0.elapsed() > limit {
+                let tail = log_tail(&lab.paths);
+                let _ = lab.shutdown();
+                return Err(LabError::Supervisor(format!(
+                    "devices not up after {}s; last lines of {}:\n{tail}",
+                    limit.as_secs(),
+                    lab.paths.supervisor_log().display()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Attach to the running lab in `dir`.
+    pub fn open(dir: &Path) -> Result<Lab, LabError> {
+        let paths = Paths::new(dir)?;
+        if !paths.spec().exists() {
+            return Err(LabError::NotRunning(format!(
+                "no lab in {} (no lab.json): start one with `edgefleet lab up --dir {}`",
+                paths.dir.display(),
+                dir.display()
+            )));
+        }
+        let spec: LabSpec = layout::read_json(&paths.spec())?;
+        let state: RuntimeState = match layout::read_json(&paths.state()) {
+            Ok(s) => s,
+            Err(_) => {
+                return Err(LabError::NotRunning(format!(
+                    "the lab in {} is not running: start it with `edgefleet lab up --dir {}`",
+                    paths.dir.display(),
+                    dir.display()
+                )))
+            }
+        };
+        if !layout::pid_alive(state.supervisor_pid) {
+            return Err(LabError::NotRunning(format!(
+                "the lab in {} is not running (its supervisor, pid {}, is gone): run `edgefleet lab down --dir {}` \
+                 to clean up, then `edgefleet lab up`",
+                paths.dir.display(),
+                state.supervisor_pid,
+                dir.display()
+            )));
+        }
+        Ok(Lab {
+            paths,
+            spec,
+            state,
+            child: None,
+            teardown_on_drop: false,
+            is_down: false,
+        })
+    }
+
+    /// Clean up a lab directory whose supervisor is gone: kill leftover device processes. Returns how many.
+    pub fn cleanup(dir: &Path) -> Result<usize, LabError> {
+        let paths = Paths::new(dir)?;
+        Ok(cleanup_leftovers(&paths))
+    }
+
+    /// Tear the lab down: every process, mount and listener goes away. Files stay for inspection.
+    pub fn down(mut self) -> Result<(), LabError> {
+        self.shutdown()
+    }
+
+    /// Keep the lab running after this handle is dropped (what `edgefleet lab up` does).
+    pub fn detach(mut self) {
+        self.teardown_on_drop = false;
+        self.child = None;
+    }
+
+    fn shutdown(&mut self) -> Result<(), LabError> {
+        if self.is_down {
+            return Ok(());
+        }
+        self.is_down = true;
+        let pid = self.state.supervisor_pid;
+        if pid > 0 && layout::pid_alive(pid) {
+            if supervisor::request(&self.state.socket, &supervisor::Request::Shutdown).is_err() {
+                // SAFETY: kill(2) on the supervisor's pid.
+                unsafe { libc::kill(pid, libc::SIGTERM) };
+            }
+        } else if let Some(c) = self.child.as_ref() {
+            // SAFETY: kill(2) on our own child.
+            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+        }
+        let t0 = Instant::now();
+        let gone = loop {
+            let alive = match self.child.as_mut() {
+                Some(c) => matches!(c.try_wait(), Ok(None)),
+                None => layout::pid_alive(pid),
+            };
+            if !alive {
+                break true;
+            }
+            if t0.elapsed() > Duration::from_secs(60) {
+                break false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        if !gone {
+            let p = self.child.as_ref().map(|c| c.id() as i32).unwrap_or(pid);
+            // SAFETY: kill(2) on the supervisor's pid.
+            unsafe { libc::kill(p, libc::SIGKILL) };
+            if let Some(c) = self.child.as_mut() {
+                let _ = c.wait();
+            }
+        }
+        cleanup_leftovers(&self.paths);
+        if gone {
+            Ok(())
+        } else {
+            Err(LabError::Supervisor(format!(
+                "it did not stop within 60s and was killed; leftovers were cleaned up (see {})",
+                self.paths.supervisor_log().display()
+            )))
+        }
+    }
+
+    /// The lab directory.
+    pub fn dir(&self) -> &Path {
+        &self.paths.dir
+    }
+    /// `inventory.yml`.
+    pub fn inventory_path(&self) -> PathBuf {
+        self.paths.inventory()
+    }
+    /// `known_hosts` with every device's host key.
+    pub fn known_hosts_path(&self) -> PathBuf {
+        self.paths.known_hosts()
+    }
+    /// The client's private key (ed25519).
+    pub fn client_key_path(&self) -> PathBuf {
+        self.paths.client_key()
+    }
+    /// The lab's age identity (decrypts host_vars secrets and PKI keys).
+    pub fn age_identity_path(&self) -> PathBuf {
+        self.paths.age_identity()
+    }
+    /// The supervisor's log.
+    pub fn log_path(&self) -> PathBuf {
+        self.paths.supervisor_log()
+    }
+    /// The backend.
+    pub fn backend(&self) -> LabBackend {
+        if self.spec.backend == "openssh" {
+            LabBackend::Openssh
+        } else {
+            LabBackend::Embedded
+        }
+    }
+    /// The login user name (`root` or `admin`).
+    pub fn user(&self) -> &str {
+        &self.spec.user
+    }
+    /// Supervisor pid.
+    pub fn supervisor_pid(&self) -> i32 {
+        self.state.supervisor_pid
+    }
+    /// Mount-namespace inode of every device (what identifies a device's processes).
+    pub fn namespace_inodes(&self) -> Vec<u64> {
+        self.state.devices.iter().map(|d| d.mnt_ns).collect()
+    }
+
+    /// The devices.
+    pub fn devices(&self) -> Vec<DeviceInfo> {
+        self.spec
+            .devices
+            .iter()
+            .map(|d| DeviceInfo {
+                name: d.name.clone(),
+                address: d.addr,
+                port: d.port,
+                root: self.paths.device_root(&d.name),
+                provisioning: d.provisioning.clone(),
+            })
+            .collect()
+    }
+
+    /// A device's state root on the host (`devices/NAME/root`).
+    pub fn device_root(&self, name: &str) -> PathBuf {
+        self.paths.device_root(name)
+    }
+
+    /// A device's simulator counters (all zero before anything ran).
+    pub fn counters(&self, name: &str) -> io::Result<BTreeMap<String, u64>> {
+        sim::read_counters(&self.paths.device_root(name))
+    }
+
+    fn check_device(&self, name: &str) -> Result<(), LabError> {
+        if self.spec.devices.iter().any(|d| d.name == name) {
+            Ok(())
+        } else {
+            Err(LabError::UnknownDevice(name.into()))
+        }
+    }
+
+    /// Inject a fault into a device (`FaultKind::None` clears all its faults). Returns once it is in effect
+    /// (for `Reboot`: once the device is down; it comes back after `ms`).
+    pub fn fault(&self, name: &str, kind: FaultKind, ms: Option<u64>) -> Result<(), LabError> {
+        self.check_device(name)?;
+        let r = supervisor::request(
+            &self.state.socket,
+            &supervisor::Request::Fault {
+                device: name.into(),
+                kind: supervisor::fault_name(kind).into(),
+                ms,
+            },
+        )?;
+        if r.ok {
+            Ok(())
+        } else {
+            Err(LabError::Supervisor(
+                r.error.unwrap_or_else(|| "fault not applied".into()),
+            ))
+        }
+    }
+
+    /// Run `shell_cmd` as root inside the device's namespaces directly (no SSH): for tests to inspect or seed.
+    pub fn run_on(&self, name: &str, shell_cmd: &str) -> io::Result<std::process::Output> {
+        let d = self
+            .state
+            .devices
+            .iter()
+            .find(|d| d.name == name)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("no device named {name:?}")))?;
+        ns::run_as_root(d.holder_pid, d.mnt_ns, shell_cmd)
+    }
+
+    /// Every device: does it answer SSH now, its faults and counters.
+    pub fn status(&self) -> Result<Vec<DeviceStatus>, LabError> {
+        let faults: BTreeMap<String, Vec<String>> =
+            match supervisor::request(&self.state.socket, &supervisor::Request::Status) {
+                Ok(r) => r.devices.into_iter().collect(),
+                Err(_) => BTreeMap::new(),
+            };
+        let devices = self.devices();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| LabError::io("tokio runtime", e))?;
+        let up: Vec<bool> = rt.block_on(async {
+            let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(64));
+            let mut hs = Vec::new();
+            for d in &devices {
+                let addr = SocketAddr::new(d.address.into(), d.port);
+                let sem = sem.clone();
+                hs.push(tokio::spawn(async move {
+                    let _p = sem.acquire().await;
+                    supervisor::probe(addr, Duration::from_secs(2)).await
+                }));
+            }
+            let mut v = Vec::new();
+            for h in hs {
+                v.push(h.await.unwrap_or(false));
+            }
+            v
+        });
+        Ok(devices
+            .into_iter()
+            .zip(up)
+            .map(|(d, up)| DeviceStatus {
+                faults: faults.get(&d.name).cloned().unwrap_or_default(),
+                counters: sim::read_counters(&d.root).unwrap_or_default(),
+                device: d,
+                up,
+            })
+            .collect())
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        if self.teardown_on_drop {
+            let _ = self.shutdown();
+        }
+    }
+}
+
+fn provision_all(
+    paths: &Paths,
+    spec: &LabSpec,
+    keys: &provision::LabKeys,
+) -> Result<Vec<provision::DeviceOut>, LabError> {
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+        .clamp(1, 8);
+    let chunk = spec.devices.len().div_ceil(threads).max(1);
+    let results: Vec<Result<Vec<provision::DeviceOut>, LabError>> = std::thread::scope(|s| {
+        let hs: Vec<_> = spec
+            .devices
+            .chunks(chunk)
+            .map(|ds| {
+                s.spawn(move || {
+                    ds.iter()
+                        .map(|d| provision::device(paths, spec, keys, d))
+                        .collect::<Result<Vec<_>, _>>()
+                })
+            })
+            .collect();
+        hs.into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(LabError::Invalid("provisioning thread panicked".into())))
+            })
+            .collect()
+    });
+    let mut out = Vec::with_capacity(spec.devices.len());
+    for r in results {
+        out.extend(r?);
+    }
+    Ok(out)
+}

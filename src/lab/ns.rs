@@ -1,0 +1,406 @@
+//! Linux namespace plumbing for lab devices (raw libc; every `unsafe` block is here or in `embedded`).
+//!
+//! Owns: the per-device mount plan, the namespace *holder* (a `sleep infinity` started in a fresh mount + UTS
+//! namespace after the plan was applied in `pre_exec`), commands that run *inside* a device (`pre_exec` joins the
+//! holder's namespaces with `setns`, then drops to the login user), and finding / killing every process of a
+//! device by its mount-namespace inode. It must not know about SSH or faults.
+//!
+//! The device's view (all done inside the new mount namespace, after making `/` recursively private so nothing
+//! propagates to the host): a small tmpfs on `devices/NAME/ns` holds an overlay upper layer for `/etc`, so `/etc`
+//! keeps the host's files (libraries, PAM, sudoers) while mount points such as `/etc/aziot` can exist without
+//! touching the host; then the device root's paths are bind-mounted on their absolute paths (`/etc/aziot`,
+//! `/etc/docker`, `/etc/passwd`, `/etc/group`, `/etc/shadow`, `/etc/hostname`, `/etc/hosts`, `/etc/sudoers.d`,
+//! `/var`, `/root`, `/home`), the lab's `bin/` on `/usr/local/bin`, fresh tmpfs on `/tmp` and `/run` (with
+//! `/run/sshd` for sshd's privilege separation), and the UTS hostname is the device name.
+//!
+//! `pre_exec` closures only make system calls on data prepared before `fork` (async-signal-safe).
+
+use std::collections::HashSet;
+use std::ffi::{CString, OsStr};
+use std::fs::{self, File};
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use super::layout::Paths;
+
+/// One mount operation of a device's plan.
+#[derive(Debug)]
+struct MountOp {
+    /// Create the target directory first (inside the namespace, e.g. in the /etc overlay).
+    mkdir: Option<libc::mode_t>,
+    src: Option<CString>,
+    target: CString,
+    fstype: Option<CString>,
+    flags: libc::c_ulong,
+    data: Option<CString>,
+}
+
+/// Everything the holder's `pre_exec` does, prepared before fork.
+#[derive(Debug)]
+pub struct NsPlan {
+    hostname: CString,
+    ops: Vec<MountOp>,
+}
+
+fn cstr(p: impl AsRef<OsStr>) -> io::Result<CString> {
+    CString::new(p.as_ref().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))
+}
+
+impl NsPlan {
+    /// The plan for device `name` of the lab in `paths`.
+    pub fn for_device(paths: &Paths, name: &str) -> io::Result<NsPlan> {
+        let root = paths.device_root(name);
+        let ns = paths.device_ns(name);
+        let nss = ns.to_string_lossy();
+        if nss.contains(',') || nss.contains(':') {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("the lab directory path must not contain ',' or ':' (overlayfs options): {nss}"),
+            ));
+        }
+        let mut ops = Vec::new();
+        let mut op = |mkdir: Option<libc::mode_t>,
+                      src: Option<&OsStr>,
+                      target: &str,
+                      fstype: Option<&str>,
+                      flags: libc::c_ulong,
+                      data: Option<String>|
+         -> io::Result<()> {
+            ops.push(MountOp {
+                mkdir,
+                src: src.map(cstr).transpose()?,
+                target: cstr(target)?,
+                fstype: fstype.map(cstr).transpose()?,
+                flags,
+                data: data.map(cstr).transpose()?,
+            });
+            Ok(())
+        };
+        let bind = libc::MS_BIND | libc::MS_REC;
+        // 1. nothing we do propagates to the host.
+        op(None, None, "/", None, libc::MS_REC | libc::MS_PRIVATE, None)?;
+        // 2. scratch tmpfs for the /etc overlay's upper and work dirs.
+        op(
+            None,
+            Some(OsStr::new("edgefleet-lab")),
+            &nss,
+            Some("tmpfs"),
+            libc::MS_NOSUID | libc::MS_NODEV,
+            Some("size=8m,mode=0700".into()),
+        )?;
+        // The two directories are created by MountOp.mkdir on these pseudo-ops (no mount: fstype None, src None,
+        // flags 0 means "mkdir only").
+        op(Some(0o755), None, &format!("{nss}/etc-up"), None, 0, None)?;
+        op(Some(0o700), None, &format!("{nss}/etc-work"), None, 0, None)?;
+        op(
+            None,
+            Some(OsStr::new("overlay")),
+            "/etc",
+            Some("overlay"),
+            0,
+            Some(format!(
+                "lowerdir=/etc,upperdir={nss}/etc-up,workdir={nss}/etc-work"
+            )),
+        )?;
+        for d in ["/etc/aziot", "/etc/docker", "/etc/sudoers.d"] {
+            op(
+                Some(0o755),
+                Some(root.join(&d[1..]).as_os_str()),
+                d,
+                None,
+                bind,
+                None,
+            )?;
+        }
+        for f in ["passwd", "group", "shadow", "hostname", "hosts"] {
+            let src = root.join("etc").join(f);
+            op(None, Some(src.as_os_str()), &format!("/etc/{f}"), None, bind, None)?;
+        }
+        for d in ["/var", "/root", "/home"] {
+            op(None, Some(root.join(&d[1..]).as_os_str()), d, None, bind, None)?;
+        }
+        op(
+            None,
+            Some(paths.bin().as_os_str()),
+            "/usr/local/bin",
+            None,
+            bind,
+            None,
+        )?;
+        op(
+            None,
+            Some(OsStr::new("tmpfs")),
+            "/tmp",
+            Some("tmpfs"),
+            libc::MS_NOSUID | libc::MS_NODEV,
+            Some("size=256m,mode=1777".into()),
+        )?;
+        op(
+            None,
+            Some(OsStr::new("tmpfs")),
+            "/run",
+            Some("tmpfs"),
+            libc::MS_NOSUID | libc::MS_NODEV,
+            Some("size=64m,mode=0755".into()),
+        )?;
+        op(Some(0o755), None, "/run/sshd", None, 0, None)?;
+        op(Some(0o1777), None, "/run/lock", None, 0, None)?;
+        Ok(NsPlan {
+            hostname: cstr(name)?,
+            ops,
+        })
+    }
+
+    /// Apply the plan in the current (forked, single-threaded) process. Async-signal-safe.
+    fn apply(&self) -> io::Result<()> {
+        // SAFETY: plain system calls on NUL-terminated strings owned by self.
+        unsafe {
+            if libc::unshare(libc::CLONE_NEWNS | libc::CLONE_NEWUTS) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            for op in &self.ops {
+                if let Some(mode) = op.mkdir {
+                    if libc::mkdir(op.target.as_ptr(), mode) != 0 {
+                        let e = io::Error::last_os_error();
+                        if e.raw_os_error() != Some(libc::EEXIST) {
+                            return Err(e);
+                        }
+                    }
+                    // mkdir's mode is masked by the umask; sticky and group bits must be exact.
+                    libc::chmod(op.target.as_ptr(), mode);
+                    if op.src.is_none() && op.fstype.is_none() {
+                        continue;
+                    }
+                }
+                let r = libc::mount(
+                    op.src.as_ref().map_or(std::ptr::null(), |s| s.as_ptr()),
+                    op.target.as_ptr(),
+                    op.fstype.as_ref().map_or(std::ptr::null(), |s| s.as_ptr()),
+                    op.flags,
+                    op.data
+                        .as_ref()
+                        .map_or(std::ptr::null(), |s| s.as_ptr() as *const libc::c_void),
+                );
+                if r != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            let h = self.hostname.as_bytes();
+            if libc::sethostname(h.as_ptr() as *const libc::c_char, h.len()) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A command for the namespace holder of a device: `sleep infinity` in a fresh mount + UTS namespace with the
+/// plan applied. It dies with the thread that spawns it (PR_SET_PDEATHSIG), so spawn it from a thread that lives
+/// as long as the supervisor.
+pub fn holder_command(plan: NsPlan) -> Command {
+    let mut c = Command::new("sleep");
+    c.arg("infinity")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null());
+    // SAFETY: the closure only makes async-signal-safe system calls on pre-built data.
+    unsafe {
+        c.pre_exec(move || {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
+            libc::setsid();
+            plan.apply()
+        });
+    }
+    c
+}
+
+/// Open handles on a device's namespaces (taken from its holder).
+#[derive(Debug)]
+pub struct NsFds {
+    mnt: File,
+    uts: File,
+}
+
+impl NsFds {
+    /// Open the namespaces of `holder_pid`, checking that its mount namespace is still `mnt_ns` (pid reuse).
+    pub fn open(holder_pid: i32, mnt_ns: u64) -> io::Result<NsFds> {
+        let mnt = File::open(format!("/proc/{holder_pid}/ns/mnt"))?;
+        let uts = File::open(format!("/proc/{holder_pid}/ns/uts"))?;
+        if mnt.metadata()?.ino() != mnt_ns {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                "the device's namespace holder is gone (is the lab supervisor running?)",
+            ));
+        }
+        Ok(NsFds { mnt, uts })
+    }
+}
+
+/// Credentials and home of the user a device command runs as.
+#[derive(Debug, Clone)]
+pub struct Creds {
+    /// Uid.
+    pub uid: u32,
+    /// Primary gid.
+    pub gid: u32,
+    /// Supplementary groups.
+    pub groups: Vec<u32>,
+    /// Home directory (inside the device); the command starts there.
+    pub home: CString,
+}
+
+/// Make `cmd` run inside the device whose namespaces `fds` holds, as `creds`, in a new session.
+/// The fds are dup'ed into the closure, so `fds` may be dropped after this call.
+pub fn enter(cmd: &mut Command, fds: &NsFds, creds: Creds) -> io::Result<()> {
+    let mnt = dup_cloexec(fds.mnt.as_raw_fd())?;
+    let uts = dup_cloexec(fds.uts.as_raw_fd())?;
+    let groups: Vec<libc::gid_t> = creds.groups.clone();
+    // SAFETY: async-signal-safe system calls only; fds stay valid (owned by the closure, CLOEXEC).
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::setns(mnt.as_raw_fd(), libc::CLONE_NEWNS) != 0
+                || libc::setns(uts.as_raw_fd(), libc::CLONE_NEWUTS) != 0
+            {
+                return Err(io::Error::last_os_error());
+            }
+            libc::setsid();
+            libc::umask(0o022);
+            if libc::setgroups(groups.len(), groups.as_ptr()) != 0
+                || libc::setgid(creds.gid) != 0
+                || libc::setuid(creds.uid) != 0
+            {
+                return Err(io::Error::last_os_error());
+            }
+            if libc::chdir(creds.home.as_ptr()) != 0 {
+                libc::chdir(c"/".as_ptr());
+            }
+            Ok(())
+        });
+    }
+    Ok(())
+}
+
+fn dup_cloexec(fd: RawFd) -> io::Result<std::os::fd::OwnedFd> {
+    // SAFETY: F_DUPFD_CLOEXEC on a valid fd returns a new fd we own.
+    let n = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: n is a fresh fd.
+    Ok(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(n) })
+}
+
+/// Run a shell command as root inside a device, directly (no SSH): `/bin/sh -c CMD` with root's login
+/// environment, cwd /root, stdin from /dev/null; output captured.
+pub fn run_as_root(holder_pid: i32, mnt_ns: u64, script: &str) -> io::Result<std::process::Output> {
+    let mut c = Command::new("/bin/sh");
+    c.arg("-c")
+        .arg(script)
+        .env_clear()
+        .env("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+        .env("HOME", "/root")
+        .env("USER", "root")
+        .env("LOGNAME", "root")
+        .env("SHELL", "/bin/sh")
+        .stdin(std::process::Stdio::null());
+    let fds = NsFds::open(holder_pid, mnt_ns)?;
+    enter(
+        &mut c,
+        &fds,
+        Creds {
+            uid: 0,
+            gid: 0,
+            groups: vec![0],
+            home: c"/root".into(),
+        },
+    )?;
+    c.output()
+}
+
+/// Mount-namespace inode of a process.
+pub fn mnt_ns_of(pid: i32) -> io::Result<u64> {
+    Ok(fs::metadata(format!("/proc/{pid}/ns/mnt"))?.ino())
+}
+
+/// Every live process whose mount namespace is one of `inodes`: (pid, inode).
+pub fn pids_in(inodes: &HashSet<u64>) -> Vec<(i32, u64)> {
+    let mut out = Vec::new();
+    let Ok(rd) = fs::read_dir("/proc") else {
+        return out;
+    };
+    for e in rd.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        if let Ok(ino) = mnt_ns_of(pid) {
+            if inodes.contains(&ino) {
+                out.push((pid, ino));
+            }
+        }
+    }
+    out
+}
+
+/// SIGKILL every process in the given mount namespaces except `keep`, until none is left or `timeout` passes.
+/// Returns how many processes were signalled.
+pub fn kill_all_in(inodes: &HashSet<u64>, keep: &HashSet<i32>, timeout: Duration) -> usize {
+    let deadline = Instant::now() + timeout;
+    let mut killed = HashSet::new();
+    loop {
+        let pids: Vec<i32> = pids_in(inodes)
+            .into_iter()
+            .map(|(p, _)| p)
+            .filter(|p| !keep.contains(p) && *p != std::process::id() as i32)
+            .collect();
+        if pids.is_empty() || Instant::now() > deadline {
+            return killed.len();
+        }
+        for p in pids {
+            // SAFETY: kill(2) with a pid we found in /proc.
+            unsafe { libc::kill(p, libc::SIGKILL) };
+            killed.insert(p);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Can this process create namespaces and mounts? `Err` says exactly what is missing.
+pub fn check_privileges() -> Result<(), String> {
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    if euid == 0 {
+        return Ok(());
+    }
+    let userns = fs::read_to_string("/proc/sys/user/max_user_namespaces")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    let mut msg = format!(
+        "edgefleet lab must run as root (euid is {euid}): every device needs its own mount and UTS namespace \
+         (CAP_SYS_ADMIN), its login user's uid (CAP_SETUID/CAP_SETGID, and a setuid `sudo` for --user admin), and \
+         port 22 on its loopback address (CAP_NET_BIND_SERVICE). Run it as root, e.g. `sudo edgefleet lab up ...`."
+    );
+    if userns > 0 {
+        msg.push_str(
+            " Unprivileged user namespaces are enabled on this machine, but this version of the lab does not use \
+             them (they cannot map the devices' several users without newuidmap).",
+        );
+    } else {
+        msg.push_str(" Unprivileged user namespaces are disabled here too (user.max_user_namespaces = 0).");
+    }
+    Err(msg)
+}
+
+/// Does `path` exist and is it executable?
+pub fn executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    fs::metadata(path)
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
+}
