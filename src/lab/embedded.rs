@@ -364,7 +364,11 @@ fn accepted_env(name: &str) -> bool {
 }
 
 /// Build the user's `$SHELL -c CMD` (or a login shell when `command` is None) inside the device.
-fn command(ctx: &ChanCtx, command: Option<&[u8]>, env: &[(String, String)]) -> io::Result<std::process::Command> {
+fn command(
+    ctx: &ChanCtx,
+    command: Option<&[u8]>,
+    env: &[(String, String)],
+) -> io::Result<std::process::Command> {
     let u = &ctx.user;
     let base = Path::new(&u.shell)
         .file_name()
@@ -482,8 +486,8 @@ async fn run_channel(channel: Channel<Msg>, handle: server::Handle, ctx: ChanCtx
             Some(_) => {}
         }
     };
-    let spawned = command(&ctx, cmd.as_deref(), &env)
-        .and_then(|c| tokio::process::Command::from(c).spawn());
+    let spawned =
+        command(&ctx, cmd.as_deref(), &env).and_then(|c| tokio::process::Command::from(c).spawn());
     let mut child = match spawned {
         Ok(c) => c,
         Err(e) => {
@@ -578,7 +582,13 @@ async fn run_channel(channel: Channel<Msg>, handle: server::Handle, ctx: ChanCtx
             }
             (None, Some(s)) => {
                 let _ = handle
-                    .exit_signal_request(id, sig_of(s), st.core_dumped(), String::new(), String::new())
+                    .exit_signal_request(
+                        id,
+                        sig_of(s),
+                        st.core_dumped(),
+                        String::new(),
+                        String::new(),
+                    )
                     .await;
             }
             _ => {
@@ -650,8 +660,16 @@ mod tests {
             home: "/root".into(),
             shell: "/bin/sh".into(),
         };
-        assert!(authorized(d.path(), &u, &PublicKey::from_openssh(&p).unwrap()));
-        assert!(!authorized(d.path(), &u, &PublicKey::from_openssh(&other).unwrap()));
+        assert!(authorized(
+            d.path(),
+            &u,
+            &PublicKey::from_openssh(&p).unwrap()
+        ));
+        assert!(!authorized(
+            d.path(),
+            &u,
+            &PublicKey::from_openssh(&other).unwrap()
+        ));
     }
 
     #[test]

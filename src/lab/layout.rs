@@ -204,7 +204,8 @@ pub fn lock_slot() -> Result<(u8, File), LabError> {
         }
     }
     Err(LabError::Invalid(
-        "all 254 lab address slots (127.1.0.0 .. 127.254.0.0) are in use: take some labs down".into(),
+        "all 254 lab address slots (127.1.0.0 .. 127.254.0.0) are in use: take some labs down"
+            .into(),
     ))
 }
 
@@ -246,7 +247,10 @@ pub fn pid_alive(pid: i32) -> bool {
     }
     match fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(s) => match s.rfind(')') {
-            Some(i) => !matches!(s[i + 1..].trim_start().chars().next(), Some('Z') | Some('X')),
+            Some(i) => !matches!(
+                s[i + 1..].trim_start().chars().next(),
+                Some('Z') | Some('X')
+            ),
             None => false,
         },
         Err(_) => false,
@@ -275,7 +279,10 @@ mod tests {
         }
         assert_eq!(device_addr(3, 0), Ipv4Addr::new(127, 3, 1, 1));
         assert_eq!(device_addr(3, 250), Ipv4Addr::new(127, 3, 2, 1));
-        assert_eq!(device_addr(3, MAX_DEVICES - 1), Ipv4Addr::new(127, 3, 254, 250));
+        assert_eq!(
+            device_addr(3, MAX_DEVICES - 1),
+            Ipv4Addr::new(127, 3, 254, 250)
+        );
     }
 
     #[test]

@@ -605,7 +605,9 @@ impl Lab {
             .devices
             .iter()
             .find(|d| d.name == name)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("no device named {name:?}")))?;
+            .ok_or_else(|| {
+                io::Error::new(io::ErrorKind::NotFound, format!("no device named {name:?}"))
+            })?;
         ns::run_as_root(d.holder_pid, d.mnt_ns, shell_cmd)
     }
 
@@ -683,8 +685,9 @@ fn provision_all(
             .collect();
         hs.into_iter()
             .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(LabError::Invalid("provisioning thread panicked".into())))
+                h.join().unwrap_or_else(|_| {
+                    Err(LabError::Invalid("provisioning thread panicked".into()))
+                })
             })
             .collect()
     });

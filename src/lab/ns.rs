@@ -32,6 +32,8 @@ use super::layout::Paths;
 /// One mount operation of a device's plan.
 #[derive(Debug)]
 struct MountOp {
+    /// Instead of mounting: open `target` (O_PATH) as this fd number, for a later bind from /proc/self/fd/N.
+    open_as: Option<libc::c_int>,
     /// Create the target directory first (inside the namespace, e.g. in the /etc overlay).
     mkdir: Option<libc::mode_t>,
     src: Option<CString>,
@@ -55,14 +57,19 @@ fn cstr(p: impl AsRef<OsStr>) -> io::Result<CString> {
 
 impl NsPlan {
     /// The plan for device `name` of the lab in `paths`.
-    pub fn for_device(paths: &Paths, name: &str) -> io::Result<NsPlan> {
+    ///
+    /// `expose`: host directories the device must still see at their own path although they live under `/tmp`
+    /// or `/run`, which the device gets fresh (the lab directory itself, the edgefleet binary's directory).
+    pub fn for_device(paths: &Paths, name: &str, expose: &[&Path]) -> io::Result<NsPlan> {
         let root = paths.device_root(name);
         let ns = paths.device_ns(name);
         let nss = ns.to_string_lossy();
         if nss.contains(',') || nss.contains(':') {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                format!("the lab directory path must not contain ',' or ':' (overlayfs options): {nss}"),
+                format!(
+                    "the lab directory path must not contain ',' or ':' (overlayfs options): {nss}"
+                ),
             ));
         }
         let mut ops = Vec::new();
@@ -74,6 +81,7 @@ impl NsPlan {
                       data: Option<String>|
          -> io::Result<()> {
             ops.push(MountOp {
+                open_as: None,
                 mkdir,
                 src: src.map(cstr).transpose()?,
                 target: cstr(target)?,
@@ -121,10 +129,24 @@ impl NsPlan {
         }
         for f in ["passwd", "group", "shadow", "hostname", "hosts"] {
             let src = root.join("etc").join(f);
-            op(None, Some(src.as_os_str()), &format!("/etc/{f}"), None, bind, None)?;
+            op(
+                None,
+                Some(src.as_os_str()),
+                &format!("/etc/{f}"),
+                None,
+                bind,
+                None,
+            )?;
         }
         for d in ["/var", "/root", "/home"] {
-            op(None, Some(root.join(&d[1..]).as_os_str()), d, None, bind, None)?;
+            op(
+                None,
+                Some(root.join(&d[1..]).as_os_str()),
+                d,
+                None,
+                bind,
+                None,
+            )?;
         }
         op(
             None,
@@ -152,6 +174,59 @@ impl NsPlan {
         )?;
         op(Some(0o755), None, "/run/sshd", None, 0, None)?;
         op(Some(0o1777), None, "/run/lock", None, 0, None)?;
+        // Re-expose host directories hidden by the fresh /tmp and /run: bind them back from an O_PATH handle
+        // opened inside the new namespace before /tmp and /run were replaced (CLOEXEC: the holder never sees it).
+        let mut exposed: Vec<&Path> = Vec::new();
+        let mut late = Vec::new();
+        for &dir in expose {
+            let hidden = dir.starts_with("/tmp") || dir.starts_with("/run");
+            if !hidden || exposed.iter().any(|e| dir.starts_with(e)) {
+                continue;
+            }
+            let fdno = 900 + exposed.len() as libc::c_int;
+            exposed.push(dir);
+            ops.insert(
+                0,
+                MountOp {
+                    open_as: Some(fdno),
+                    mkdir: None,
+                    src: None,
+                    target: cstr(dir)?,
+                    fstype: None,
+                    flags: 0,
+                    data: None,
+                },
+            );
+            let src = format!("/proc/self/fd/{fdno}");
+            late.push((dir, src));
+        }
+        let mut op = |mkdir: Option<libc::mode_t>,
+                      src: Option<&OsStr>,
+                      target: &str,
+                      flags: libc::c_ulong|
+         -> io::Result<()> {
+            ops.push(MountOp {
+                open_as: None,
+                mkdir,
+                src: src.map(cstr).transpose()?,
+                target: cstr(target)?,
+                fstype: None,
+                flags,
+                data: None,
+            });
+            Ok(())
+        };
+        for (dir, src) in late {
+            let mut acc = std::path::PathBuf::from("/");
+            for c in dir.components().skip(1) {
+                acc.push(c);
+                if acc == Path::new("/tmp") || acc == Path::new("/run") {
+                    continue;
+                }
+                op(Some(0o755), None, &acc.to_string_lossy(), 0)?;
+            }
+            op(None, Some(OsStr::new(&src)), &dir.to_string_lossy(), bind)?;
+        }
         Ok(NsPlan {
             hostname: cstr(name)?,
             ops,
@@ -166,6 +241,17 @@ impl NsPlan {
                 return Err(io::Error::last_os_error());
             }
             for op in &self.ops {
+                if let Some(fdno) = op.open_as {
+                    let fd = libc::open(
+                        op.target.as_ptr(),
+                        libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+                    );
+                    if fd < 0 || libc::dup3(fd, fdno, libc::O_CLOEXEC) < 0 {
+                        return Err(io::Error::last_os_error());
+                    }
+                    libc::close(fd);
+                    continue;
+                }
                 if let Some(mode) = op.mkdir {
                     if libc::mkdir(op.target.as_ptr(), mode) != 0 {
                         let e = io::Error::last_os_error();
@@ -303,7 +389,10 @@ pub fn run_as_root(holder_pid: i32, mnt_ns: u64, script: &str) -> io::Result<std
     c.arg("-c")
         .arg(script)
         .env_clear()
-        .env("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+        .env(
+            "PATH",
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        )
         .env("HOME", "/root")
         .env("USER", "root")
         .env("LOGNAME", "root")
@@ -347,9 +436,41 @@ pub fn pids_in(inodes: &HashSet<u64>) -> Vec<(i32, u64)> {
     out
 }
 
-/// SIGKILL every process in the given mount namespaces except `keep`, until none is left or `timeout` passes.
+/// SIGKILL every process in the given mount namespaces except `keep`, until none is left or `timeout` passes,
+/// then reap those that were (or became, through PR_SET_CHILD_SUBREAPER) our children.
 /// Returns how many processes were signalled.
 pub fn kill_all_in(inodes: &HashSet<u64>, keep: &HashSet<i32>, timeout: Duration) -> usize {
+    let killed = kill_all_in_inner(inodes, keep, timeout);
+    for &p in &killed {
+        let mut st = 0;
+        // SAFETY: waitpid on a specific pid; fails harmlessly with ECHILD if it is not our child.
+        unsafe { libc::waitpid(p, &mut st, libc::WNOHANG) };
+    }
+    killed.len()
+}
+
+/// Reap every exited child (after a teardown): waits up to `timeout` while children remain.
+pub fn reap_all(timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let mut st = 0;
+        // SAFETY: waitpid(-1, WNOHANG) has no memory-safety preconditions.
+        let r = unsafe { libc::waitpid(-1, &mut st, libc::WNOHANG) };
+        if r > 0 {
+            continue;
+        }
+        if r < 0 || Instant::now() > deadline {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn kill_all_in_inner(
+    inodes: &HashSet<u64>,
+    keep: &HashSet<i32>,
+    timeout: Duration,
+) -> HashSet<i32> {
     let deadline = Instant::now() + timeout;
     let mut killed = HashSet::new();
     loop {
@@ -359,7 +480,7 @@ pub fn kill_all_in(inodes: &HashSet<u64>, keep: &HashSet<i32>, timeout: Duration
             .filter(|p| !keep.contains(p) && *p != std::process::id() as i32)
             .collect();
         if pids.is_empty() || Instant::now() > deadline {
-            return killed.len();
+            return killed;
         }
         for p in pids {
             // SAFETY: kill(2) with a pid we found in /proc.
@@ -392,7 +513,9 @@ pub fn check_privileges() -> Result<(), String> {
              them (they cannot map the devices' several users without newuidmap).",
         );
     } else {
-        msg.push_str(" Unprivileged user namespaces are disabled here too (user.max_user_namespaces = 0).");
+        msg.push_str(
+            " Unprivileged user namespaces are disabled here too (user.max_user_namespaces = 0).",
+        );
     }
     Err(msg)
 }

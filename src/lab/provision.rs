@@ -76,9 +76,7 @@ pub fn age_encrypt(recipient: &age::x25519::Recipient, data: &[u8]) -> Result<Ve
         .map_err(pki_err)?;
     let mut w = enc.wrap_output(armor).map_err(pki_err)?;
     w.write_all(data).map_err(pki_err)?;
-    w.finish()
-        .and_then(|a| a.finish())
-        .map_err(pki_err)?;
+    w.finish().and_then(|a| a.finish()).map_err(pki_err)?;
     Ok(out)
 }
 
@@ -202,7 +200,8 @@ fn device_pki(paths: &Paths, keys: &LabKeys, d: &DeviceSpec) -> Result<(), LabEr
     if d.provisioning == "dps" {
         let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(pki_err)?;
         let mut p = CertificateParams::default();
-        p.distinguished_name.push(DnType::CommonName, d.name.clone());
+        p.distinguished_name
+            .push(DnType::CommonName, d.name.clone());
         p.is_ca = IsCa::ExplicitNoCa;
         p.key_usages = vec![
             KeyUsagePurpose::DigitalSignature,
@@ -367,7 +366,11 @@ fn device_root(
     write_file(&etc.join("group"), GROUP.as_bytes(), 0o644)?;
     write_file(&etc.join("shadow"), shadow().as_bytes(), 0o640)?;
     chown(&etc.join("shadow"), 0, 42)?;
-    write_file(&etc.join("hostname"), format!("{}\n", d.name).as_bytes(), 0o644)?;
+    write_file(
+        &etc.join("hostname"),
+        format!("{}\n", d.name).as_bytes(),
+        0o644,
+    )?;
     write_file(
         &etc.join("hosts"),
         format!(

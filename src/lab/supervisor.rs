@@ -114,8 +114,9 @@ pub fn request(socket: &Path, req: &Request) -> Result<Reply, LabError> {
     BufReader::new(s)
         .read_line(&mut r)
         .map_err(|e| LabError::Supervisor(format!("control socket: {e}")))?;
-    serde_json::from_str(&r)
-        .map_err(|e| LabError::Supervisor(format!("bad reply from the lab supervisor ({e}): {r:?}")))
+    serde_json::from_str(&r).map_err(|e| {
+        LabError::Supervisor(format!("bad reply from the lab supervisor ({e}): {r:?}"))
+    })
 }
 
 /// Network-level state of a device's SSH endpoint.
@@ -206,6 +207,10 @@ fn log(msg: impl AsRef<str>) {
 pub fn serve(dir: &Path) -> Result<i32, LabError> {
     let paths = Paths::new(dir)?;
     let spec: LabSpec = layout::read_json(&paths.spec())?;
+    // Orphans of device processes (e.g. sshd session children killed by a reboot) are reparented to us, so
+    // we can reap them instead of leaving zombies to an init that may not reap promptly.
+    // SAFETY: prctl with integer arguments.
+    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1 as libc::c_ulong) };
     std::fs::create_dir_all(paths.run()).map_err(|e| LabError::io(paths.run(), e))?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -245,7 +250,8 @@ async fn run(sh: Arc<Shared>) -> Result<i32, LabError> {
     let mut startup_error = None;
     for d in &sh.spec.devices {
         let r = async {
-            let plan = NsPlan::for_device(&sh.paths, &d.name)?;
+            let exe_dir = sh.spec.exe.parent().unwrap_or(Path::new("/"));
+            let plan = NsPlan::for_device(&sh.paths, &d.name, &[&sh.paths.dir, exe_dir])?;
             let child = sh.spawner.spawn(ns::holder_command(plan)).await?;
             let pid = child.id().map(|p| p as i32).unwrap_or(0);
             let ino = ns::mnt_ns_of(pid)?;
@@ -391,6 +397,7 @@ async fn teardown(state: &RuntimeState, holders: Vec<tokio::process::Child>) {
     for mut h in holders {
         let _ = h.kill().await;
     }
+    let _ = tokio::task::spawn_blocking(|| ns::reap_all(Duration::from_secs(5))).await;
     log(format!("killed {n} device processes"));
 }
 
@@ -407,7 +414,10 @@ async fn banner(addr: SocketAddr) -> io::Result<()> {
 
 /// Check that `addr` answers with an SSH banner within `timeout`.
 pub async fn probe(addr: SocketAddr, timeout: Duration) -> bool {
-    matches!(tokio::time::timeout(timeout, banner(addr)).await, Ok(Ok(())))
+    matches!(
+        tokio::time::timeout(timeout, banner(addr)).await,
+        Ok(Ok(()))
+    )
 }
 
 async fn all_ready(devs: &[Arc<Dev>]) -> Result<(), String> {
@@ -575,7 +585,8 @@ async fn start(dev: &Arc<Dev>, sh: &Arc<Shared>, want: &Desired) -> io::Result<R
                     } else {
                         ssh.join("ssh_host_ed25519_key")
                     };
-                    let c = embedded::server_config(&f).map_err(|e| io::Error::other(e.to_string()))?;
+                    let c =
+                        embedded::server_config(&f).map_err(|e| io::Error::other(e.to_string()))?;
                     let _ = key_cell.set(c.clone());
                     c
                 }
@@ -676,7 +687,10 @@ async fn device_loop(dev: Arc<Dev>, sh: Arc<Shared>) {
         let mut run = match start(&dev, &sh, &want).await {
             Ok(r) => r,
             Err(e) => {
-                log(format!("{}: cannot start its SSH endpoint: {e}", dev.spec.name));
+                log(format!(
+                    "{}: cannot start its SSH endpoint: {e}",
+                    dev.spec.name
+                ));
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                     r = rx.changed() => if r.is_err() { return },
@@ -768,7 +782,12 @@ async fn disk_script(dev: &Dev, script: &'static str) -> Result<(), String> {
     }
 }
 
-async fn apply_fault(sh: &Shared, dev: &Dev, kind: FaultKind, ms: Option<u64>) -> Result<(), String> {
+async fn apply_fault(
+    sh: &Shared,
+    dev: &Dev,
+    kind: FaultKind,
+    ms: Option<u64>,
+) -> Result<(), String> {
     let name = fault_name(kind).to_string();
     let io_err = |e: io::Error| format!("{}: {e}", dev.spec.name);
     match kind {
@@ -829,7 +848,9 @@ async fn apply_fault(sh: &Shared, dev: &Dev, kind: FaultKind, ms: Option<u64>) -
             kind,
             FaultKind::Unreachable | FaultKind::BlackHole | FaultKind::SlowLink
         ) {
-            f.retain(|x| !matches!(x.as_str(), "unreachable" | "black-hole") && !x.starts_with("slow-link"));
+            f.retain(|x| {
+                !matches!(x.as_str(), "unreachable" | "black-hole") && !x.starts_with("slow-link")
+            });
         }
         if kind == FaultKind::SlowLink {
             f.insert(format!("slow-link({}ms)", ms.unwrap_or(DEFAULT_SLOW_MS)));
@@ -848,7 +869,11 @@ async fn control(
 ) {
     let (r, mut w) = s.into_split();
     let mut line = String::new();
-    if tokio::io::BufReader::new(r).read_line(&mut line).await.is_err() {
+    if tokio::io::BufReader::new(r)
+        .read_line(&mut line)
+        .await
+        .is_err()
+    {
         return;
     }
     let reply = match serde_json::from_str::<Request>(&line) {
