@@ -149,6 +149,7 @@ fn status(dir: &Path) -> Result<ExitCode, AppError> {
             }
         );
     }
-    print!("{out}");
+    // A closed pipe (`lab status | head`) is not an error.
+    let _ = std::io::Write::write_all(&mut std::io::stdout(), out.as_bytes());
     Ok(ExitCode::Ok)
 }

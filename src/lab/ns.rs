@@ -183,7 +183,15 @@ impl NsPlan {
             if !hidden || exposed.iter().any(|e| dir.starts_with(e)) {
                 continue;
             }
-            let fdno = 900 + exposed.len() as libc::c_int;
+            // A number no inherited fd uses: just below the fd limit.
+            let mut lim = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            // SAFETY: getrlimit fills a local struct.
+            unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
+            let top = (lim.rlim_cur.min(1 << 20) as libc::c_int).max(64);
+            let fdno = top - 1 - exposed.len() as libc::c_int;
             exposed.push(dir);
             ops.insert(
                 0,
@@ -233,30 +241,66 @@ impl NsPlan {
         })
     }
 
+    /// Describe step `i` of the plan (for error messages; `usize::MAX` is the final sethostname).
+    pub fn describe(&self, i: usize) -> String {
+        if i == 0 {
+            return "unshare(CLONE_NEWNS|CLONE_NEWUTS)".into();
+        }
+        match self.ops.get(i - 1) {
+            Some(op) if op.open_as.is_some() => format!("open {:?}", op.target),
+            Some(op) if op.src.is_none() && op.fstype.is_none() && op.mkdir.is_some() => {
+                format!("mkdir {:?}", op.target)
+            }
+            Some(op) => format!(
+                "mount {:?} on {:?} (type {:?}, options {:?})",
+                op.src, op.target, op.fstype, op.data
+            ),
+            None => format!("sethostname {:?}", self.hostname),
+        }
+    }
+
     /// Apply the plan in the current (forked, single-threaded) process. Async-signal-safe.
-    fn apply(&self) -> io::Result<()> {
+    /// On failure, the failing step's number is written to `report` (see [`NsPlan::describe`]).
+    fn apply(&self, report: RawFd) -> io::Result<()> {
+        let r = self.apply_steps();
+        if let Err((i, _)) = &r {
+            let b = (*i as u32).to_ne_bytes();
+            // SAFETY: write(2) of a local buffer to a pipe we own.
+            unsafe { libc::write(report, b.as_ptr() as *const libc::c_void, b.len()) };
+        }
+        r.map_err(|(_, e)| e)
+    }
+
+    fn apply_steps(&self) -> Result<(), (usize, io::Error)> {
+        let fail = |i: usize| Err((i, io::Error::last_os_error()));
         // SAFETY: plain system calls on NUL-terminated strings owned by self.
         unsafe {
             if libc::unshare(libc::CLONE_NEWNS | libc::CLONE_NEWUTS) != 0 {
-                return Err(io::Error::last_os_error());
+                return fail(0);
             }
-            for op in &self.ops {
+            for (i, op) in self.ops.iter().enumerate() {
+                let i = i + 1;
                 if let Some(fdno) = op.open_as {
                     let fd = libc::open(
                         op.target.as_ptr(),
                         libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
                     );
-                    if fd < 0 || libc::dup3(fd, fdno, libc::O_CLOEXEC) < 0 {
-                        return Err(io::Error::last_os_error());
+                    if fd < 0 {
+                        return fail(i);
                     }
-                    libc::close(fd);
+                    if fd != fdno {
+                        if libc::dup3(fd, fdno, libc::O_CLOEXEC) < 0 {
+                            return fail(i);
+                        }
+                        libc::close(fd);
+                    }
                     continue;
                 }
                 if let Some(mode) = op.mkdir {
                     if libc::mkdir(op.target.as_ptr(), mode) != 0 {
                         let e = io::Error::last_os_error();
                         if e.raw_os_error() != Some(libc::EEXIST) {
-                            return Err(e);
+                            return Err((i, e));
                         }
                     }
                     // mkdir's mode is masked by the umask; sticky and group bits must be exact.
@@ -275,12 +319,12 @@ impl NsPlan {
                         .map_or(std::ptr::null(), |s| s.as_ptr() as *const libc::c_void),
                 );
                 if r != 0 {
-                    return Err(io::Error::last_os_error());
+                    return fail(i);
                 }
             }
             let h = self.hostname.as_bytes();
             if libc::sethostname(h.as_ptr() as *const libc::c_char, h.len()) != 0 {
-                return Err(io::Error::last_os_error());
+                return fail(self.ops.len() + 1);
             }
         }
         Ok(())
@@ -290,7 +334,22 @@ impl NsPlan {
 /// A command for the namespace holder of a device: `sleep infinity` in a fresh mount + UTS namespace with the
 /// plan applied. It dies with the thread that spawns it (PR_SET_PDEATHSIG), so spawn it from a thread that lives
 /// as long as the supervisor.
-pub fn holder_command(plan: NsPlan) -> Command {
+///
+/// Returns the command and the read end of a pipe that receives the failing step's number if the plan fails.
+pub fn holder_command(plan: NsPlan) -> io::Result<(Command, File)> {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 fills two fds we then own.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fresh fds from pipe2.
+    let (rd, wr) = unsafe {
+        use std::os::fd::FromRawFd;
+        (
+            File::from_raw_fd(fds[0]),
+            std::os::fd::OwnedFd::from_raw_fd(fds[1]),
+        )
+    };
     let mut c = Command::new("sleep");
     c.arg("infinity")
         .stdin(std::process::Stdio::null())
@@ -300,10 +359,18 @@ pub fn holder_command(plan: NsPlan) -> Command {
         c.pre_exec(move || {
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
             libc::setsid();
-            plan.apply()
+            plan.apply(wr.as_raw_fd())
         });
     }
-    c
+    Ok((c, rd))
+}
+
+/// After a failed holder spawn: which step of `plan` failed (read from the holder's report pipe).
+pub fn failed_step(report: &mut File) -> Option<usize> {
+    use std::io::Read;
+    let mut b = [0u8; 4];
+    report.read_exact(&mut b).ok()?;
+    Some(u32::from_ne_bytes(b) as usize)
 }
 
 /// Open handles on a device's namespaces (taken from its holder).

@@ -252,7 +252,17 @@ async fn run(sh: Arc<Shared>) -> Result<i32, LabError> {
         let r = async {
             let exe_dir = sh.spec.exe.parent().unwrap_or(Path::new("/"));
             let plan = NsPlan::for_device(&sh.paths, &d.name, &[&sh.paths.dir, exe_dir])?;
-            let child = sh.spawner.spawn(ns::holder_command(plan)).await?;
+            let descr = NsPlan::for_device(&sh.paths, &d.name, &[&sh.paths.dir, exe_dir])?;
+            let (cmd, mut report) = ns::holder_command(plan)?;
+            let child = match sh.spawner.spawn(cmd).await {
+                Ok(c) => c,
+                Err(e) => {
+                    let step = ns::failed_step(&mut report)
+                        .map(|i| descr.describe(i))
+                        .unwrap_or_else(|| "exec sleep".into());
+                    return Err(io::Error::new(e.kind(), format!("{step}: {e}")));
+                }
+            };
             let pid = child.id().map(|p| p as i32).unwrap_or(0);
             let ino = ns::mnt_ns_of(pid)?;
             io::Result::Ok((child, pid, ino))
