@@ -598,6 +598,32 @@ impl Lab {
         }
     }
 
+    /// Start (`true`) or stop sampling every device's process list every `interval_ms` (default 50 ms) into
+    /// `devices/NAME/ps.log`: each process seen for the first time is logged as `<unix_ms> <pid> <args>`.
+    /// Tests use it to check that no secret ever appears in a device's process arguments.
+    pub fn ps_capture(&self, enable: bool, interval_ms: Option<u64>) -> Result<(), LabError> {
+        let r = supervisor::request(
+            &self.state.socket,
+            &supervisor::Request::Ps {
+                enable,
+                interval_ms,
+            },
+        )?;
+        if r.ok {
+            Ok(())
+        } else {
+            Err(LabError::Supervisor(r.error.unwrap_or_default()))
+        }
+    }
+
+    /// The process log of a device (see [`Lab::ps_capture`]); empty if nothing was captured.
+    pub fn ps_log(&self, name: &str) -> io::Result<String> {
+        match std::fs::read_to_string(self.paths.device(name).join("ps.log")) {
+            Err(e) if layout::not_found(&e) => Ok(String::new()),
+            r => r,
+        }
+    }
+
     /// Run `shell_cmd` as root inside the device's namespaces directly (no SSH): for tests to inspect or seed.
     pub fn run_on(&self, name: &str, shell_cmd: &str) -> io::Result<std::process::Output> {
         let d = self

@@ -19,6 +19,7 @@
 //! ENOSPC. `apply-fails` / `check-error` create the simulator's fault files. `none` clears everything.
 
 use std::collections::{BTreeSet, HashSet};
+use std::fmt::Write as _;
 use std::io::{self, Write as _};
 use std::net::SocketAddr;
 use std::os::unix::process::CommandExt;
@@ -59,6 +60,13 @@ pub enum Request {
     },
     /// Current faults of every device.
     Status,
+    /// Start (or stop) sampling every device's process list into `devices/NAME/ps.log`.
+    Ps {
+        /// On or off.
+        enable: bool,
+        /// Sampling interval (default 50 ms).
+        interval_ms: Option<u64>,
+    },
     /// Tear the lab down and exit.
     Shutdown,
 }
@@ -194,6 +202,7 @@ struct Shared {
     spec: LabSpec,
     spawner: Spawner,
     openssh: bool,
+    ps: watch::Sender<Option<Duration>>,
 }
 
 fn log(msg: impl AsRef<str>) {
@@ -219,6 +228,7 @@ pub fn serve(dir: &Path) -> Result<i32, LabError> {
         .map_err(|e| LabError::io("tokio runtime", e))?;
     let spawner = Spawner::start(rt.handle().clone());
     let sh = Arc::new(Shared {
+        ps: watch::channel(None).0,
         openssh: spec.backend == "openssh",
         paths,
         spec,
@@ -318,6 +328,13 @@ async fn run(sh: Arc<Shared>) -> Result<i32, LabError> {
         controllers.push(tokio::spawn(device_loop(d.clone(), sh.clone())));
     }
 
+    let sampler = tokio::spawn(ps_sampler(
+        sh.clone(),
+        devs.iter()
+            .map(|d| (d.host.mnt_ns, sh.paths.device(&d.spec.name).join("ps.log")))
+            .collect(),
+    ));
+
     // 3. Control socket.
     let _ = std::fs::remove_file(&state.socket);
     let listener = UnixListener::bind(&state.socket).map_err(|e| LabError::io(&state.socket, e))?;
@@ -387,6 +404,7 @@ async fn run(sh: Arc<Shared>) -> Result<i32, LabError> {
         _ = shutdown.notified() => log("shutdown requested: tearing down"),
     }
     ctl.abort();
+    sampler.abort();
     for c in controllers {
         c.abort();
     }
@@ -899,6 +917,17 @@ async fn control(
                 ..Default::default()
             }
         }
+        Ok(Request::Ps {
+            enable,
+            interval_ms,
+        }) => {
+            let every = Duration::from_millis(interval_ms.unwrap_or(50).max(5));
+            sh.ps.send_replace(enable.then_some(every));
+            Reply {
+                ok: true,
+                ..Default::default()
+            }
+        }
         Ok(Request::Status) => Reply {
             ok: true,
             devices: devs
@@ -941,4 +970,66 @@ async fn control(
     let mut out = serde_json::to_string(&reply).unwrap_or_else(|_| "{\"ok\":false}".into());
     out.push('\n');
     let _ = w.write_all(out.as_bytes()).await;
+}
+
+/// While enabled, sample the process list of every device (processes in its mount namespace) and append each
+/// process not seen before to `devices/NAME/ps.log` as `<unix_ms> <pid> <args>`.
+async fn ps_sampler(sh: Arc<Shared>, devs: Vec<(u64, PathBuf)>) {
+    let mut rx = sh.ps.subscribe();
+    let index: std::collections::HashMap<u64, usize> = devs
+        .iter()
+        .enumerate()
+        .map(|(i, (ino, _))| (*ino, i))
+        .collect();
+    let inodes: HashSet<u64> = index.keys().copied().collect();
+    let seen = Arc::new(Mutex::new(HashSet::<(i32, String)>::new()));
+    let devs = Arc::new(devs);
+    let index = Arc::new(index);
+    loop {
+        let every = *rx.borrow_and_update();
+        let Some(every) = every else {
+            if rx.changed().await.is_err() {
+                return;
+            }
+            continue;
+        };
+        let (inodes, seen, devs, index) =
+            (inodes.clone(), seen.clone(), devs.clone(), index.clone());
+        let _ = tokio::task::spawn_blocking(move || {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis())
+                .unwrap_or(0);
+            let mut lines: std::collections::BTreeMap<usize, String> = Default::default();
+            let Ok(mut seen) = seen.lock() else { return };
+            for (pid, ino) in ns::pids_in(&inodes) {
+                let Ok(raw) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+                    continue;
+                };
+                let args = String::from_utf8_lossy(&raw)
+                    .trim_end_matches('\0')
+                    .replace('\0', " ");
+                if args.is_empty() || !seen.insert((pid, args.clone())) {
+                    continue;
+                }
+                if let Some(&i) = index.get(&ino) {
+                    let _ = writeln!(lines.entry(i).or_default(), "{now} {pid} {args}");
+                }
+            }
+            for (i, text) in lines {
+                if let Ok(mut f) = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&devs[i].1)
+                {
+                    let _ = f.write_all(text.as_bytes());
+                }
+            }
+        })
+        .await;
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            r = rx.changed() => if r.is_err() { return },
+        }
+    }
 }

@@ -720,3 +720,26 @@ fn down_cleans_up_after_a_killed_supervisor() {
     let _ = long.wait();
     assert!(ns_inodes_alive(&inodes).is_empty());
 }
+
+#[test]
+fn ps_capture_records_each_devices_own_processes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lab = up(tmp.path(), 2, LabBackend::Embedded, LabUser::Root);
+    lab.ps_capture(true, Some(20)).unwrap();
+    ok_stdout(&ssh(&lab, "edge-001", "sleep 2.31; true"));
+    ok_stdout(&ssh(&lab, "edge-002", "sleep 2.32; true"));
+    lab.ps_capture(false, None).unwrap();
+    let one = lab.ps_log("edge-001").unwrap();
+    let two = lab.ps_log("edge-002").unwrap();
+    assert!(one.contains("sleep 2.31"), "{one}");
+    assert!(!one.contains("sleep 2.32"), "{one}");
+    assert!(two.contains("sleep 2.32"), "{two}");
+    // The namespace holder is a device process too; lines are `<unix_ms> <pid> <args>`.
+    let l = one.lines().find(|l| l.contains("sleep 2.31")).unwrap();
+    let f: Vec<&str> = l.splitn(3, ' ').collect();
+    assert!(
+        f[0].parse::<u128>().is_ok() && f[1].parse::<i32>().is_ok(),
+        "{l}"
+    );
+    lab.down().unwrap();
+}
