@@ -216,6 +216,9 @@ pub struct LabUpOptions {
     /// Login user.
     #[arg(long, value_enum, default_value_t = LabUser::Root)]
     pub user: LabUser,
+    /// Put the devices in a private network reachable only through a bastion (`ssh -J`).
+    #[arg(long)]
+    pub bastion: bool,
 }
 
 /// Lab subcommands.

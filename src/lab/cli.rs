@@ -29,6 +29,7 @@ pub fn run(args: LabArgs) -> Result<ExitCode, AppError> {
                 backend: opts.backend,
                 user: opts.user,
                 exe: None,
+                bastion: opts.bastion,
             };
             let lab = Lab::up(&cfg).map_err(app)?;
             let d = lab.devices();
@@ -44,13 +45,25 @@ pub fn run(args: LabArgs) -> Result<ExitCode, AppError> {
             println!("  known_hosts: {}", lab.known_hosts_path().display());
             println!("  client key:  {}", lab.client_key_path().display());
             println!("  age key:     {}", lab.age_identity_path().display());
-            println!(
-                "  try:         ssh -i {} -o UserKnownHostsFile={} -o StrictHostKeyChecking=yes {}@{} hostname",
-                lab.client_key_path().display(),
-                lab.known_hosts_path().display(),
-                lab.user(),
-                first
-            );
+            println!("  ssh config:  {}", lab.ssh_config_path().display());
+            if lab.bastion().is_none() {
+                println!(
+                    "  try:         ssh -i {} -o UserKnownHostsFile={} -o StrictHostKeyChecking=yes {}@{} hostname",
+                    lab.client_key_path().display(),
+                    lab.known_hosts_path().display(),
+                    lab.user(),
+                    first
+                );
+            }
+            if let Some(b) = lab.bastion() {
+                println!(
+                    "  bastion:     {b} (devices are reachable only through it: ssh -F {} -J root@{} {}@{} hostname)",
+                    lab.ssh_config_path().display(),
+                    b.ip(),
+                    lab.user(),
+                    first
+                );
+            }
             println!("  stop:        edgefleet lab down --dir {}", dir.display());
             lab.detach();
             Ok(ExitCode::Ok)

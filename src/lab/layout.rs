@@ -42,6 +42,9 @@ pub struct LabSpec {
     pub exe: PathBuf,
     /// The devices, in order.
     pub devices: Vec<DeviceSpec>,
+    /// Devices live in a private network namespace reachable only through a bastion sshd.
+    #[serde(default)]
+    pub bastion: bool,
 }
 
 /// One device in `lab.json`.
@@ -68,6 +71,9 @@ pub struct RuntimeState {
     pub socket: PathBuf,
     /// Per device: namespace holder pid and mount namespace inode.
     pub devices: Vec<DeviceRuntime>,
+    /// Bastion mode: inode of the devices' private network namespace (its processes are lab processes too).
+    #[serde(default)]
+    pub net_ns: Option<u64>,
 }
 
 /// A device's namespaces, as recorded by the supervisor.
@@ -144,6 +150,14 @@ impl Paths {
     pub fn host_vars(&self) -> PathBuf {
         self.dir.join("host_vars")
     }
+    /// `ssh_config` for the plain OpenSSH client (key, known_hosts, strict checking; `-F` is passed on to jumps).
+    pub fn ssh_config(&self) -> PathBuf {
+        self.dir.join("ssh_config")
+    }
+    /// `bastion/` (bastion mode: its host key, authorized_keys, sshd configuration and log).
+    pub fn bastion(&self) -> PathBuf {
+        self.dir.join("bastion")
+    }
     /// `devices/NAME/`: everything the lab keeps for one device.
     pub fn device(&self, name: &str) -> PathBuf {
         self.dir.join("devices").join(name)
@@ -175,6 +189,11 @@ pub fn device_addr(slot: u8, i: usize) -> Ipv4Addr {
         (1 + i / PER_OCTET) as u8,
         (1 + i % PER_OCTET) as u8,
     )
+}
+
+/// The bastion's address (on the host, and inside the devices' network namespace) in slot `slot`.
+pub fn bastion_addr(slot: u8) -> Ipv4Addr {
+    Ipv4Addr::new(127, slot, 0, 254)
 }
 
 /// Device name for index `i` (0-based): `edge-001`, ..., `edge-1000`.

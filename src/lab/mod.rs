@@ -98,6 +98,8 @@ pub struct LabConfig {
     /// The edgefleet binary for the supervisor and the device wrappers (default: the current executable).
     /// Tests set it to the built `edgefleet` binary, since their own executable is the test harness.
     pub exe: Option<PathBuf>,
+    /// Put the devices in a private network namespace reachable only through a bastion sshd (for ProxyJump).
+    pub bastion: bool,
 }
 
 impl LabConfig {
@@ -109,6 +111,7 @@ impl LabConfig {
             backend: LabBackend::Embedded,
             user: LabUser::Root,
             exe: None,
+            bastion: false,
         }
     }
 }
@@ -160,7 +163,9 @@ fn backend_name(b: LabBackend) -> &'static str {
 }
 
 /// Generated files and directories that `lab up` replaces in a previous lab's directory.
-const GENERATED: [&str; 14] = [
+const GENERATED: [&str; 16] = [
+    "bastion",
+    "ssh_config",
     "devices",
     "pki",
     "host_vars",
@@ -230,8 +235,9 @@ fn cleanup_leftovers(paths: &Paths) -> usize {
         return 0;
     };
     let inodes = st.devices.iter().map(|d| d.mnt_ns).collect();
-    let n = ns::kill_all_in(
+    let n = ns::kill_all(
         &inodes,
+        st.net_ns,
         &std::collections::HashSet::new(),
         Duration::from_secs(20),
     );
@@ -263,6 +269,13 @@ impl Lab {
             return Err(LabError::Missing(
                 "the openssh backend runs OpenSSH's sshd, but /usr/sbin/sshd is missing: install it \
                  (Debian/Ubuntu: apt-get install openssh-server) or use --backend embedded"
+                    .into(),
+            ));
+        }
+        if cfg.bastion && !ns::executable(Path::new("/usr/sbin/sshd")) {
+            return Err(LabError::Missing(
+                "--bastion runs OpenSSH's sshd as the jump host, but /usr/sbin/sshd is missing: install it \
+                 (Debian/Ubuntu: apt-get install openssh-server)"
                     .into(),
             ));
         }
@@ -306,9 +319,16 @@ impl Lab {
             slot,
             exe: exe.clone(),
             devices,
+            bastion: cfg.bastion,
         };
         let keys = provision::lab_keys(&paths)?;
-        let outs = provision_all(&paths, &spec, &keys)?;
+        let mut outs = provision_all(&paths, &spec, &keys)?;
+        if spec.bastion {
+            // sshd's privilege separation directory; the bastion runs in the host's mount namespace.
+            std::fs::create_dir_all("/run/sshd").map_err(|e| LabError::io("/run/sshd", e))?;
+            outs.push(provision::bastion(&paths, &spec, &keys)?);
+        }
+        provision::ssh_config(&paths, &spec)?;
         provision::wrappers(&paths, &exe)?;
         layout::write_json(&paths.spec(), &spec, 0o644)?;
         layout::write_atomic(
@@ -518,6 +538,16 @@ impl Lab {
     /// The lab's age identity (decrypts host_vars secrets and PKI keys).
     pub fn age_identity_path(&self) -> PathBuf {
         self.paths.age_identity()
+    }
+    /// An OpenSSH client configuration for this lab (`ssh -F PATH user@address`).
+    pub fn ssh_config_path(&self) -> PathBuf {
+        self.paths.ssh_config()
+    }
+    /// Bastion mode: the jump host's address (the only way to the devices).
+    pub fn bastion(&self) -> Option<SocketAddr> {
+        self.spec
+            .bastion
+            .then(|| SocketAddr::new(layout::bastion_addr(self.spec.slot).into(), 22))
     }
     /// The supervisor's log.
     pub fn log_path(&self) -> PathBuf {

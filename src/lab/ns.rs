@@ -48,6 +48,8 @@ struct MountOp {
 pub struct NsPlan {
     hostname: CString,
     ops: Vec<MountOp>,
+    /// Join this network namespace first (bastion mode).
+    net: Option<File>,
 }
 
 fn cstr(p: impl AsRef<OsStr>) -> io::Result<CString> {
@@ -238,13 +240,19 @@ impl NsPlan {
         Ok(NsPlan {
             hostname: cstr(name)?,
             ops,
+            net: None,
         })
+    }
+
+    /// Make the device join the network namespace `net` (an open `/proc/PID/ns/net`).
+    pub fn join_net(&mut self, net: File) {
+        self.net = Some(net);
     }
 
     /// Describe step `i` of the plan (for error messages; `usize::MAX` is the final sethostname).
     pub fn describe(&self, i: usize) -> String {
         if i == 0 {
-            return "unshare(CLONE_NEWNS|CLONE_NEWUTS)".into();
+            return "setns(net) / unshare(CLONE_NEWNS|CLONE_NEWUTS)".into();
         }
         match self.ops.get(i - 1) {
             Some(op) if op.open_as.is_some() => format!("open {:?}", op.target),
@@ -275,6 +283,11 @@ impl NsPlan {
         let fail = |i: usize| Err((i, io::Error::last_os_error()));
         // SAFETY: plain system calls on NUL-terminated strings owned by self.
         unsafe {
+            if let Some(net) = &self.net {
+                if libc::setns(net.as_raw_fd(), libc::CLONE_NEWNET) != 0 {
+                    return fail(0);
+                }
+            }
             if libc::unshare(libc::CLONE_NEWNS | libc::CLONE_NEWUTS) != 0 {
                 return fail(0);
             }
@@ -373,11 +386,81 @@ pub fn failed_step(report: &mut File) -> Option<usize> {
     Some(u32::from_ne_bytes(b) as usize)
 }
 
+/// The holder of a fresh network namespace with only `lo`, up (bastion mode): `sleep infinity` after
+/// unshare(CLONE_NEWNET). Dies with the spawning thread, like the device holders.
+pub fn net_holder_command() -> Command {
+    #[repr(C)]
+    struct IfReq {
+        name: [u8; 16],
+        flags: libc::c_short,
+        _pad: [u8; 22],
+    }
+    let mut c = Command::new("sleep");
+    c.arg("infinity")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null());
+    // SAFETY: async-signal-safe system calls on stack data only.
+    unsafe {
+        c.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
+            libc::setsid();
+            if libc::unshare(libc::CLONE_NEWNET) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            let s = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+            if s < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            let mut req = IfReq {
+                name: [0; 16],
+                flags: 0,
+                _pad: [0; 22],
+            };
+            req.name[..2].copy_from_slice(b"lo");
+            if libc::ioctl(s, libc::SIOCGIFFLAGS, &mut req) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            req.flags |= libc::IFF_UP as libc::c_short;
+            if libc::ioctl(s, libc::SIOCSIFFLAGS, &req) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            libc::close(s);
+            Ok(())
+        });
+    }
+    c
+}
+
+/// Make `cmd` run in the network namespace `net` only (mount namespace and user unchanged).
+pub fn enter_net(cmd: &mut Command, net: &File) -> io::Result<()> {
+    let net = dup_cloexec(net.as_raw_fd())?;
+    // SAFETY: setns and prctl are async-signal-safe; the fd is owned by the closure.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::setns(net.as_raw_fd(), libc::CLONE_NEWNET) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    Ok(())
+}
+
+/// Move the calling thread into the network namespace `net` (for a thread that creates sockets there).
+pub fn join_net_thread(net: &File) -> io::Result<()> {
+    // SAFETY: setns on a valid fd; affects only the calling thread.
+    if unsafe { libc::setns(net.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Open handles on a device's namespaces (taken from its holder).
 #[derive(Debug)]
 pub struct NsFds {
     mnt: File,
     uts: File,
+    net: File,
 }
 
 impl NsFds {
@@ -385,13 +468,14 @@ impl NsFds {
     pub fn open(holder_pid: i32, mnt_ns: u64) -> io::Result<NsFds> {
         let mnt = File::open(format!("/proc/{holder_pid}/ns/mnt"))?;
         let uts = File::open(format!("/proc/{holder_pid}/ns/uts"))?;
+        let net = File::open(format!("/proc/{holder_pid}/ns/net"))?;
         if mnt.metadata()?.ino() != mnt_ns {
             return Err(io::Error::new(
                 io::ErrorKind::NotFound,
                 "the device's namespace holder is gone (is the lab supervisor running?)",
             ));
         }
-        Ok(NsFds { mnt, uts })
+        Ok(NsFds { mnt, uts, net })
     }
 }
 
@@ -413,11 +497,13 @@ pub struct Creds {
 pub fn enter(cmd: &mut Command, fds: &NsFds, creds: Creds) -> io::Result<()> {
     let mnt = dup_cloexec(fds.mnt.as_raw_fd())?;
     let uts = dup_cloexec(fds.uts.as_raw_fd())?;
+    let net = dup_cloexec(fds.net.as_raw_fd())?;
     let groups: Vec<libc::gid_t> = creds.groups.clone();
     // SAFETY: async-signal-safe system calls only; fds stay valid (owned by the closure, CLOEXEC).
     unsafe {
         cmd.pre_exec(move || {
-            if libc::setns(mnt.as_raw_fd(), libc::CLONE_NEWNS) != 0
+            if libc::setns(net.as_raw_fd(), libc::CLONE_NEWNET) != 0
+                || libc::setns(mnt.as_raw_fd(), libc::CLONE_NEWNS) != 0
                 || libc::setns(uts.as_raw_fd(), libc::CLONE_NEWUTS) != 0
             {
                 return Err(io::Error::last_os_error());
@@ -484,6 +570,31 @@ pub fn mnt_ns_of(pid: i32) -> io::Result<u64> {
     Ok(fs::metadata(format!("/proc/{pid}/ns/mnt"))?.ino())
 }
 
+/// Network-namespace inode of a process.
+pub fn net_ns_of(pid: i32) -> io::Result<u64> {
+    Ok(fs::metadata(format!("/proc/{pid}/ns/net"))?.ino())
+}
+
+/// Every live process whose mount namespace is one of `inodes` (pid, mount inode), plus, when `net` is given,
+/// every process in that network namespace.
+pub fn pids_in_any(inodes: &HashSet<u64>, net: Option<u64>) -> Vec<(i32, u64)> {
+    let mut out = pids_in(inodes);
+    if let Some(net) = net {
+        let have: HashSet<i32> = out.iter().map(|(p, _)| *p).collect();
+        if let Ok(rd) = fs::read_dir("/proc") {
+            for e in rd.flatten() {
+                let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+                    continue;
+                };
+                if !have.contains(&pid) && net_ns_of(pid).ok() == Some(net) {
+                    out.push((pid, 0));
+                }
+            }
+        }
+    }
+    out
+}
+
 /// Every live process whose mount namespace is one of `inodes`: (pid, inode).
 pub fn pids_in(inodes: &HashSet<u64>) -> Vec<(i32, u64)> {
     let mut out = Vec::new();
@@ -507,7 +618,17 @@ pub fn pids_in(inodes: &HashSet<u64>) -> Vec<(i32, u64)> {
 /// then reap those that were (or became, through PR_SET_CHILD_SUBREAPER) our children.
 /// Returns how many processes were signalled.
 pub fn kill_all_in(inodes: &HashSet<u64>, keep: &HashSet<i32>, timeout: Duration) -> usize {
-    let killed = kill_all_in_inner(inodes, keep, timeout);
+    kill_all(inodes, None, keep, timeout)
+}
+
+/// [`kill_all_in`], also killing every process in the network namespace `net`.
+pub fn kill_all(
+    inodes: &HashSet<u64>,
+    net: Option<u64>,
+    keep: &HashSet<i32>,
+    timeout: Duration,
+) -> usize {
+    let killed = kill_all_in_inner(inodes, net, keep, timeout);
     for &p in &killed {
         let mut st = 0;
         // SAFETY: waitpid on a specific pid; fails harmlessly with ECHILD if it is not our child.
@@ -535,13 +656,14 @@ pub fn reap_all(timeout: Duration) {
 
 fn kill_all_in_inner(
     inodes: &HashSet<u64>,
+    net: Option<u64>,
     keep: &HashSet<i32>,
     timeout: Duration,
 ) -> HashSet<i32> {
     let deadline = Instant::now() + timeout;
     let mut killed = HashSet::new();
     loop {
-        let pids: Vec<i32> = pids_in(inodes)
+        let pids: Vec<i32> = pids_in_any(inodes, net)
             .into_iter()
             .map(|(p, _)| p)
             .filter(|p| !keep.contains(p) && *p != std::process::id() as i32)

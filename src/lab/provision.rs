@@ -514,6 +514,77 @@ pub fn device(
     })
 }
 
+/// Bastion mode: the jump host's keys and sshd configuration under `bastion/`. Returns its known_hosts entry.
+pub fn bastion(paths: &Paths, spec: &LabSpec, keys: &LabKeys) -> Result<DeviceOut, LabError> {
+    let dir = paths.bastion();
+    mkdir(&dir, 0o700)?;
+    let addr = super::layout::bastion_addr(spec.slot);
+    let (k, p) = super::embedded::ed25519_keypair("root@edgefleet-lab-bastion")?;
+    write_file(&dir.join("ssh_host_ed25519_key"), k.as_bytes(), 0o600)?;
+    write_file(
+        &dir.join("authorized_keys"),
+        format!("{}\n", keys.client_pub).as_bytes(),
+        0o600,
+    )?;
+    let cfg = format!(
+        "# The lab's bastion: runs inside the devices' private network namespace; the host reaches it through the
+# lab supervisor's forwarder on the same address. It only forwards (ssh -J / -W).
+ListenAddress {addr}:22
+HostKey {key}
+PidFile {pid}
+AuthorizedKeysFile {auth}
+StrictModes no
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin prohibit-password
+UsePAM no
+UseDNS no
+PrintMotd no
+AllowTcpForwarding yes
+X11Forwarding no
+MaxStartups 200:30:400
+MaxSessions 1000
+",
+        key = dir.join("ssh_host_ed25519_key").display(),
+        pid = dir.join("sshd.pid").display(),
+        auth = dir.join("authorized_keys").display(),
+    );
+    write_file(&dir.join("sshd_config"), cfg.as_bytes(), 0o600)?;
+    Ok(DeviceOut {
+        spec: DeviceSpec {
+            name: "bastion".into(),
+            addr,
+            port: 22,
+            provisioning: String::new(),
+        },
+        host_pub: p.clone(),
+        alt_host_pub: p,
+    })
+}
+
+/// Write `ssh_config`: the plain OpenSSH client's settings for this lab (`ssh -F` is passed on to `-J` jumps,
+/// unlike `-o` options).
+pub fn ssh_config(paths: &Paths, spec: &LabSpec) -> Result<(), LabError> {
+    let text = format!(
+        "# OpenSSH client configuration for the edgefleet lab in {dir}: ssh -F {me} ADDRESS
+Host *
+    User {user}
+    IdentityFile {key}
+    IdentitiesOnly yes
+    UserKnownHostsFile {kh}
+    StrictHostKeyChecking yes
+    BatchMode yes
+",
+        dir = paths.dir.display(),
+        me = paths.ssh_config().display(),
+        user = spec.user,
+        key = paths.client_key().display(),
+        kh = paths.known_hosts().display(),
+    );
+    write_file(&paths.ssh_config(), text.as_bytes(), 0o644)
+}
+
 /// Shell-quote a path for a wrapper script.
 fn sh_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
@@ -554,10 +625,17 @@ fn q(s: &str) -> String {
 /// Render `inventory.yml` (Ansible YAML inventory).
 pub fn inventory(paths: &Paths, spec: &LabSpec) -> String {
     let key = paths.client_key();
-    let common = format!(
-        "-o UserKnownHostsFile={} -o StrictHostKeyChecking=yes",
-        paths.known_hosts().display()
-    );
+    let jump = spec
+        .bastion
+        .then(|| format!("root@{}", super::layout::bastion_addr(spec.slot)));
+    let common = match &jump {
+        None => format!(
+            "-o UserKnownHostsFile={} -o StrictHostKeyChecking=yes",
+            paths.known_hosts().display()
+        ),
+        // `-J` jumps do not inherit `-o` options, but they do inherit `-F`.
+        Some(j) => format!("-F {} -J {j}", paths.ssh_config().display()),
+    };
     let become_ = spec.user == "admin";
     let mut out = String::new();
     let _ = writeln!(
@@ -598,6 +676,9 @@ pub fn inventory(paths: &Paths, spec: &LabSpec) -> String {
                 q(&key.to_string_lossy())
             );
             let _ = writeln!(out, "          ansible_ssh_common_args: {}", q(&common));
+            if let Some(j) = &jump {
+                let _ = writeln!(out, "          ansible_ssh_jump: {}", q(j));
+            }
             let _ = writeln!(out, "          ansible_become: {become_}");
             let _ = writeln!(out, "          iotedge_device_id: {}", q(&d.name));
             let _ = writeln!(out, "          iotedge_provisioning: {}", d.provisioning);

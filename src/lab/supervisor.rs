@@ -203,6 +203,118 @@ struct Shared {
     spawner: Spawner,
     openssh: bool,
     ps: watch::Sender<Option<Duration>>,
+    net: NetMode,
+}
+
+/// Where the supervisor's device-side sockets live: the host's network, or (bastion mode) the devices'
+/// private network namespace, reached through a thread that joined it (sockets belong to the namespace they
+/// are created in).
+enum NetMode {
+    Host,
+    Ns(NetJoin),
+}
+
+enum NetOp {
+    Bind(SocketAddr),
+    Connect(SocketAddr),
+}
+
+enum NetOut {
+    Listener(std::net::TcpListener),
+    Stream(std::net::TcpStream),
+}
+
+type NetReply = tokio::sync::oneshot::Sender<io::Result<NetOut>>;
+
+struct NetJoin {
+    tx: Mutex<std::sync::mpsc::Sender<(NetOp, NetReply)>>,
+}
+
+impl NetJoin {
+    fn start(net: std::fs::File) -> io::Result<NetJoin> {
+        let (tx, rx) = std::sync::mpsc::channel::<(NetOp, NetReply)>();
+        let (ok_tx, ok_rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("lab-netns".into())
+            .spawn(move || {
+                if let Err(e) = ns::join_net_thread(&net) {
+                    let _ = ok_tx.send(Err(e));
+                    return;
+                }
+                let _ = ok_tx.send(Ok(()));
+                while let Ok((op, reply)) = rx.recv() {
+                    let r = match op {
+                        NetOp::Bind(a) => std::net::TcpListener::bind(a).map(NetOut::Listener),
+                        NetOp::Connect(a) => {
+                            std::net::TcpStream::connect_timeout(&a, Duration::from_secs(5))
+                                .map(NetOut::Stream)
+                        }
+                    };
+                    let _ = reply.send(r);
+                }
+            })?;
+        ok_rx
+            .recv()
+            .map_err(|_| io::Error::other("network namespace thread died"))??;
+        Ok(NetJoin { tx: Mutex::new(tx) })
+    }
+
+    async fn call(&self, op: NetOp) -> io::Result<NetOut> {
+        let (t, r) = tokio::sync::oneshot::channel();
+        self.tx
+            .lock()
+            .map_err(|_| io::Error::other("network namespace thread lock"))?
+            .send((op, t))
+            .map_err(|_| io::Error::other("network namespace thread is gone"))?;
+        r.await
+            .map_err(|_| io::Error::other("network namespace thread is gone"))?
+    }
+}
+
+impl Shared {
+    /// Bind a listener on the devices' network.
+    async fn bind_once(&self, a: SocketAddr) -> io::Result<TcpListener> {
+        match &self.net {
+            NetMode::Host => TcpListener::bind(a).await,
+            NetMode::Ns(j) => match j.call(NetOp::Bind(a)).await? {
+                NetOut::Listener(l) => {
+                    l.set_nonblocking(true)?;
+                    TcpListener::from_std(l)
+                }
+                NetOut::Stream(_) => Err(io::Error::other("unexpected stream")),
+            },
+        }
+    }
+
+    /// Connect to an address on the devices' network.
+    async fn connect(&self, a: SocketAddr) -> io::Result<TcpStream> {
+        match &self.net {
+            NetMode::Host => TcpStream::connect(a).await,
+            NetMode::Ns(j) => match j.call(NetOp::Connect(a)).await? {
+                NetOut::Stream(s) => {
+                    s.set_nonblocking(true)?;
+                    TcpStream::from_std(s)
+                }
+                NetOut::Listener(_) => Err(io::Error::other("unexpected listener")),
+            },
+        }
+    }
+
+    /// Bind, retrying while a previous listener on the same address is still closing.
+    async fn bind(&self, addr: SocketAddr) -> io::Result<TcpListener> {
+        let mut last = None;
+        for _ in 0..100 {
+            match self.bind_once(addr).await {
+                Ok(l) => return Ok(l),
+                Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
+                    last = Some(e);
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| io::Error::other("bind failed")))
+    }
 }
 
 fn log(msg: impl AsRef<str>) {
@@ -227,14 +339,33 @@ pub fn serve(dir: &Path) -> Result<i32, LabError> {
         .build()
         .map_err(|e| LabError::io("tokio runtime", e))?;
     let spawner = Spawner::start(rt.handle().clone());
+    // Bastion mode: the devices' private network namespace, held by its own process.
+    let mut netns = None;
+    let mut net = NetMode::Host;
+    if spec.bastion {
+        let holder = rt
+            .block_on(spawner.spawn(ns::net_holder_command()))
+            .map_err(|e| LabError::io("network namespace holder (unshare CLONE_NEWNET)", e))?;
+        let pid = holder.id().map(|p| p as i32).unwrap_or(0);
+        let f = std::fs::File::open(format!("/proc/{pid}/ns/net"))
+            .map_err(|e| LabError::io("network namespace holder", e))?;
+        let ino = ns::net_ns_of(pid).map_err(|e| LabError::io("network namespace holder", e))?;
+        let join = f
+            .try_clone()
+            .and_then(NetJoin::start)
+            .map_err(|e| LabError::io("network namespace thread", e))?;
+        net = NetMode::Ns(join);
+        netns = Some((holder, f, ino));
+    }
     let sh = Arc::new(Shared {
         ps: watch::channel(None).0,
         openssh: spec.backend == "openssh",
         paths,
         spec,
         spawner,
+        net,
     });
-    rt.block_on(run(sh))
+    rt.block_on(run(sh, netns))
 }
 
 fn socket_path(paths: &Paths, slot: u8) -> PathBuf {
@@ -246,22 +377,34 @@ fn socket_path(paths: &Paths, slot: u8) -> PathBuf {
     }
 }
 
-async fn run(sh: Arc<Shared>) -> Result<i32, LabError> {
+async fn run(
+    sh: Arc<Shared>,
+    netns: Option<(tokio::process::Child, std::fs::File, u64)>,
+) -> Result<i32, LabError> {
     let t0 = std::time::Instant::now();
     let mut state = RuntimeState {
         supervisor_pid: std::process::id() as i32,
         ready: false,
         socket: socket_path(&sh.paths, sh.spec.slot),
         devices: Vec::new(),
+        net_ns: netns.as_ref().map(|n| n.2),
     };
     // 1. Namespace holders (recorded as soon as they exist, so `lab down` can always clean up).
     let mut holders = Vec::new();
+    let mut net_file = None;
+    if let Some((h, f, _)) = netns {
+        holders.push(h);
+        net_file = Some(f);
+    }
     let mut devs: Vec<Arc<Dev>> = Vec::new();
     let mut startup_error = None;
     for d in &sh.spec.devices {
         let r = async {
             let exe_dir = sh.spec.exe.parent().unwrap_or(Path::new("/"));
-            let plan = NsPlan::for_device(&sh.paths, &d.name, &[&sh.paths.dir, exe_dir])?;
+            let mut plan = NsPlan::for_device(&sh.paths, &d.name, &[&sh.paths.dir, exe_dir])?;
+            if let Some(f) = &net_file {
+                plan.join_net(f.try_clone()?);
+            }
             let descr = NsPlan::for_device(&sh.paths, &d.name, &[&sh.paths.dir, exe_dir])?;
             let (cmd, mut report) = ns::holder_command(plan)?;
             let child = match sh.spawner.spawn(cmd).await {
@@ -327,6 +470,23 @@ async fn run(sh: Arc<Shared>) -> Result<i32, LabError> {
     for d in &devs {
         controllers.push(tokio::spawn(device_loop(d.clone(), sh.clone())));
     }
+    if let Some(f) = &net_file {
+        match start_bastion(&sh, f).await {
+            Ok((child, fwd)) => {
+                holders.push(child);
+                controllers.push(fwd);
+            }
+            Err(e) => {
+                let e = format!("bastion: {e}");
+                log(&e);
+                for c in controllers {
+                    c.abort();
+                }
+                teardown(&state, holders).await;
+                return Err(LabError::Supervisor(e));
+            }
+        }
+    }
 
     let sampler = tokio::spawn(ps_sampler(
         sh.clone(),
@@ -358,7 +518,7 @@ async fn run(sh: Arc<Shared>) -> Result<i32, LabError> {
 
     // 4. Ready when every device answers with an SSH banner.
     let deadline = Duration::from_secs(60 + devs.len() as u64 / 10);
-    let ready = tokio::time::timeout(deadline, all_ready(&devs)).await;
+    let ready = tokio::time::timeout(deadline, all_ready(&sh, &devs)).await;
     match ready {
         Ok(Ok(())) => {
             state.ready = true;
@@ -417,8 +577,9 @@ async fn run(sh: Arc<Shared>) -> Result<i32, LabError> {
 
 async fn teardown(state: &RuntimeState, holders: Vec<tokio::process::Child>) {
     let inodes: HashSet<u64> = state.devices.iter().map(|d| d.mnt_ns).collect();
+    let net = state.net_ns;
     let n = tokio::task::spawn_blocking(move || {
-        ns::kill_all_in(&inodes, &HashSet::new(), Duration::from_secs(20))
+        ns::kill_all(&inodes, net, &HashSet::new(), Duration::from_secs(20))
     })
     .await
     .unwrap_or(0);
@@ -429,8 +590,7 @@ async fn teardown(state: &RuntimeState, holders: Vec<tokio::process::Child>) {
     log(format!("killed {n} device processes"));
 }
 
-async fn banner(addr: SocketAddr) -> io::Result<()> {
-    let mut s = TcpStream::connect(addr).await?;
+async fn banner_on(mut s: TcpStream) -> io::Result<()> {
     let mut buf = [0u8; 8];
     s.read_exact(&mut buf).await?;
     if &buf[..4] == b"SSH-" {
@@ -438,6 +598,10 @@ async fn banner(addr: SocketAddr) -> io::Result<()> {
     } else {
         Err(io::Error::other("no SSH banner"))
     }
+}
+
+async fn banner(addr: SocketAddr) -> io::Result<()> {
+    banner_on(TcpStream::connect(addr).await?).await
 }
 
 /// Check that `addr` answers with an SSH banner within `timeout`.
@@ -448,18 +612,26 @@ pub async fn probe(addr: SocketAddr, timeout: Duration) -> bool {
     )
 }
 
-async fn all_ready(devs: &[Arc<Dev>]) -> Result<(), String> {
+async fn all_ready(sh: &Arc<Shared>, devs: &[Arc<Dev>]) -> Result<(), String> {
+    if sh.spec.bastion {
+        let b = SocketAddr::new(layout::bastion_addr(sh.spec.slot).into(), 22);
+        if !probe(b, Duration::from_secs(10)).await {
+            return Err(format!("the bastion ({b}) does not answer"));
+        }
+    }
     let sem = Arc::new(tokio::sync::Semaphore::new(64));
     let mut set = tokio::task::JoinSet::new();
     for d in devs {
         let d = d.clone();
         let sem = sem.clone();
+        let sh = sh.clone();
         set.spawn(async move {
             let _p = sem.acquire().await;
             let addr = SocketAddr::new(d.spec.addr.into(), d.spec.port);
             let mut last = String::new();
             for _ in 0..600 {
-                match tokio::time::timeout(Duration::from_secs(5), banner(addr)).await {
+                let probe = async { banner_on(sh.connect(addr).await?).await };
+                match tokio::time::timeout(Duration::from_secs(5), probe).await {
                     Ok(Ok(())) => return Ok(()),
                     Ok(Err(e)) => last = e.to_string(),
                     Err(_) => last = "timed out".into(),
@@ -515,21 +687,6 @@ impl Running {
     }
 }
 
-async fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
-    let mut last = None;
-    for _ in 0..100 {
-        match TcpListener::bind(addr).await {
-            Ok(l) => return Ok(l),
-            Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
-                last = Some(e);
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    Err(last.unwrap_or_else(|| io::Error::other("bind failed")))
-}
-
 async fn start(dev: &Arc<Dev>, sh: &Arc<Shared>, want: &Desired) -> io::Result<Running> {
     let mut run = Running::default();
     let ip = std::net::IpAddr::V4(dev.spec.addr);
@@ -581,7 +738,7 @@ async fn start(dev: &Arc<Dev>, sh: &Arc<Shared>, want: &Desired) -> io::Result<R
             // Wait until it listens, so a fault change is complete when it is acknowledged.
             let mut ok = false;
             for _ in 0..250 {
-                if TcpStream::connect(at).await.is_ok() {
+                if sh.connect(at).await.is_ok() {
                     ok = true;
                     break;
                 }
@@ -619,14 +776,14 @@ async fn start(dev: &Arc<Dev>, sh: &Arc<Shared>, want: &Desired) -> io::Result<R
                     c
                 }
             };
-            let l = bind(at).await?;
+            let l = sh.bind(at).await?;
             run.tasks
                 .push(tokio::spawn(embedded::serve(l, cfg, dev.host.clone())));
         }
     }
     match want.net {
         Net::BlackHole => {
-            let l = bind(public).await?;
+            let l = sh.bind(public).await?;
             run.tasks.push(tokio::spawn(async move {
                 let mut held = Vec::new();
                 while let Ok((s, _)) = l.accept().await {
@@ -635,14 +792,16 @@ async fn start(dev: &Arc<Dev>, sh: &Arc<Shared>, want: &Desired) -> io::Result<R
             }));
         }
         Net::Slow(ms) => {
-            let l = bind(public).await?;
+            let l = sh.bind(public).await?;
             let inner = SocketAddr::new(ip, SLOW_INNER_PORT);
             let conns = dev.host.conns.clone();
+            let sh = sh.clone();
             run.tasks.push(tokio::spawn(async move {
                 while let Ok((s, _)) = l.accept().await {
                     let conns = conns.clone();
+                    let sh = sh.clone();
                     tokio::spawn(async move {
-                        let Ok(up) = TcpStream::connect(inner).await else {
+                        let Ok(up) = sh.connect(inner).await else {
                             return;
                         };
                         let _g1 = conns.track(&s);
@@ -1032,4 +1191,70 @@ async fn ps_sampler(sh: Arc<Shared>, devs: Vec<(u64, PathBuf)>) {
             r = rx.changed() => if r.is_err() { return },
         }
     }
+}
+
+/// Bastion mode: start the bastion sshd inside the devices' network namespace and a forwarder on the host that
+/// is the only way in. Returns the sshd child and the forwarder task.
+async fn start_bastion(
+    sh: &Arc<Shared>,
+    net: &std::fs::File,
+) -> io::Result<(tokio::process::Child, tokio::task::JoinHandle<()>)> {
+    let dir = sh.paths.bastion();
+    let logf = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("sshd.log"))?;
+    let mut c = std::process::Command::new("/usr/sbin/sshd");
+    c.arg("-D")
+        .arg("-e")
+        .arg("-f")
+        .arg(dir.join("sshd_config"))
+        .stdin(std::process::Stdio::null())
+        .stdout(logf.try_clone()?)
+        .stderr(logf);
+    ns::enter_net(&mut c, net)?;
+    // SAFETY: prctl is async-signal-safe.
+    unsafe {
+        c.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
+            Ok(())
+        });
+    }
+    let mut child = sh.spawner.spawn(c).await?;
+    let at = SocketAddr::new(layout::bastion_addr(sh.spec.slot).into(), 22);
+    let mut ok = false;
+    for _ in 0..250 {
+        if sh.connect(at).await.is_ok() {
+            ok = true;
+            break;
+        }
+        if let Ok(Some(st)) = child.try_wait() {
+            return Err(io::Error::other(format!(
+                "sshd exited at start ({st}); see {}",
+                dir.join("sshd.log").display()
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    if !ok {
+        let _ = child.kill().await;
+        return Err(io::Error::other(format!(
+            "the bastion sshd does not listen on {at}"
+        )));
+    }
+    let l = TcpListener::bind(at).await?;
+    let sh = sh.clone();
+    let fwd = tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            let sh = sh.clone();
+            tokio::spawn(async move {
+                if let Ok(mut up) = sh.connect(at).await {
+                    let _ = s.set_nodelay(true);
+                    let _ = up.set_nodelay(true);
+                    let _ = tokio::io::copy_bidirectional(&mut s, &mut up).await;
+                }
+            });
+        }
+    });
+    Ok((child, fwd))
 }

@@ -743,3 +743,69 @@ fn ps_capture_records_each_devices_own_processes() {
     );
     lab.down().unwrap();
 }
+
+#[test]
+fn bastion_mode_devices_are_reachable_only_through_the_jump_host() {
+    for backend in [LabBackend::Embedded, LabBackend::Openssh] {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut cfg = LabConfig::new(tmp.path().join("lab"), 2);
+        cfg.backend = backend;
+        cfg.bastion = true;
+        cfg.exe = Some(support::bin());
+        let lab = Lab::up(&cfg).unwrap();
+        let bastion = lab.bastion().expect("bastion address");
+        let inv = std::fs::read_to_string(lab.inventory_path()).unwrap();
+        assert!(
+            inv.contains(&format!("ansible_ssh_jump: \"root@{}\"", bastion.ip())),
+            "{inv}"
+        );
+        for d in lab.devices() {
+            // Nothing answers on the device address from the host...
+            let e = TcpStream::connect_timeout(
+                &SocketAddr::new(d.address.into(), 22),
+                Duration::from_secs(2),
+            )
+            .unwrap_err();
+            assert_eq!(
+                e.kind(),
+                std::io::ErrorKind::ConnectionRefused,
+                "{backend:?}"
+            );
+            // ...but the device answers through the bastion, with strict host key checking on both hops.
+            let o = Command::new("ssh")
+                .arg("-F")
+                .arg(lab.ssh_config_path())
+                .arg("-J")
+                .arg(format!("root@{}", bastion.ip()))
+                .arg(d.address.to_string())
+                .arg("hostname")
+                .stdin(Stdio::null())
+                .output()
+                .unwrap();
+            assert_eq!(ok_stdout(&o), d.name, "{backend:?}");
+        }
+        // Faults still work on the private network.
+        lab.fault("edge-001", FaultKind::WrongHostKey, None)
+            .unwrap();
+        let o = Command::new("ssh")
+            .arg("-F")
+            .arg(lab.ssh_config_path())
+            .arg("-J")
+            .arg(format!("root@{}", bastion.ip()))
+            .arg(lab.devices()[0].address.to_string())
+            .arg("true")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(255));
+        let inodes: HashSet<u64> = lab.namespace_inodes().into_iter().collect();
+        let dir = lab.dir().display().to_string();
+        assert!(!procs_mentioning(&format!("{dir}/bastion")).is_empty(), "bastion sshd runs");
+        lab.down().unwrap();
+        assert!(ns_inodes_alive(&inodes).is_empty());
+        let left = procs_mentioning(&dir);
+        assert!(left.is_empty(), "{left:?}");
+        let e = TcpStream::connect_timeout(&bastion, Duration::from_secs(2)).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused);
+    }
+}
