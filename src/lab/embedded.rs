@@ -679,3 +679,186 @@ mod tests {
         }
     }
 }
+
+/// The embedded server against russh's own client, in-process: the protocol layer (auth, exec, stdin/EOF,
+/// stdout/stderr, exit status, exit signal, signals, MaxSessions). The "device" is this process's own
+/// namespaces, so no namespace setup is needed (but setns still requires root, as the lab does).
+#[cfg(test)]
+mod russh_client_tests {
+    use super::*;
+    use russh::client;
+    use russh::keys::{PrivateKeyWithHashAlg, PublicKeyOrCertificate};
+    use std::os::unix::fs::MetadataExt;
+
+    struct Client(PublicKey);
+
+    impl client::Handler for Client {
+        type Error = russh::Error;
+
+        async fn check_server_key(
+            &mut self,
+            k: &PublicKeyOrCertificate,
+        ) -> Result<bool, Self::Error> {
+            Ok(
+                matches!(k, PublicKeyOrCertificate::PublicKey { key, .. } if key.key_data() == self.0.key_data()),
+            )
+        }
+    }
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        addr: SocketAddr,
+        client_key: PrivateKey,
+        host_pub: PublicKey,
+    }
+
+    async fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        std::fs::create_dir_all(root.join("etc")).unwrap();
+        std::fs::create_dir_all(root.join("root/.ssh")).unwrap();
+        std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
+        std::fs::write(root.join("etc/group"), "root:x:0:\n").unwrap();
+        let (ck, cp) = ed25519_keypair("client").unwrap();
+        std::fs::write(root.join("root/.ssh/authorized_keys"), format!("{cp}\n")).unwrap();
+        let (hk, hp) = ed25519_keypair("host").unwrap();
+        std::fs::write(dir.path().join("hostkey"), hk).unwrap();
+        let me = std::process::id() as i32;
+        let host = Arc::new(DeviceHost {
+            root,
+            holder_pid: me,
+            mnt_ns: std::fs::metadata("/proc/self/ns/mnt").unwrap().ino(),
+            conns: Arc::new(ConnRegistry::default()),
+        });
+        let cfg = server_config(&dir.path().join("hostkey")).unwrap();
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(serve(l, cfg, host));
+        Fixture {
+            _dir: dir,
+            addr,
+            client_key: PrivateKey::from_openssh(ck.as_bytes()).unwrap(),
+            host_pub: PublicKey::from_openssh(&hp).unwrap(),
+        }
+    }
+
+    async fn connect(f: &Fixture, user: &str) -> (client::Handle<Client>, bool) {
+        let cfg = Arc::new(client::Config::default());
+        let mut h = client::connect(cfg, f.addr, Client(f.host_pub.clone()))
+            .await
+            .unwrap();
+        let ok = h
+            .authenticate_publickey(
+                user,
+                PrivateKeyWithHashAlg::new(Arc::new(f.client_key.clone()), None),
+            )
+            .await
+            .unwrap()
+            .success();
+        (h, ok)
+    }
+
+    #[derive(Default, Debug)]
+    struct Res {
+        out: Vec<u8>,
+        err: Vec<u8>,
+        status: Option<u32>,
+        signal: Option<Sig>,
+    }
+
+    async fn collect(ch: &mut Channel<client::Msg>) -> Res {
+        let mut r = Res::default();
+        while let Some(m) = ch.wait().await {
+            match m {
+                ChannelMsg::Data { data } => r.out.extend_from_slice(&data),
+                ChannelMsg::ExtendedData { data, ext: 1 } => r.err.extend_from_slice(&data),
+                ChannelMsg::ExitStatus { exit_status } => r.status = Some(exit_status),
+                ChannelMsg::ExitSignal { signal_name, .. } => r.signal = Some(signal_name),
+                _ => {}
+            }
+        }
+        r
+    }
+
+    #[tokio::test]
+    async fn exec_streams_and_statuses_like_sshd() {
+        let f = fixture().await;
+        let (_bad, ok) = connect(&f, "nobody").await;
+        assert!(!ok, "unknown users are refused");
+        let (h, ok) = connect(&f, "root").await;
+        assert!(ok);
+
+        let mut ch = h.channel_open_session().await.unwrap();
+        ch.exec(true, "echo out; echo err >&2; echo $USER $HOME; exit 3")
+            .await
+            .unwrap();
+        let r = collect(&mut ch).await;
+        assert_eq!(String::from_utf8_lossy(&r.out), "out\nroot /root\n");
+        assert_eq!(r.err, b"err\n");
+        assert_eq!(r.status, Some(3));
+
+        let mut ch = h.channel_open_session().await.unwrap();
+        ch.exec(true, "cat; echo end").await.unwrap();
+        let data = vec![b'x'; 300_000];
+        ch.data_bytes(Bytes::from(data.clone())).await.unwrap();
+        ch.eof().await.unwrap();
+        let r = collect(&mut ch).await;
+        assert_eq!(r.out.len(), data.len() + 4);
+        assert_eq!(r.status, Some(0));
+
+        let mut ch = h.channel_open_session().await.unwrap();
+        ch.exec(true, "kill -TERM $$").await.unwrap();
+        let r = collect(&mut ch).await;
+        assert_eq!(r.status, None);
+        assert!(matches!(r.signal, Some(Sig::TERM)), "{:?}", r.signal);
+
+        // A client-sent signal reaches the command.
+        let mut ch = h.channel_open_session().await.unwrap();
+        ch.exec(true, "echo ready; read x").await.unwrap();
+        loop {
+            if let Some(ChannelMsg::Data { .. }) = ch.wait().await {
+                break;
+            }
+        }
+        ch.signal(Sig::KILL).await.unwrap();
+        let r = collect(&mut ch).await;
+        assert!(matches!(r.signal, Some(Sig::KILL)), "{:?}", r.signal);
+    }
+
+    #[tokio::test]
+    async fn at_most_ten_sessions_per_connection_like_debian_sshd() {
+        let f = fixture().await;
+        let (h, ok) = connect(&f, "root").await;
+        assert!(ok);
+        let mut open = Vec::new();
+        for i in 0..MAX_SESSIONS {
+            let mut ch = h.channel_open_session().await.unwrap();
+            ch.exec(true, format!("echo {i}; read x; echo got $x"))
+                .await
+                .unwrap();
+            loop {
+                if let Some(ChannelMsg::Data { .. }) = ch.wait().await {
+                    break;
+                }
+            }
+            open.push(ch);
+        }
+        assert!(
+            h.channel_open_session().await.is_err(),
+            "the 11th is refused"
+        );
+        for ch in &open {
+            ch.data_bytes(Bytes::from_static(b"y\n")).await.unwrap();
+            ch.eof().await.unwrap();
+        }
+        for mut ch in open {
+            let r = collect(&mut ch).await;
+            assert_eq!(String::from_utf8_lossy(&r.out), "got y\n");
+            assert_eq!(r.status, Some(0));
+        }
+        // Slots are released once channels end.
+        let mut ch = h.channel_open_session().await.unwrap();
+        ch.exec(true, "true").await.unwrap();
+        assert_eq!(collect(&mut ch).await.status, Some(0));
+    }
+}

@@ -800,7 +800,10 @@ fn bastion_mode_devices_are_reachable_only_through_the_jump_host() {
         assert_eq!(o.status.code(), Some(255));
         let inodes: HashSet<u64> = lab.namespace_inodes().into_iter().collect();
         let dir = lab.dir().display().to_string();
-        assert!(!procs_mentioning(&format!("{dir}/bastion")).is_empty(), "bastion sshd runs");
+        assert!(
+            !procs_mentioning(&format!("{dir}/bastion")).is_empty(),
+            "bastion sshd runs"
+        );
         lab.down().unwrap();
         assert!(ns_inodes_alive(&inodes).is_empty());
         let left = procs_mentioning(&dir);
