@@ -362,13 +362,13 @@ fn check_network_faults(lab: &Lab) {
         "kept\n",
     )
     .unwrap();
-    lab.fault("edge-005", FaultKind::Reboot, Some(3000))
+    lab.fault("edge-005", FaultKind::Reboot, Some(5000))
         .unwrap();
+    let e = TcpStream::connect_timeout(&addr(lab, "edge-005"), Duration::from_secs(5)).unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused);
     let st = long.wait_with_output().unwrap();
     assert_eq!(st.status.code(), Some(255), "{st:?}");
     assert!(!String::from_utf8_lossy(&st.stdout).contains("finished"));
-    let e = TcpStream::connect_timeout(&addr(lab, "edge-005"), Duration::from_secs(5)).unwrap_err();
-    assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused);
     let t0 = Instant::now();
     while banner(addr(lab, "edge-005"), Duration::from_secs(5)).is_err() {
         assert!(
