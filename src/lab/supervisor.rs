@@ -79,9 +79,20 @@ pub struct Reply {
     /// Why not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    /// Status: per device, its active faults.
+    /// Status: per device, its active faults and whether it answers SSH (probed from the devices' network).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub devices: Vec<(String, Vec<String>)>,
+    pub devices: Vec<DeviceReport>,
+}
+
+/// One device in a status reply.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeviceReport {
+    /// Device name.
+    pub name: String,
+    /// Active faults.
+    pub faults: Vec<String>,
+    /// Answered with an SSH banner within 5 s.
+    pub up: bool,
 }
 
 /// The CLI spelling of a fault kind.
@@ -1087,24 +1098,43 @@ async fn control(
                 ..Default::default()
             }
         }
-        Ok(Request::Status) => Reply {
-            ok: true,
-            devices: devs
-                .iter()
-                .map(|d| {
-                    let mut f: Vec<String> = d
-                        .faults
-                        .lock()
-                        .map(|f| f.iter().cloned().collect())
-                        .unwrap_or_default();
-                    if d.desired.borrow().down_until.is_some() {
-                        f.push("rebooting".into());
-                    }
-                    (d.spec.name.clone(), f)
-                })
-                .collect(),
-            ..Default::default()
-        },
+        Ok(Request::Status) => {
+            let sem = Arc::new(tokio::sync::Semaphore::new(64));
+            let mut probes = Vec::new();
+            for d in &devs {
+                let (sh, sem) = (sh.clone(), sem.clone());
+                let addr = SocketAddr::new(d.spec.addr.into(), d.spec.port);
+                probes.push(tokio::spawn(async move {
+                    let _p = sem.acquire().await;
+                    let p = async { banner_on(sh.connect(addr).await?).await };
+                    matches!(
+                        tokio::time::timeout(Duration::from_secs(5), p).await,
+                        Ok(Ok(()))
+                    )
+                }));
+            }
+            let mut devices = Vec::new();
+            for (d, p) in devs.iter().zip(probes) {
+                let mut f: Vec<String> = d
+                    .faults
+                    .lock()
+                    .map(|f| f.iter().cloned().collect())
+                    .unwrap_or_default();
+                if d.desired.borrow().down_until.is_some() {
+                    f.push("rebooting".into());
+                }
+                devices.push(DeviceReport {
+                    name: d.spec.name.clone(),
+                    faults: f,
+                    up: p.await.unwrap_or(false),
+                });
+            }
+            Reply {
+                ok: true,
+                devices,
+                ..Default::default()
+            }
+        }
         Ok(Request::Fault { device, kind, ms }) => {
             let r = match (
                 devs.iter().find(|d| d.spec.name == device),

@@ -784,6 +784,9 @@ fn bastion_mode_devices_are_reachable_only_through_the_jump_host() {
                 .unwrap();
             assert_eq!(ok_stdout(&o), d.name, "{backend:?}");
         }
+        // Status probes from the devices' network.
+        let st = lab.status().unwrap();
+        assert!(st.iter().all(|s| s.up), "{st:?}");
         // Faults still work on the private network.
         lab.fault("edge-001", FaultKind::WrongHostKey, None)
             .unwrap();
