@@ -815,3 +815,30 @@ fn bastion_mode_devices_are_reachable_only_through_the_jump_host() {
         assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused);
     }
 }
+
+#[test]
+fn a_hundred_embedded_devices_come_up_and_answer() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lab = up(tmp.path(), 100, LabBackend::Embedded, LabUser::Root);
+    let st = lab.status().unwrap();
+    assert_eq!(st.len(), 100);
+    let down: Vec<&str> = st
+        .iter()
+        .filter(|s| !s.up)
+        .map(|s| s.device.name.as_str())
+        .collect();
+    assert!(down.is_empty(), "{down:?}");
+    let names: HashSet<String> = st.iter().map(|s| s.device.name.clone()).collect();
+    assert_eq!(names.len(), 100);
+    let addrs: HashSet<_> = st.iter().map(|s| s.device.address).collect();
+    assert_eq!(addrs.len(), 100);
+    assert_eq!(ok_stdout(&ssh(&lab, "edge-100", "hostname")), "edge-100");
+    let inv = std::fs::read_to_string(lab.inventory_path()).unwrap();
+    let inv: serde_json::Value = edgefleet::yaml::parse_value(&inv, &lab.inventory_path()).unwrap();
+    let kids = inv["all"]["children"].as_object().unwrap();
+    assert_eq!(kids["site_a"]["hosts"].as_object().unwrap().len(), 50);
+    assert_eq!(kids["site_b"]["hosts"].as_object().unwrap().len(), 50);
+    let inodes: HashSet<u64> = lab.namespace_inodes().into_iter().collect();
+    lab.down().unwrap();
+    assert!(ns_inodes_alive(&inodes).is_empty());
+}
