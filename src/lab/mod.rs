@@ -45,6 +45,7 @@ pub mod cli;
 pub mod embedded;
 pub mod layout;
 pub mod ns;
+pub mod procmon;
 pub mod provision;
 pub mod sim;
 pub mod supervisor;
@@ -657,9 +658,11 @@ impl Lab {
         }
     }
 
-    /// Start (`true`) or stop sampling every device's process list every `interval_ms` (default 50 ms) into
-    /// `devices/NAME/ps.log`: each process seen for the first time is logged as `<unix_ms> <pid> <args>`.
-    /// Tests use it to check that no secret ever appears in a device's process arguments.
+    /// Start (`true`) or stop recording every device's processes into `devices/NAME/ps.log`: each process seen
+    /// for the first time is logged as `<unix_ms> <pid> <args>`. Processes are caught at `execve` through the
+    /// kernel's proc connector (most processes living even ~1 ms are caught; none is guaranteed) and by a scan
+    /// of /proc every `interval_ms` (default 50 ms). Tests use it to check that no secret ever appears in a
+    /// device's process arguments.
     pub fn ps_capture(&self, enable: bool, interval_ms: Option<u64>) -> Result<(), LabError> {
         let r = supervisor::request(
             &self.state.socket,

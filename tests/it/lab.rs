@@ -725,6 +725,11 @@ fn down_cleans_up_after_a_killed_supervisor() {
 fn ps_capture_records_each_devices_own_processes() {
     let tmp = tempfile::tempdir().unwrap();
     let lab = up(tmp.path(), 2, LabBackend::Embedded, LabUser::Root);
+    // With /proc sampled only every 60 s, a process started after enabling is caught by its exec event.
+    lab.ps_capture(true, Some(60_000)).unwrap();
+    ok_stdout(&ssh(&lab, "edge-001", "sleep 0.41; true"));
+    let one = lab.ps_log("edge-001").unwrap();
+    assert!(one.contains("sleep 0.41"), "{one}");
     lab.ps_capture(true, Some(20)).unwrap();
     ok_stdout(&ssh(&lab, "edge-001", "sleep 2.31; true"));
     ok_stdout(&ssh(&lab, "edge-002", "sleep 2.32; true"));
