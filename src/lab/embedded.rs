@@ -334,6 +334,21 @@ impl server::Handler for Conn {
         session.channel_failure(channel)
     }
 
+    async fn env_request(
+        &mut self,
+        channel: ChannelId,
+        variable_name: &str,
+        _variable_value: &str,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        // Like sshd with `AcceptEnv LANG LC_*`: a reply is only sent if the client asked for one.
+        if accepted_env(variable_name) {
+            session.channel_success(channel)
+        } else {
+            session.channel_failure(channel)
+        }
+    }
+
     async fn subsystem_request(
         &mut self,
         channel: ChannelId,
@@ -787,6 +802,15 @@ mod russh_client_tests {
         assert!(!ok, "unknown users are refused");
         let (h, ok) = connect(&f, "root").await;
         assert!(ok);
+
+        let mut ch = h.channel_open_session().await.unwrap();
+        ch.set_env(true, "LANG", "C.UTF-8").await.unwrap();
+        ch.set_env(true, "SECRET_THING", "x").await.unwrap();
+        ch.exec(true, "echo $LANG ${SECRET_THING:-unset}")
+            .await
+            .unwrap();
+        let r = collect(&mut ch).await;
+        assert_eq!(String::from_utf8_lossy(&r.out), "C.UTF-8 unset\n");
 
         let mut ch = h.channel_open_session().await.unwrap();
         ch.exec(true, "echo out; echo err >&2; echo $USER $HOME; exit 3")

@@ -119,8 +119,9 @@ pub struct LabConfig {
     pub backend: LabBackend,
     /// Login user.
     pub user: LabUser,
-    /// The edgefleet binary for the supervisor and the device wrappers (default: the current executable).
-    /// Tests set it to the built `edgefleet` binary, since their own executable is the test harness.
+    /// The edgefleet binary for the supervisor and the device wrappers (default: `$EDGEFLEET_BIN`, else the
+    /// current executable if it is edgefleet). Tests set it to the built `edgefleet` binary, since their own
+    /// executable is the test harness.
     pub exe: Option<PathBuf>,
     /// Put the devices in a private network namespace reachable only through a bastion sshd (for ProxyJump).
     pub bastion: bool,
@@ -310,9 +311,25 @@ impl Lab {
                     .into(),
             ));
         }
-        let exe = match &cfg.exe {
-            Some(e) => e.clone(),
-            None => std::env::current_exe().map_err(|e| LabError::io("current executable", e))?,
+        let exe = match (&cfg.exe, std::env::var_os("EDGEFLEET_BIN")) {
+            (Some(e), _) => e.clone(),
+            (None, Some(e)) => PathBuf::from(e),
+            (None, None) => {
+                let e =
+                    std::env::current_exe().map_err(|e| LabError::io("current executable", e))?;
+                let name = e
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                if !name.starts_with("edgefleet") {
+                    return Err(LabError::Invalid(format!(
+                        "this process ({name}) is not the edgefleet binary, which the lab runs as its supervisor and \
+                         device programs: set LabConfig::exe (in integration tests: env!(\"CARGO_BIN_EXE_edgefleet\")) \
+                         or EDGEFLEET_BIN"
+                    )));
+                }
+                e
+            }
         };
         if !ns::executable(&exe) {
             return Err(LabError::Missing(format!(
