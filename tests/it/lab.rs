@@ -24,34 +24,46 @@ fn up(dir: &Path, n: usize, backend: LabBackend, user: LabUser) -> Lab {
     }
 }
 
-/// The plain OpenSSH client with the lab's key and known_hosts, strict host key checking.
+/// The plain OpenSSH client, connecting the way the generated inventory says: its host, port, user, key and
+/// common args (the lab's known_hosts, strict host key checking).
 fn ssh_cmd(lab: &Lab, device: &str) -> Command {
-    let d = lab
-        .devices()
-        .into_iter()
-        .find(|d| d.name == device)
-        .expect("device");
+    let text = std::fs::read_to_string(lab.inventory_path()).unwrap();
+    let inv: serde_json::Value =
+        edgefleet::yaml::parse_value(&text, &lab.inventory_path()).unwrap();
+    let host = inv["all"]["children"]
+        .as_object()
+        .unwrap()
+        .values()
+        .find_map(|g| {
+            g["hosts"]
+                .get(device)
+                .filter(|h| h.get("ansible_host").is_some())
+        })
+        .unwrap_or_else(|| panic!("{device} not in the inventory"))
+        .clone();
+    let s = |k: &str| match &host[k] {
+        serde_json::Value::String(s) => s.clone(),
+        v => v.to_string(),
+    };
     let mut c = Command::new("ssh");
     c.arg("-F")
         .arg("/dev/null")
         .arg("-i")
-        .arg(lab.client_key_path())
-        .arg("-o")
-        .arg(format!(
-            "UserKnownHostsFile={}",
-            lab.known_hosts_path().display()
-        ))
-        .arg("-o")
-        .arg("StrictHostKeyChecking=yes")
-        .arg("-o")
-        .arg("BatchMode=yes")
-        .arg("-o")
-        .arg("IdentitiesOnly=yes")
-        .arg("-o")
-        .arg("ConnectTimeout=10")
-        .arg("-p")
-        .arg(d.port.to_string())
-        .arg(format!("{}@{}", lab.user(), d.address));
+        .arg(s("ansible_ssh_private_key_file"));
+    for a in s("ansible_ssh_common_args").split_whitespace() {
+        c.arg(a);
+    }
+    c.args([
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "IdentitiesOnly=yes",
+        "-o",
+        "ConnectTimeout=10",
+    ])
+    .arg("-p")
+    .arg(s("ansible_port"))
+    .arg(format!("{}@{}", s("ansible_user"), s("ansible_host")));
     c
 }
 
@@ -546,6 +558,25 @@ fn inventory_keys_and_pki_are_complete_and_keep_secrets_encrypted() {
     let ku = edge.key_usage().unwrap().unwrap().value;
     assert!(ku.key_cert_sign() && ku.digital_signature());
     assert!(edge.verify_signature(Some(root.public_key())).is_ok());
+    use x509_parser::extensions::ParsedExtension;
+    let ski = edge.extensions().iter().any(|e| {
+        matches!(
+            e.parsed_extension(),
+            ParsedExtension::SubjectKeyIdentifier(_)
+        )
+    });
+    let aki = edge.extensions().iter().any(|e| {
+        matches!(
+            e.parsed_extension(),
+            ParsedExtension::AuthorityKeyIdentifier(_)
+        )
+    });
+    assert!(ski && aki, "SKI {ski} AKI {aki}");
+    assert_eq!(
+        edge.public_key().algorithm.algorithm.to_id_string(),
+        "1.2.840.10045.2.1",
+        "EC key"
+    );
     let key_ct = std::fs::read(h["edge_ca_key"].as_str().unwrap()).unwrap();
     assert!(key_ct.starts_with(b"-----BEGIN AGE ENCRYPTED FILE-----"));
     let key = String::from_utf8(age::decrypt(&id, &key_ct).unwrap()).unwrap();
