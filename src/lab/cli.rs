@@ -31,6 +31,11 @@ pub fn run(args: LabArgs) -> Result<ExitCode, AppError> {
                 exe: None,
                 bastion: opts.bastion,
             };
+            eprintln!(
+                "lab: bringing up {} devices in {} ...",
+                cfg.devices,
+                dir.display()
+            );
             let lab = Lab::up(&cfg).map_err(app)?;
             let d = lab.devices();
             let first = d.first().map(|d| d.address.to_string()).unwrap_or_default();

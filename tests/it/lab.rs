@@ -622,9 +622,34 @@ fn procs_mentioning(s: &str) -> Vec<String> {
     out
 }
 
-fn ip_addrs() -> String {
-    let o = Command::new("ip").args(["-o", "addr"]).output().unwrap();
-    String::from_utf8_lossy(&o.stdout).into_owned()
+/// Every interface address on the host (getifaddrs), sorted.
+fn ip_addrs() -> Vec<String> {
+    let mut out = Vec::new();
+    let mut ifap: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills a list we walk read-only and free once.
+    unsafe {
+        assert_eq!(libc::getifaddrs(&mut ifap), 0);
+        let mut p = ifap;
+        while !p.is_null() {
+            let a = (*p).ifa_addr;
+            let name = std::ffi::CStr::from_ptr((*p).ifa_name).to_string_lossy();
+            if !a.is_null() && (*a).sa_family as i32 == libc::AF_INET {
+                let sin = &*(a as *const libc::sockaddr_in);
+                let ip = std::net::Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
+                out.push(format!("{name} {ip}"));
+            } else if !a.is_null() && (*a).sa_family as i32 == libc::AF_INET6 {
+                let sin6 = &*(a as *const libc::sockaddr_in6);
+                out.push(format!(
+                    "{name} {}",
+                    std::net::Ipv6Addr::from(sin6.sin6_addr.s6_addr)
+                ));
+            }
+            p = (*p).ifa_next;
+        }
+        libc::freeifaddrs(ifap);
+    }
+    out.sort();
+    out
 }
 
 #[test]
