@@ -716,6 +716,35 @@ impl Lab {
         ns::run_as_root(d.holder_pid, d.mnt_ns, shell_cmd)
     }
 
+    /// Does the device answer with an SSH banner right now (within 5 s)?
+    pub fn is_up(&self, name: &str) -> Result<bool, LabError> {
+        self.check_device(name)?;
+        let r = supervisor::request(
+            &self.state.socket,
+            &supervisor::Request::Probe {
+                device: name.into(),
+            },
+        )?;
+        Ok(r.ok)
+    }
+
+    /// Wait until the device answers SSH again (after a reboot or a cleared fault), up to `timeout`.
+    pub fn wait_up(&self, name: &str, timeout: Duration) -> Result<(), LabError> {
+        let t0 = Instant::now();
+        loop {
+            if self.is_up(name)? {
+                return Ok(());
+            }
+            if t0.elapsed() > timeout {
+                return Err(LabError::Supervisor(format!(
+                    "{name} did not answer within {}s",
+                    timeout.as_secs()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// Every device: does it answer SSH now, its faults and counters.
     pub fn status(&self) -> Result<Vec<DeviceStatus>, LabError> {
         let devices = self.devices();

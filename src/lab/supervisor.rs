@@ -66,6 +66,11 @@ pub enum Request {
         /// Sampling interval (default 50 ms).
         interval_ms: Option<u64>,
     },
+    /// Does one device answer SSH right now (probed from the devices' network)?
+    Probe {
+        /// Device name.
+        device: String,
+    },
     /// Tear the lab down and exit.
     Shutdown,
 }
@@ -1097,6 +1102,26 @@ async fn control(
                 ..Default::default()
             }
         }
+        Ok(Request::Probe { device }) => match devs.iter().find(|d| d.spec.name == device) {
+            None => Reply {
+                ok: false,
+                error: Some(format!("no device named {device:?} in this lab")),
+                ..Default::default()
+            },
+            Some(d) => {
+                let addr = SocketAddr::new(d.spec.addr.into(), d.spec.port);
+                let p = async { banner_on(sh.connect(addr).await?).await };
+                let up = matches!(
+                    tokio::time::timeout(Duration::from_secs(5), p).await,
+                    Ok(Ok(()))
+                );
+                Reply {
+                    ok: up,
+                    error: (!up).then(|| format!("{device} does not answer")),
+                    ..Default::default()
+                }
+            }
+        },
         Ok(Request::Status) => {
             let sem = Arc::new(tokio::sync::Semaphore::new(64));
             let mut probes = Vec::new();

@@ -381,14 +381,7 @@ fn check_network_faults(lab: &Lab) {
     let st = long.wait_with_output().unwrap();
     assert_eq!(st.status.code(), Some(255), "{st:?}");
     assert!(!String::from_utf8_lossy(&st.stdout).contains("finished"));
-    let t0 = Instant::now();
-    while banner(addr(lab, "edge-005"), Duration::from_secs(5)).is_err() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(60),
-            "device never came back"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    lab.wait_up("edge-005", Duration::from_secs(60)).unwrap();
     assert_eq!(
         ok_stdout(&ssh(
             lab,
