@@ -504,6 +504,14 @@ impl Lab {
     /// Clean up a lab directory whose supervisor is gone: kill leftover device processes. Returns how many.
     pub fn cleanup(dir: &Path) -> Result<usize, LabError> {
         let paths = Paths::new(dir)?;
+        if let Ok(st) = layout::read_json::<RuntimeState>(&paths.state()) {
+            if layout::pid_alive(st.supervisor_pid) {
+                return Err(LabError::AlreadyRunning(
+                    paths.dir.display().to_string(),
+                    st.supervisor_pid,
+                ));
+            }
+        }
         Ok(cleanup_leftovers(&paths))
     }
 

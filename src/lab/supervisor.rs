@@ -513,6 +513,11 @@ async fn run(
     // 3. Control socket.
     let _ = std::fs::remove_file(&state.socket);
     let listener = UnixListener::bind(&state.socket).map_err(|e| LabError::io(&state.socket, e))?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&state.socket, std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| LabError::io(&state.socket, e))?;
+    }
     let shutdown = Arc::new(tokio::sync::Notify::new());
     let ctl = {
         let devs = devs.clone();
