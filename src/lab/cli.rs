@@ -38,7 +38,16 @@ pub fn run(args: LabArgs) -> Result<ExitCode, AppError> {
             );
             let lab = Lab::up(&cfg).map_err(app)?;
             let d = lab.devices();
-            let first = d.first().map(|d| d.address.to_string()).unwrap_or_default();
+            let first = d
+                .first()
+                .map(|d| {
+                    if d.port == 22 {
+                        d.address.to_string()
+                    } else {
+                        format!("-p {} {}", d.port, d.address)
+                    }
+                })
+                .unwrap_or_default();
             println!(
                 "lab up: {} devices ({} backend, login {}) in {:.1}s",
                 d.len(),
@@ -53,11 +62,8 @@ pub fn run(args: LabArgs) -> Result<ExitCode, AppError> {
             println!("  ssh config:  {}", lab.ssh_config_path().display());
             if lab.bastion().is_none() {
                 println!(
-                    "  try:         ssh -i {} -o UserKnownHostsFile={} -o StrictHostKeyChecking=yes {}@{} hostname",
-                    lab.client_key_path().display(),
-                    lab.known_hosts_path().display(),
-                    lab.user(),
-                    first
+                    "  try:         ssh -F {} {first} hostname",
+                    lab.ssh_config_path().display(),
                 );
             }
             if let Some(b) = lab.bastion() {

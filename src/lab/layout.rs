@@ -45,6 +45,12 @@ pub struct LabSpec {
     /// Devices live in a private network namespace reachable only through a bastion sshd.
     #[serde(default)]
     pub bastion: bool,
+    /// The lab runs unprivileged, inside a user namespace where the invoking user is root.
+    #[serde(default)]
+    pub userns: bool,
+    /// Random id of this lab instance: marks its mount namespaces (see `ns::lab_marker`).
+    #[serde(default)]
+    pub id: String,
 }
 
 /// One device in `lab.json`.
@@ -176,9 +182,27 @@ impl Paths {
     }
 }
 
-/// Where lab slot locks and (for long lab paths) control sockets live.
+/// Where lab slot locks and (for long lab paths) control sockets live: `/run/edgefleet-lab` for root, else
+/// `$XDG_RUNTIME_DIR/edgefleet-lab` or `/tmp/edgefleet-lab-UID`.
 pub fn run_base() -> PathBuf {
-    PathBuf::from("/run/edgefleet-lab")
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    if euid == 0 {
+        return PathBuf::from("/run/edgefleet-lab");
+    }
+    match std::env::var_os("XDG_RUNTIME_DIR") {
+        Some(d) if Path::new(&d).is_dir() => PathBuf::from(d).join("edgefleet-lab"),
+        _ => std::env::temp_dir().join(format!("edgefleet-lab-{euid}")),
+    }
+}
+
+/// SSH port of every device: 22 as root; 2222 in an unprivileged lab (ports below 1024 need root).
+pub fn device_port(userns: bool) -> u16 {
+    if userns {
+        2222
+    } else {
+        22
+    }
 }
 
 /// The address of device number `i` (0-based) in slot `slot`.

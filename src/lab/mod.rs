@@ -15,9 +15,11 @@
 //!   any process still inside a device's mount namespace (recorded in `run/state.json`), so no process, mount or
 //!   address is left behind even if the supervisor was killed.
 //!
-//! Requirements: root (namespaces, setuid to device users, port 22); `/usr/sbin/sshd` for the openssh backend and
-//! for `--bastion`; `sudo` for `--user admin`. Missing pieces are reported by name. Unprivileged user namespaces
-//! are not used (a device has several users, which a single-uid mapping cannot give without newuidmap).
+//! Requirements: root (namespaces, setuid to device users, port 22), or unprivileged user namespaces: then the
+//! supervisor runs as root inside a user namespace where the invoking user is root (single-uid mapping), devices
+//! listen on port 2222, and only the embedded backend with root login works (sshd needs its privilege-separation
+//! user, sudo must be setuid root on the host, the bastion is an sshd). `/usr/sbin/sshd` is needed for the
+//! openssh backend and for `--bastion`, `sudo` for `--user admin`. Missing pieces are reported by name.
 //!
 //! What a device is (both backends): its own loopback address 127.S.x.y port 22 (S = the lab's slot), its own
 //! host key, key-only login as root or admin (authorized_keys in the device's home), its own hostname (UTS
@@ -259,12 +261,19 @@ fn cleanup_leftovers(paths: &Paths) -> usize {
     let Ok(st) = layout::read_json::<RuntimeState>(&paths.state()) else {
         return 0;
     };
+    // Only processes whose mount table carries this lab's marker: the recorded inodes may have been reused.
+    // The bastion's network namespace is not trusted here for the same reason (its holder and sshd die with
+    // the supervisor anyway).
+    let Ok(spec) = layout::read_json::<LabSpec>(&paths.spec()) else {
+        return 0;
+    };
     let inodes = st.devices.iter().map(|d| d.mnt_ns).collect();
     let n = ns::kill_all(
         &inodes,
-        st.net_ns,
+        None,
         &std::collections::HashSet::new(),
         Duration::from_secs(20),
+        &ns::lab_marker(&spec.id),
     );
     let _ = std::fs::remove_file(paths.state());
     if st.socket.starts_with(layout::run_base()) {
@@ -282,7 +291,26 @@ fn log_tail(paths: &Paths) -> String {
 impl Lab {
     /// Bring a lab up: provision, start the supervisor, and return once every device accepts SSH connections.
     pub fn up(cfg: &LabConfig) -> Result<Lab, LabError> {
-        ns::check_privileges().map_err(LabError::Privileges)?;
+        let userns = ns::check_privileges().map_err(LabError::Privileges)? == ns::Privilege::UserNs;
+        if userns {
+            let mut missing = Vec::new();
+            if cfg.backend == LabBackend::Openssh {
+                missing.push("--backend openssh (sshd needs its privilege-separation user mapped)");
+            }
+            if cfg.user == LabUser::Admin {
+                missing.push("--user admin (sudo must be setuid root on the host)");
+            }
+            if cfg.bastion {
+                missing.push("--bastion (the bastion is an sshd)");
+            }
+            if !missing.is_empty() {
+                return Err(LabError::Privileges(format!(
+                    "not running as root, so the lab runs in an unprivileged user namespace, which cannot do {}: \
+                     run as root, or use --backend embedded --user root without --bastion",
+                    missing.join(", ")
+                )));
+            }
+        }
         if cfg.devices == 0 || cfg.devices > layout::MAX_DEVICES {
             return Err(LabError::Invalid(format!(
                 "--devices must be between 1 and {} (got {})",
@@ -350,7 +378,7 @@ impl Lab {
             .map(|i| DeviceSpec {
                 name: layout::device_name(i),
                 addr: layout::device_addr(slot, i),
-                port: 22,
+                port: layout::device_port(userns),
                 provisioning: if i % 2 == 0 { "manual" } else { "dps" }.into(),
             })
             .collect();
@@ -367,6 +395,12 @@ impl Lab {
             exe: exe.clone(),
             devices,
             bastion: cfg.bastion,
+            userns,
+            id: {
+                let mut b = [0u8; 8];
+                rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut b);
+                hex::encode(b)
+            },
         };
         let keys = provision::lab_keys(&paths)?;
         let mut outs = provision_all(&paths, &spec, &keys)?;
@@ -415,6 +449,9 @@ impl Lab {
                 libc::fcntl(lock_fd, libc::F_SETFD, 0);
                 Ok(())
             });
+        }
+        if userns {
+            ns::in_new_userns(&mut c).map_err(|e| LabError::io("user namespace", e))?;
         }
         let child = c
             .spawn()
@@ -624,9 +661,22 @@ impl Lab {
     pub fn supervisor_pid(&self) -> i32 {
         self.state.supervisor_pid
     }
-    /// Mount-namespace inode of every device (what identifies a device's processes).
+    /// Mount-namespace inode of every device (with [`Lab::marker`], what identifies a device's processes).
     pub fn namespace_inodes(&self) -> Vec<u64> {
         self.state.devices.iter().map(|d| d.mnt_ns).collect()
+    }
+
+    /// The string in the mount table of every process inside this lab's devices (see `ns::lab_marker`).
+    pub fn marker(&self) -> String {
+        ns::lab_marker(&self.spec.id)
+    }
+
+    /// Every live process inside this lab's devices.
+    pub fn processes(&self) -> Vec<i32> {
+        ns::lab_pids(
+            &self.namespace_inodes().into_iter().collect(),
+            &self.marker(),
+        )
     }
 
     /// The devices.

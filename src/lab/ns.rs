@@ -62,7 +62,12 @@ impl NsPlan {
     ///
     /// `expose`: host directories the device must still see at their own path although they live under `/tmp`
     /// or `/run`, which the device gets fresh (the lab directory itself, the edgefleet binary's directory).
-    pub fn for_device(paths: &Paths, name: &str, expose: &[&Path]) -> io::Result<NsPlan> {
+    pub fn for_device(
+        paths: &Paths,
+        name: &str,
+        expose: &[&Path],
+        marker: &str,
+    ) -> io::Result<NsPlan> {
         let root = paths.device_root(name);
         let ns = paths.device_ns(name);
         let nss = ns.to_string_lossy();
@@ -99,7 +104,7 @@ impl NsPlan {
         // 2. scratch tmpfs for the /etc overlay's upper and work dirs.
         op(
             None,
-            Some(OsStr::new("edgefleet-lab")),
+            Some(OsStr::new(marker)),
             &nss,
             Some("tmpfs"),
             libc::MS_NOSUID | libc::MS_NODEV,
@@ -431,7 +436,8 @@ pub fn net_holder_command() -> Command {
     c
 }
 
-/// Make `cmd` run in the network namespace `net` only (mount namespace and user unchanged).
+/// Make `cmd` run in the network namespace `net` only (mount namespace and user unchanged; bastion mode, which
+/// needs root).
 pub fn enter_net(cmd: &mut Command, net: &File) -> io::Result<()> {
     let net = dup_cloexec(net.as_raw_fd())?;
     // SAFETY: setns and prctl are async-signal-safe; the fd is owned by the closure.
@@ -460,7 +466,14 @@ pub fn join_net_thread(net: &File) -> io::Result<()> {
 pub struct NsFds {
     mnt: File,
     uts: File,
-    net: File,
+    /// Only when it differs from the caller's (bastion mode).
+    net: Option<File>,
+    /// Only when it differs from the caller's (a lab run in an unprivileged user namespace, entered from outside).
+    user: Option<File>,
+}
+
+fn ns_differs(f: &File, kind: &str) -> io::Result<bool> {
+    Ok(f.metadata()?.ino() != fs::metadata(format!("/proc/self/ns/{kind}"))?.ino())
 }
 
 impl NsFds {
@@ -469,13 +482,29 @@ impl NsFds {
         let mnt = File::open(format!("/proc/{holder_pid}/ns/mnt"))?;
         let uts = File::open(format!("/proc/{holder_pid}/ns/uts"))?;
         let net = File::open(format!("/proc/{holder_pid}/ns/net"))?;
+        let user = File::open(format!("/proc/{holder_pid}/ns/user"))?;
         if mnt.metadata()?.ino() != mnt_ns {
             return Err(io::Error::new(
                 io::ErrorKind::NotFound,
                 "the device's namespace holder is gone (is the lab supervisor running?)",
             ));
         }
-        Ok(NsFds { mnt, uts, net })
+        let net = if ns_differs(&net, "net")? {
+            Some(net)
+        } else {
+            None
+        };
+        let user = if ns_differs(&user, "user")? {
+            Some(user)
+        } else {
+            None
+        };
+        Ok(NsFds {
+            mnt,
+            uts,
+            net,
+            user,
+        })
     }
 }
 
@@ -497,23 +526,45 @@ pub struct Creds {
 pub fn enter(cmd: &mut Command, fds: &NsFds, creds: Creds) -> io::Result<()> {
     let mnt = dup_cloexec(fds.mnt.as_raw_fd())?;
     let uts = dup_cloexec(fds.uts.as_raw_fd())?;
-    let net = dup_cloexec(fds.net.as_raw_fd())?;
+    let net = fds
+        .net
+        .as_ref()
+        .map(|f| dup_cloexec(f.as_raw_fd()))
+        .transpose()?;
+    let user = fds
+        .user
+        .as_ref()
+        .map(|f| dup_cloexec(f.as_raw_fd()))
+        .transpose()?;
     let groups: Vec<libc::gid_t> = creds.groups.clone();
     // SAFETY: async-signal-safe system calls only; fds stay valid (owned by the closure, CLOEXEC).
     unsafe {
         cmd.pre_exec(move || {
-            if libc::setns(net.as_raw_fd(), libc::CLONE_NEWNET) != 0
-                || libc::setns(mnt.as_raw_fd(), libc::CLONE_NEWNS) != 0
+            // The user namespace first: it grants the capabilities needed to join the others.
+            if let Some(u) = &user {
+                if libc::setns(u.as_raw_fd(), libc::CLONE_NEWUSER) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            if let Some(n) = &net {
+                if libc::setns(n.as_raw_fd(), libc::CLONE_NEWNET) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            if libc::setns(mnt.as_raw_fd(), libc::CLONE_NEWNS) != 0
                 || libc::setns(uts.as_raw_fd(), libc::CLONE_NEWUTS) != 0
             {
                 return Err(io::Error::last_os_error());
             }
             libc::setsid();
             libc::umask(0o022);
+            // In an unprivileged lab's user namespace setgroups is denied; root needs none there.
             if libc::setgroups(groups.len(), groups.as_ptr()) != 0
-                || libc::setgid(creds.gid) != 0
-                || libc::setuid(creds.uid) != 0
+                && !(creds.uid == 0 && *libc::__errno_location() == libc::EPERM)
             {
+                return Err(io::Error::last_os_error());
+            }
+            if libc::setgid(creds.gid) != 0 || libc::setuid(creds.uid) != 0 {
                 return Err(io::Error::last_os_error());
             }
             if libc::chdir(creds.home.as_ptr()) != 0 {
@@ -614,21 +665,42 @@ pub fn pids_in(inodes: &HashSet<u64>) -> Vec<(i32, u64)> {
     out
 }
 
-/// SIGKILL every process in the given mount namespaces except `keep`, until none is left or `timeout` passes,
-/// then reap those that were (or became, through PR_SET_CHILD_SUBREAPER) our children.
-/// Returns how many processes were signalled.
-pub fn kill_all_in(inodes: &HashSet<u64>, keep: &HashSet<i32>, timeout: Duration) -> usize {
-    kill_all(inodes, None, keep, timeout)
+/// The tmpfs source name that marks a lab's device mount namespaces (`edgefleet-lab.<lab id>`): a process
+/// belongs to the lab only if its mount table shows it. Namespace inodes alone are not enough: once a namespace
+/// is freed, its inode number can be reused by somebody else's new namespace.
+pub fn lab_marker(lab_id: &str) -> String {
+    format!("edgefleet-lab.{lab_id}")
 }
 
-/// [`kill_all_in`], also killing every process in the network namespace `net`.
+/// Does process `pid`'s mount table contain `marker` (see [`lab_marker`])?
+pub fn has_marker(pid: i32, marker: &str) -> bool {
+    let needle = format!(" {marker} ");
+    fs::read_to_string(format!("/proc/{pid}/mountinfo"))
+        .map(|m| m.contains(&needle))
+        .unwrap_or(false)
+}
+
+/// Every live process of the lab marked `marker` whose mount namespace is one of `inodes`.
+pub fn lab_pids(inodes: &HashSet<u64>, marker: &str) -> Vec<i32> {
+    pids_in(inodes)
+        .into_iter()
+        .map(|(p, _)| p)
+        .filter(|p| has_marker(*p, marker))
+        .collect()
+}
+
+/// SIGKILL every process of the lab (`marker`) in the mount namespaces `inodes` except `keep`, until none is
+/// left or `timeout` passes, then reap those that were (or became, through PR_SET_CHILD_SUBREAPER) our
+/// children. With `net` (only while the lab's network namespace is certainly alive, i.e. from its supervisor),
+/// the first pass also kills every process in that network namespace. Returns how many were signalled.
 pub fn kill_all(
     inodes: &HashSet<u64>,
     net: Option<u64>,
     keep: &HashSet<i32>,
     timeout: Duration,
+    marker: &str,
 ) -> usize {
-    let killed = kill_all_in_inner(inodes, net, keep, timeout);
+    let killed = kill_all_in_inner(inodes, net, keep, timeout, marker);
     for &p in &killed {
         let mut st = 0;
         // SAFETY: waitpid on a specific pid; fails harmlessly with ECHILD if it is not our child.
@@ -659,13 +731,27 @@ fn kill_all_in_inner(
     net: Option<u64>,
     keep: &HashSet<i32>,
     timeout: Duration,
+    marker: &str,
 ) -> HashSet<i32> {
     let deadline = Instant::now() + timeout;
     let mut killed = HashSet::new();
+    let mut first = true;
     loop {
-        let pids: Vec<i32> = pids_in_any(inodes, net)
+        let mut pids = lab_pids(inodes, marker);
+        if first {
+            if let Some(net) = net {
+                let have: HashSet<i32> = pids.iter().copied().collect();
+                pids.extend(
+                    pids_in_any(&HashSet::new(), Some(net))
+                        .into_iter()
+                        .map(|(p, _)| p)
+                        .filter(|p| !have.contains(p)),
+                );
+            }
+            first = false;
+        }
+        let pids: Vec<i32> = pids
             .into_iter()
-            .map(|(p, _)| p)
             .filter(|p| !keep.contains(p) && *p != std::process::id() as i32)
             .collect();
         if pids.is_empty() || Instant::now() > deadline {
@@ -681,31 +767,100 @@ fn kill_all_in_inner(
 }
 
 /// Can this process create namespaces and mounts? `Err` says exactly what is missing.
-pub fn check_privileges() -> Result<(), String> {
+/// How the lab gets its privileges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Privilege {
+    /// Running as root.
+    Root,
+    /// Not root, but unprivileged user namespaces work: the supervisor runs as root inside one.
+    UserNs,
+}
+
+/// Can an unprivileged process create a user namespace and mount inside it here?
+fn userns_works() -> bool {
+    let mut c = Command::new("/bin/true");
+    // SAFETY: async-signal-safe system calls only.
+    unsafe {
+        c.pre_exec(|| {
+            if libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNS) != 0
+                || libc::mount(
+                    std::ptr::null(),
+                    c"/".as_ptr(),
+                    std::ptr::null(),
+                    libc::MS_REC | libc::MS_PRIVATE,
+                    std::ptr::null(),
+                ) != 0
+            {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    c.status().map(|s| s.success()).unwrap_or(false)
+}
+
+/// Make `cmd` start in a new user namespace where the caller's uid and gid are root (for the supervisor of an
+/// unprivileged lab).
+pub fn in_new_userns(cmd: &mut Command) -> io::Result<()> {
+    // SAFETY: getuid/getgid have no preconditions.
+    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    let uid_map = format!("0 {uid} 1\n").into_bytes();
+    let gid_map = format!("0 {gid} 1\n").into_bytes();
+    // SAFETY: async-signal-safe system calls on buffers prepared before fork.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::unshare(libc::CLONE_NEWUSER) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            for (path, data) in [
+                (c"/proc/self/setgroups", &b"deny"[..]),
+                (c"/proc/self/uid_map", &uid_map[..]),
+                (c"/proc/self/gid_map", &gid_map[..]),
+            ] {
+                let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+                if fd < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                let n = libc::write(fd, data.as_ptr() as *const libc::c_void, data.len());
+                libc::close(fd);
+                if n < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    Ok(())
+}
+
+/// Can this process run a lab, and how? `Err` says exactly what is missing.
+pub fn check_privileges() -> Result<Privilege, String> {
     // SAFETY: geteuid has no preconditions.
     let euid = unsafe { libc::geteuid() };
     if euid == 0 {
-        return Ok(());
+        return Ok(Privilege::Root);
+    }
+    if userns_works() {
+        return Ok(Privilege::UserNs);
     }
     let userns = fs::read_to_string("/proc/sys/user/max_user_namespaces")
         .ok()
         .and_then(|s| s.trim().parse::<u64>().ok())
         .unwrap_or(0);
     let mut msg = format!(
-        "edgefleet lab must run as root (euid is {euid}): every device needs its own mount and UTS namespace \
-         (CAP_SYS_ADMIN), its login user's uid (CAP_SETUID/CAP_SETGID, and a setuid `sudo` for --user admin), and \
-         port 22 on its loopback address (CAP_NET_BIND_SERVICE). Run it as root, e.g. `sudo edgefleet lab up ...`."
+        "edgefleet lab needs root or unprivileged user namespaces, and has neither (euid {euid}): every device \
+         needs its own mount and UTS namespace (CAP_SYS_ADMIN). Run it as root (`sudo edgefleet lab up ...`)"
     );
-    if userns > 0 {
-        msg.push_str(
-            " Unprivileged user namespaces are enabled on this machine, but this version of the lab does not use \
-             them (they cannot map the devices' several users without newuidmap).",
-        );
+    if userns == 0 {
+        msg.push_str(", or enable user namespaces (sysctl user.max_user_namespaces is 0)");
     } else {
         msg.push_str(
-            " Unprivileged user namespaces are disabled here too (user.max_user_namespaces = 0).",
+            ", or allow unprivileged user namespaces (user.max_user_namespaces is set, but creating one and \
+             mounting in it failed here: check kernel.unprivileged_userns_clone, or \
+             kernel.apparmor_restrict_unprivileged_userns on Ubuntu)",
         );
     }
+    msg.push('.');
     Err(msg)
 }
 

@@ -416,11 +416,13 @@ async fn run(
     for d in &sh.spec.devices {
         let r = async {
             let exe_dir = sh.spec.exe.parent().unwrap_or(Path::new("/"));
-            let mut plan = NsPlan::for_device(&sh.paths, &d.name, &[&sh.paths.dir, exe_dir])?;
+            let marker = ns::lab_marker(&sh.spec.id);
+            let mut plan =
+                NsPlan::for_device(&sh.paths, &d.name, &[&sh.paths.dir, exe_dir], &marker)?;
             if let Some(f) = &net_file {
                 plan.join_net(f.try_clone()?);
             }
-            let descr = NsPlan::for_device(&sh.paths, &d.name, &[&sh.paths.dir, exe_dir])?;
+            let descr = NsPlan::for_device(&sh.paths, &d.name, &[&sh.paths.dir, exe_dir], &marker)?;
             let (cmd, mut report) = ns::holder_command(plan)?;
             let child = match sh.spawner.spawn(cmd).await {
                 Ok(c) => c,
@@ -471,7 +473,7 @@ async fn run(
     layout::write_json(&sh.paths.state(), &state, 0o644)?;
     if let Some(e) = startup_error {
         log(&e);
-        teardown(&state, holders).await;
+        teardown(&sh, &state, holders).await;
         return Err(LabError::Supervisor(e));
     }
     log(format!(
@@ -497,7 +499,7 @@ async fn run(
                 for c in controllers {
                     c.abort();
                 }
-                teardown(&state, holders).await;
+                teardown(&sh, &state, holders).await;
                 return Err(LabError::Supervisor(e));
             }
         }
@@ -556,7 +558,7 @@ async fn run(
             for c in controllers {
                 c.abort();
             }
-            teardown(&state, holders).await;
+            teardown(&sh, &state, holders).await;
             return Ok(1);
         }
         Err(_) => {
@@ -568,7 +570,7 @@ async fn run(
             for c in controllers {
                 c.abort();
             }
-            teardown(&state, holders).await;
+            teardown(&sh, &state, holders).await;
             return Ok(1);
         }
     }
@@ -588,18 +590,25 @@ async fn run(
     for c in controllers {
         c.abort();
     }
-    teardown(&state, holders).await;
+    teardown(&sh, &state, holders).await;
     let _ = std::fs::remove_file(&state.socket);
     let _ = std::fs::remove_file(sh.paths.state());
     log("lab down");
     Ok(0)
 }
 
-async fn teardown(state: &RuntimeState, holders: Vec<tokio::process::Child>) {
+async fn teardown(sh: &Shared, state: &RuntimeState, holders: Vec<tokio::process::Child>) {
     let inodes: HashSet<u64> = state.devices.iter().map(|d| d.mnt_ns).collect();
     let net = state.net_ns;
+    let marker = ns::lab_marker(&sh.spec.id);
     let n = tokio::task::spawn_blocking(move || {
-        ns::kill_all(&inodes, net, &HashSet::new(), Duration::from_secs(20))
+        ns::kill_all(
+            &inodes,
+            net,
+            &HashSet::new(),
+            Duration::from_secs(20),
+            &marker,
+        )
     })
     .await
     .unwrap_or(0);
@@ -957,12 +966,13 @@ for d in /etc/aziot /etc/docker; do
   mount --bind "$d" "$src"
   mode=$(stat -c %a "$d"); uid=$(stat -c %u "$d"); gid=$(stat -c %g "$d")
   mount -t tmpfs -o "size=16m,mode=$mode,uid=$uid,gid=$gid" edgefleet-diskfull "$d"
-  cp -a "$src/." "$d/"
+  # (ownership cannot always be kept in an unprivileged lab: files the host's root wrote show as unmapped)
+  cp -a "$src/." "$d/" 2>/dev/null || cp -R --preserve=mode,timestamps "$src/." "$d/"
   umount "$src"; rmdir "$src"
   used=$(df -k --output=used "$d" | tail -n 1 | tr -d ' ')
   inodes=$(df --output=iused "$d" | tail -n 1 | tr -d ' ')
   [ "$used" -gt 0 ] || used=4
-  mount -o "remount,size=${used}k,nr_inodes=$inodes" "$d"
+  mount -o "remount,size=${used}k,nr_inodes=$inodes" edgefleet-diskfull "$d"
 done
 "#;
 
@@ -1038,11 +1048,14 @@ async fn apply_fault(
             set_desired(dev, |d| d.down_until = Some(until)).await?;
             dev.host.conns.drop_all();
             let (ino, holder) = (dev.host.mnt_ns, dev.host.holder_pid);
+            let marker = ns::lab_marker(&sh.spec.id);
             let _ = tokio::task::spawn_blocking(move || {
-                ns::kill_all_in(
+                ns::kill_all(
                     &HashSet::from([ino]),
+                    None,
                     &HashSet::from([holder]),
                     Duration::from_secs(10),
+                    &marker,
                 )
             })
             .await;

@@ -579,19 +579,10 @@ fn inventory_keys_and_pki_are_complete_and_keep_secrets_encrypted() {
     lab.down().unwrap();
 }
 
-fn ns_inodes_alive(inodes: &HashSet<u64>) -> Vec<i32> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
-            continue;
-        };
-        if let Ok(m) = std::fs::metadata(format!("/proc/{pid}/ns/mnt")) {
-            if inodes.contains(&std::os::unix::fs::MetadataExt::ino(&m)) {
-                out.push(pid);
-            }
-        }
-    }
-    out
+/// Live processes inside the lab's devices: in one of its mount namespaces *and* carrying its marker (a freed
+/// namespace's inode number can be reused by another lab running in parallel).
+fn ns_inodes_alive(inodes: &(HashSet<u64>, String)) -> Vec<i32> {
+    edgefleet::lab::ns::lab_pids(&inodes.0, &inodes.1)
 }
 
 /// A live process (a zombie waiting for init to reap it is not running).
@@ -659,9 +650,10 @@ fn cli_up_status_fault_down_leaves_nothing_behind() {
         assert!(o.status.success(), "{o:?}");
         assert!(String::from_utf8_lossy(&o.stdout).contains("lab up: 3 devices"));
         let lab = Lab::open(&dir).unwrap();
-        let inodes: HashSet<u64> = lab.namespace_inodes().into_iter().collect();
+        let inodes: (HashSet<u64>, String) =
+            (lab.namespace_inodes().into_iter().collect(), lab.marker());
         let sup = lab.supervisor_pid();
-        assert_eq!(inodes.len(), 3);
+        assert_eq!(inodes.0.len(), 3);
         assert!(!ns_inodes_alive(&inodes).is_empty());
 
         // A session in flight when the lab goes down.
@@ -743,7 +735,8 @@ fn cli_up_status_fault_down_leaves_nothing_behind() {
 fn down_cleans_up_after_a_killed_supervisor() {
     let tmp = tempfile::tempdir().unwrap();
     let lab = up(tmp.path(), 2, LabBackend::Openssh, LabUser::Root);
-    let inodes: HashSet<u64> = lab.namespace_inodes().into_iter().collect();
+    let inodes: (HashSet<u64>, String) =
+        (lab.namespace_inodes().into_iter().collect(), lab.marker());
     let dir = lab.dir().to_path_buf();
     // A session whose processes outlive sshd's listener.
     let mut long = ssh_cmd(&lab, "edge-001")
@@ -855,7 +848,8 @@ fn bastion_mode_devices_are_reachable_only_through_the_jump_host() {
             .output()
             .unwrap();
         assert_eq!(o.status.code(), Some(255));
-        let inodes: HashSet<u64> = lab.namespace_inodes().into_iter().collect();
+        let inodes: (HashSet<u64>, String) =
+            (lab.namespace_inodes().into_iter().collect(), lab.marker());
         let dir = lab.dir().display().to_string();
         assert!(
             !procs_mentioning(&format!("{dir}/bastion")).is_empty(),
@@ -892,7 +886,72 @@ fn a_hundred_embedded_devices_come_up_and_answer() {
     let kids = inv["all"]["children"].as_object().unwrap();
     assert_eq!(kids["site_a"]["hosts"].as_object().unwrap().len(), 50);
     assert_eq!(kids["site_b"]["hosts"].as_object().unwrap().len(), 50);
-    let inodes: HashSet<u64> = lab.namespace_inodes().into_iter().collect();
+    let inodes: (HashSet<u64>, String) =
+        (lab.namespace_inodes().into_iter().collect(), lab.marker());
     lab.down().unwrap();
+    assert!(ns_inodes_alive(&inodes).is_empty());
+}
+
+#[test]
+fn an_unprivileged_user_gets_a_lab_in_a_user_namespace() {
+    // Run the CLI as `nobody` (this test runs as root, like CI), from a world-readable copy of the binary.
+    let tmp = tempfile::tempdir().unwrap();
+    let base = tmp.path();
+    std::fs::copy(support::bin(), base.join("edgefleet")).unwrap();
+    let dir = base.join("lab");
+    let chown = Command::new("chown")
+        .args(["-R", "nobody:nogroup"])
+        .arg(base)
+        .status()
+        .unwrap();
+    assert!(chown.success());
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(base, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let as_nobody = |args: &[&str]| {
+        Command::new("runuser")
+            .args(["-u", "nobody", "--", "env"])
+            .arg(format!("HOME={}", base.display()))
+            .arg(base.join("edgefleet"))
+            .args(args)
+            .arg("--dir")
+            .arg(&dir)
+            .output()
+            .unwrap()
+    };
+    let o = as_nobody(&["lab", "up", "--devices", "2", "--backend", "openssh"]);
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("--backend openssh"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let o = as_nobody(&["lab", "up", "--devices", "2"]);
+    assert!(o.status.success(), "{o:?}");
+    let lab = Lab::open(&dir).unwrap();
+    assert!(lab.devices().iter().all(|d| d.port == 2222));
+    let out = ok_stdout(&ssh(
+        &lab,
+        "edge-002",
+        "hostname; id -u; cat /proc/self/uid_map",
+    ));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "edge-002");
+    assert_eq!(lines[1], "0", "root inside the lab's user namespace");
+    let map: Vec<&str> = lines[2].split_whitespace().collect();
+    assert_eq!(map, ["0", "65534", "1"]);
+    // Entering a device from outside joins its user namespace first.
+    let o = lab.run_on("edge-001", "hostname").unwrap();
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "edge-001\n");
+    // Faults work too (disk-full mounts inside the user namespace).
+    lab.fault("edge-001", FaultKind::DiskFull, None).unwrap();
+    let o = ssh(&lab, "edge-001", "echo x > /etc/aziot/new");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("No space left on device"),
+        "{o:?}"
+    );
+    let inodes: (HashSet<u64>, String) =
+        (lab.namespace_inodes().into_iter().collect(), lab.marker());
+    let o = as_nobody(&["lab", "down"]);
+    assert!(o.status.success(), "{o:?}");
     assert!(ns_inodes_alive(&inodes).is_empty());
 }
