@@ -585,6 +585,15 @@ fn ns_inodes_alive(inodes: &(HashSet<u64>, String)) -> Vec<i32> {
     edgefleet::lab::ns::lab_pids(&inodes.0, &inodes.1)
 }
 
+/// Runs `edgefleet lab down` for a lab started through the CLI when the test ends, even if it panicked.
+struct DownOnDrop(Vec<String>);
+
+impl Drop for DownOnDrop {
+    fn drop(&mut self) {
+        let _ = Command::new(&self.0[0]).args(&self.0[1..]).output();
+    }
+}
+
 /// A live process (a zombie waiting for init to reap it is not running).
 fn running(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
@@ -647,6 +656,13 @@ fn cli_up_status_fault_down_leaves_nothing_behind() {
             .arg(&dir)
             .output()
             .unwrap();
+        let _guard = DownOnDrop(vec![
+            support::bin().display().to_string(),
+            "lab".into(),
+            "down".into(),
+            "--dir".into(),
+            dir.display().to_string(),
+        ]);
         assert!(o.status.success(), "{o:?}");
         assert!(String::from_utf8_lossy(&o.stdout).contains("lab up: 3 devices"));
         let lab = Lab::open(&dir).unwrap();
@@ -926,6 +942,17 @@ fn an_unprivileged_user_gets_a_lab_in_a_user_namespace() {
         String::from_utf8_lossy(&o.stderr)
     );
     let o = as_nobody(&["lab", "up", "--devices", "2"]);
+    let _guard = DownOnDrop(vec![
+        "runuser".into(),
+        "-u".into(),
+        "nobody".into(),
+        "--".into(),
+        base.join("edgefleet").display().to_string(),
+        "lab".into(),
+        "down".into(),
+        "--dir".into(),
+        dir.display().to_string(),
+    ]);
     assert!(o.status.success(), "{o:?}");
     let lab = Lab::open(&dir).unwrap();
     assert!(lab.devices().iter().all(|d| d.port == 2222));
