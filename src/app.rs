@@ -69,9 +69,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, AppError> {
         Command::Play(a) => play(a),
         Command::Ping(a) => ping(a),
         Command::Vault(a) => crate::vars::vault::run(a),
-        Command::Lab(_) => Err(AppError::Other(
-            "this command is not available in this build yet".into(),
-        )),
+        Command::Lab(a) => crate::lab::cli::run(a),
     }
 }
 

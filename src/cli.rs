@@ -216,6 +216,9 @@ pub struct LabUpOptions {
     /// Login user.
     #[arg(long, value_enum, default_value_t = LabUser::Root)]
     pub user: LabUser,
+    /// Put the devices in a private network reachable only through a bastion (`ssh -J`).
+    #[arg(long)]
+    pub bastion: bool,
 }
 
 /// Lab subcommands.
@@ -273,7 +276,8 @@ pub enum LabCommand {
         /// Lab directory.
         #[arg(long, default_value = "lab")]
         dir: PathBuf,
-        /// For slow-link: added latency per round trip, in ms. For reboot: downtime in ms.
+        /// For slow-link: added latency per round trip, in ms (default 200). For reboot: downtime in ms
+        /// (default 2000).
         #[arg(long, value_name = "MS")]
         ms: Option<u64>,
     },

@@ -3,6 +3,7 @@
 mod compat;
 mod inventory;
 mod iotedge_preflight;
+mod lab;
 mod playbook;
 mod report;
 mod sim;
