@@ -428,7 +428,7 @@ impl Executor {
     fn prepare_play(&self, play: Play, idx: usize, dir: PathBuf, hosts: Vec<String>) -> PlayRt {
         let mut defaults = Vars::new();
         let mut rvars = Vars::new();
-        for r in &play.roles {
+        for r in play.roles.iter().chain(play.imported_roles.iter()) {
             for (k, v) in &r.role.defaults {
                 defaults.insert(k.clone(), v.clone());
             }

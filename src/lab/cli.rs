@@ -75,6 +75,11 @@ pub fn run(args: LabArgs) -> Result<ExitCode, AppError> {
                     first
                 );
             }
+            println!(
+                "  provision:   edgefleet play playbooks/provision.yml -i {} --identity {}",
+                lab.inventory_path().display(),
+                lab.age_identity_path().display()
+            );
             println!("  stop:        edgefleet lab down --dir {}", dir.display());
             lab.detach();
             Ok(ExitCode::Ok)
@@ -118,11 +123,14 @@ pub fn run(args: LabArgs) -> Result<ExitCode, AppError> {
             Ok(_) => Ok(ExitCode::Error),
             Err(e) => Err(app(e)),
         },
-        LabCommand::Run { .. } => Err(AppError::Other(
-            "`edgefleet lab run` is not available yet: bring devices up with `edgefleet lab up --dir DIR`, \
-             then run `edgefleet play -i DIR/inventory.yml PLAYBOOK`"
-                .into(),
-        )),
+        LabCommand::Run {
+            playbooks,
+            dir,
+            opts,
+            keep,
+            extra_vars,
+            out,
+        } => run_lab(playbooks, dir, opts, keep, extra_vars, out),
     }
 }
 
@@ -176,4 +184,97 @@ fn status(dir: &Path) -> Result<ExitCode, AppError> {
     // A closed pipe (`lab status | head`) is not an error.
     let _ = std::io::Write::write_all(&mut std::io::stdout(), out.as_bytes());
     Ok(ExitCode::Ok)
+}
+
+/// `edgefleet lab run`: bring a lab up (or reuse a running one), run the playbooks against it with the lab's
+/// inventory and age identity, print the report, and take the lab down again (unless `--keep`, or the lab was
+/// already running before).
+fn run_lab(
+    playbooks: Vec<std::path::PathBuf>,
+    dir: std::path::PathBuf,
+    opts: crate::cli::LabUpOptions,
+    keep: bool,
+    extra_vars: Vec<String>,
+    out: crate::cli::OutputOptions,
+) -> Result<ExitCode, AppError> {
+    let playbooks = if playbooks.is_empty() {
+        vec![std::path::PathBuf::from("playbooks/provision.yml")]
+    } else {
+        playbooks
+    };
+    for p in &playbooks {
+        if !p.exists() {
+            return Err(AppError::Usage(format!(
+                "playbook {} not found (run from the edgefleet checkout, or name the playbook)",
+                p.display()
+            )));
+        }
+    }
+    let human = out.output == crate::cli::OutputFormat::Text;
+    let (lab, started) = match Lab::open(&dir) {
+        Ok(lab) if lab.devices().iter().all(|d| lab.is_up(&d.name).unwrap_or(false)) => (lab, false),
+        _ => {
+            let cfg = LabConfig {
+                dir: dir.clone(),
+                devices: opts.devices,
+                backend: opts.backend,
+                user: opts.user,
+                exe: None,
+                bastion: opts.bastion,
+            };
+            let t0 = Instant::now();
+            if human {
+                eprintln!("lab: bringing up {} devices in {} ...", cfg.devices, dir.display());
+            }
+            let lab = Lab::up(&cfg).map_err(app)?;
+            if human {
+                eprintln!(
+                    "lab: {} devices up ({} backend) in {:.1}s",
+                    lab.devices().len(),
+                    super::backend_name(lab.backend()),
+                    t0.elapsed().as_secs_f64()
+                );
+            }
+            (lab, true)
+        }
+    };
+    crate::vars::secrets::configure(&[lab.age_identity_path()]);
+    let result = (|| {
+        let extra = crate::app::parse_extra_vars(&extra_vars)?;
+        let loaded = crate::app::load(&[lab.inventory_path()], None, &playbooks)?;
+        let conn = crate::cli::ConnectOptions {
+            known_hosts: None,
+            host_key_policy: None,
+            ssh_config: None,
+            connect_timeout: 10,
+            device_timeout: 0,
+            forks: 100,
+        };
+        let run_opts = crate::executor::RunOptions {
+            forks: conn.forks,
+            extra_vars: extra,
+            limit: loaded.limit.clone(),
+            verbose: out.verbose,
+            log_commands: out.log.is_some() || out.verbose >= 3,
+            ..crate::executor::RunOptions::default()
+        };
+        let names: Vec<String> = playbooks.iter().map(|p| p.display().to_string()).collect();
+        crate::app::run_loaded(&loaded, run_opts, &out, &conn, crate::app::Mode::Run, &names, None)
+    })();
+    if started && !keep {
+        if human {
+            eprintln!("lab: taking the devices down");
+        }
+        lab.down().map_err(app)?;
+    } else {
+        if human {
+            eprintln!(
+                "lab: left running in {} (edgefleet lab down --dir {} stops it)",
+                dir.display(),
+                dir.display()
+            );
+        }
+        lab.detach();
+    }
+    result.map(|(code, _)| code)
 }

@@ -654,9 +654,12 @@ pub fn inventory(paths: &Paths, spec: &LabSpec) -> String {
     );
     out.push_str("all:\n  vars:\n");
     let _ = writeln!(out, "    iotedge_hub_hostname: {}", q(HUB));
+    // The shipped roles' settings for a lab: explicit DNS (the checklist asks for it) and the lab's own
+    // registry name; the devices pull nothing, the simulator records the image.
+    out.push_str("    docker_dns: [\"10.0.0.53\", \"10.0.0.54\"]\n");
     let _ = writeln!(
         out,
-        "    iotedge_trust_bundle: {}",
+        "    edge_ca_trust_bundle: {}",
         q(&paths.pki().join("root-ca.cert.pem").to_string_lossy())
     );
     out.push_str("  children:\n");
@@ -703,12 +706,12 @@ pub fn inventory(paths: &Paths, spec: &LabSpec) -> String {
                 let _ = writeln!(out, "          iotedge_dps_registration_id: {}", q(&d.name));
                 let _ = writeln!(
                     out,
-                    "          iotedge_identity_cert: {}",
+                    "          edge_ca_identity_cert: {}",
                     q(&identity_cert(paths, &d.name).to_string_lossy())
                 );
                 let _ = writeln!(
                     out,
-                    "          iotedge_identity_key: {}",
+                    "          edge_ca_identity_key: {}",
                     q(&identity_key(paths, &d.name).to_string_lossy())
                 );
             }

@@ -451,13 +451,71 @@ impl Registry {
 }
 
 /// Deserialize typed arguments, turning serde's messages into [`ArgError`]s with the key and a suggestion.
+///
+/// Like Ansible, a string where a number or a boolean is expected is converted when it spells one (`-e
+/// timeout=30` gives the string "30"; `"{{ x }}"` renders to text inside larger strings).
 pub fn parse_args<T: DeserializeOwned>(module: &str, args: &Value) -> Result<T, ArgError> {
-    let v = if args.is_null() {
+    let mut v = if args.is_null() {
         Value::Object(Map::new())
     } else {
         args.clone()
     };
-    serde_json::from_value::<T>(v).map_err(|e| arg_error(module, &e.to_string()))
+    for _ in 0..64 {
+        match serde_path_to_error::deserialize::<_, T>(v.clone()) {
+            Ok(t) => return Ok(t),
+            Err(e) => {
+                let msg = e.inner().to_string();
+                let path: Vec<String> = e
+                    .path()
+                    .iter()
+                    .map(|seg| match seg {
+                        serde_path_to_error::Segment::Map { key } => key.clone(),
+                        serde_path_to_error::Segment::Seq { index } => index.to_string(),
+                        other => other.to_string(),
+                    })
+                    .collect();
+                if let Some(converted) = coerce(&v, &path, &msg) {
+                    v = converted;
+                    continue;
+                }
+                return Err(arg_error(module, &msg, &path));
+            }
+        }
+    }
+    Err(ArgError::new(format!("{module}: arguments could not be read")))
+}
+
+/// Convert the string at `path` to the type the error says was expected, if it spells one.
+fn coerce(root: &Value, path: &[String], msg: &str) -> Option<Value> {
+    if !msg.starts_with("invalid type: string") {
+        return None;
+    }
+    let mut v = root.clone();
+    let mut cur = &mut v;
+    for seg in path {
+        cur = match cur {
+            Value::Object(o) => o.get_mut(seg)?,
+            Value::Array(a) => a.get_mut(seg.parse::<usize>().ok()?)?,
+            _ => return None,
+        };
+    }
+    let Value::String(s) = cur else { return None };
+    let t = s.trim();
+    let new = if msg.contains("expected a boolean") || msg.contains("expected bool") {
+        match t.to_ascii_lowercase().as_str() {
+            "yes" | "true" | "on" | "1" | "y" | "t" => Value::Bool(true),
+            "no" | "false" | "off" | "0" | "n" | "f" => Value::Bool(false),
+            _ => return None,
+        }
+    } else if msg.contains("expected u") || msg.contains("expected i") || msg.contains("integer") {
+        Value::from(t.parse::<i64>().ok()?)
+    } else if msg.contains("expected f") {
+        Value::from(t.parse::<f64>().ok()?)
+    } else {
+        return None;
+    };
+    *cur = new;
+    Some(v)
 }
 
 /// Static validation: like [`parse_args`], but type errors caused by template strings are deferred to run time.
@@ -485,8 +543,17 @@ pub fn contains_template(v: &Value) -> bool {
     }
 }
 
-/// Rewrite a serde error ("unknown field `x`, expected one of `a`, `b`") into a helpful message.
-pub fn arg_error(module: &str, msg: &str) -> ArgError {
+/// Rewrite a serde error ("unknown field `x`, expected one of `a`, `b`") into a helpful message; `path` is where
+/// in the arguments it happened.
+pub fn arg_error(module: &str, msg: &str, path: &[String]) -> ArgError {
+    let at = |m: String| -> String {
+        let p: Vec<&String> = path.iter().collect();
+        if p.is_empty() {
+            m
+        } else {
+            format!("{m} (at `{}`)", p.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("."))
+        }
+    };
     if let Some(rest) = msg.strip_prefix("unknown field `") {
         if let Some(end) = rest.find('`') {
             let field = &rest[..end];
@@ -512,7 +579,10 @@ pub fn arg_error(module: &str, msg: &str) -> ArgError {
         let field = rest.split('`').next().unwrap_or(rest);
         return ArgError::new(format!("{module}: missing required argument `{field}`"));
     }
-    ArgError::new(format!("{module}: {msg}"))
+    match path.first() {
+        Some(k) => ArgError::key(k.clone(), at(format!("{module}: {msg}"))),
+        None => ArgError::new(format!("{module}: {msg}")),
+    }
 }
 
 /// Parse a file mode: an integer (YAML `0644` is already 420), or an octal string ("0644", "644"), or
@@ -586,10 +656,27 @@ mod tests {
     }
 
     #[test]
+    fn strings_are_coerced_like_ansible() {
+        #[derive(serde::Deserialize, Debug)]
+        #[serde(deny_unknown_fields)]
+        struct A {
+            n: u64,
+            b: bool,
+            l: Vec<i32>,
+            s: String,
+        }
+        let a: A = parse_args("m", &serde_json::json!({"n": "30", "b": "yes", "l": ["1", 2], "s": "7"})).unwrap();
+        assert_eq!((a.n, a.b, a.l, a.s.as_str()), (30, true, vec![1, 2], "7"));
+        let e = parse_args::<A>("m", &serde_json::json!({"n": "thirty", "b": true, "l": [], "s": ""})).unwrap_err();
+        assert!(e.message.contains("(at `n`)"), "{}", e.message);
+    }
+
+    #[test]
     fn unknown_field_message() {
         let e = arg_error(
             "copy",
             "unknown field `dst`, expected one of `src`, `dest`, `mode`",
+            &["dst".to_string()],
         );
         assert_eq!(e.key.as_deref(), Some("dst"));
         assert!(e.message.contains("did you mean `dest`"), "{}", e.message);

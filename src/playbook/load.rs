@@ -426,6 +426,7 @@ fn parse_play(node: &Node, file: &Arc<PathBuf>, dir: &Path, ctx: &mut LoadCtx<'_
         vars: Map::new(),
         vars_files: vec![],
         roles: vec![],
+        imported_roles: vec![],
         pre_tasks: vec![],
         tasks: vec![],
         post_tasks: vec![],
@@ -562,7 +563,7 @@ fn parse_play(node: &Node, file: &Arc<PathBuf>, dir: &Path, ctx: &mut LoadCtx<'_
         play.handlers.extend(r.role.handlers.iter().cloned());
     }
     play.handlers.append(&mut ctx.extra_handlers);
-    play.roles.append(&mut ctx.extra_roles);
+    play.imported_roles.append(&mut ctx.extra_roles);
     if play.roles.iter().any(|r| {
         r.role.tasks.is_empty() && r.role.handlers.is_empty() && r.role.defaults.is_empty()
     }) {

@@ -95,6 +95,9 @@ pub struct Play {
     pub vars_files: Vec<String>,
     /// Roles, in order, dependencies expanded (each dependency before its dependant).
     pub roles: Vec<RoleUse>,
+    /// Roles brought in by `import_role`: their tasks are inlined where imported, their defaults and vars apply
+    /// to the play like the others'.
+    pub imported_roles: Vec<RoleUse>,
     /// `pre_tasks`.
     pub pre_tasks: Vec<Task>,
     /// `tasks`.

@@ -575,7 +575,7 @@ fn inventory_keys_and_pki_are_complete_and_keep_secrets_encrypted() {
     let key = String::from_utf8(age::decrypt(&id, &key_ct).unwrap()).unwrap();
     assert!(key.contains("PRIVATE KEY"));
     // DPS identity certificate for a dps device.
-    assert!(Path::new(h["iotedge_identity_cert"].as_str().unwrap()).exists());
+    assert!(Path::new(h["edge_ca_identity_cert"].as_str().unwrap()).exists());
     lab.down().unwrap();
 }
 
