@@ -231,10 +231,18 @@ fn strip_braces(expr: &str) -> &str {
 pub fn single_expression(s: &str) -> Option<&str> {
     // No trimming: "{{ x }}\n" renders as text (the newline is part of the value), as in Ansible.
     let inner = s.strip_prefix("{{")?.strip_suffix("}}")?;
-    if inner.contains("{{") || inner.contains("}}") || inner.contains("{%") {
+    if inner.contains("{%") || inner.contains("{#") {
         return None;
     }
-    Some(inner.trim())
+    if !inner.contains("{{") && !inner.contains("}}") {
+        return Some(inner.trim());
+    }
+    // Braces inside may belong to dict literals (`{{ {'a': {'b': 1}} }}`) or close one expression and open
+    // another (`{{ a }}-{{ b }}`): it is one expression exactly when the inside parses as one.
+    let env = Environment::new();
+    env.compile_expression(inner.trim())
+        .ok()
+        .map(|_| inner.trim())
 }
 
 /// Convert a minijinja value to JSON (undefined/none become null).

@@ -8,7 +8,7 @@
 
 use bytes::{Bytes, BytesMut};
 
-use crate::modules::{Diff, FileWrite};
+use crate::modules::{Diff, DirSpec, FileWrite};
 use crate::transport::{Become, Cmd, Exec};
 
 /// The write script. Arguments: 10 per file (dest size mode owner group backup ensure_parent pmode powner
@@ -26,6 +26,12 @@ ef_own() {
 }
 while [ $# -ge 10 ]; do
   d=$1; size=$2; mode=$3; owner=$4; group=$5; backup=$6; ensure=$7; pmode=$8; powner=$9; shift 9; pgroup=$1; shift
+  if [ "$size" = "-" ]; then
+    [ -d "$d" ] || mkdir -p -- "$d" || ef_fail "cannot create directory $d"
+    if [ -n "$mode" ]; then chmod -- "$mode" "$d" || ef_fail "cannot set mode $mode on $d"; fi
+    ef_own "$d" "$owner" "$group" || ef_fail "cannot set owner $owner:$group on $d"
+    continue
+  fi
   dir=$(dirname -- "$d")
   if [ "$ensure" = 1 ]; then
     [ -d "$dir" ] || mkdir -p -- "$dir" || ef_fail "cannot create directory $dir"
@@ -54,7 +60,26 @@ pub fn write_exec(
     become_: Option<Become>,
     timeout: Option<std::time::Duration>,
 ) -> Exec {
+    dirs_and_write_exec(&[], files, become_, timeout)
+}
+
+/// The exec that first ensures `dirs` (mode and owner), then writes `files` atomically, in one round trip.
+pub fn dirs_and_write_exec(
+    dirs: &[DirSpec],
+    files: &[FileWrite],
+    become_: Option<Become>,
+    timeout: Option<std::time::Duration>,
+) -> Exec {
     let mut cmd = Cmd::new("set --");
+    for d in dirs {
+        cmd = cmd
+            .arg(d.path.clone())
+            .arg("-")
+            .arg(d.mode.map(|m| format!("{m:04o}")).unwrap_or_default())
+            .arg(d.owner.clone().unwrap_or_default())
+            .arg(d.group.clone().unwrap_or_default())
+            .args(["0", "0", "", "", ""]);
+    }
     let mut stdin = BytesMut::new();
     let mut secret = false;
     for f in files {

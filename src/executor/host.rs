@@ -1113,8 +1113,36 @@ impl HostRun {
         t: &Task,
     ) -> Result<Outcome, TransportError> {
         let mut outputs: Vec<Output> = Vec::new();
-        for step in &plan.steps {
+        let mut pending_dirs: Vec<crate::modules::DirSpec> = Vec::new();
+        let n = plan.steps.len();
+        for (i, step) in plan.steps.iter().enumerate() {
             match step {
+                Step::EnsureDirs(d) => {
+                    pending_dirs.extend(d.iter().cloned());
+                    // Folded into a following Write; otherwise run on their own.
+                    if matches!(plan.steps.get(i + 1), Some(Step::Write(_))) {
+                        continue;
+                    }
+                    let e = super::apply::dirs_and_write_exec(
+                        &std::mem::take(&mut pending_dirs),
+                        &[],
+                        become_.clone(),
+                        t.timeout.map(Duration::from_secs),
+                    );
+                    let o = transport.exec(e).await?;
+                    if !o.status.success() {
+                        return Ok(Outcome {
+                            failed: Some(format!(
+                                "preparing directories failed ({}): {}",
+                                o.status,
+                                o.stderr_str().trim()
+                            )),
+                            result: plan.result.clone(),
+                            ..Outcome::default()
+                        });
+                    }
+                    let _ = n;
+                }
                 Step::Exec { exec, .. } => {
                     let o = transport.exec(exec.clone()).await?;
                     let ok = o.status.success();
@@ -1124,7 +1152,8 @@ impl HostRun {
                     }
                 }
                 Step::Write(files) => {
-                    let e = super::apply::write_exec(
+                    let e = super::apply::dirs_and_write_exec(
+                        &std::mem::take(&mut pending_dirs),
                         files,
                         become_.clone(),
                         t.timeout.map(Duration::from_secs),

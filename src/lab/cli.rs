@@ -212,7 +212,14 @@ fn run_lab(
     }
     let human = out.output == crate::cli::OutputFormat::Text;
     let (lab, started) = match Lab::open(&dir) {
-        Ok(lab) if lab.devices().iter().all(|d| lab.is_up(&d.name).unwrap_or(false)) => (lab, false),
+        Ok(lab)
+            if lab
+                .devices()
+                .iter()
+                .all(|d| lab.is_up(&d.name).unwrap_or(false)) =>
+        {
+            (lab, false)
+        }
         _ => {
             let cfg = LabConfig {
                 dir: dir.clone(),
@@ -224,7 +231,11 @@ fn run_lab(
             };
             let t0 = Instant::now();
             if human {
-                eprintln!("lab: bringing up {} devices in {} ...", cfg.devices, dir.display());
+                eprintln!(
+                    "lab: bringing up {} devices in {} ...",
+                    cfg.devices,
+                    dir.display()
+                );
             }
             let lab = Lab::up(&cfg).map_err(app)?;
             if human {
@@ -259,7 +270,15 @@ fn run_lab(
             ..crate::executor::RunOptions::default()
         };
         let names: Vec<String> = playbooks.iter().map(|p| p.display().to_string()).collect();
-        crate::app::run_loaded(&loaded, run_opts, &out, &conn, crate::app::Mode::Run, &names, None)
+        crate::app::run_loaded(
+            &loaded,
+            run_opts,
+            &out,
+            &conn,
+            crate::app::Mode::Run,
+            &names,
+            None,
+        )
     })();
     if started && !keep {
         if human {

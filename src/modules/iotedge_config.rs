@@ -17,7 +17,13 @@ use crate::iotedge::config::{self as cfgmod, EdgeCaShape, SuperConfig};
 /// The module.
 pub struct IotedgeConfig;
 
-const OPTIONS: &[&str] = &["production", "allow_quickstart_ca", "src", "dest"];
+const OPTIONS: &[&str] = &[
+    "production",
+    "allow_quickstart_ca",
+    "src",
+    "dest",
+    "host_dirs",
+];
 const DEFAULT_DEST: &str = "/etc/aziot/config.toml";
 
 struct Parsed {
@@ -25,6 +31,20 @@ struct Parsed {
     dest: String,
     production: bool,
     allow_quickstart_ca: bool,
+    /// Host directories the configuration bind-mounts (module storage): ensured with their owner and mode.
+    host_dirs: Vec<DirSpec>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HostDir {
+    path: String,
+    #[serde(default)]
+    owner: Option<String>,
+    #[serde(default)]
+    group: Option<String>,
+    #[serde(default)]
+    mode: Option<Value>,
 }
 
 fn split(args: &Value) -> Result<(Parsed, Value), ArgError> {
@@ -37,6 +57,7 @@ fn split(args: &Value) -> Result<(Parsed, Value), ArgError> {
         dest: DEFAULT_DEST.into(),
         production: false,
         allow_quickstart_ca: false,
+        host_dirs: vec![],
     };
     for (k, v) in m {
         match k.as_str() {
@@ -44,6 +65,31 @@ fn split(args: &Value) -> Result<(Parsed, Value), ArgError> {
             "allow_quickstart_ca" => p.allow_quickstart_ca = as_bool(k, v)?,
             "src" => p.src = Some(as_str(k, v)?),
             "dest" => p.dest = as_str(k, v)?,
+            "host_dirs" => {
+                let dirs: Vec<HostDir> = parse_args("iotedge_config host_dirs", v)?;
+                for d in dirs {
+                    if !d.path.starts_with('/') {
+                        return Err(ArgError::key(
+                            k,
+                            format!(
+                                "iotedge_config: host_dirs: `{}` must be an absolute path",
+                                d.path
+                            ),
+                        ));
+                    }
+                    p.host_dirs.push(DirSpec {
+                        path: d.path,
+                        owner: d.owner,
+                        group: d.group,
+                        mode: d
+                            .mode
+                            .as_ref()
+                            .map(parse_mode)
+                            .transpose()
+                            .map_err(|e| ArgError::key(k, e))?,
+                    });
+                }
+            }
             _ => {
                 cfg.insert(k.clone(), v.clone());
             }
@@ -153,13 +199,21 @@ impl Module for IotedgeConfig {
     }
 
     fn prefetch(&self, args: &Value, _vars: &Context) -> Vec<FactReq> {
-        let dest = split(args)
-            .map(|(p, _)| p.dest)
-            .unwrap_or_else(|_| DEFAULT_DEST.into());
-        vec![FactReq::File {
-            path: dest,
+        let Ok((p, _)) = split(args) else {
+            return vec![FactReq::File {
+                path: DEFAULT_DEST.into(),
+                content: true,
+            }];
+        };
+        let mut r = vec![FactReq::File {
+            path: p.dest,
             content: true,
-        }]
+        }];
+        r.extend(p.host_dirs.into_iter().map(|d| FactReq::File {
+            path: d.path,
+            content: false,
+        }));
+        r
     }
 
     async fn plan(&self, args: &Value, cx: &PlanCtx<'_>) -> Result<Plan, ModuleError> {
@@ -203,10 +257,45 @@ impl Module for IotedgeConfig {
         );
         let mut facts = Map::new();
         facts.insert("iotedge_config_sha256".into(), json!(deployed_sha));
+        // Host directories (module storage) that are missing or have the wrong mode/owner.
+        let mut dirs = Vec::new();
+        let mut dir_diffs = Vec::new();
+        for d in &p.host_dirs {
+            let f = cx.file(&d.path, false).await?;
+            let want = Attrs {
+                mode: d.mode,
+                owner: d.owner.clone(),
+                group: d.group.clone(),
+            };
+            let changes = if f.is_dir() {
+                want.diff(&f)
+            } else {
+                vec![format!(
+                    "state: {} -> directory",
+                    if f.exists { "file" } else { "absent" }
+                )]
+            };
+            if !changes.is_empty() {
+                dirs.push(d.clone());
+                dir_diffs.push(Diff {
+                    path: d.path.clone(),
+                    attrs: changes,
+                    ..Diff::default()
+                });
+            }
+        }
+        let dir_steps: Vec<Step> = if dirs.is_empty() {
+            vec![]
+        } else {
+            vec![Step::EnsureDirs(dirs)]
+        };
         if same {
             let changes = attrs.diff(&cur);
             if changes.is_empty() {
                 return Ok(Plan {
+                    changed: !dir_steps.is_empty(),
+                    steps: dir_steps,
+                    diffs: dir_diffs,
                     result,
                     warnings,
                     set_facts: Some(facts),
@@ -216,12 +305,14 @@ impl Module for IotedgeConfig {
             let cmd = attrs
                 .fix_cmd(&p.dest)
                 .ok_or_else(|| ModuleError::Failed("nothing to fix".into()))?;
+            let mut steps = dir_steps;
+            steps.push(Step::Exec {
+                exec: cx.exec(cmd),
+                what: format!("set 0600 root:root on {}", p.dest),
+            });
             return Ok(Plan {
                 changed: true,
-                steps: vec![Step::Exec {
-                    exec: cx.exec(cmd),
-                    what: format!("set 0600 root:root on {}", p.dest),
-                }],
+                steps,
                 diffs: vec![Diff {
                     path: p.dest.clone(),
                     attrs: changes,
@@ -238,29 +329,33 @@ impl Module for IotedgeConfig {
                 result.insert("previous_unparseable".into(), json!(true));
             }
         }
+        let mut steps = dir_steps;
+        steps.push(Step::Write(vec![FileWrite {
+            path: p.dest.clone(),
+            content: Bytes::from(text.clone()),
+            secret: false,
+            mode: Some(0o600),
+            owner: Some("root".into()),
+            group: Some("root".into()),
+            backup: true,
+            parent: None,
+        }]));
+        let mut diffs = dir_diffs;
+        diffs.push(Diff {
+            path: p.dest.clone(),
+            before: if cur.exists {
+                Some(current_text.unwrap_or_default())
+            } else {
+                None
+            },
+            after: Some(text),
+            secret: false,
+            attrs: vec![],
+        });
         Ok(Plan {
             changed: true,
-            steps: vec![Step::Write(vec![FileWrite {
-                path: p.dest.clone(),
-                content: Bytes::from(text.clone()),
-                secret: false,
-                mode: Some(0o600),
-                owner: Some("root".into()),
-                group: Some("root".into()),
-                backup: true,
-                parent: None,
-            }])],
-            diffs: vec![Diff {
-                path: p.dest.clone(),
-                before: if cur.exists {
-                    Some(current_text.unwrap_or_default())
-                } else {
-                    None
-                },
-                after: Some(text),
-                secret: false,
-                attrs: vec![],
-            }],
+            steps,
+            diffs,
             msg: Some(if secret {
                 "config.toml updated (contains secrets: shown masked)".into()
             } else {

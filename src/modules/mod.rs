@@ -134,6 +134,9 @@ pub enum Step {
     },
     /// Write files atomically (one round trip for all of them).
     Write(Vec<FileWrite>),
+    /// Ensure directories exist with a mode and owner (merged into the next `Write` when there is one, so
+    /// it costs no extra round trip).
+    EnsureDirs(Vec<DirSpec>),
 }
 
 /// A diff of one file (before/after text), for `--diff`.
@@ -363,7 +366,7 @@ pub fn default_interpret(plan: &Plan, outputs: &[Output]) -> Outcome {
     };
     let execs = plan.steps.iter().filter_map(|s| match s {
         Step::Exec { what, .. } => Some(what.as_str()),
-        Step::Write(_) => None,
+        Step::Write(_) | Step::EnsureDirs(_) => None,
     });
     for (what, o) in execs.zip(outputs) {
         if !o.status.success() {
@@ -482,7 +485,9 @@ pub fn parse_args<T: DeserializeOwned>(module: &str, args: &Value) -> Result<T, 
             }
         }
     }
-    Err(ArgError::new(format!("{module}: arguments could not be read")))
+    Err(ArgError::new(format!(
+        "{module}: arguments could not be read"
+    )))
 }
 
 /// Convert the string at `path` to the type the error says was expected, if it spells one.
@@ -551,7 +556,10 @@ pub fn arg_error(module: &str, msg: &str, path: &[String]) -> ArgError {
         if p.is_empty() {
             m
         } else {
-            format!("{m} (at `{}`)", p.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("."))
+            format!(
+                "{m} (at `{}`)",
+                p.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(".")
+            )
         }
     };
     if let Some(rest) = msg.strip_prefix("unknown field `") {
@@ -665,9 +673,17 @@ mod tests {
             l: Vec<i32>,
             s: String,
         }
-        let a: A = parse_args("m", &serde_json::json!({"n": "30", "b": "yes", "l": ["1", 2], "s": "7"})).unwrap();
+        let a: A = parse_args(
+            "m",
+            &serde_json::json!({"n": "30", "b": "yes", "l": ["1", 2], "s": "7"}),
+        )
+        .unwrap();
         assert_eq!((a.n, a.b, a.l, a.s.as_str()), (30, true, vec![1, 2], "7"));
-        let e = parse_args::<A>("m", &serde_json::json!({"n": "thirty", "b": true, "l": [], "s": ""})).unwrap_err();
+        let e = parse_args::<A>(
+            "m",
+            &serde_json::json!({"n": "thirty", "b": true, "l": [], "s": ""}),
+        )
+        .unwrap_err();
         assert!(e.message.contains("(at `n`)"), "{}", e.message);
     }
 
