@@ -223,7 +223,27 @@ impl FactCache {
         reqs: &[FactReq],
         become_: Option<Become>,
     ) -> Result<(), TransportError> {
-        let todo: Vec<FactReq> = reqs.iter().filter(|r| !self.has(r)).cloned().collect();
+        // One request per path: content wins over a plain stat (a later stat must not drop fetched content).
+        let mut todo: Vec<FactReq> = Vec::new();
+        for r in reqs.iter().filter(|r| !self.has(r)) {
+            match r {
+                FactReq::File { path, content } => {
+                    if let Some(FactReq::File { content: c, .. }) = todo
+                        .iter_mut()
+                        .find(|t| matches!(t, FactReq::File { path: p, .. } if p == path))
+                    {
+                        *c |= *content;
+                    } else {
+                        todo.push(r.clone());
+                    }
+                }
+                FactReq::Command { .. } => {
+                    if !todo.contains(r) {
+                        todo.push(r.clone());
+                    }
+                }
+            }
+        }
         if todo.is_empty() {
             return Ok(());
         }
