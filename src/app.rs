@@ -54,12 +54,42 @@ fn format_error(e: &AppError) -> String {
         AppError::Load(d) => {
             let n = d.len();
             format!(
-                "{d}\n\n{n} problem{} found; nothing was contacted.",
+                "{}\n\n{n} problem{} found; nothing was contacted.",
+                collapse_repeats(d),
                 if n == 1 { "" } else { "s" }
             )
         }
         other => format!("error: {other}"),
     }
+}
+
+/// The same problem in many files (e.g. 500 host_vars files that cannot be decrypted) is shown three times,
+/// then counted.
+fn collapse_repeats(d: &Diagnostics) -> String {
+    let key = |x: &crate::diag::Diagnostic| x.message.replace(&x.file.display().to_string(), "{}");
+    let mut counts: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for x in &d.0 {
+        *counts.entry(key(x)).or_default() += 1;
+    }
+    let mut shown: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut kept = Diagnostics::new();
+    let mut notes = Vec::new();
+    for x in &d.0 {
+        let k = key(x);
+        let total = counts[&k];
+        let seen = shown.entry(k).or_default();
+        *seen += 1;
+        if total <= 5 || *seen <= 3 {
+            kept.push(x.clone());
+        } else if *seen == 4 {
+            notes.push(format!("... and {} more like the one above", total - 3));
+        }
+    }
+    let mut out = kept.to_string();
+    for n in notes {
+        out.push_str(&format!("\n{n}"));
+    }
+    out
 }
 
 /// Run one parsed command.

@@ -1,6 +1,7 @@
 //! The one integration-test binary: behaviour tests against the real CLI, lab devices and OpenSSH.
 
 mod compat;
+mod fleet;
 mod inventory;
 mod iotedge_preflight;
 mod lab;
