@@ -487,7 +487,9 @@ pub fn frame(req: &Exec) -> (String, Option<Bytes>) {
             let user = if b.user.is_empty() { "root" } else { &b.user };
             if let Some(pw) = &b.password {
                 line.push_str(
-                    "IFS= read -r __ef_pw; if printf '%s\\n' \"$__ef_pw\" | sudo -S -p '' -v 2>/dev/null; then unset __ef_pw; \
+                    // The password line is always consumed (it must never reach the command's stdin); it is
+                    // only given to sudo when sudo needs one (`sudo -v` asks even under NOPASSWD).
+                    "IFS= read -r __ef_pw; if sudo -n true 2>/dev/null || printf '%s\\n' \"$__ef_pw\" | sudo -S -p '' -v 2>/dev/null; then unset __ef_pw; \
                      else echo 'sudo: the become password was refused' >&2; exit 1; fi; ",
                 );
                 let mut buf =
