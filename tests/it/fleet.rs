@@ -477,3 +477,94 @@ fn five_hundred_devices_in_one_run_within_the_round_trip_targets() {
     );
     lab.down().unwrap();
 }
+
+#[test]
+fn every_provisioning_method_and_edge_ca_shape_is_accepted_by_the_device() {
+    let provisioning: &[(&str, &str)] = &[
+        (
+            "manual-cs",
+            r#"{source: manual, connection_string: "HostName=hub.azure-devices.net;DeviceId={{ inventory_hostname }};SharedAccessKey=c2VjcmV0"}"#,
+        ),
+        (
+            "manual-sas",
+            r#"{source: manual, iothub_hostname: hub.azure-devices.net, device_id: "{{ inventory_hostname }}", authentication: {method: sas, device_id_pk: {value: c2VjcmV0a2V5}}}"#,
+        ),
+        (
+            "manual-x509",
+            r#"{source: manual, iothub_hostname: hub.azure-devices.net, device_id: "{{ inventory_hostname }}", authentication: {method: x509, identity_cert: "file:///var/aziot/certs/id.pem", identity_pk: "file:///var/aziot/secrets/id.key.pem"}}"#,
+        ),
+        (
+            "dps-symmetric",
+            r#"{source: dps, global_endpoint: "https://global.azure-devices-provisioning.net", id_scope: 0ne00000001, attestation: {method: symmetric_key, registration_id: "{{ inventory_hostname }}", symmetric_key: {value: c2VjcmV0a2V5}}}"#,
+        ),
+        (
+            "dps-x509",
+            r#"{source: dps, global_endpoint: "https://global.azure-devices-provisioning.net", id_scope: 0ne00000001, attestation: {method: x509, registration_id: "{{ inventory_hostname }}", identity_cert: "file:///var/aziot/certs/id.pem", identity_pk: "file:///var/aziot/secrets/id.key.pem"}}"#,
+        ),
+        (
+            "dps-tpm",
+            r#"{source: dps, global_endpoint: "https://global.azure-devices-provisioning.net", id_scope: 0ne00000001, attestation: {method: tpm, registration_id: "{{ inventory_hostname }}"}}"#,
+        ),
+    ];
+    let edge_ca: &[(&str, &str)] = &[
+        (
+            "preloaded",
+            r#"{cert: "file:///var/aziot/certs/edge-ca.pem", pk: "file:///var/aziot/secrets/edge-ca.key.pem"}"#,
+        ),
+        (
+            "issued-est",
+            r#"{method: est, url: "https://est.example.net/.well-known/est", expiry_days: 90}"#,
+        ),
+        ("quickstart", r#"{auto_generated_edge_ca_expiry_days: 30}"#),
+    ];
+    let n = provisioning.len() * edge_ca.len();
+    let dir = tempfile::tempdir().unwrap();
+    let lab = lab(dir.path(), n, LabBackend::Embedded);
+    let mut extra = String::from("all:\n  hosts:\n");
+    let mut combos = Vec::new();
+    for (i, (p, pv)) in provisioning.iter().enumerate() {
+        for (j, (c, cv)) in edge_ca.iter().enumerate() {
+            let host = format!("edge-{:03}", i * edge_ca.len() + j + 1);
+            extra.push_str(&format!("    {host}:\n      prov: {pv}\n      ca: {cv}\n"));
+            combos.push((host, format!("{p} x {c}")));
+        }
+    }
+    let extra_inv = dir.path().join("combos.yml");
+    std::fs::write(&extra_inv, extra).unwrap();
+    let pb = dir.path().join("combos-play.yml");
+    std::fs::write(
+        &pb,
+        "- hosts: all\n  gather_facts: false\n  tasks:\n    - name: config\n      iotedge_config:\n        hostname: \"{{ inventory_hostname }}\"\n        allow_quickstart_ca: true\n        provisioning: \"{{ prov }}\"\n        edge_ca: \"{{ ca }}\"\n      notify: apply\n  handlers:\n    - name: apply\n      iotedge_apply: {}\n",
+    )
+    .unwrap();
+    let o = support::edgefleet()
+        .arg("play")
+        .arg(&pb)
+        .arg("-i")
+        .arg(lab.inventory_path())
+        .arg("-i")
+        .arg(&extra_inv)
+        .arg("--identity")
+        .arg(lab.age_identity_path())
+        .args(["--progress", "plain"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    for (host, combo) in combos {
+        assert_eq!(
+            counter(&lab, &host, "config_apply"),
+            1,
+            "{combo}: not applied"
+        );
+        assert_eq!(
+            counter(&lab, &host, "config_apply_failed"),
+            0,
+            "{combo}: the device refused it"
+        );
+        let applied = lab
+            .device_root(&host)
+            .join("etc/aziot/identityd/config.d/00-super.toml");
+        assert!(applied.exists(), "{combo}: apply wrote no identityd config");
+    }
+    lab.down().unwrap();
+}
