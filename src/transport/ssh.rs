@@ -981,15 +981,18 @@ impl Shared {
                         let jittered = Duration::from_millis(
                             backoff_ms / 2 + rand::random::<u64>() % (backoff_ms / 2 + 1),
                         );
-                        if attempt >= self.opts.connect_attempts.max(1)
-                            || Instant::now() + jittered >= deadline
-                        {
+                        // A refused connection means nothing listens (device down or rebooting): a couple of
+                        // quick retries, not the full budget that sshd's MaxStartups resets deserve.
+                        let max_attempts = if why.to_ascii_lowercase().contains("refused") {
+                            self.opts.connect_attempts.clamp(1, 3)
+                        } else {
+                            self.opts.connect_attempts.max(1)
+                        };
+                        if attempt >= max_attempts || Instant::now() + jittered >= deadline {
+                            let _ = start;
                             return Err(TransportError::Connect {
                                 addr: t.addr(),
-                                reason: format!(
-                                    "{why} (gave up after {attempt} attempt(s) in {:.1}s)",
-                                    start.elapsed().as_secs_f64()
-                                ),
+                                reason: format!("{why} (gave up after {attempt} attempts)"),
                             });
                         }
                         tokio::time::sleep(jittered).await;
