@@ -168,17 +168,13 @@ pub fn parse_gathered(out: &str) -> Gathered {
             "config" => {
                 use base64::Engine;
                 let raw = body.trim();
-                g.config = base64::engine::general_purpose::STANDARD
-                    .decode(raw)
-                    .map(|b| String::from_utf8_lossy(&b).into_owned())
-                    .unwrap_or_default();
-            }
-            "sha" => {
-                g.config_sha256 = body
-                    .split_whitespace()
-                    .next()
-                    .unwrap_or_default()
-                    .to_string()
+                if let Ok(b) = base64::engine::general_purpose::STANDARD.decode(raw) {
+                    // The hash is computed here, from the bytes: one process less on every device.
+                    if !b.is_empty() {
+                        g.config_sha256 = crate::executor::facts::sha256_hex(&b);
+                    }
+                    g.config = String::from_utf8_lossy(&b).into_owned();
+                }
             }
             "timeout" => g.timed_out = true,
             _ => {}
@@ -479,11 +475,14 @@ mod tests {
         use base64::Engine;
         let cfg =
             base64::engine::general_purpose::STANDARD.encode("[provisioning]\nsource = \"none\"\n");
-        let out = format!("\u{1e}EF:status\nSystem services:\n\u{1e}EF:list 1\nA module runtime error occurred\n\u{1e}EF:check 0\n{{}}\n\u{1e}EF:config\n{cfg}\n\u{1e}EF:sha\nabc  /etc/aziot/config.toml\n");
+        let out = format!("\u{1e}EF:status\nSystem services:\n\u{1e}EF:list 1\nA module runtime error occurred\n\u{1e}EF:check 0\n{{}}\n\u{1e}EF:config\n{cfg}\n");
         let g = parse_gathered(&out);
         assert_eq!(g.list.0, 1);
         assert_eq!(g.config, "[provisioning]\nsource = \"none\"\n");
-        assert_eq!(g.config_sha256, "abc");
+        assert_eq!(
+            g.config_sha256,
+            crate::executor::facts::sha256_hex(b"[provisioning]\nsource = \"none\"\n")
+        );
         let checks = edgefleet_checks(&g, &Policy::default());
         let by = |id: &str| {
             checks

@@ -48,19 +48,21 @@ fn daemon() -> String {
     "/etc/docker/daemon.json".into()
 }
 
+/// Starts few processes on the device: the IoT Edge programs themselves, one `grep` per wait iteration, `cat`
+/// and `base64`; service states are matched by the shell (`iotedge system status` pads names to 24 columns).
 const SCRIPT: &str = r#"wait=$1; cfg=$2; daemon=$3; hub=$4; shift 4
-end=$(( $(date +%s) + wait ))
+end=
 while :; do
   st=$(iotedge system status 2>&1)
   lst=$(iotedge list 2>&1); lrc=$?
-  n=$(printf '%s\n' "$st" | grep -cE '^[[:space:]]+aziot-(edged|identityd|keyd|certd)[[:space:]]+Running')
   ready=0
-  if [ "$n" -ge 4 ] && printf '%s\n' "$lst" | grep -qE '^edgeAgent[[:space:]]+running'; then
-    ready=1
-    if [ "$hub" = 1 ] && ! printf '%s\n' "$lst" | grep -qE '^edgeHub[[:space:]]+running'; then ready=0; fi
-  fi
+  case $st in *"aziot-edged             Running"*) case $st in *"aziot-identityd         Running"*) case $st in *"aziot-keyd              Running"*) case $st in *"aziot-certd             Running"*)
+    if [ "$hub" = 1 ]; then pat='^(edgeAgent|edgeHub)[[:space:]]+running'; want=2; else pat='^edgeAgent[[:space:]]+running'; want=1; fi
+    [ "$(printf '%s\n' "$lst" | grep -cE "$pat")" -ge "$want" ] && ready=1 ;;
+  esac ;; esac ;; esac ;; esac
   [ "$ready" = 1 ] && break
-  if [ "$(date +%s)" -ge "$end" ]; then printf '\036EF:timeout\n'; break; fi
+  now=$(date +%s); [ -n "$end" ] || end=$((now + wait))
+  if [ "$now" -ge "$end" ]; then printf '\036EF:timeout\n'; break; fi
   sleep 2
 done
 printf '\036EF:status\n%s\n' "$st"
@@ -69,8 +71,7 @@ chk=$(iotedge check --output json "$@" 2>/dev/null); crc=$?
 printf '\036EF:check %s\n%s\n' "$crc" "$chk"
 printf '\036EF:docker\n'; docker version 2>&1
 printf '\036EF:daemon\n'; cat -- "$daemon" 2>/dev/null; printf '\n'
-printf '\036EF:config\n'; base64 -w0 < "$cfg" 2>/dev/null || base64 < "$cfg" 2>/dev/null | tr -d '\n'; printf '\n'
-printf '\036EF:sha\n'; sha256sum < "$cfg" 2>/dev/null; true"#;
+printf '\036EF:config\n'; base64 -w0 < "$cfg" 2>/dev/null; printf '\n'; true"#;
 
 #[async_trait]
 impl Module for IotedgeVerify {
