@@ -320,29 +320,13 @@ impl HostRun {
     /// Gather, in one round trip, every fact the play's tasks will ask for.
     async fn prefetch(&mut self) {
         let mut reqs: Vec<FactReq> = Vec::new();
-        let mut tasks: Vec<&Task> = Vec::new();
         let sections = self.rt.sections.clone();
         let handlers = self.rt.handlers.clone();
-        fn walk<'a>(ts: &'a [Task], out: &mut Vec<&'a Task>) {
-            for t in ts {
-                match &t.kind {
-                    TaskKind::Block {
-                        block,
-                        rescue,
-                        always,
-                    } => {
-                        walk(block, out);
-                        walk(rescue, out);
-                        walk(always, out);
-                    }
-                    _ => out.push(t),
-                }
-            }
-        }
-        for (_, ts) in &sections {
-            walk(ts, &mut tasks);
-        }
-        walk(&handlers, &mut tasks);
+        let mut tasks: Vec<&Task> = sections
+            .iter()
+            .flat_map(|(_, ts)| crate::playbook::leaves(ts))
+            .collect();
+        tasks.extend(crate::playbook::leaves(&handlers));
         for t in tasks {
             let TaskKind::Module { module, args } = &t.kind else {
                 continue;

@@ -23,23 +23,6 @@ pub struct Preflight {
     pub warnings: Vec<String>,
 }
 
-fn leaves<'a>(ts: &'a [Task], out: &mut Vec<&'a Task>) {
-    for t in ts {
-        match &t.kind {
-            TaskKind::Block {
-                block,
-                rescue,
-                always,
-            } => {
-                leaves(block, out);
-                leaves(rescue, out);
-                leaves(always, out);
-            }
-            _ => out.push(t),
-        }
-    }
-}
-
 fn group_hosts(hosts: &[String]) -> String {
     if hosts.len() <= 3 {
         hosts.join(", ")
@@ -66,11 +49,12 @@ impl Executor {
                     continue;
                 }
                 let rt = self.prepare_play(play.clone(), i, dir.clone(), hosts.clone());
-                let mut tasks: Vec<&Task> = Vec::new();
-                for (_, ts) in &rt.sections {
-                    leaves(ts, &mut tasks);
-                }
-                leaves(&rt.handlers, &mut tasks);
+                let mut tasks: Vec<&Task> = rt
+                    .sections
+                    .iter()
+                    .flat_map(|(_, ts)| crate::playbook::leaves(ts))
+                    .collect();
+                tasks.extend(crate::playbook::leaves(&rt.handlers));
                 for h in &hosts {
                     let cx = self.preflight_context(h, &rt, &hosts);
                     for t in &tasks {

@@ -579,19 +579,8 @@ fn push_tag(t: &mut Task, tag: &str) {
     if !t.tags.iter().any(|x| x == tag) {
         t.tags.push(tag.to_string());
     }
-    if let TaskKind::Block {
-        block,
-        rescue,
-        always,
-    } = &mut t.kind
-    {
-        for x in block
-            .iter_mut()
-            .chain(rescue.iter_mut())
-            .chain(always.iter_mut())
-        {
-            push_tag(x, tag);
-        }
+    for x in t.children_mut() {
+        push_tag(x, tag);
     }
 }
 
@@ -1296,18 +1285,9 @@ fn inherit(t: &mut Task, parent: &Task) {
     if t.notify.is_empty() && matches!(t.kind, TaskKind::Module { .. }) {
         t.notify = parent.notify.clone();
     }
-    if let TaskKind::Block {
-        block,
-        rescue,
-        always,
-    } = &mut t.kind
+    // Grandchildren already inherited from `t` when `t` was parsed; give them the new ancestor's too.
     {
-        // Grandchildren already inherited from `t` when `t` was parsed; give them the new ancestor's too.
-        for x in block
-            .iter_mut()
-            .chain(rescue.iter_mut())
-            .chain(always.iter_mut())
-        {
+        for x in t.children_mut() {
             let mut p = parent.clone();
             p.when.clear();
             inherit(x, &p);

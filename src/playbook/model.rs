@@ -284,6 +284,23 @@ impl Task {
         }
     }
 
+    /// The tasks inside a block (block, rescue, always), for changes that apply to all of them.
+    pub fn children_mut(&mut self) -> Box<dyn Iterator<Item = &mut Task> + '_> {
+        match &mut self.kind {
+            TaskKind::Block {
+                block,
+                rescue,
+                always,
+            } => Box::new(
+                block
+                    .iter_mut()
+                    .chain(rescue.iter_mut())
+                    .chain(always.iter_mut()),
+            ),
+            _ => Box::new(std::iter::empty()),
+        }
+    }
+
     /// The module name, when this is a module task.
     pub fn module(&self) -> Option<&str> {
         match &self.kind {
@@ -308,6 +325,29 @@ impl Play {
             ("post_tasks", self.post_tasks.clone()),
         ]
     }
+}
+
+/// Every module/include/meta task in `tasks`, looking inside blocks (block, rescue, always), in order.
+pub fn leaves(tasks: &[Task]) -> Vec<&Task> {
+    fn walk<'a>(ts: &'a [Task], out: &mut Vec<&'a Task>) {
+        for t in ts {
+            match &t.kind {
+                TaskKind::Block {
+                    block,
+                    rescue,
+                    always,
+                } => {
+                    walk(block, out);
+                    walk(rescue, out);
+                    walk(always, out);
+                }
+                _ => out.push(t),
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(tasks, &mut out);
+    out
 }
 
 /// A role's tasks with the role's `when` and `tags` applied.
@@ -337,18 +377,7 @@ fn apply_inherited(t: &mut Task, when: &[String], tags: &[String], params: &Vars
             t.role = Some(Arc::new(rc2));
         }
     }
-    if let TaskKind::Block {
-        block,
-        rescue,
-        always,
-    } = &mut t.kind
-    {
-        for x in block
-            .iter_mut()
-            .chain(rescue.iter_mut())
-            .chain(always.iter_mut())
-        {
-            apply_inherited(x, &[], tags, params);
-        }
+    for x in t.children_mut() {
+        apply_inherited(x, &[], tags, params);
     }
 }

@@ -335,3 +335,44 @@ fn undefined_variable_fails_the_task_with_its_name() {
     let out = text(&o.stdout);
     assert!(out.contains("registry"), "{out}");
 }
+
+#[test]
+fn ctrl_c_finishes_work_in_flight_starts_nothing_new_and_exits_99() {
+    let dir = tempfile::tempdir().unwrap();
+    let (pb, inv) = write_play(
+        dir.path(),
+        "- hosts: all\n  tasks:\n    - name: slow\n      shell: sleep 2; touch {{ out }}/{{ inventory_hostname }}.first\n    - name: next\n      copy: {content: x, dest: \"{{ out }}/{{ inventory_hostname }}.second\"}\n",
+    );
+    let child = edgefleet()
+        .args(["play", &pb, "-i", &inv, "--progress", "plain"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    // SAFETY: signalling our own child.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(99),
+        "{}{}",
+        text(&o.stdout),
+        text(&o.stderr)
+    );
+    for h in ["local1", "local2"] {
+        assert!(
+            dir.path().join(format!("{h}.first")).exists(),
+            "{h}: the command in flight was killed"
+        );
+        assert!(
+            !dir.path().join(format!("{h}.second")).exists(),
+            "{h}: new work started after Ctrl-C"
+        );
+    }
+    let all = format!("{}{}", text(&o.stdout), text(&o.stderr));
+    assert!(all.contains("interrupted"), "{all}");
+    assert!(all.contains("RECAP"), "{all}");
+}
