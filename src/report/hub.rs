@@ -537,13 +537,15 @@ impl Reporting {
         if let Some(out) = human_out {
             let _ = out.write_all(recap.as_bytes()).and_then(|_| out.flush());
         }
-        // Machine output.
-        let doc = super::json::document(&st.fleet, exit_code);
+        // Machine output: the document is built only when something wants it, and serialized once.
+        let doc = (st.output == OutputFormat::Json || self.report.is_some())
+            .then(|| super::json::document_text(&st.fleet, exit_code))
+            .unwrap_or_default();
         match st.output {
             OutputFormat::Text => {}
             OutputFormat::Json => {
                 if st.machine_error.is_none() {
-                    let text = serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n";
+                    let text = &doc;
                     if let Err(e) = st
                         .machine
                         .write_all(text.as_bytes())
@@ -565,7 +567,7 @@ impl Reporting {
             });
         }
         if let Some(f) = &self.report {
-            let text = serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n";
+            let text = &doc;
             if let Err(source) =
                 open_file(&f.path, true).and_then(|mut w| w.write_all(text.as_bytes()))
             {

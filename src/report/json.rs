@@ -188,8 +188,25 @@ pub struct Report<'a> {
 
 /// Build the report document (redacted).
 pub fn document(f: &Fleet, exit_code: i32) -> Value {
+    let mut v = serde_json::to_value(report(f, exit_code))
+        .unwrap_or_else(|e| json!({"version": REPORT_VERSION, "error": e.to_string()}));
+    redact_value(&mut v);
+    v
+}
+
+/// The report document as pretty JSON text (redacted), serialized straight from the data: no intermediate
+/// JSON tree, which for a thousand devices would cost tens of megabytes at the end of a run.
+pub fn document_text(f: &Fleet, exit_code: i32) -> String {
+    let text = serde_json::to_string_pretty(&report(f, exit_code))
+        .unwrap_or_else(|e| json!({"version": REPORT_VERSION, "error": e.to_string()}).to_string());
+    let mut out = crate::vars::redact::redact(&text).into_owned();
+    out.push('\n');
+    out
+}
+
+fn report(f: &Fleet, exit_code: i32) -> Report<'_> {
     let t = f.totals();
-    let r = Report {
+    Report {
         version: REPORT_VERSION,
         edgefleet: env!("CARGO_PKG_VERSION"),
         started_at: timestamp(f.started_at),
@@ -214,11 +231,7 @@ pub fn document(f: &Fleet, exit_code: i32) -> Value {
             .into_iter()
             .map(|(message, hosts)| WarningEntry { message, hosts })
             .collect(),
-    };
-    let mut v = serde_json::to_value(&r)
-        .unwrap_or_else(|e| json!({"version": REPORT_VERSION, "error": e.to_string()}));
-    redact_value(&mut v);
-    v
+    }
 }
 
 /// One jsonl line for an event: the event's own fields plus `ts` (RFC 3339, UTC). Redacted.

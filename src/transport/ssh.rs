@@ -167,6 +167,8 @@ struct Shared {
     bastions: StdMutex<HashMap<String, Arc<Bastion>>>,
     warnings: StdMutex<Vec<(Option<String>, String)>>,
     warned: StdMutex<HashSet<String>>,
+    /// Run-wide bound on handshakes in progress (see `SshOptions::max_handshakes`).
+    handshake_slots: Arc<Semaphore>,
 }
 
 /// Creates SSH connections for a run. Create once from the run-wide options and share it by all devices.
@@ -957,6 +959,8 @@ impl Shared {
         t: &'a Arc<Target>,
     ) -> Pin<Box<dyn Future<Output = Result<Conn, TransportError>> + Send + 'a>> {
         Box::pin(async move {
+            // Held until authentication is over; the connect timeout starts once a slot is ours.
+            let _slot = self.handshake_slots.clone().acquire_owned().await.ok();
             let start = Instant::now();
             let deadline = start + t.connect_timeout;
             let mut attempt = 0u32;
@@ -1097,6 +1101,7 @@ impl SshConnector {
     /// A connector for one run. Nothing is read or contacted until the first [`SshConnector::connect`].
     pub fn new(opts: SshOptions) -> Self {
         raise_nofile_limit();
+        let slots = opts.max_handshakes.max(1);
         SshConnector {
             shared: Arc::new(Shared {
                 opts,
@@ -1107,6 +1112,7 @@ impl SshConnector {
                 bastions: StdMutex::new(HashMap::new()),
                 warnings: StdMutex::new(Vec::new()),
                 warned: StdMutex::new(HashSet::new()),
+                handshake_slots: Arc::new(Semaphore::new(slots)),
             }),
         }
     }

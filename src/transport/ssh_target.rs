@@ -63,6 +63,10 @@ pub struct SshOptions {
     pub max_channels: usize,
     /// Simultaneous handshakes through one bastion connection.
     pub bastion_handshakes: usize,
+    /// Simultaneous handshakes (connect + key exchange + auth) in the whole run: a thousand devices connecting at
+    /// once would only make every handshake slow enough to time out. Waiting for a slot does not count against
+    /// the connect timeout.
+    pub max_handshakes: usize,
     /// Connect attempts for refused/reset connections (sshd MaxStartups drops), all within the connect timeout.
     pub connect_attempts: u32,
 }
@@ -86,6 +90,7 @@ impl Default for SshOptions {
             prompt_passphrase: true,
             max_channels: 8,
             bastion_handshakes: 16,
+            max_handshakes: 64,
             connect_attempts: 8,
         }
     }
