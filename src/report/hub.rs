@@ -537,27 +537,31 @@ impl Reporting {
         if let Some(out) = human_out {
             let _ = out.write_all(recap.as_bytes()).and_then(|_| out.flush());
         }
-        // Machine output: the document is built only when something wants it, and serialized once.
+        // Machine output: the document is streamed to each destination, never held in memory whole.
+        let st = &mut *st;
         let doc = (st.output == OutputFormat::Json || self.report.is_some())
-            .then(|| super::json::document_text(&st.fleet, exit_code))
-            .unwrap_or_default();
+            .then(|| super::json::report(&st.fleet, exit_code));
         match st.output {
             OutputFormat::Text => {}
             OutputFormat::Json => {
-                if st.machine_error.is_none() {
-                    let text = &doc;
-                    if let Err(e) = st
-                        .machine
-                        .write_all(text.as_bytes())
-                        .and_then(|_| st.machine.flush())
-                    {
+                if let (None, Some(d)) = (&st.machine_error, &doc) {
+                    if let Err(e) = super::json::write_document(d, &mut st.machine) {
                         st.machine_error = Some(e);
                     }
                 }
             }
             OutputFormat::Jsonl => {
                 let v = super::json::summary_line(&st.fleet, exit_code);
-                st.machine_line(&v);
+                if st.machine_error.is_none() {
+                    let line = format!("{v}\n");
+                    if let Err(e) = st
+                        .machine
+                        .write_all(line.as_bytes())
+                        .and_then(|_| st.machine.flush())
+                    {
+                        st.machine_error = Some(e);
+                    }
+                }
             }
         }
         if let Some(e) = st.machine_error.take() {
@@ -566,11 +570,11 @@ impl Reporting {
                 source: e,
             });
         }
-        if let Some(f) = &self.report {
-            let text = &doc;
-            if let Err(source) =
-                open_file(&f.path, true).and_then(|mut w| w.write_all(text.as_bytes()))
-            {
+        if let (Some(f), Some(d)) = (&self.report, &doc) {
+            if let Err(source) = open_file(&f.path, true).and_then(|file| {
+                let mut w = std::io::BufWriter::new(file);
+                super::json::write_document(d, &mut w)
+            }) {
                 errors.push(ReportError::Write {
                     what: format!("{} {}", f.flag, f.path.display()),
                     source,

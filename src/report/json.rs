@@ -194,17 +194,54 @@ pub fn document(f: &Fleet, exit_code: i32) -> Value {
     v
 }
 
-/// The report document as pretty JSON text (redacted), serialized straight from the data: no intermediate
-/// JSON tree, which for a thousand devices would cost tens of megabytes at the end of a run.
-pub fn document_text(f: &Fleet, exit_code: i32) -> String {
-    let text = serde_json::to_string_pretty(&report(f, exit_code))
-        .unwrap_or_else(|e| json!({"version": REPORT_VERSION, "error": e.to_string()}).to_string());
-    let mut out = crate::vars::redact::redact(&text).into_owned();
-    out.push('\n');
-    out
+/// Write the report document as pretty JSON (redacted line by line) to `w`, serialized straight from the data:
+/// no intermediate JSON tree or string, which for a thousand devices would cost tens of megabytes at the end
+/// of a run.
+pub fn write_document(r: &Report<'_>, w: &mut dyn std::io::Write) -> std::io::Result<()> {
+    let mut lw = RedactLines {
+        out: w,
+        line: Vec::new(),
+    };
+    serde_json::to_writer_pretty(&mut lw, r).map_err(std::io::Error::other)?;
+    lw.line.push(b'\n');
+    lw.flush_line()?;
+    lw.out.flush()
 }
 
-fn report(f: &Fleet, exit_code: i32) -> Report<'_> {
+/// Buffers one line at a time and writes it redacted (pretty JSON never puts a newline inside a string, so a
+/// secret never spans two lines).
+struct RedactLines<'a> {
+    out: &'a mut dyn std::io::Write,
+    line: Vec<u8>,
+}
+
+impl RedactLines<'_> {
+    fn flush_line(&mut self) -> std::io::Result<()> {
+        let text = String::from_utf8_lossy(&self.line);
+        self.out
+            .write_all(crate::vars::redact::redact(&text).as_bytes())?;
+        self.line.clear();
+        Ok(())
+    }
+}
+
+impl std::io::Write for RedactLines<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        for &b in buf {
+            self.line.push(b);
+            if b == b'\n' {
+                self.flush_line()?;
+            }
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The report document's data (written by [`write_document`], once per destination).
+pub fn report(f: &Fleet, exit_code: i32) -> Report<'_> {
     let t = f.totals();
     Report {
         version: REPORT_VERSION,

@@ -100,9 +100,23 @@ fn derived_forms(value: &str) -> Vec<String> {
         forms.push(crate::transport::quote(value));
         forms.push(value.replace('\'', "''"));
     }
+    // PEM material (keys, certificates) is masked line by line: that covers the whole value wherever it
+    // appears, raw or JSON-escaped, so the whole-value forms are not kept (a fleet of keys would make the
+    // matcher many megabytes larger for nothing).
+    if value.trim_start().starts_with("-----BEGIN") {
+        let lines: Vec<String> = value
+            .lines()
+            .map(str::trim)
+            .filter(|l| l.len() >= MIN_MASK_LEN && !l.starts_with("-----"))
+            .map(str::to_string)
+            .collect();
+        if !lines.is_empty() {
+            return lines;
+        }
+    }
     // Templates may base64-encode it (`b64encode`); so do many config formats.
     forms.push(base64::engine::general_purpose::STANDARD.encode(value.as_bytes()));
-    // Multi-line secrets (PEM keys) are also masked line by line, in case a tool prints one line of them.
+    // Other multi-line secrets are also masked line by line, in case a tool prints one line of them.
     if value.contains('\n') {
         for line in value.lines().map(str::trim) {
             if line.len() >= MIN_LINE_LEN && !line.starts_with("-----") {
@@ -226,9 +240,18 @@ mod tests {
             redact("line: MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg"),
             "line: ********"
         );
-        // The whole key, and the whole key without its trailing newline, are masked whole.
-        assert_eq!(redact(&format!("<{pem}>")), "<********>");
-        assert_eq!(redact(&format!("<{}>", pem.trim_end())), "<********>");
+        // The whole key, raw or JSON-escaped, keeps only its (public) BEGIN/END lines.
+        let whole = redact(&format!("<{pem}>")).into_owned();
+        assert_eq!(
+            whole,
+            "<-----BEGIN PRIVATE KEY-----\n********\n-----END PRIVATE KEY-----\n>"
+        );
+        let escaped = serde_json::to_string(pem).unwrap();
+        assert!(
+            !redact(&escaped).contains("MIGHAgEA"),
+            "{}",
+            redact(&escaped)
+        );
     }
 
     #[test]
