@@ -298,7 +298,7 @@ impl Executor {
         }
         let h = Arc::new(HostState {
             name: name.to_string(),
-            inv_vars: Arc::new(self.inv.host_vars(name)),
+            inv_vars: self.inv.host_vars_shared(name),
             transport: tokio::sync::Mutex::new(None),
             runtime: Mutex::new(Arc::new(Vars::new())),
             facts: FactCache::new(),
@@ -526,6 +526,12 @@ impl Executor {
             return;
         }
         let t = hs.transport.lock().await.take();
+        // The host runs nothing more: its facts and registered results can go (a thousand devices' worth adds
+        // up); the summary below is all that is kept.
+        hs.facts.forget_all();
+        if let Ok(mut r) = hs.runtime.lock() {
+            *r = Arc::new(Vars::new());
+        }
         let stats = match &t {
             Some(t) => {
                 let s = t.stats();

@@ -106,7 +106,7 @@ struct DirVars {
 pub struct Inventory {
     data: Data,
     group_hosts: Vec<Vec<usize>>,
-    merged: Vec<Vars>,
+    merged: Vec<std::sync::Arc<Vars>>,
     src_bases: Vec<PathBuf>,
     pb_bases: Vec<PathBuf>,
     dir_vars: HashMap<PathBuf, DirVars>,
@@ -396,7 +396,11 @@ impl Inventory {
             graph_playbook_vars: true,
             warnings,
         };
-        inv.merged = inv.compute_merged();
+        inv.merged = inv
+            .compute_merged()
+            .into_iter()
+            .map(std::sync::Arc::new)
+            .collect();
         Ok(inv)
     }
 
@@ -513,6 +517,15 @@ impl Inventory {
         self.data
             .host_idx
             .get(host)
+            .map(|&h| (*self.merged[h]).clone())
+            .unwrap_or_default()
+    }
+
+    /// Like [`Inventory::host_vars`], shared instead of copied (the executor keeps one per host for a run).
+    pub fn host_vars_shared(&self, host: &str) -> std::sync::Arc<Vars> {
+        self.data
+            .host_idx
+            .get(host)
             .map(|&h| self.merged[h].clone())
             .unwrap_or_default()
     }
@@ -601,7 +614,7 @@ impl Inventory {
         self.format_group(ALL, &avail, &mut seen, &mut results);
         let mut hostvars = Map::new();
         for h in available {
-            let v = Self::output_vars(self.merged[h].clone());
+            let v = Self::output_vars((*self.merged[h]).clone());
             if !v.is_empty() {
                 hostvars.insert(self.data.hosts[h].name.clone(), Value::Object(v));
             }
@@ -689,7 +702,7 @@ impl Inventory {
             for &h in &group.hosts {
                 out.push(name(self.data.hosts[h].name.clone(), depth));
                 if with_vars {
-                    show(Self::output_vars(self.merged[h].clone()), depth + 1, out);
+                    show(Self::output_vars((*self.merged[h]).clone()), depth + 1, out);
                 }
             }
         }
