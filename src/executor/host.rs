@@ -994,6 +994,23 @@ impl HostRun {
             diff: diff_mode,
             become_: become_.clone(),
             timeout: t.timeout.map(Duration::from_secs),
+            environment: match &t.environment {
+                Some(env) => match cx.render_value(env, &name) {
+                    Ok(Value::Object(m)) => m
+                        .into_iter()
+                        .map(|(k, v)| {
+                            let v = match v {
+                                Value::String(s) => s,
+                                other => other.to_string(),
+                            };
+                            (k, v)
+                        })
+                        .collect(),
+                    Ok(_) => return failed("environment must be a mapping of NAME: value".into()),
+                    Err(e) => return failed(format!("environment: {}", e.message)),
+                },
+                None => Vec::new(),
+            },
             facts: &self.hs.facts,
             transport: &transport,
         };

@@ -158,6 +158,21 @@ impl Module for Command {
             Some(d) => Cmd::new("cd").raw("--").arg(d.clone()).raw("&&"),
             None => Cmd::new(":").raw("&&"),
         };
+        // `environment:` on the task: through env(1), each NAME=value quoted.
+        let mut env_secret = false;
+        if !cx.environment.is_empty() {
+            cmd = cmd.raw("env");
+            for (k, v) in &cx.environment {
+                if !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || k.is_empty() {
+                    return Err(ArgError::new(format!(
+                        "environment: `{k}` is not a valid variable name"
+                    ))
+                    .into());
+                }
+                env_secret |= crate::vars::redact::contains_secret(v);
+                cmd = cmd.arg(format!("{k}={v}"));
+            }
+        }
         let display = if self.shell {
             let script = a.cmd.clone().unwrap_or_default();
             let sh = a.executable.clone().unwrap_or_else(|| "/bin/sh".into());
@@ -167,7 +182,10 @@ impl Module for Command {
             if words.is_empty() {
                 return Err(ArgError::new("command: empty command").into());
             }
-            cmd = cmd.raw("exec").args(words.clone());
+            if cx.environment.is_empty() {
+                cmd = cmd.raw("exec");
+            }
+            cmd = cmd.args(words.clone());
             words.join(" ")
         };
         let mut exec = cx.exec(cmd);
@@ -184,7 +202,16 @@ impl Module for Command {
         }
         let mut result = Map::new();
         result.insert("cmd".into(), json!(display));
+        let warnings = if env_secret {
+            vec![format!(
+                "{}: `environment` holds a secret value; it is visible in the device's process list while the command runs. Pass secrets on `stdin` instead",
+                self.name()
+            )]
+        } else {
+            vec![]
+        };
         Ok(Plan {
+            warnings,
             changed: true,
             steps: vec![Step::Exec {
                 exec,

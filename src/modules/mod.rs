@@ -244,6 +244,8 @@ pub struct PlanCtx<'a> {
     pub become_: Option<Become>,
     /// Command timeout for this task.
     pub timeout: Option<std::time::Duration>,
+    /// The task's `environment` (rendered), for modules that start programs.
+    pub environment: Vec<(String, String)>,
     /// The device's facts (cached; fetching a missing one costs a round trip).
     pub facts: &'a FactCache,
     /// The device.

@@ -376,3 +376,28 @@ fn ctrl_c_finishes_work_in_flight_starts_nothing_new_and_exits_99() {
     assert!(all.contains("interrupted"), "{all}");
     assert!(all.contains("RECAP"), "{all}");
 }
+
+#[test]
+fn environment_reaches_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let (pb, inv) = write_play(
+        dir.path(),
+        "- hosts: local1\n  vars:\n    who: \"world's\"\n  tasks:\n    - shell: printf '%s' \"$GREETING\" > {{ out }}/env.txt\n      environment:\n        GREETING: \"hello {{ who }}\"\n    - command: sh -c 'printf %s \"$N\" > {{ out }}/n.txt'\n      environment: {N: 42}\n",
+    );
+    let o = run(&["play", &pb, "-i", &inv]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}{}",
+        text(&o.stdout),
+        text(&o.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("env.txt")).unwrap(),
+        "hello world's"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("n.txt")).unwrap(),
+        "42"
+    );
+}
