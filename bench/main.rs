@@ -27,7 +27,9 @@ fn main() {
             std::process::exit(edgefleet::lab::sim::main(&args[2..]));
         }
         if ["lab", "play", "ping", "inventory", "vault"].contains(&first.as_str()) {
-            std::process::exit(edgefleet::app::main(args).code());
+            let code = edgefleet::app::main(args).code();
+            edgefleet::app::report_peak_rss();
+            std::process::exit(code);
         }
     }
     let opts = match Opts::parse(&args[1..]) {
@@ -141,9 +143,12 @@ fn measure(
     report: Option<&Path>,
     cwd: &Path,
 ) -> Result<Sample, String> {
+    let rss_file = std::env::temp_dir().join(format!("edgefleet-bench-rss-{}", std::process::id()));
+    let _ = std::fs::remove_file(&rss_file);
     let t0 = Instant::now();
     let child = Command::new(exe)
         .args(args)
+        .env("EDGEFLEET_PEAK_RSS_FILE", &rss_file)
         .current_dir(cwd)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
@@ -169,10 +174,14 @@ fn measure(
         -1
     };
     let tv = |t: libc::timeval| t.tv_sec as f64 * 1000.0 + t.tv_usec as f64 / 1000.0;
+    let own_peak = std::fs::read_to_string(&rss_file)
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok());
+    let _ = std::fs::remove_file(&rss_file);
     let mut s = Sample {
         wall_ms,
         cpu_ms: tv(ru.ru_utime) + tv(ru.ru_stime),
-        rss_kib: ru.ru_maxrss as u64,
+        rss_kib: own_peak.unwrap_or(ru.ru_maxrss as u64),
         exit,
         ..Sample::default()
     };

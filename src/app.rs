@@ -92,6 +92,24 @@ fn collapse_repeats(d: &Diagnostics) -> String {
     out
 }
 
+/// For benchmarks: write this process's peak RSS (VmHWM, kB) to `$EDGEFLEET_PEAK_RSS_FILE`. Measured by the
+/// process itself because a parent's `wait4` reports max(parent's RSS at fork, child's): a fork inherits the
+/// parent's high-water mark, which hides small children.
+pub fn report_peak_rss() {
+    let Some(path) = std::env::var_os("EDGEFLEET_PEAK_RSS_FILE") else {
+        return;
+    };
+    if let Ok(status) = std::fs::read_to_string("/proc/self/status") {
+        if let Some(kb) = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        {
+            let _ = std::fs::write(path, kb.to_string());
+        }
+    }
+}
+
 /// Run one parsed command.
 pub fn run(cli: Cli) -> Result<ExitCode, AppError> {
     match cli.command {

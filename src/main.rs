@@ -16,5 +16,6 @@ fn main() {
         std::process::exit(edgefleet::lab::sim::main(&args[2..]));
     }
     let code = edgefleet::app::main(args);
+    edgefleet::app::report_peak_rss();
     std::process::exit(code.code());
 }
