@@ -10,12 +10,10 @@
 //! after which the next simulator invocation recreates them (aziot-edged's watchdog). This module never
 //! restarts Docker and never reads `/etc/aziot/config.toml` (only what `apply` produced).
 
-use std::collections::BTreeMap;
-
 use sha2::{Digest, Sha256};
 
 use super::applied::{self, EdgedSettings};
-use super::state::{Container, LogConfig, State, StateError, IOTEDGE_VERSION};
+use super::state::{string_map, Container, LogConfig, State, StateError, IOTEDGE_VERSION};
 
 /// The label edgeAgent puts on every module it owns (apply's hostname check lists containers by it).
 pub const OWNER_LABEL: &str = "net.azure-devices.edge.owner";
@@ -503,20 +501,7 @@ pub fn new_container(d: &super::state::Docker, spec: &ModuleSpec, now: u64) -> C
         {
             LogConfig {
                 kind: lc["Type"].as_str().unwrap_or_default().to_string(),
-                config: lc
-                    .get("Config")
-                    .and_then(|c| c.as_object())
-                    .map(|m| {
-                        m.iter()
-                            .map(|(k, v)| {
-                                (
-                                    k.clone(),
-                                    v.as_str().map(str::to_string).unwrap_or(v.to_string()),
-                                )
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default(),
+                config: string_map(lc.get("Config")),
             }
         }
         _ => LogConfig {
@@ -534,20 +519,7 @@ pub fn new_container(d: &super::state::Docker, spec: &ModuleSpec, now: u64) -> C
         })
         .filter(|v| !v.is_empty())
         .unwrap_or_else(|| d.dns());
-    let mut labels: BTreeMap<String, String> = co
-        .get("Labels")
-        .and_then(|v| v.as_object())
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| {
-                    (
-                        k.clone(),
-                        v.as_str().map(str::to_string).unwrap_or(v.to_string()),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let mut labels = string_map(co.get("Labels"));
     labels.insert(OWNER_LABEL.into(), OWNER_VALUE.into());
     Container {
         id: digest(&format!("{}-{}-{}", spec.name, now, d.containers.len())),

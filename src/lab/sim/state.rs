@@ -126,6 +126,23 @@ impl Env {
 }
 
 /// The machine hostname from `gethostname(2)`.
+/// A JSON object as a map of strings (non-string values in their JSON text, as Docker shows them); anything
+/// else is an empty map.
+pub fn string_map(v: Option<&serde_json::Value>) -> BTreeMap<String, String> {
+    v.and_then(|v| v.as_object())
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        v.as_str().map(str::to_string).unwrap_or(v.to_string()),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 pub fn machine_hostname() -> String {
     let mut buf = [0u8; 256];
     // SAFETY: the buffer is valid for `buf.len()` bytes; gethostname NUL-terminates on success when it fits.
@@ -556,20 +573,7 @@ impl Docker {
 
     /// The daemon's effective log options.
     pub fn log_opts(&self) -> BTreeMap<String, String> {
-        self.daemon_config
-            .get("log-opts")
-            .and_then(|v| v.as_object())
-            .map(|m| {
-                m.iter()
-                    .map(|(k, v)| {
-                        (
-                            k.clone(),
-                            v.as_str().map(str::to_string).unwrap_or(v.to_string()),
-                        )
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
+        string_map(self.daemon_config.get("log-opts"))
     }
 
     /// The daemon's effective DNS servers.
