@@ -1130,6 +1130,16 @@ fn docker_images_load_and_volumes() {
     );
     let (out, _) = dev.expect(0, &["docker", "volume", "ls"]);
     assert_eq!(out, "DRIVER    VOLUME NAME\nlocal     edgeAgentData\n");
+    let (out, _) = dev.expect(0, &["docker", "ps"]);
+    assert!(out.starts_with("CONTAINER ID   IMAGE"), "{out}");
+    assert!(out.contains("   edgeAgent\n"), "{out}");
+    let (out, _) = dev.expect(
+        0,
+        &["docker", "images", "--format", "table {{.ID}}\t{{.Tag}}"],
+    );
+    assert!(out.starts_with("IMAGE ID       TAG\n"), "{out}");
+    let (_, err) = dev.expect(64, &["docker", "images", "--format", "{{.Tag"]);
+    assert!(!err.is_empty());
     // Named volumes in use are never pruned; an unused one goes with --all.
     let (out, _) = dev.expect(0, &["docker", "volume", "prune", "-f", "--all"]);
     assert_eq!(out, "Total reclaimed space: 0B\n");

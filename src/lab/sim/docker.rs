@@ -1027,38 +1027,50 @@ fn ps(st: &mut State, mut cli: Cli, io: &mut Io) -> Result<i32, StateError> {
     let format = format.unwrap_or_else(|| {
         "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}".into()
     });
-    let t = match Template::parse(&format) {
+    Ok(print_rows(
+        io,
+        &format,
+        |t| t.header("CONTAINER ID"),
+        rows.into_iter().map(|c| ps_row(c, now, no_trunc)),
+    ))
+}
+
+/// `--format` output of a listing: the template parsed (exit 64 if it does not), each row rendered (exit 1 on
+/// the first that fails), and a `table` format aligned under its header, as the docker CLI prints them.
+fn print_rows(
+    io: &mut Io,
+    format: &str,
+    header: impl Fn(&Template) -> String,
+    rows: impl IntoIterator<Item = Value>,
+) -> i32 {
+    let t = match Template::parse(format) {
         Ok(t) => t,
         Err(e) => {
             io.errln(e.0);
-            return Ok(64);
+            return 64;
         }
     };
     let mut lines = Vec::new();
     if t.table {
-        lines.push(t.header("CONTAINER ID"));
+        lines.push(header(&t));
     }
-    for c in rows {
-        match t.render(&ps_row(c, now, no_trunc)) {
+    for row in rows {
+        match t.render(&row) {
             Ok(s) => lines.push(s),
             Err(e) => {
                 io.errln(e.0);
-                return Ok(1);
+                return 1;
             }
         }
     }
-    emit(io, &t, &lines);
-    Ok(0)
-}
-
-fn emit(io: &mut Io, t: &Template, lines: &[String]) {
     if t.table {
-        io.out(gotmpl::tabwrite(lines, 3, 10));
+        io.out(gotmpl::tabwrite(&lines, 3, 10));
     } else {
-        for l in lines {
+        for l in &lines {
             io.outln(l);
         }
     }
+    0
 }
 
 fn images(st: &mut State, mut cli: Cli, io: &mut Io) -> Result<i32, StateError> {
@@ -1087,19 +1099,8 @@ fn images(st: &mut State, mut cli: Cli, io: &mut Io) -> Result<i32, StateError> 
     let format = format.unwrap_or_else(|| {
         "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}".into()
     });
-    let t = match Template::parse(&format) {
-        Ok(t) => t,
-        Err(e) => {
-            io.errln(e.0);
-            return Ok(64);
-        }
-    };
-    let mut lines = Vec::new();
-    if t.table {
-        lines.push(t.header("IMAGE ID"));
-    }
-    for im in imgs {
-        let row = json!({
+    let rows = imgs.into_iter().map(|im| {
+        json!({
             "Repository": im.repository,
             "Tag": im.tag,
             "ID": &im.id.trim_start_matches("sha256:")[..12],
@@ -1107,17 +1108,9 @@ fn images(st: &mut State, mut cli: Cli, io: &mut Io) -> Result<i32, StateError> 
             "CreatedAt": time::docker_created_at(im.created_ms),
             "Size": human_size(im.size),
             "Digest": "<none>"
-        });
-        match t.render(&row) {
-            Ok(s) => lines.push(s),
-            Err(e) => {
-                io.errln(e.0);
-                return Ok(1);
-            }
-        }
-    }
-    emit(io, &t, &lines);
-    Ok(0)
+        })
+    });
+    Ok(print_rows(io, &format, |t| t.header("IMAGE ID"), rows))
 }
 
 /// Image references in a `docker save` tarball (`manifest.json` RepoTags), or in a text file listing them.
@@ -1302,26 +1295,14 @@ fn volume(st: &mut State, mut cli: Cli, io: &mut Io) -> Result<i32, StateError> 
                 }
                 return Ok(0);
             }
-            let t = match Template::parse(
-                &format.unwrap_or_else(|| "table {{.Driver}}\t{{.Name}}".into()),
-            ) {
-                Ok(t) => t,
-                Err(e) => {
-                    io.errln(e.0);
-                    return Ok(64);
-                }
-            };
-            let mut lines = Vec::new();
-            if t.table {
-                lines.push(t.header("ID").replace("NAME", "VOLUME NAME"));
-            }
-            for v in vols {
-                if let Ok(s) = t.render(&json!({"Driver": v.driver, "Name": v.name, "Mountpoint": format!("/var/lib/docker/volumes/{}/_data", v.name), "Scope": "local"})) {
-                    lines.push(s);
-                }
-            }
-            emit(io, &t, &lines);
-            Ok(0)
+            let format = format.unwrap_or_else(|| "table {{.Driver}}\t{{.Name}}".into());
+            let rows = vols.into_iter().map(|v| json!({"Driver": v.driver, "Name": v.name, "Mountpoint": format!("/var/lib/docker/volumes/{}/_data", v.name), "Scope": "local"}));
+            Ok(print_rows(
+                io,
+                &format,
+                |t| t.header("ID").replace("NAME", "VOLUME NAME"),
+                rows,
+            ))
         }
         "prune" => {
             cli.expand_short("fa");
