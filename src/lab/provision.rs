@@ -173,10 +173,30 @@ pub fn identity_key(paths: &Paths, name: &str) -> PathBuf {
     paths.pki().join(name).join("identity.key.pem.age")
 }
 
+/// Sign `p` (valid for a year, with an authority key identifier) with the lab root; write the chain (leaf + root)
+/// to `cert_path` and the key, age-encrypted to the lab identity, to `key_path`.
+fn sign_and_write(
+    mut p: CertificateParams,
+    key: &KeyPair,
+    keys: &LabKeys,
+    cert_path: &Path,
+    key_path: &Path,
+) -> Result<(), LabError> {
+    p.use_authority_key_identifier_extension = true;
+    validity(&mut p, 365);
+    let cert = p.signed_by(key, &keys.root).map_err(pki_err)?;
+    let chain = format!("{}{}", cert.pem(), keys.root.as_ref().pem());
+    write_file(cert_path, chain.as_bytes(), 0o644)?;
+    write_file(
+        key_path,
+        &age_encrypt(&keys.age_recipient, key.serialize_pem().as_bytes())?,
+        0o644,
+    )
+}
+
 fn device_pki(paths: &Paths, keys: &LabKeys, d: &DeviceSpec) -> Result<(), LabError> {
     let dir = paths.pki().join(&d.name);
     mkdir(&dir, 0o755)?;
-    let root_pem = keys.root.as_ref().pem();
 
     let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(pki_err)?;
     let mut p = CertificateParams::default();
@@ -189,18 +209,12 @@ fn device_pki(paths: &Paths, keys: &LabKeys, d: &DeviceSpec) -> Result<(), LabEr
         KeyUsagePurpose::KeyCertSign,
         KeyUsagePurpose::DigitalSignature,
     ];
-    p.use_authority_key_identifier_extension = true;
-    validity(&mut p, 365);
-    let cert = p.signed_by(&key, &keys.root).map_err(pki_err)?;
-    write_file(
+    sign_and_write(
+        p,
+        &key,
+        keys,
         &edge_ca_cert(paths, &d.name),
-        format!("{}{}", cert.pem(), root_pem).as_bytes(),
-        0o644,
-    )?;
-    write_file(
         &edge_ca_key(paths, &d.name),
-        &age_encrypt(&keys.age_recipient, key.serialize_pem().as_bytes())?,
-        0o644,
     )?;
 
     if d.provisioning == "dps" {
@@ -214,18 +228,12 @@ fn device_pki(paths: &Paths, keys: &LabKeys, d: &DeviceSpec) -> Result<(), LabEr
             KeyUsagePurpose::KeyAgreement,
         ];
         p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        p.use_authority_key_identifier_extension = true;
-        validity(&mut p, 365);
-        let cert = p.signed_by(&key, &keys.root).map_err(pki_err)?;
-        write_file(
+        sign_and_write(
+            p,
+            &key,
+            keys,
             &identity_cert(paths, &d.name),
-            format!("{}{}", cert.pem(), root_pem).as_bytes(),
-            0o644,
-        )?;
-        write_file(
             &identity_key(paths, &d.name),
-            &age_encrypt(&keys.age_recipient, key.serialize_pem().as_bytes())?,
-            0o644,
         )?;
     } else {
         let mut sak = [0u8; 32];
