@@ -16,8 +16,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use edgefleet::cli::{LabBackend, LabUser};
 use edgefleet::lab::{Lab, LabConfig};
+use edgefleet::lab::{LabBackend, LabUser};
 use serde_json::{json, Value};
 
 fn main() {
@@ -28,8 +28,8 @@ fn main() {
             std::process::exit(edgefleet::lab::sim::main(&args[2..]));
         }
         if ["lab", "play", "ping", "inventory", "vault"].contains(&first.as_str()) {
-            let code = edgefleet::app::main(args).code();
-            edgefleet::app::report_peak_rss();
+            let code = edgefleet::commands::main(args).code();
+            edgefleet::commands::report_peak_rss();
             std::process::exit(code);
         }
     }

@@ -1,10 +1,18 @@
 //! Command-line definitions (clap derive) and nothing else.
 //!
-//! Owns the flags and subcommands. It must not do any work: `app.rs` turns these into actions.
+//! Owns the flags and subcommands, their help texts and their defaults (each default is a constant of the layer
+//! that owns the value). It must not do any work: `commands/` turns these into actions. Nothing below
+//! `commands/` imports this file; the enums a flag chooses from belong to their owners (`report`, `transport`,
+//! `lab`) and are offered to clap here, so no lower layer depends on clap.
 
 use std::path::PathBuf;
 
+use clap::builder::PossibleValue;
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+
+use crate::lab::{FaultKind, LabBackend, LabUser};
+use crate::report::{ColorMode, OutputFormat, ProgressMode};
+use crate::transport::ssh::HostKeyPolicy;
 
 /// Fleet provisioning for Azure IoT Edge devices over SSH.
 #[derive(Debug, Parser)]
@@ -184,26 +192,6 @@ pub struct LabArgs {
     pub command: LabCommand,
 }
 
-/// Lab backends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
-pub enum LabBackend {
-    /// An SSH server built into edgefleet (russh), for large N and machines without sshd.
-    #[default]
-    Embedded,
-    /// A real OpenSSH sshd per device.
-    Openssh,
-}
-
-/// The login user of lab devices.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
-pub enum LabUser {
-    /// Log in as root.
-    #[default]
-    Root,
-    /// Log in as `admin` and use sudo (become).
-    Admin,
-}
-
 /// Options for bringing a lab up.
 #[derive(Debug, Args, Clone)]
 pub struct LabUpOptions {
@@ -288,29 +276,6 @@ pub enum LabCommand {
         #[arg(long, default_value = "lab")]
         dir: PathBuf,
     },
-}
-
-/// Faults a lab device can be given.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum FaultKind {
-    /// Clear every fault.
-    None,
-    /// Nothing listens.
-    Unreachable,
-    /// Accepts TCP, never answers.
-    BlackHole,
-    /// Added latency per round trip.
-    SlowLink,
-    /// Presents a different host key.
-    WrongHostKey,
-    /// `iotedge config apply` fails.
-    ApplyFails,
-    /// `iotedge check` reports an error.
-    CheckError,
-    /// Writes under /etc fail with "No space left on device".
-    DiskFull,
-    /// The SSH server dies and comes back after a delay.
-    Reboot,
 }
 
 /// `edgefleet vault`.
@@ -426,50 +391,62 @@ pub enum VaultCommand {
     },
 }
 
-/// `--output`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
-pub enum OutputFormat {
-    /// Human-readable.
-    #[default]
-    Text,
-    /// One JSON document at the end.
-    Json,
-    /// One JSON event per line as they happen.
-    Jsonl,
+/// Offers an enum owned by another layer to clap: the values it takes on the command line, with their help.
+macro_rules! choices {
+    ($ty:ty { $($variant:ident => $name:literal: $help:literal),+ $(,)? }) => {
+        impl ValueEnum for $ty {
+            fn value_variants<'a>() -> &'a [Self] {
+                &[$(<$ty>::$variant),+]
+            }
+            fn to_possible_value(&self) -> Option<PossibleValue> {
+                match self {
+                    $(<$ty>::$variant => Some(PossibleValue::new($name).help($help)),)+
+                    #[allow(unreachable_patterns)]
+                    _ => None,
+                }
+            }
+        }
+    };
 }
 
-/// `--progress`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
-pub enum ProgressMode {
-    /// Bars on a terminal, plain lines otherwise.
-    #[default]
-    Auto,
-    /// Always bars.
-    Bars,
-    /// Never bars.
-    Plain,
-}
-
-/// `--color`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
-pub enum ColorMode {
-    /// On a terminal without NO_COLOR.
-    #[default]
-    Auto,
-    /// Always.
-    Always,
-    /// Never.
-    Never,
-}
-
-/// `--host-key-policy`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum HostKeyPolicy {
-    /// Refuse unknown hosts.
-    Strict,
-    /// Record unknown hosts once; refuse changed keys.
-    AcceptNew,
-}
+choices!(OutputFormat {
+    Text => "text": "Human-readable",
+    Json => "json": "One JSON document at the end",
+    Jsonl => "jsonl": "One JSON event per line as they happen",
+});
+choices!(ProgressMode {
+    Auto => "auto": "Bars on a terminal, plain lines otherwise",
+    Bars => "bars": "Always bars",
+    Plain => "plain": "Never bars",
+});
+choices!(ColorMode {
+    Auto => "auto": "On a terminal without NO_COLOR",
+    Always => "always": "Always",
+    Never => "never": "Never",
+});
+choices!(HostKeyPolicy {
+    Strict => "strict": "Refuse unknown hosts",
+    AcceptNew => "accept-new": "Record unknown hosts once; refuse changed keys",
+});
+choices!(LabBackend {
+    Embedded => "embedded": "An SSH server built into edgefleet (russh), for large N and machines without sshd",
+    Openssh => "openssh": "A real OpenSSH sshd per device",
+});
+choices!(LabUser {
+    Root => "root": "Log in as root",
+    Admin => "admin": "Log in as `admin` and use sudo (become)",
+});
+choices!(FaultKind {
+    None => "none": "Clear every fault",
+    Unreachable => "unreachable": "Nothing listens",
+    BlackHole => "black-hole": "Accepts TCP, never answers",
+    SlowLink => "slow-link": "Added latency per round trip",
+    WrongHostKey => "wrong-host-key": "Presents a different host key",
+    ApplyFails => "apply-fails": "`iotedge config apply` fails",
+    CheckError => "check-error": "`iotedge check` reports an error",
+    DiskFull => "disk-full": "Writes under /etc fail with \"No space left on device\"",
+    Reboot => "reboot": "The SSH server dies and comes back after a delay",
+});
 
 #[cfg(test)]
 mod tests {

@@ -175,9 +175,52 @@ pub fn display_path(p: &Path) -> String {
     p.display().to_string()
 }
 
+/// Suggest the closest candidate for a misspelt name (Levenshtein distance <= 2, or a common prefix).
+pub fn did_you_mean<'a>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    let mut best: Option<(&str, usize)> = None;
+    for c in candidates {
+        let d = levenshtein(name, c);
+        let limit = if name.len() <= 4 { 1 } else { 2 };
+        if d <= limit && best.is_none_or(|(_, bd)| d < bd) {
+            best = Some((c, d));
+        }
+    }
+    best.map(|(c, _)| c)
+}
+
+/// Edit distance between two strings.
+pub fn levenshtein(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    let mut cur = vec![0; b.len() + 1];
+    for i in 1..=a.len() {
+        cur[0] = i;
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            cur[j] = (prev[j] + 1).min(cur[j - 1] + 1).min(prev[j - 1] + cost);
+        }
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    prev[b.len()]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn suggestions() {
+        assert_eq!(
+            did_you_mean("hostnme", ["hostname", "hosts"]),
+            Some("hostname")
+        );
+        assert_eq!(did_you_mean("crt", ["cert", "pk"]), Some("cert"));
+        assert_eq!(did_you_mean("zzzzzz", ["cert", "pk"]), None);
+    }
 
     #[test]
     fn formats_location_and_snippet() {

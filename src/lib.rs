@@ -6,17 +6,20 @@
 //! `modules` (what each task means) + `iotedge` (IoT Edge domain logic) → `transport` (SSH / local) →
 //! `report` (events to output). `lab` is the simulated device fleet used by tests, demos and benchmarks.
 
-pub mod app;
 pub mod cli;
+pub mod commands;
 pub mod diag;
 pub mod error;
 pub mod executor;
+pub mod facts;
 pub mod inventory;
 pub mod iotedge;
 pub mod lab;
 pub mod modules;
 pub mod playbook;
+pub mod redact;
 pub mod report;
+pub mod shell;
 pub mod template;
 pub mod transport;
 pub mod vars;

@@ -15,7 +15,7 @@ fn main() {
     if args.get(1).map(|a| a == "__sim").unwrap_or(false) {
         std::process::exit(edgefleet::lab::sim::main(&args[2..]));
     }
-    let code = edgefleet::app::main(args);
-    edgefleet::app::report_peak_rss();
+    let code = edgefleet::commands::main(args);
+    edgefleet::commands::report_peak_rss();
     std::process::exit(code.code());
 }

@@ -27,6 +27,7 @@ pub mod pyjson;
 pub mod pyre;
 pub mod pyyaml;
 pub mod rewrite;
+mod values;
 pub mod version;
 
 pub use lookup::{omit_marker, search_path_value, SEARCH_PATH_VAR};
@@ -84,6 +85,11 @@ impl Templar {
         minijinja_contrib::add_to_environment(&mut env);
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
         filters::register(&mut env);
+        predicates::register(&mut env);
+        env.add_function("lookup", lookup::lookup);
+        env.add_function("query", lookup::query);
+        env.add_function("q", lookup::query);
+        env.add_global("omit", JValue::from(lookup::omit_marker()));
         env.set_formatter(format_value);
         // Ansible never auto-escapes; minijinja would JSON/HTML-escape `*.json.j2`, `*.yml.j2`, `*.html.j2`.
         env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
@@ -175,7 +181,7 @@ fn format_value(
     if value.is_none() {
         return Ok(());
     }
-    if let Some(m) = value.downcast_object_ref::<filters::Missing>() {
+    if let Some(m) = value.downcast_object_ref::<values::Missing>() {
         return Err(minijinja::Error::new(
             minijinja::ErrorKind::UndefinedError,
             format!("`{}` is undefined", m.path),
@@ -271,7 +277,7 @@ fn convert(e: &minijinja::Error, name: &str) -> TemplateError {
         };
     }
     TemplateError {
-        message: crate::vars::redact::redact(&message).into_owned(),
+        message: crate::redact::redact(&message).into_owned(),
         line,
         undefined,
     }

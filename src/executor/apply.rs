@@ -131,8 +131,8 @@ pub fn render_diff(d: &Diff) -> String {
         return out;
     }
     // Values known to be secret are masked on both sides before diffing; if only they changed, say so.
-    let before = crate::vars::redact::redact(d.before.as_deref().unwrap_or_default()).into_owned();
-    let after = crate::vars::redact::redact(d.after.as_deref().unwrap_or_default()).into_owned();
+    let before = crate::redact::redact(d.before.as_deref().unwrap_or_default()).into_owned();
+    let after = crate::redact::redact(d.after.as_deref().unwrap_or_default()).into_owned();
     if before == after {
         out.push_str(&format!("{}: <secret changed>\n", d.path));
         return out;

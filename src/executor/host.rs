@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Map, Value};
 
 use super::{Executor, HostState, PlayRt};
-use crate::modules::{FactReq, Module, Outcome, Plan, PlanCtx, Step};
+use crate::facts::FactReq;
+use crate::modules::{Module, Outcome, Plan, PlanCtx, Step};
 use crate::playbook::{Cond, Task, TaskKind};
 use crate::report::{Event, HostStatus, TaskStatus};
 use crate::template::context::Context;
@@ -126,7 +127,7 @@ impl Executor {
             "ansible_ssh_private_key_passphrase",
         ] {
             if let Some(Value::String(s)) = conn.get(key) {
-                crate::vars::redact::register(s);
+                crate::redact::register(s);
             }
         }
         let spec = crate::inventory::conn_spec(&hs.name, &conn)
@@ -180,7 +181,7 @@ impl Executor {
         let transport = match self.connect(&hs, &cx).await {
             Ok(t) => t,
             Err(e) => {
-                let msg = crate::vars::redact::redact(&e.to_string()).into_owned();
+                let msg = crate::redact::redact(&e.to_string()).into_owned();
                 self.emit(Event::HostUnreachable {
                     host: hs.name.clone(),
                     error: msg.clone(),
@@ -377,7 +378,7 @@ impl HostRun {
         if self.ex.refs.facts {
             reqs.push(FactReq::Command {
                 key: "__setup".into(),
-                cmd: crate::transport::Cmd::new(SETUP),
+                cmd: crate::facts::setup::cmd(),
             });
         }
         if reqs.is_empty() {
@@ -397,12 +398,12 @@ impl HostRun {
                 .command(
                     &self.transport,
                     "__setup",
-                    crate::transport::Cmd::new(SETUP),
+                    crate::facts::setup::cmd(),
                     become_,
                 )
                 .await
             {
-                let facts = parse_setup(&o.stdout_str());
+                let facts = crate::facts::setup::parse(&o.stdout_str());
                 for (k, v) in &facts {
                     self.hs.set_runtime(k, v.clone());
                 }
@@ -464,7 +465,7 @@ impl HostRun {
                     .and_then(|v| v.as_str().map(String::from))
             });
         if let Some(p) = &password {
-            crate::vars::redact::register(p);
+            crate::redact::register(p);
         }
         Some(Become { user, password })
     }
@@ -600,7 +601,7 @@ impl HostRun {
         } else {
             r.msg
                 .clone()
-                .map(|m| crate::vars::redact::redact(&m).into_owned())
+                .map(|m| crate::redact::redact(&m).into_owned())
         };
         self.ex.emit(Event::TaskResult {
             host: self.hs.name.clone(),
@@ -628,7 +629,7 @@ impl HostRun {
     }
 
     fn fail_task(&self, t: &Task, msg: &str, module: Option<&str>) -> Flow {
-        let msg = crate::vars::redact::redact(msg).into_owned();
+        let msg = crate::redact::redact(msg).into_owned();
         let r = ItemResult {
             status: if t.ignore_errors {
                 TaskStatus::Ignored
@@ -1307,7 +1308,7 @@ impl HostRun {
             };
             let tasks = {
                 let registry = self.ex.registry.clone();
-                let mut lctx = crate::playbook::LoadCtx::new(&registry, &self.ex.templar);
+                let mut lctx = crate::playbook::LoadCtx::new(registry.as_ref(), &self.ex.templar);
                 let ts = crate::playbook::load_task_file(&path, t.role.clone(), &mut lctx);
                 if !lctx.diags.is_empty() {
                     return self.fail_task(t, &lctx.diags.to_string(), None);
@@ -1342,7 +1343,7 @@ impl HostRun {
             Err(e) => return self.fail_task(t, &e.message, None),
         };
         let registry = self.ex.registry.clone();
-        let mut lctx = crate::playbook::LoadCtx::new(&registry, &self.ex.templar);
+        let mut lctx = crate::playbook::LoadCtx::new(registry.as_ref(), &self.ex.templar);
         let file = Arc::new(t.loc.file.as_ref().clone());
         let at = crate::yaml::Node::synthetic(crate::yaml::NodeValue::Null);
         let role = crate::playbook::role::load_role(&name, search, &mut lctx, &file, &at);
@@ -1446,7 +1447,7 @@ fn skipped(reason: &str) -> ItemResult {
 }
 
 fn failed(msg: String) -> ItemResult {
-    let msg = crate::vars::redact::redact(&msg).into_owned();
+    let msg = crate::redact::redact(&msg).into_owned();
     let mut result = Map::new();
     result.insert("changed".into(), json!(false));
     result.insert("failed".into(), json!(true));
@@ -1498,37 +1499,4 @@ pub(crate) fn drop_omit(v: Value) -> Value {
         ),
         other => other,
     }
-}
-
-/// The minimal fact set gathered when a playbook mentions facts (folded into the prefetch round trip).
-const SETUP: &str = r#"printf 'hostname=%s\n' "$(hostname 2>/dev/null || cat /etc/hostname)"; printf 'fqdn=%s\n' "$(hostname -f 2>/dev/null || hostname)"; printf 'kernel=%s\n' "$(uname -r)"; printf 'architecture=%s\n' "$(uname -m)"; if [ -r /etc/os-release ]; then . /etc/os-release; printf 'distribution=%s\n' "${NAME:-}"; printf 'distribution_version=%s\n' "${VERSION_ID:-}"; printf 'os_id=%s\n' "${ID:-}"; printf 'os_like=%s\n' "${ID_LIKE:-}"; fi"#;
-
-fn parse_setup(out: &str) -> Vec<(String, Value)> {
-    let mut v = Vec::new();
-    let mut id = String::new();
-    let mut like = String::new();
-    for line in out.lines() {
-        let Some((k, val)) = line.split_once('=') else {
-            continue;
-        };
-        match k {
-            "os_id" => id = val.to_string(),
-            "os_like" => like = val.to_string(),
-            "distribution" => {
-                let d = val.split_whitespace().next().unwrap_or(val).to_string();
-                v.push(("ansible_distribution".to_string(), json!(d)));
-            }
-            _ => v.push((format!("ansible_{k}"), json!(val))),
-        }
-    }
-    let family = if id == "debian" || id == "ubuntu" || like.contains("debian") {
-        "Debian"
-    } else if like.contains("rhel") || like.contains("fedora") || id == "rhel" || id == "centos" {
-        "RedHat"
-    } else {
-        "Linux"
-    };
-    v.push(("ansible_os_family".to_string(), json!(family)));
-    v.push(("ansible_system".to_string(), json!("Linux")));
-    v
 }

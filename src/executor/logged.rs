@@ -7,8 +7,9 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 
+use crate::report::StatsSnapshot;
 use crate::report::{Event, SharedSink};
-use crate::transport::{Exec, Output, SharedTransport, StatsSnapshot, Transport, TransportError};
+use crate::transport::{Exec, Output, SharedTransport, Transport, TransportError};
 
 /// Wraps a transport and emits one event per exec.
 pub struct Logged {
@@ -30,7 +31,7 @@ impl Transport for Logged {
     }
 
     async fn exec(&self, req: Exec) -> Result<Output, TransportError> {
-        let command = crate::vars::redact::redact(&req.cmd.to_shell()).into_owned();
+        let command = crate::redact::redact(&req.cmd.to_shell()).into_owned();
         let stdin = match &req.stdin {
             Some(s) if s.secret => format!("<secret, {} bytes>", s.data.len()),
             Some(s) => format!("<{} bytes>", s.data.len()),
@@ -40,7 +41,7 @@ impl Transport for Logged {
         let r = self.inner.exec(req).await;
         let status = match &r {
             Ok(o) => o.status.to_string(),
-            Err(e) => crate::vars::redact::redact(&e.to_string()).into_owned(),
+            Err(e) => crate::redact::redact(&e.to_string()).into_owned(),
         };
         self.sink.emit(Event::Exec {
             host: self.inner.host().to_string(),

@@ -60,7 +60,7 @@ fn text(
         }
     };
     if secret {
-        crate::vars::redact::register(&s);
+        crate::redact::register(&s);
     }
     Ok(Some(s))
 }
@@ -320,7 +320,7 @@ mod tests {
         assert!(c.become_);
         assert_eq!(c.become_password.as_deref(), Some("sudo-canary-456"));
         assert_eq!(c.host_key_checking, Some(false));
-        assert!(crate::vars::redact::contains_secret("x sudo-canary-456 y"));
+        assert!(crate::redact::contains_secret("x sudo-canary-456 y"));
     }
 
     #[test]

@@ -20,7 +20,6 @@
 //! `group_vars/<group>` next to each source < next to the playbook < host vars from inventory files <
 //! `host_vars/<host>` next to each source < next to the playbook.
 
-pub mod cli;
 mod conn;
 mod data;
 mod ini;

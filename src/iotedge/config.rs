@@ -449,7 +449,7 @@ fn describe_serde_error(path: &str, inner: &str) -> ConfigProblem {
             .unwrap_or(path)
             .to_string();
         let candidates = fields_of(&table);
-        let hint = crate::playbook::did_you_mean(field, candidates.iter().copied())
+        let hint = crate::diag::did_you_mean(field, candidates.iter().copied())
             .map(|s| format!(" (did you mean `{s}`?)"))
             .unwrap_or_default();
         let where_ = if table.is_empty() {

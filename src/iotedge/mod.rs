@@ -1,25 +1,10 @@
 //! IoT Edge domain logic: the 1.5 super config (config.toml) model and validation, daemon.json, Edge CA
-//! certificates, and parsing of `iotedge check` / `system status` / `list` output.
+//! certificates, and the verification policy over what `facts::iotedge` gathers.
 //!
-//! Pure logic: no I/O to devices. Modules in `modules/` call into here.
-
-use std::sync::Arc;
-
-use crate::modules::Module;
+//! No I/O to devices: modules in `modules/` call into here and the executor applies what they plan. Local files
+//! named by the operator (certificates, templates) are read by the modules, not here.
 
 pub mod certs;
 pub mod check;
 pub mod config;
 pub mod daemon;
-
-/// The IoT Edge modules (registered with the generic ones).
-pub fn modules() -> Vec<Arc<dyn Module>> {
-    use crate::modules::*;
-    vec![
-        Arc::new(iotedge_config::IotedgeConfig),
-        Arc::new(iotedge_apply::IotedgeApply),
-        Arc::new(docker_daemon::DockerDaemon),
-        Arc::new(edge_ca::EdgeCa),
-        Arc::new(iotedge_verify::IotedgeVerify),
-    ]
-}

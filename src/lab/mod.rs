@@ -46,7 +46,6 @@
 //! supervisor's share) plus ~370 KiB kernel slab (mount namespace, tmpfs, overlay); openssh ~1.4 MiB (PSS of
 //! its sshd and holder) plus ~440 KiB kernel.
 
-pub mod cli;
 pub mod embedded;
 pub mod layout;
 pub mod ns;
@@ -63,8 +62,65 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::cli::{FaultKind, LabBackend, LabUser};
 use layout::{DeviceSpec, LabSpec, Paths, RuntimeState};
+
+/// Lab backends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LabBackend {
+    /// An SSH server built into edgefleet (russh), for large N and machines without sshd.
+    #[default]
+    Embedded,
+    /// A real OpenSSH sshd per device.
+    Openssh,
+}
+
+/// The login user of lab devices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LabUser {
+    /// Log in as root.
+    #[default]
+    Root,
+    /// Log in as `admin` and use sudo (become).
+    Admin,
+}
+
+/// Faults a lab device can be given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultKind {
+    /// Clear every fault.
+    None,
+    /// Nothing listens.
+    Unreachable,
+    /// Accepts TCP, never answers.
+    BlackHole,
+    /// Added latency per round trip.
+    SlowLink,
+    /// Presents a different host key.
+    WrongHostKey,
+    /// `iotedge config apply` fails.
+    ApplyFails,
+    /// `iotedge check` reports an error.
+    CheckError,
+    /// Writes under /etc fail with "No space left on device".
+    DiskFull,
+    /// The SSH server dies and comes back after a delay.
+    Reboot,
+}
+
+impl FaultKind {
+    /// Every fault kind.
+    pub const ALL: &'static [FaultKind] = &[
+        FaultKind::None,
+        FaultKind::Unreachable,
+        FaultKind::BlackHole,
+        FaultKind::SlowLink,
+        FaultKind::WrongHostKey,
+        FaultKind::ApplyFails,
+        FaultKind::CheckError,
+        FaultKind::DiskFull,
+        FaultKind::Reboot,
+    ];
+}
 
 /// Errors of the lab layer.
 #[derive(Debug, thiserror::Error)]
@@ -185,7 +241,8 @@ pub struct Lab {
     is_down: bool,
 }
 
-fn backend_name(b: LabBackend) -> &'static str {
+/// The CLI spelling of a backend.
+pub fn backend_name(b: LabBackend) -> &'static str {
     match b {
         LabBackend::Embedded => "embedded",
         LabBackend::Openssh => "openssh",

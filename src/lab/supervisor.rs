@@ -34,8 +34,8 @@ use tokio::sync::watch;
 use super::embedded::{self, ConnRegistry, DeviceHost};
 use super::layout::{self, DeviceRuntime, DeviceSpec, LabSpec, Paths, RuntimeState};
 use super::ns::{self, Creds, NsFds, NsPlan};
+use super::FaultKind;
 use super::{provision, LabError};
-use crate::cli::FaultKind;
 
 /// Port the real SSH server moves to while a slow-link proxy owns port 22.
 pub const SLOW_INNER_PORT: u16 = 22022;
@@ -115,8 +115,7 @@ pub fn fault_name(k: FaultKind) -> &'static str {
 }
 
 fn fault_from_name(s: &str) -> Option<FaultKind> {
-    use clap::ValueEnum;
-    FaultKind::from_str(s, false).ok()
+    FaultKind::ALL.iter().copied().find(|k| fault_name(*k) == s)
 }
 
 /// Send one request to a running supervisor and read its reply.

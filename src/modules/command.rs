@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::*;
-use crate::playbook::load::split_words;
+use crate::shell::split_words;
 
 /// `command` (shell = false) or `shell` (shell = true).
 pub struct Command {
@@ -105,7 +105,7 @@ impl Module for Command {
         let a = self.args(args)?;
         let mut warnings = Vec::new();
         if let Some(c) = &a.cmd {
-            if crate::vars::redact::contains_secret(c) {
+            if crate::redact::contains_secret(c) {
                 warnings.push(format!(
                     "{}: the command line contains a secret value; it would be visible in the device's process list. Pass secrets with `stdin:` instead",
                     self.name()
@@ -169,7 +169,7 @@ impl Module for Command {
                     ))
                     .into());
                 }
-                env_secret |= crate::vars::redact::contains_secret(v);
+                env_secret |= crate::redact::contains_secret(v);
                 cmd = cmd.arg(format!("{k}={v}"));
             }
         }
@@ -194,7 +194,7 @@ impl Module for Command {
             if a.stdin_add_newline {
                 data.push(b'\n');
             }
-            exec = if crate::vars::redact::contains_secret(s) {
+            exec = if crate::redact::contains_secret(s) {
                 exec.secret_stdin(data)
             } else {
                 exec.stdin(data)

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 
 use super::util::{file_result, Attrs};
 use super::*;
-use crate::executor::facts::sha256_hex;
+use crate::facts::sha256_hex;
 
 /// `copy` (template = false) or `template` (template = true).
 pub struct Copy {
@@ -196,7 +196,7 @@ impl Module for Copy {
             (None, None) => return Err(ArgError::new("copy: give `src` or `content`").into()),
         };
         if !secret {
-            secret = crate::vars::redact::contains_secret(&String::from_utf8_lossy(&content));
+            secret = crate::redact::contains_secret(&String::from_utf8_lossy(&content));
         }
         let attrs = Attrs {
             mode: a

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::*;
-use crate::executor::facts::sha256_hex;
+use crate::facts::sha256_hex;
 
 /// The module.
 pub struct EdgeCa;
@@ -108,7 +108,7 @@ fn read_local(path: &str, search: &[std::path::PathBuf]) -> Result<Vec<u8>, Stri
     };
     if found.extension().map(|e| e == "age").unwrap_or(false) {
         let b = crate::vars::secrets::decrypt_file(&found).map_err(|d| d.to_string())?;
-        crate::vars::redact::register(&String::from_utf8_lossy(&b));
+        crate::redact::register(&String::from_utf8_lossy(&b));
         Ok(b)
     } else {
         std::fs::read(&found).map_err(|e| format!("cannot read {}: {e}", found.display()))

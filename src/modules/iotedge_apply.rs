@@ -113,7 +113,7 @@ impl Module for IotedgeApply {
             return default_interpret(plan, outputs);
         };
         let out = o.stdout_str();
-        let (main, tail) = match out.split_once(crate::iotedge::check::MARK) {
+        let (main, tail) = match out.split_once(crate::facts::iotedge::MARK) {
             Some((m, t)) => (m.to_string(), Some(t.to_string())),
             None => (out.clone(), None),
         };

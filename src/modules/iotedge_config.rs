@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use super::util::Attrs;
 use super::*;
-use crate::executor::facts::sha256_hex;
+use crate::facts::sha256_hex;
 use crate::iotedge::config::{self as cfgmod, EdgeCaShape, SuperConfig};
 
 /// The module.
@@ -227,7 +227,7 @@ impl Module for IotedgeConfig {
         };
         let warnings = check(&c, &p)?;
         let text = cfgmod::render(&c).map_err(ModuleError::Failed)?;
-        let secret = crate::vars::redact::contains_secret(&text);
+        let secret = crate::redact::contains_secret(&text);
         let cur = cx.file(&p.dest, true).await?;
         let current_text = cur.text();
         let attrs = Attrs {

@@ -12,6 +12,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::*;
+use crate::facts;
 use crate::iotedge::check::{self, Policy};
 
 /// The module.
@@ -48,31 +49,6 @@ fn daemon() -> String {
     "/etc/docker/daemon.json".into()
 }
 
-/// Starts few processes on the device: the IoT Edge programs themselves, one `grep` per wait iteration, `cat`
-/// and `base64`; service states are matched by the shell (`iotedge system status` pads names to 24 columns).
-const SCRIPT: &str = r#"wait=$1; cfg=$2; daemon=$3; hub=$4; shift 4
-end=
-while :; do
-  st=$(iotedge system status 2>&1)
-  lst=$(iotedge list 2>&1); lrc=$?
-  ready=0
-  case $st in *"aziot-edged             Running"*) case $st in *"aziot-identityd         Running"*) case $st in *"aziot-keyd              Running"*) case $st in *"aziot-certd             Running"*)
-    if [ "$hub" = 1 ]; then pat='^(edgeAgent|edgeHub)[[:space:]]+running'; want=2; else pat='^edgeAgent[[:space:]]+running'; want=1; fi
-    [ "$(printf '%s\n' "$lst" | grep -cE "$pat")" -ge "$want" ] && ready=1 ;;
-  esac ;; esac ;; esac ;; esac
-  [ "$ready" = 1 ] && break
-  now=$(date +%s); [ -n "$end" ] || end=$((now + wait))
-  if [ "$now" -ge "$end" ]; then printf '\036EF:timeout\n'; break; fi
-  sleep 2
-done
-printf '\036EF:status\n%s\n' "$st"
-printf '\036EF:list %s\n%s\n' "$lrc" "$lst"
-chk=$(iotedge check --output json "$@" 2>/dev/null); crc=$?
-printf '\036EF:check %s\n%s\n' "$crc" "$chk"
-printf '\036EF:docker\n'; docker version 2>&1
-printf '\036EF:daemon\n'; cat -- "$daemon" 2>/dev/null; printf '\n'
-printf '\036EF:config\n'; base64 -w0 < "$cfg" 2>/dev/null; printf '\n'; true"#;
-
 #[async_trait]
 impl Module for IotedgeVerify {
     fn name(&self) -> &'static str {
@@ -85,15 +61,13 @@ impl Module for IotedgeVerify {
 
     async fn plan(&self, v: &Value, cx: &PlanCtx<'_>) -> Result<Plan, ModuleError> {
         let a: Args = parse_args("iotedge_verify", v)?;
-        let mut cmd = Cmd::new("set --")
-            .arg(a.wait_timeout.to_string())
-            .arg(a.config.clone())
-            .arg(a.daemon_json.clone())
-            .arg(if a.expect_edge_hub { "1" } else { "0" });
-        if !a.dont_run.is_empty() {
-            cmd = cmd.arg("--dont-run").args(a.dont_run.clone());
-        }
-        let cmd = cmd.raw(";").raw(SCRIPT);
+        let cmd = facts::iotedge::verify_cmd(
+            a.wait_timeout,
+            &a.config,
+            &a.daemon_json,
+            a.expect_edge_hub,
+            &a.dont_run,
+        );
         // Default the drift check to what iotedge_config computed earlier in this run.
         let expected = a.config_sha256.clone().or_else(|| {
             cx.vars
@@ -131,8 +105,8 @@ impl Module for IotedgeVerify {
             expected_config_sha256: plan.state["expected"].as_str().map(String::from),
             expect_edge_hub: plan.state["hub"].as_bool().unwrap_or(false),
         };
-        let g = check::parse_gathered(&o.stdout_str());
-        let mut results = match check::parse_check_json(&g.check.1) {
+        let g = facts::iotedge::parse_gathered(&o.stdout_str());
+        let mut results = match facts::iotedge::parse_check_json(&g.check.1) {
             Ok(r) => r,
             Err(e) => vec![crate::report::CheckResult {
                 id: "iotedge-check".into(),

@@ -12,7 +12,8 @@ use async_trait::async_trait;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
-use crate::executor::facts::{FactCache, FileFact};
+use crate::facts::{FactCache, FactReq, FileFact};
+pub use crate::playbook::ArgError;
 use crate::template::context::Context;
 use crate::template::Templar;
 use crate::transport::{Become, Cmd, Exec, Output, SharedTransport, TransportError};
@@ -33,33 +34,6 @@ pub mod set_fact;
 pub mod stat;
 pub mod util;
 pub mod wait_for;
-
-/// A problem with a task's arguments, found before contact.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{message}")]
-pub struct ArgError {
-    /// What is wrong, and what to do.
-    pub message: String,
-    /// The argument key concerned (to point at its line), when known.
-    pub key: Option<String>,
-}
-
-impl ArgError {
-    /// An error about the arguments as a whole.
-    pub fn new(message: impl Into<String>) -> Self {
-        ArgError {
-            message: message.into(),
-            key: None,
-        }
-    }
-    /// An error about one key.
-    pub fn key(key: impl Into<String>, message: impl Into<String>) -> Self {
-        ArgError {
-            message: message.into(),
-            key: Some(key.into()),
-        }
-    }
-}
 
 /// A module failed while planning or interpreting results.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -207,25 +181,6 @@ pub struct Outcome {
     pub verify: Option<(Vec<crate::report::CheckResult>, bool)>,
     /// Warnings to show.
     pub warnings: Vec<String>,
-}
-
-/// Facts a module wants gathered before the play runs (batched into one round trip with everyone else's).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FactReq {
-    /// stat + sha256 (+ content when `content`) of a path.
-    File {
-        /// Path.
-        path: String,
-        /// Also fetch the content (small files only).
-        content: bool,
-    },
-    /// A read-only command (built from quoted parts), cached under `key`.
-    Command {
-        /// Cache key.
-        key: String,
-        /// The command (read-only!).
-        cmd: Cmd,
-    },
 }
 
 /// What a module can see while planning: its host's facts and variables. Read-only.
@@ -412,15 +367,17 @@ impl Registry {
             Arc::new(wait_for::WaitFor),
             Arc::new(service::Service),
             Arc::new(ping::Ping),
+            Arc::new(iotedge_config::IotedgeConfig),
+            Arc::new(iotedge_apply::IotedgeApply),
+            Arc::new(docker_daemon::DockerDaemon),
+            Arc::new(edge_ca::EdgeCa),
+            Arc::new(iotedge_verify::IotedgeVerify),
         ];
         let mut r = Registry {
             by_name: BTreeMap::new(),
             canonical: Vec::new(),
         };
         for m in mods {
-            r.add(m);
-        }
-        for m in crate::iotedge::modules() {
             r.add(m);
         }
         r
@@ -452,6 +409,27 @@ impl Registry {
     /// Canonical names.
     pub fn canonical(&self) -> &[&'static str] {
         &self.canonical
+    }
+}
+
+impl crate::playbook::ModuleCatalog for Registry {
+    fn canonical_name(&self, name: &str) -> Option<&'static str> {
+        self.get(name).map(|m| m.name())
+    }
+
+    fn canonical_names(&self) -> &[&'static str] {
+        self.canonical()
+    }
+
+    fn free_form_key(&self, name: &str) -> Option<&'static str> {
+        self.get(name).and_then(|m| m.free_form_key())
+    }
+
+    fn validate(&self, name: &str, args: &Value) -> Result<(), ArgError> {
+        match self.get(name) {
+            Some(m) => m.validate(args),
+            None => Err(ArgError::new(format!("unknown module `{name}`"))),
+        }
     }
 }
 
@@ -573,7 +551,7 @@ pub fn arg_error(module: &str, msg: &str, path: &[String]) -> ArgError {
                 .filter(|(i, _)| i % 2 == 1)
                 .map(|(_, s)| s)
                 .collect();
-            let hint = crate::playbook::did_you_mean(field, expected.iter().copied())
+            let hint = crate::diag::did_you_mean(field, expected.iter().copied())
                 .map(|s| format!(" (did you mean `{s}`?)"))
                 .unwrap_or_default();
             return ArgError::key(

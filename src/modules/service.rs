@@ -7,6 +7,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::*;
+use crate::facts::systemd;
 
 /// The service module.
 pub struct Service;
@@ -56,16 +57,6 @@ fn args(v: &Value) -> Result<Args, ArgError> {
     Ok(a)
 }
 
-fn state_cmd(name: &str) -> Cmd {
-    Cmd::new("systemctl")
-        .raw("is-active")
-        .raw("--")
-        .arg(name.to_string())
-        .raw("2>/dev/null; printf '|'; systemctl is-enabled --")
-        .arg(name.to_string())
-        .raw("2>/dev/null; true")
-}
-
 #[async_trait]
 impl Module for Service {
     fn name(&self) -> &'static str {
@@ -87,8 +78,8 @@ impl Module for Service {
     fn prefetch(&self, v: &Value, _c: &Context) -> Vec<FactReq> {
         match args(v) {
             Ok(Args { name: Some(n), .. }) => vec![FactReq::Command {
-                key: format!("systemd:{n}"),
-                cmd: state_cmd(&n),
+                key: systemd::key(&n),
+                cmd: systemd::state_cmd(&n),
             }],
             _ => vec![],
         }
@@ -105,12 +96,10 @@ impl Module for Service {
         let mut changed = false;
         if let Some(name) = &a.name {
             let out = cx
-                .fact_command(&format!("systemd:{name}"), state_cmd(name))
+                .fact_command(&systemd::key(name), systemd::state_cmd(name))
                 .await?;
-            let text = out.stdout_str();
-            let (active, enabled) = text.split_once('|').unwrap_or((text.as_str(), ""));
-            let (active, enabled) = (active.trim().to_string(), enabled.trim().to_string());
-            let is_active = active == "active" || active == "activating" || active == "reloading";
+            let unit_state = systemd::parse(&out.stdout_str());
+            let is_active = unit_state.is_active();
             let unit = Cmd::new("systemctl");
             match a.state.as_deref() {
                 Some("started") if !is_active => {
@@ -137,11 +126,7 @@ impl Module for Service {
                 _ => {}
             }
             if let Some(en) = a.enabled {
-                let is_enabled = matches!(
-                    enabled.as_str(),
-                    "enabled" | "enabled-runtime" | "static" | "alias"
-                );
-                if en != is_enabled {
+                if en != unit_state.is_enabled() {
                     let verb = if en { "enable" } else { "disable" };
                     cmds.push(unit.raw(verb).raw("--").arg(name.clone()));
                     what.push(verb);
@@ -164,7 +149,7 @@ impl Module for Service {
             );
             result.insert(
                 "status".into(),
-                json!({"ActiveState": active, "UnitFileState": enabled}),
+                json!({"ActiveState": unit_state.active, "UnitFileState": unit_state.enabled}),
             );
         }
         let steps = match super::util::join_and(cmds) {

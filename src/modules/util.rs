@@ -2,7 +2,7 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::executor::facts::FileFact;
+use crate::facts::FileFact;
 use crate::transport::Cmd;
 
 /// Wanted attributes of a path.

@@ -12,9 +12,9 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use crate::diag::{Diagnostic, Diagnostics};
-use crate::modules::Registry;
 use crate::playbook::model::*;
 use crate::playbook::role;
+use crate::shell::split_words;
 use crate::template::Templar;
 use crate::vars::Vars;
 use crate::yaml::{Node, NodeValue};
@@ -121,7 +121,7 @@ const META_KINDS: &[&str] = &[
 /// Everything the loader needs, plus what it collects.
 pub struct LoadCtx<'a> {
     /// Modules, for names and argument validation.
-    pub registry: &'a Registry,
+    pub registry: &'a dyn ModuleCatalog,
     /// For template and expression syntax checks.
     pub templar: &'a Templar,
     /// Extra role directories (`EDGEFLEET_ROLES_PATH`).
@@ -142,7 +142,7 @@ pub struct LoadCtx<'a> {
 
 impl<'a> LoadCtx<'a> {
     /// A loader using `registry` and `templar`; roles are also searched in `EDGEFLEET_ROLES_PATH`.
-    pub fn new(registry: &'a Registry, templar: &'a Templar) -> Self {
+    pub fn new(registry: &'a dyn ModuleCatalog, templar: &'a Templar) -> Self {
         let roles_path = std::env::var("EDGEFLEET_ROLES_PATH")
             .map(|s| {
                 s.split(':')
@@ -489,7 +489,7 @@ fn parse_play(node: &Node, file: &Arc<PathBuf>, dir: &Path, ctx: &mut LoadCtx<'_
             "collections" | "order" | "force_handlers" | "check_mode" | "diff" | "no_log" | "environment"
             | "module_defaults" | "timeout" | "ignore_errors" | "connection" | "remote_user" => Ok(()),
             "vars_prompt" => Err("vars_prompt is not supported: pass values with -e or vars files".into()),
-            other => Err(match crate::playbook::did_you_mean(other, PLAY_KEYS.iter().copied()) {
+            other => Err(match crate::diag::did_you_mean(other, PLAY_KEYS.iter().copied()) {
                 Some(s) => format!("unknown play keyword `{other}` (did you mean `{s}`?)"),
                 None => format!("unknown play keyword `{other}`"),
             }),
@@ -739,17 +739,17 @@ fn parse_task(
             .strip_prefix("ansible.builtin.")
             .or_else(|| key.strip_prefix("ansible.legacy."))
             .unwrap_or(key);
-        let known = ctx.registry.get(key).is_some() || SPECIAL_ACTIONS.contains(&short);
+        let known = ctx.registry.canonical_name(key).is_some() || SPECIAL_ACTIONS.contains(&short);
         if !known {
             let candidates: Vec<&str> = ctx
                 .registry
-                .canonical()
+                .canonical_names()
                 .iter()
                 .copied()
                 .chain(TASK_KEYS.iter().copied())
                 .chain(SPECIAL_ACTIONS.iter().copied())
                 .collect();
-            let hint = crate::playbook::did_you_mean(short, candidates)
+            let hint = crate::diag::did_you_mean(short, candidates)
                 .map(|s| format!(" (did you mean `{s}`?)"))
                 .unwrap_or_default();
             ctx.err(
@@ -1154,8 +1154,7 @@ fn parse_task(
         _ => {
             let Some(module) = ctx
                 .registry
-                .get(knode.as_str().unwrap_or_default())
-                .cloned()
+                .canonical_name(knode.as_str().unwrap_or_default())
             else {
                 return vec![];
             };
@@ -1167,11 +1166,11 @@ fn parse_task(
                 // before contact, once rendered).
                 NodeValue::Str(s)
                     if crate::template::single_expression(s.trim()).is_some()
-                        && module.free_form_key().is_none() =>
+                        && ctx.registry.free_form_key(module).is_none() =>
                 {
                     Value::String(s.trim().to_string())
                 }
-                NodeValue::Str(s) => match module.free_form_key() {
+                NodeValue::Str(s) => match ctx.registry.free_form_key(module) {
                     Some(key) => {
                         let mut m = Map::new();
                         m.insert(key.to_string(), Value::String(s.clone()));
@@ -1209,7 +1208,7 @@ fn parse_task(
             let validated = if args.is_string() {
                 Ok(())
             } else {
-                module.validate(&args)
+                ctx.registry.validate(module, &args)
             };
             if let Err(e) = validated {
                 let at = e
@@ -1224,7 +1223,7 @@ fn parse_task(
                 ctx.err(file, at, e.message);
             }
             task.kind = TaskKind::Module {
-                module: module.name().to_string(),
+                module: module.to_string(),
                 args,
             };
             vec![task]
@@ -1334,60 +1333,6 @@ pub fn parse_kv(s: &str) -> Result<Map<String, Value>, String> {
     Ok(out)
 }
 
-/// Split like a shell: whitespace separates, quotes group (and are removed), `{{ }}` groups.
-pub fn split_words(s: &str) -> Result<Vec<String>, String> {
-    let mut words = Vec::new();
-    let mut cur = String::new();
-    let mut in_word = false;
-    let mut quote: Option<char> = None;
-    let mut depth = 0usize;
-    let chars: Vec<char> = s.chars().collect();
-    let mut i = 0;
-    while i < chars.len() {
-        let c = chars[i];
-        if let Some(q) = quote {
-            if c == q {
-                quote = None;
-            } else if c == '\\' && q == '"' && i + 1 < chars.len() {
-                i += 1;
-                cur.push(chars[i]);
-            } else {
-                cur.push(c);
-            }
-        } else if c == '{' && chars.get(i + 1) == Some(&'{') {
-            depth += 1;
-            cur.push_str("{{");
-            in_word = true;
-            i += 1;
-        } else if c == '}' && chars.get(i + 1) == Some(&'}') && depth > 0 {
-            depth -= 1;
-            cur.push_str("}}");
-            i += 1;
-        } else if depth > 0 {
-            cur.push(c);
-        } else if c == '"' || c == '\'' {
-            quote = Some(c);
-            in_word = true;
-        } else if c.is_whitespace() {
-            if in_word {
-                words.push(std::mem::take(&mut cur));
-                in_word = false;
-            }
-        } else {
-            cur.push(c);
-            in_word = true;
-        }
-        i += 1;
-    }
-    if quote.is_some() {
-        return Err("unbalanced quotes".into());
-    }
-    if in_word {
-        words.push(cur);
-    }
-    Ok(words)
-}
-
 /// Names of all handlers and their `listen` topics in a play (for notify checks).
 pub fn handler_names(play: &Play) -> HashSet<String> {
     let mut s = HashSet::new();
@@ -1414,13 +1359,5 @@ mod tests {
         assert_eq!(m["msg"], "{{ a b }}");
         assert!(parse_kv("justaword").is_err());
         assert!(parse_kv("a='open").is_err());
-    }
-
-    #[test]
-    fn words() {
-        assert_eq!(
-            split_words("echo {{ x | default('a b') }} 'c d'").unwrap(),
-            vec!["echo", "{{ x | default('a b') }}", "c d"]
-        );
     }
 }

@@ -381,3 +381,44 @@ fn apply_inherited(t: &mut Task, when: &[String], tags: &[String], params: &Vars
         apply_inherited(x, &[], tags, params);
     }
 }
+
+/// A problem with a task's arguments, found before contact.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct ArgError {
+    /// What is wrong, and what to do.
+    pub message: String,
+    /// The argument key concerned (to point at its line), when known.
+    pub key: Option<String>,
+}
+
+impl ArgError {
+    /// An error about the arguments as a whole.
+    pub fn new(message: impl Into<String>) -> Self {
+        ArgError {
+            message: message.into(),
+            key: None,
+        }
+    }
+    /// An error about one key.
+    pub fn key(key: impl Into<String>, message: impl Into<String>) -> Self {
+        ArgError {
+            message: message.into(),
+            key: Some(key.into()),
+        }
+    }
+}
+
+/// What the loader needs to know about modules. The language sits below the modules, so it asks through this
+/// trait; `modules::Registry` implements it.
+pub trait ModuleCatalog: Sync {
+    /// The canonical name of the module `name` refers to (a short name, an alias or an FQCN), if any.
+    fn canonical_name(&self, name: &str) -> Option<&'static str>;
+    /// Every module's canonical name (for "did you mean").
+    fn canonical_names(&self) -> &[&'static str];
+    /// For free-form arguments (`command: ls -l`): the key the raw string goes to; None when the string is
+    /// parsed as `k=v` pairs.
+    fn free_form_key(&self, name: &str) -> Option<&'static str>;
+    /// Static validation of the arguments as written (they may still contain templates).
+    fn validate(&self, name: &str, args: &serde_json::Value) -> Result<(), ArgError>;
+}

@@ -8,9 +8,9 @@
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
+use super::RunSummary;
+use super::StatsSnapshot;
 use super::{CheckResult, Event, HostStatus, TaskStatus};
-use crate::executor::RunSummary;
-use crate::transport::StatsSnapshot;
 
 /// How a device ended, as reported (finer than [`HostStatus`]: `ok` devices are split by what happened).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
@@ -820,13 +820,13 @@ mod tests {
         f.apply(&finished("late", HostStatus::Failed), t0);
         let summary = RunSummary {
             hosts: vec![
-                crate::executor::HostSummary {
+                crate::report::HostSummary {
                     name: "late".into(),
                     status: Some(HostStatus::Failed),
                     first_error: Some("device deadline of 5s exceeded".into()),
                     ..Default::default()
                 },
-                crate::executor::HostSummary {
+                crate::report::HostSummary {
                     name: "u".into(),
                     status: Some(HostStatus::Unreachable),
                     ..Default::default()

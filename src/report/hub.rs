@@ -19,13 +19,31 @@ use super::log::LogWriter;
 use super::plain::{LineFormatter, LineMode};
 use super::progress::{Display, Frame, TICK};
 use super::recap::RecapOptions;
+use super::term::ColorMode;
 use super::term::{human_duration, Paint, Stream};
+use super::RunSummary;
 use super::{Event, EventSink, SharedSink};
-use crate::cli::{OutputFormat, OutputOptions, ProgressMode};
-use crate::executor::RunSummary;
+use super::{OutputFormat, ProgressMode};
 
 /// In plain mode, a "still running" line is printed after this long without any other line.
 pub const HEARTBEAT: Duration = Duration::from_secs(60);
+
+/// What the command line asks of the reporters (built by `commands/` from the flags).
+#[derive(Debug, Clone, Default)]
+pub struct ReportOptions {
+    /// `--output`: what goes to stdout.
+    pub output: OutputFormat,
+    /// `--report FILE`: the JSON report, whatever `--output` says.
+    pub report: Option<PathBuf>,
+    /// `--log FILE`: the detailed per-device log.
+    pub log: Option<PathBuf>,
+    /// `--progress`.
+    pub progress: ProgressMode,
+    /// `--color`.
+    pub color: ColorMode,
+    /// `-v` count.
+    pub verbose: u8,
+}
 
 /// How human text is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,7 +82,7 @@ impl ReportConfig {
     /// Decide from the command line and the terminal: human text goes to stdout with `--output text` and to
     /// stderr otherwise (so stdout holds only JSON); bars when that stream is a terminal that can move the
     /// cursor (or `--progress bars`), plain lines otherwise (or `--progress plain`).
-    pub fn from_options(out: &OutputOptions) -> Self {
+    pub fn from_options(out: &ReportOptions) -> Self {
         let human_stream = match out.output {
             OutputFormat::Text => Stream::Stdout,
             OutputFormat::Json | OutputFormat::Jsonl => Stream::Stderr,
@@ -371,7 +389,7 @@ fn heartbeat_loop(state: &Mutex<State>, rx: &mpsc::Receiver<()>, every: Duration
             c.in_flight,
             who.join(", ")
         );
-        let line = crate::vars::redact::redact(&line).into_owned();
+        let line = crate::redact::redact(&line).into_owned();
         st.human_lines(vec![line]);
     }
 }
@@ -427,7 +445,7 @@ pub struct Reporting {
 impl Reporting {
     /// Build from the command-line options, on the process's stdout and stderr. Fails (before anything is
     /// contacted) when `--report` or `--log` cannot be written.
-    pub fn new(out: &OutputOptions) -> Result<Self, ReportError> {
+    pub fn new(out: &ReportOptions) -> Result<Self, ReportError> {
         let cfg = ReportConfig::from_options(out);
         let outputs = Outputs::std(&cfg);
         Self::with_config(cfg, outputs)
@@ -631,9 +649,9 @@ impl Drop for Reporting {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::executor::HostSummary;
+    use crate::report::HostSummary;
+    use crate::report::StatsSnapshot;
     use crate::report::{HostStatus, TaskStatus};
-    use crate::transport::StatsSnapshot;
 
     #[derive(Clone, Default)]
     struct Buf(Arc<Mutex<Vec<u8>>>);

@@ -11,7 +11,7 @@ use serde_json::{json, Map, Value};
 
 use super::fleet::{ChangedTask, Device, FailedTask, Fleet, TaskCounts, Totals, VerifyResult};
 use super::Event;
-use crate::vars::redact::redact;
+use crate::redact::redact;
 
 /// The version of the report document and of the jsonl lines. Readers should refuse a major version they do
 /// not know.
@@ -219,7 +219,7 @@ impl RedactLines<'_> {
     fn flush_line(&mut self) -> std::io::Result<()> {
         let text = String::from_utf8_lossy(&self.line);
         self.out
-            .write_all(crate::vars::redact::redact(&text).as_bytes())?;
+            .write_all(crate::redact::redact(&text).as_bytes())?;
         self.line.clear();
         Ok(())
     }
@@ -319,7 +319,7 @@ mod tests {
 
     #[test]
     fn redaction_reaches_every_string_even_escaped_ones() {
-        crate::vars::redact::register("pa\"ss\nword-json-canary");
+        crate::redact::register("pa\"ss\nword-json-canary");
         let mut v = json!({"a": ["x pa\"ss\nword-json-canary y"], "pa\"ss\nword-json-canary": 1});
         redact_value(&mut v);
         let s = v.to_string();

@@ -10,7 +10,7 @@ use std::io::Write;
 
 use super::term::human_duration;
 use super::{Event, HostStatus, TaskStatus};
-use crate::vars::redact::redact;
+use crate::redact::redact;
 
 /// Writes the log.
 pub struct LogWriter {
@@ -237,7 +237,7 @@ mod tests {
 
     #[test]
     fn every_line_has_time_and_device_and_secrets_are_masked() {
-        crate::vars::redact::register("log-secret-canary-42");
+        crate::redact::register("log-secret-canary-42");
         let buf = Buf::default();
         let mut w = LogWriter::new(Box::new(buf.clone()));
         let t = time::OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();

@@ -14,8 +14,6 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::transport::StatsSnapshot;
-
 pub mod fleet;
 mod hub;
 pub mod json;
@@ -23,7 +21,45 @@ pub mod log;
 pub mod plain;
 pub mod progress;
 pub mod recap;
+mod summary;
 pub mod term;
+
+/// `--output`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OutputFormat {
+    /// Human-readable.
+    #[default]
+    Text,
+    /// One JSON document at the end.
+    Json,
+    /// One JSON event per line as they happen.
+    Jsonl,
+}
+
+/// `--progress`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ProgressMode {
+    /// Bars on a terminal, plain lines otherwise.
+    #[default]
+    Auto,
+    /// Always bars.
+    Bars,
+    /// Never bars.
+    Plain,
+}
+
+/// A device connection's counters (filled in by the transport).
+#[derive(Debug, Default, Clone, Copy, serde::Serialize, PartialEq, Eq)]
+pub struct StatsSnapshot {
+    /// Exec round trips.
+    pub execs: u64,
+    /// Bytes sent.
+    pub bytes_sent: u64,
+    /// Bytes received.
+    pub bytes_received: u64,
+    /// Connections opened.
+    pub connects: u64,
+}
 
 /// How a task ended on one host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -205,7 +241,9 @@ pub enum Event {
     },
 }
 
-pub use hub::{Outputs, ReportConfig, ReportError, Reporting};
+pub use hub::{Outputs, ReportConfig, ReportError, ReportOptions, Reporting};
+pub use summary::{HostSummary, RunSummary};
+pub use term::ColorMode;
 
 /// Receives the engine's events. Implementations must be cheap and must not block.
 pub trait EventSink: Send + Sync {

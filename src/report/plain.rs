@@ -11,7 +11,7 @@ use std::collections::HashMap;
 
 use super::term::{first_line, human_duration, Paint};
 use super::{Event, TaskStatus};
-use crate::vars::redact::redact;
+use crate::redact::redact;
 
 /// Continuation lines of a failure message shown in plain mode without `-vv`.
 pub const FAILURE_LINES: usize = 10;
@@ -311,7 +311,7 @@ mod tests {
 
     #[test]
     fn lines_are_redacted() {
-        crate::vars::redact::register("s3cr3t-plain-canary");
+        crate::redact::register("s3cr3t-plain-canary");
         let mut f = LineFormatter::new(LineMode::Bars, 0, Paint::default());
         let l = f.lines(&tr(
             TaskStatus::Failed,

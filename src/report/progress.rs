@@ -184,7 +184,7 @@ impl Display {
         // Task names come from templates: mask secrets here too.
         let text = layout(f, cols, self.paint).join("\n");
         self.bar
-            .set_message(crate::vars::redact::redact(&text).into_owned());
+            .set_message(crate::redact::redact(&text).into_owned());
     }
 
     /// Print what is left above, and remove the display from the screen.

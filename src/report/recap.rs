@@ -6,7 +6,7 @@
 
 use super::fleet::{Device, DeviceStatus, Fleet};
 use super::term::{human_duration, Paint};
-use crate::vars::redact::redact;
+use crate::redact::redact;
 
 /// Per-device recap lines are printed for runs up to this size (or always with `-v`).
 pub const PER_DEVICE_LINES: usize = 20;
@@ -263,8 +263,8 @@ fn warnings(f: &Fleet, p: Paint) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::StatsSnapshot;
     use crate::report::{CheckResult, Event, HostStatus, TaskStatus};
-    use crate::transport::StatsSnapshot;
     use std::time::{Duration, Instant};
 
     fn fleet_of(n: usize, fail_every: usize) -> Fleet {

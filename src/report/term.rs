@@ -7,7 +7,17 @@
 
 use std::io::IsTerminal;
 
-use crate::cli::ColorMode;
+/// `--color`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ColorMode {
+    /// On a terminal without NO_COLOR.
+    #[default]
+    Auto,
+    /// Always.
+    Always,
+    /// Never.
+    Never,
+}
 
 /// Which standard stream human output goes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -202,7 +202,7 @@ fn convert(e: &Error, name: &str) -> TemplateError {
         };
     }
     TemplateError {
-        message: crate::vars::redact::redact(&message).into_owned(),
+        message: crate::redact::redact(&message).into_owned(),
         line: e.line(),
         undefined: matches!(e.kind(), ErrorKind::UndefinedError)
             || message.contains("is undefined"),
@@ -388,7 +388,7 @@ fn to_json_checked(v: &JValue, name: &str) -> Result<Value, TemplateError> {
         return Ok(Value::Null);
     }
     serde_json::to_value(v).map_err(|e| TemplateError {
-        message: crate::vars::redact::redact(&format!("{e} (in {name})")).into_owned(),
+        message: crate::redact::redact(&format!("{e} (in {name})")).into_owned(),
         line: None,
         undefined: e.to_string().contains("undefined"),
     })

@@ -1,22 +1,20 @@
 //! The Ansible filters minijinja lacks, plus Ansible's versions of the ones whose semantics differ.
 //!
-//! Owns every filter added to the environment and [`register`], which also installs the tests
-//! ([`super::predicates`]), `lookup`/`query`/`q` ([`super::lookup`]), `omit` and the chain helper used by the
-//! undefined rewrite ([`super::rewrite`]). Each filter follows ansible-core 2.19's behaviour (checked against
+//! Owns every filter added to the environment by [`register`], and the chain helper used by the undefined
+//! rewrite ([`super::rewrite`]). Each filter follows ansible-core 2.19's behaviour (checked against
 //! it; expected values in the tests come from real runs) and is also registered under `ansible.builtin.<name>`.
 //!
 //! Rules every filter keeps: never put an input *value* into an error message (inputs may be secrets: name
 //! the filter, the type, the pattern or the argument instead); undefined inputs fail with minijinja's own
 //! "`x` is undefined" error. It must not read variables or inventories; only `lookup('file')` reads files.
 
-use std::sync::Arc;
-
 use base64::Engine;
-use minijinja::value::{Kwargs, Object, ObjectRepr, Rest, StringInput, ValueKind};
+use minijinja::value::{Kwargs, Rest, StringInput, ValueKind};
 use minijinja::{Environment, Error, ErrorKind, State, Value};
 use serde_json::Value as J;
 
-use super::{lookup, predicates, pyjson, pyre, pyyaml, rewrite};
+use super::values::{is_missing, Missing};
+use super::{pyjson, pyre, pyyaml, rewrite};
 
 /// Add our filters, tests and functions to `env`.
 pub fn register(env: &mut Environment<'static>) {
@@ -69,40 +67,11 @@ pub fn register(env: &mut Environment<'static>) {
     filter!("zip_longest", zip_longest);
     filter!("type_debug", type_debug);
     filter!("extract", extract);
-    predicates::register(env);
-    env.add_function("lookup", lookup::lookup);
-    env.add_function("query", lookup::query);
-    env.add_function("q", lookup::query);
     env.add_function(rewrite::CHAIN_FN, chain);
-    env.add_global("omit", Value::from(lookup::omit_marker()));
 }
 
 fn err(msg: impl Into<String>) -> Error {
     Error::new(ErrorKind::InvalidOperation, msg.into())
-}
-
-/// What `x.y` evaluated to when some link of the chain was missing (see [`super::rewrite`]). Only ever passed
-/// straight to `default`/`d`/`mandatory` or the `defined`/`undefined` tests.
-#[derive(Debug)]
-pub(crate) struct Missing {
-    pub(crate) path: String,
-}
-
-impl Object for Missing {
-    fn repr(self: &Arc<Self>) -> ObjectRepr {
-        ObjectRepr::Plain
-    }
-    fn is_true(self: &Arc<Self>) -> bool {
-        false
-    }
-    fn render(self: &Arc<Self>, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "<undefined {}>", self.path)
-    }
-}
-
-/// Is `v` undefined (plain or a missing chain)?
-pub(crate) fn is_missing(v: &Value) -> bool {
-    v.is_undefined() || v.downcast_object_ref::<Missing>().is_some()
 }
 
 /// `__ef_chain(path, base, *keys)`: look `keys` up one after the other; a missing link gives [`Missing`].
@@ -230,25 +199,6 @@ pub fn ansible_bool(v: &Value) -> bool {
             "yes" | "on" | "true" | "1"
         ),
         _ => false,
-    }
-}
-
-/// Ansible's module-argument boolean (`module_utils` `boolean()`): also accepts `y`/`t`/`n`/`f`.
-/// `None` when the value is not boolean-like.
-pub fn module_bool(v: &J) -> Option<bool> {
-    match v {
-        J::Bool(b) => Some(*b),
-        J::Number(n) => match n.as_f64() {
-            Some(1.0) => Some(true),
-            Some(0.0) => Some(false),
-            _ => None,
-        },
-        J::String(s) => match s.to_lowercase().as_str() {
-            "y" | "yes" | "on" | "1" | "true" | "t" => Some(true),
-            "n" | "no" | "off" | "0" | "false" | "f" => Some(false),
-            _ => None,
-        },
-        _ => None,
     }
 }
 
@@ -1309,8 +1259,11 @@ mod tests {
             r("{{ 'yes'|bool }}|{{ 'Y'|bool }}|{{ 't'|bool }}|{{ 'on'|bool }}|{{ '1'|bool }}|{{ 1|bool }}|{{ 2|bool }}|{{ 0|bool }}|{{ 'no'|bool }}|{{ ''|bool }}|{{ none|bool }}|{{ 1.0|bool }}|{{ 'TRUE'|bool }}|{{ ' yes '|bool }}"),
             "True|False|False|True|True|True|False|False|False|False|False|True|True|False"
         );
-        assert_eq!(super::module_bool(&json!("y")), Some(true));
-        assert_eq!(super::module_bool(&json!("maybe")), None);
+        assert_eq!(
+            crate::template::values::module_bool(&json!("y")),
+            Some(true)
+        );
+        assert_eq!(crate::template::values::module_bool(&json!("maybe")), None);
     }
 
     #[test]

@@ -119,7 +119,7 @@ fn run_guarded(
             if errors == "warn" {
                 tracing::warn!(
                     "lookup('{name}') failed: {}",
-                    crate::vars::redact::redact(&e.to_string())
+                    crate::redact::redact(&e.to_string())
                 );
             }
             Ok(None)

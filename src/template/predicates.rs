@@ -8,7 +8,7 @@
 use minijinja::value::{Kwargs, ValueKind};
 use minijinja::{Environment, Error, ErrorKind, State, Value};
 
-use super::filters::is_missing;
+use super::values::{is_missing, module_bool};
 use super::{pyre, version};
 
 /// Add the tests to `env`.
@@ -176,7 +176,7 @@ fn truthy_impl(state: &State, v: &Value, kwargs: &Kwargs) -> Result<bool, Error>
     need(state, v)?;
     if convert {
         if let Ok(j) = serde_json::to_value(v) {
-            if let Some(b) = super::filters::module_bool(&j) {
+            if let Some(b) = module_bool(&j) {
                 return Ok(b);
             }
         }

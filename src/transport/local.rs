@@ -8,9 +8,8 @@ use std::process::Stdio;
 use async_trait::async_trait;
 use tokio::io::AsyncWriteExt;
 
-use super::{
-    frame, unframe, Exec, ExitStatus, Output, Stats, StatsSnapshot, Transport, TransportError,
-};
+use super::{frame, unframe, Exec, ExitStatus, Output, Stats, Transport, TransportError};
+use crate::report::StatsSnapshot;
 
 /// Runs commands on the controller.
 pub struct LocalTransport {

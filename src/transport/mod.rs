@@ -17,6 +17,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 
+use crate::report::StatsSnapshot;
+use crate::shell::quote;
+
 pub mod known_hosts;
 pub mod local;
 pub mod ssh;
@@ -100,32 +103,6 @@ impl fmt::Display for Cmd {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.to_shell())
     }
-}
-
-/// Quote a string for POSIX sh: plain words stay as they are, everything else is single-quoted.
-pub fn quote(s: &str) -> String {
-    if !s.is_empty()
-        && s.bytes().all(|b| {
-            b.is_ascii_alphanumeric()
-                || matches!(
-                    b,
-                    b'/' | b'.' | b'_' | b'-' | b'=' | b':' | b',' | b'+' | b'@' | b'%'
-                )
-        })
-    {
-        return s.to_string();
-    }
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('\'');
-    for c in s.chars() {
-        if c == '\'' {
-            out.push_str("'\\''");
-        } else {
-            out.push(c);
-        }
-    }
-    out.push('\'');
-    out
 }
 
 /// Bytes sent to the command's standard input.
@@ -335,19 +312,6 @@ pub struct Stats {
     pub bytes_received: AtomicU64,
     /// Connections opened (1 normally; more after reconnects).
     pub connects: AtomicU64,
-}
-
-/// A snapshot of [`Stats`].
-#[derive(Debug, Default, Clone, Copy, serde::Serialize, PartialEq, Eq)]
-pub struct StatsSnapshot {
-    /// Exec round trips.
-    pub execs: u64,
-    /// Bytes sent.
-    pub bytes_sent: u64,
-    /// Bytes received.
-    pub bytes_received: u64,
-    /// Connections opened.
-    pub connects: u64,
 }
 
 impl Stats {

@@ -42,9 +42,10 @@ use super::ssh_config::SshConfig;
 use super::ssh_target::Resolver;
 pub use super::ssh_target::{HostKeyPolicy, SshOptions, Target};
 use super::{
-    become_error, frame, unframe, ConnSpec, Exec, ExitStatus, Output, Stats, StatsSnapshot,
-    Transport, TransportError,
+    become_error, frame, unframe, ConnSpec, Exec, ExitStatus, Output, Stats, Transport,
+    TransportError,
 };
+use crate::report::StatsSnapshot;
 
 /// The environment variable holding a passphrase for encrypted identity files when no inventory variable does.
 pub const PASSPHRASE_ENV: &str = "EDGEFLEET_SSH_PASSPHRASE";
@@ -334,7 +335,7 @@ fn load_key_blocking(
         return decode_key(&text, Some(p));
     }
     if let Ok(p) = std::env::var(PASSPHRASE_ENV) {
-        crate::vars::redact::register(&p);
+        crate::redact::register(&p);
         return decode_key(&text, Some(&p));
     }
     if prompt {
@@ -343,7 +344,7 @@ fn load_key_blocking(
             else {
                 break;
             };
-            crate::vars::redact::register(&p);
+            crate::redact::register(&p);
             match decode_key(&text, Some(&p)) {
                 Err(KeyProblem::WrongPassphrase) => continue,
                 other => return other,
@@ -1142,7 +1143,7 @@ impl SshConnector {
         .into_iter()
         .flatten()
         {
-            crate::vars::redact::register(s);
+            crate::redact::register(s);
         }
         let target = Arc::new(self.resolve(spec)?);
         if !target.ignored_args.is_empty() {

@@ -27,15 +27,6 @@ pub enum HostKeyPolicy {
     Off,
 }
 
-impl From<crate::cli::HostKeyPolicy> for HostKeyPolicy {
-    fn from(p: crate::cli::HostKeyPolicy) -> Self {
-        match p {
-            crate::cli::HostKeyPolicy::Strict => HostKeyPolicy::Strict,
-            crate::cli::HostKeyPolicy::AcceptNew => HostKeyPolicy::AcceptNew,
-        }
-    }
-}
-
 /// Run-wide SSH options (from the command line), shared by every device of a run.
 #[derive(Debug, Clone)]
 pub struct SshOptions {
@@ -97,17 +88,6 @@ impl Default for SshOptions {
 }
 
 impl SshOptions {
-    /// Options from the CLI's connection flags.
-    pub fn from_cli(c: &crate::cli::ConnectOptions) -> Self {
-        SshOptions {
-            known_hosts: c.known_hosts.clone(),
-            host_key_policy: c.host_key_policy.map(Into::into),
-            ssh_config: c.ssh_config.clone(),
-            connect_timeout: Duration::from_secs(c.connect_timeout.max(1)),
-            ..Default::default()
-        }
-    }
-
     /// The ssh_config files for a host whose args name `-F` (or not): `(path, is_system)`, user file first.
     pub fn config_files(&self, args_file: Option<&Path>) -> Vec<(PathBuf, bool)> {
         if let Some(p) = args_file.or(self.ssh_config.as_deref()) {

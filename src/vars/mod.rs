@@ -9,9 +9,7 @@
 //! play vars_files < role vars (and role params) < block vars < task vars < set_fact / registered vars < extra vars.
 //! Merging replaces whole values (Ansible's default `hash_behaviour=replace`); `combine` merges on request.
 
-pub mod redact;
 pub mod secrets;
-pub mod vault;
 
 use serde_json::{Map, Value};
 

@@ -1314,7 +1314,7 @@ impl SecretStore {
         let d = inner.decrypt(path, &data)?;
         let p = Plaintext::new(d.plaintext);
         if let Some(t) = p.text() {
-            crate::vars::redact::register(t);
+            crate::redact::register(t);
         }
         inner.cache.insert(canon, p.clone());
         Ok(p)
@@ -1344,7 +1344,7 @@ impl SecretStore {
             });
         };
         let v = parse_secret_yaml(text, path)?;
-        crate::vars::redact::register_value(&v);
+        crate::redact::register_value(&v);
         let mut short = Vec::new();
         short_strings(&v, &mut String::new(), &mut short);
         if !short.is_empty() {
@@ -1356,7 +1356,7 @@ impl SecretStore {
                 } else {
                     "these secret values are"
                 },
-                crate::vars::redact::MIN_MASK_LEN,
+                crate::redact::MIN_MASK_LEN,
                 if short.len() == 1 { "it" } else { "they" },
                 short.join(", ")
             );
@@ -1387,7 +1387,7 @@ fn parse_secret_yaml(text: &str, path: &Path) -> Result<Value, SecretError> {
                 None => msg.push(c),
             }
         }
-        let msg = crate::vars::redact::redact(&msg).into_owned();
+        let msg = crate::redact::redact(&msg).into_owned();
         let mut leaks = false;
         for word in msg.split(|c: char| !c.is_alphanumeric()) {
             // A long token from the plaintext in the parser's words: drop the message rather than risk it.
@@ -1419,12 +1419,13 @@ pub fn check_secret_yaml(text: &str, path: &Path) -> Result<(), SecretError> {
 /// Key paths of string values too short to be masked by value.
 fn short_strings(v: &Value, path: &mut String, out: &mut Vec<String>) {
     match v {
-        Value::String(s) if !s.trim().is_empty() && !crate::vars::redact::is_maskable(s) => out
-            .push(if path.is_empty() {
+        Value::String(s) if !s.trim().is_empty() && !crate::redact::is_maskable(s) => {
+            out.push(if path.is_empty() {
                 "(top level)".into()
             } else {
                 path.clone()
-            }),
+            })
+        }
         Value::Object(m) => {
             for (k, v) in m {
                 let len = path.len();
@@ -1892,7 +1893,7 @@ mod tests {
         store.decrypt_file(&other).unwrap();
         assert_eq!(store.decryptions(), 1);
         assert_eq!(
-            crate::vars::redact::redact("x unit-canary-9f3e2 y"),
+            crate::redact::redact("x unit-canary-9f3e2 y"),
             "x ******** y"
         );
     }

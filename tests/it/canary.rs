@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::SystemTime;
 
-use edgefleet::cli::{LabBackend, LabUser};
 use edgefleet::lab::{Lab, LabConfig};
+use edgefleet::lab::{LabBackend, LabUser};
 
 use crate::support::{self, repo};
 

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use edgefleet::cli::{FaultKind, LabBackend, LabUser};
+use edgefleet::lab::{FaultKind, LabBackend, LabUser};
 use edgefleet::lab::{Lab, LabConfig};
 use serde_json::Value;
 

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use edgefleet::cli::{FaultKind, LabBackend, LabUser};
+use edgefleet::lab::{FaultKind, LabBackend, LabUser};
 use edgefleet::lab::{Lab, LabConfig};
 
 use crate::support;

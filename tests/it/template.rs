@@ -273,7 +273,7 @@ fn secrets_never_appear_in_errors() {
 #[test]
 fn registered_secrets_render_but_are_redacted_in_errors() {
     const SECRET: &str = "registered-canary-3c2b1a-value";
-    edgefleet::vars::redact::register(SECRET);
+    edgefleet::redact::register(SECRET);
     let t = Templar::new();
     let v = vars(json!({"key": SECRET}));
     assert_eq!(
@@ -284,11 +284,7 @@ fn registered_secrets_render_but_are_redacted_in_errors() {
         .render_str("{{ lookup('file', key) }}", &v, "task")
         .unwrap_err();
     assert!(!e.message.contains(SECRET), "{}", e.message);
-    assert!(
-        e.message.contains(edgefleet::vars::redact::MASK),
-        "{}",
-        e.message
-    );
+    assert!(e.message.contains(edgefleet::redact::MASK), "{}", e.message);
 }
 
 #[test]

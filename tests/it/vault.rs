@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use age::secrecy::ExposeSecret;
-use edgefleet::vars::redact;
+use edgefleet::redact;
 use edgefleet::vars::secrets::{self, PassphraseSource, SecretStore};
 
 use crate::support;

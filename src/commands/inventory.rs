@@ -9,9 +9,9 @@ use std::path::PathBuf;
 
 use crate::cli::InventoryArgs;
 use crate::error::{AppError, ExitCode};
-use crate::vars::redact::redact;
+use crate::redact::redact;
 
-use super::{ansible_json, Inventory};
+use crate::inventory::{ansible_json, Inventory};
 
 fn warn(msg: &str) {
     eprintln!("[WARNING]: {}", redact(msg));

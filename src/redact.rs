@@ -97,7 +97,7 @@ fn derived_forms(value: &str) -> Vec<String> {
     // A shell command line quotes it (`'it'\''s'`), YAML single-quotes it (`'it''s'`): the quoted forms no
     // longer contain the value.
     if value.contains('\'') {
-        forms.push(crate::transport::quote(value));
+        forms.push(crate::shell::quote(value));
         forms.push(value.replace('\'', "''"));
     }
     // PEM material (keys, certificates) is masked line by line: that covers the whole value wherever it
@@ -277,7 +277,7 @@ mod tests {
     fn masks_shell_quoted_form() {
         let secret = "it's-a-canary-pw";
         register(secret);
-        let cmd = format!("echo {}", crate::transport::quote(secret));
+        let cmd = format!("echo {}", crate::shell::quote(secret));
         assert_eq!(redact(&cmd), "echo ********");
     }
 

@@ -7,9 +7,10 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Instant;
 
-use super::{supervisor, Lab, LabConfig, LabError};
+use super::run::{load, parse_extra_vars, report_options, run_loaded, Mode};
 use crate::cli::{LabArgs, LabCommand};
 use crate::error::{AppError, ExitCode};
+use crate::lab::{backend_name, supervisor, Lab, LabConfig, LabError};
 
 fn app(e: LabError) -> AppError {
     match e {
@@ -51,7 +52,7 @@ pub fn run(args: LabArgs) -> Result<ExitCode, AppError> {
             println!(
                 "lab up: {} devices ({} backend, login {}) in {:.1}s",
                 d.len(),
-                super::backend_name(lab.backend()),
+                backend_name(lab.backend()),
                 lab.user(),
                 t0.elapsed().as_secs_f64()
             );
@@ -145,7 +146,7 @@ fn status(dir: &Path) -> Result<ExitCode, AppError> {
         lab.dir().display(),
         st.len(),
         up,
-        super::backend_name(lab.backend()),
+        backend_name(lab.backend()),
         lab.user(),
         lab.supervisor_pid()
     );
@@ -210,7 +211,8 @@ fn run_lab(
             )));
         }
     }
-    let human = out.output == crate::cli::OutputFormat::Text;
+    let out = report_options(&out);
+    let human = out.output == crate::report::OutputFormat::Text;
     let (lab, started) = match Lab::open(&dir) {
         Ok(lab)
             if lab
@@ -242,7 +244,7 @@ fn run_lab(
                 eprintln!(
                     "lab: {} devices up ({} backend) in {:.1}s",
                     lab.devices().len(),
-                    super::backend_name(lab.backend()),
+                    backend_name(lab.backend()),
                     t0.elapsed().as_secs_f64()
                 );
             }
@@ -251,18 +253,9 @@ fn run_lab(
     };
     crate::vars::secrets::configure(&[lab.age_identity_path()]);
     let result = (|| {
-        let extra = crate::app::parse_extra_vars(&extra_vars)?;
-        let loaded = crate::app::load(&[lab.inventory_path()], None, &playbooks)?;
-        let conn = crate::cli::ConnectOptions {
-            known_hosts: None,
-            host_key_policy: None,
-            ssh_config: None,
-            connect_timeout: 10,
-            device_timeout: 0,
-            forks: 100,
-        };
+        let extra = parse_extra_vars(&extra_vars)?;
+        let loaded = load(&[lab.inventory_path()], None, &playbooks)?;
         let run_opts = crate::executor::RunOptions {
-            forks: conn.forks,
             extra_vars: extra,
             limit: loaded.limit.clone(),
             verbose: out.verbose,
@@ -270,12 +263,12 @@ fn run_lab(
             ..crate::executor::RunOptions::default()
         };
         let names: Vec<String> = playbooks.iter().map(|p| p.display().to_string()).collect();
-        crate::app::run_loaded(
+        run_loaded(
             &loaded,
             run_opts,
             &out,
-            &conn,
-            crate::app::Mode::Run,
+            crate::transport::ssh::SshOptions::default(),
+            Mode::Run,
             &names,
             None,
         )

@@ -1,125 +1,28 @@
-//! Commands: turn parsed command-line arguments into actions and an exit code.
-//!
-//! Owns the top-level flow of each subcommand (load and validate everything, then contact devices) and the
-//! single place where errors become exit codes. It must not contain domain logic: it calls the loaders, the
-//! executor, the lab and the vault.
+//! Loading and running playbooks, shared by `play`, `ping` and `lab run`: load and validate everything (inventory,
+//! playbooks, every task's arguments for every host) before any device is contacted, then run, report, and
+//! return the exit code. Also the translation of the connection and output flags into the options of the
+//! transport and the reporters.
 
 use std::collections::HashSet;
-use std::ffi::OsString;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use clap::Parser;
 use serde_json::Value;
 
-use crate::cli::{Cli, Command, ConnectOptions, PlayArgs};
+use crate::cli::{ConnectOptions, OutputOptions};
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::error::{AppError, ExitCode};
 use crate::executor::{Executor, ExecutorParts, Refs, RunOptions};
 use crate::inventory::Inventory;
 use crate::modules::Registry;
 use crate::playbook::{LoadCtx, Playbook};
-use crate::report::SharedSink;
+use crate::report::{ReportOptions, SharedSink};
 use crate::template::Templar;
+use crate::transport::ssh::SshOptions;
 use crate::transport::Connector;
 use crate::vars::Vars;
-
-/// Parse `args` (including argv\[0\]) and run the command; returns the exit code.
-pub fn main(args: Vec<OsString>) -> ExitCode {
-    let cli = match Cli::try_parse_from(args) {
-        Ok(c) => c,
-        Err(e) => {
-            let _ = e.print();
-            return match e.kind() {
-                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
-                    ExitCode::Ok
-                }
-                _ => ExitCode::BadOptions,
-            };
-        }
-    };
-    match run(cli) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("{}", crate::vars::redact::redact(&format_error(&e)));
-            e.exit_code()
-        }
-    }
-}
-
-fn format_error(e: &AppError) -> String {
-    match e {
-        AppError::Load(d) => {
-            let n = d.len();
-            format!(
-                "{}\n\n{n} problem{} found; nothing was contacted.",
-                collapse_repeats(d),
-                if n == 1 { "" } else { "s" }
-            )
-        }
-        other => format!("error: {other}"),
-    }
-}
-
-/// The same problem in many files (e.g. 500 host_vars files that cannot be decrypted) is shown three times,
-/// then counted.
-fn collapse_repeats(d: &Diagnostics) -> String {
-    let key = |x: &crate::diag::Diagnostic| x.message.replace(&x.file.display().to_string(), "{}");
-    let mut counts: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
-    for x in &d.0 {
-        *counts.entry(key(x)).or_default() += 1;
-    }
-    let mut shown: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
-    let mut kept = Diagnostics::new();
-    let mut notes = Vec::new();
-    for x in &d.0 {
-        let k = key(x);
-        let total = counts[&k];
-        let seen = shown.entry(k).or_default();
-        *seen += 1;
-        if total <= 5 || *seen <= 3 {
-            kept.push(x.clone());
-        } else if *seen == 4 {
-            notes.push(format!("... and {} more like the one above", total - 3));
-        }
-    }
-    let mut out = kept.to_string();
-    for n in notes {
-        out.push_str(&format!("\n{n}"));
-    }
-    out
-}
-
-/// For benchmarks: write this process's peak RSS (VmHWM, kB) to `$EDGEFLEET_PEAK_RSS_FILE`. Measured by the
-/// process itself because a parent's `wait4` reports max(parent's RSS at fork, child's): a fork inherits the
-/// parent's high-water mark, which hides small children.
-pub fn report_peak_rss() {
-    let Some(path) = std::env::var_os("EDGEFLEET_PEAK_RSS_FILE") else {
-        return;
-    };
-    if let Ok(status) = std::fs::read_to_string("/proc/self/status") {
-        if let Some(kb) = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        {
-            let _ = std::fs::write(path, kb.to_string());
-        }
-    }
-}
-
-/// Run one parsed command.
-pub fn run(cli: Cli) -> Result<ExitCode, AppError> {
-    match cli.command {
-        Command::Inventory(a) => crate::inventory::cli::run(a),
-        Command::Play(a) => play(a),
-        Command::Ping(a) => ping(a),
-        Command::Vault(a) => crate::vars::vault::run(a),
-        Command::Lab(a) => crate::lab::cli::run(a),
-    }
-}
 
 /// A tokio runtime for commands that talk to devices.
 pub fn runtime() -> Result<tokio::runtime::Runtime, AppError> {
@@ -167,7 +70,7 @@ pub fn parse_extra_vars(items: &[String]) -> Result<Vars, AppError> {
     Ok(out)
 }
 
-fn split_tags(items: &[String]) -> Vec<String> {
+pub fn split_tags(items: &[String]) -> Vec<String> {
     items
         .iter()
         .flat_map(|t| t.split(','))
@@ -228,7 +131,7 @@ pub fn load_with(
     };
     let registry = Arc::new(Registry::builtin());
     let templar = Templar::new();
-    let mut ctx = LoadCtx::new(&registry, &templar);
+    let mut ctx = LoadCtx::new(registry.as_ref(), &templar);
     let mut loaded = Vec::new();
     for p in playbooks {
         if !p.exists() {
@@ -277,16 +180,35 @@ pub fn load_with(
     })
 }
 
+/// The SSH options the connection flags ask for (everything else at the transport's defaults).
+pub fn ssh_options(c: &ConnectOptions) -> SshOptions {
+    SshOptions {
+        known_hosts: c.known_hosts.clone(),
+        host_key_policy: c.host_key_policy,
+        ssh_config: c.ssh_config.clone(),
+        connect_timeout: std::time::Duration::from_secs(c.connect_timeout.max(1)),
+        ..Default::default()
+    }
+}
+
+/// The reporters' options the output flags ask for.
+pub fn report_options(o: &OutputOptions) -> ReportOptions {
+    ReportOptions {
+        output: o.output,
+        report: o.report.clone(),
+        log: o.log.clone(),
+        progress: o.progress,
+        color: o.color,
+        verbose: o.verbose,
+    }
+}
+
 /// The connector for SSH devices (one per run: bastions, agent and known_hosts writers are shared).
-pub fn ssh_connector(
-    conn: &ConnectOptions,
-    sink: SharedSink,
-) -> Result<Arc<dyn Connector>, AppError> {
-    let opts = crate::transport::ssh::SshOptions::from_cli(conn);
-    Ok(Arc::new(SshAdapter {
+fn ssh_connector(opts: SshOptions, sink: SharedSink) -> Arc<dyn Connector> {
+    Arc::new(SshAdapter {
         inner: crate::transport::ssh::SshConnector::new(opts),
         sink,
-    }))
+    })
 }
 
 /// Adapts the SSH connector to the executor's `Connector`, forwarding its once-per-run warnings as events.
@@ -310,54 +232,20 @@ impl Connector for SshAdapter {
     }
 }
 
-fn install_ctrl_c(flag: Arc<AtomicBool>, sink: SharedSink) {
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            flag.store(true, Ordering::SeqCst);
-            sink.emit(crate::report::Event::Warning {
-                host: None,
-                message: "interrupted: finishing the commands in flight (atomic writes complete or roll back), starting nothing new; press Ctrl-C again to abort at once".into(),
-            });
-            if tokio::signal::ctrl_c().await.is_ok() {
-                std::process::exit(ExitCode::Interrupted.code());
-            }
-        }
+/// Resolves on the second Ctrl-C. The first one only sets `flag`: the run finishes the commands in flight
+/// (atomic writes complete or roll back) and starts nothing new; the second one abandons the run.
+async fn ctrl_c_twice(flag: Arc<AtomicBool>, sink: SharedSink) {
+    if tokio::signal::ctrl_c().await.is_err() {
+        return std::future::pending().await;
+    }
+    flag.store(true, Ordering::SeqCst);
+    sink.emit(crate::report::Event::Warning {
+        host: None,
+        message: "interrupted: finishing the commands in flight (atomic writes complete or roll back), starting nothing new; press Ctrl-C again to abort at once".into(),
     });
-}
-
-fn play(a: PlayArgs) -> Result<ExitCode, AppError> {
-    crate::vars::secrets::configure(&a.identity);
-    let extra_vars = parse_extra_vars(&a.extra_vars)?;
-    let loaded = load(&a.inv.inventory, a.inv.limit.as_deref(), &a.playbooks)?;
-    let mode = if a.syntax_check {
-        Mode::SyntaxCheck
-    } else if a.list_hosts || a.list_tasks {
-        Mode::List {
-            hosts: a.list_hosts,
-            tasks: a.list_tasks,
-        }
-    } else {
-        Mode::Run
-    };
-    let opts = RunOptions {
-        check: a.check,
-        diff: a.diff,
-        forks: a.conn.forks.max(1),
-        extra_vars,
-        tags: split_tags(&a.tags),
-        skip_tags: split_tags(&a.skip_tags),
-        limit: loaded.limit.clone(),
-        device_timeout: (a.conn.device_timeout > 0)
-            .then(|| std::time::Duration::from_secs(a.conn.device_timeout)),
-        verbose: a.out.verbose,
-        log_commands: a.out.log.is_some() || a.out.verbose >= 3,
-    };
-    let names: Vec<String> = a
-        .playbooks
-        .iter()
-        .map(|p| p.display().to_string())
-        .collect();
-    run_loaded(&loaded, opts, &a.out, &a.conn, mode, &names, None).map(|(code, _)| code)
+    if tokio::signal::ctrl_c().await.is_err() {
+        std::future::pending::<()>().await;
+    }
 }
 
 /// What to do with loaded playbooks.
@@ -380,14 +268,14 @@ pub enum Mode {
 pub fn run_loaded(
     loaded: &Loaded,
     opts: RunOptions,
-    out: &crate::cli::OutputOptions,
-    conn: &ConnectOptions,
+    out: &ReportOptions,
+    ssh: SshOptions,
     mode: Mode,
     names: &[String],
     extra_sink: Option<SharedSink>,
-) -> Result<(ExitCode, Option<crate::executor::RunSummary>), AppError> {
+) -> Result<(ExitCode, Option<crate::report::RunSummary>), AppError> {
     // Extra vars that look like secrets are masked in every output.
-    crate::vars::redact::register_value(&Value::Object(
+    crate::redact::register_value(&Value::Object(
         opts.extra_vars
             .iter()
             .filter(|(k, _)| k.contains("password") || k.contains("secret") || k.contains("key"))
@@ -404,7 +292,7 @@ pub fn run_loaded(
     let interrupted = Arc::new(AtomicBool::new(false));
     let connector = {
         let _guard = rt.enter();
-        ssh_connector(conn, sink.clone())?
+        ssh_connector(ssh, sink.clone())
     };
     let ex = Executor::new(ExecutorParts {
         inventory: loaded.inventory.clone(),
@@ -422,7 +310,7 @@ pub fn run_loaded(
     }
     let pre = ex.preflight(&loaded.playbooks);
     for w in &pre.warnings {
-        eprintln!("[WARNING] {}", crate::vars::redact::redact(w));
+        eprintln!("[WARNING] {}", crate::redact::redact(w));
     }
     if !pre.errors.is_empty() {
         return Err(AppError::Load(pre.errors));
@@ -440,13 +328,20 @@ pub fn run_loaded(
         return Ok((ExitCode::Ok, None));
     }
     let summary = rt.block_on(async {
-        install_ctrl_c(interrupted.clone(), sink.clone());
-        ex.run(&loaded.playbooks).await
+        tokio::select! {
+            s = ex.run(&loaded.playbooks) => Some(s),
+            () = ctrl_c_twice(interrupted.clone(), sink.clone()) => None,
+        }
     });
+    let Some(summary) = summary else {
+        // Abandoned at the second Ctrl-C: whatever is in flight is dropped with the runtime.
+        rt.shutdown_background();
+        return Err(AppError::Interrupted);
+    };
     let code = summary.exit_code();
     if let Err(e) = reporting.finish(&summary) {
         // The run's own outcome stands; a report that could not be written turns success into an error.
-        eprintln!("error: {}", crate::vars::redact::redact(&e.to_string()));
+        eprintln!("error: {}", crate::redact::redact(&e.to_string()));
         if code == ExitCode::Ok {
             return Ok((ExitCode::Error, Some(summary)));
         }
@@ -502,59 +397,4 @@ fn list_tasks(out: &mut impl Write, ts: &[crate::playbook::Task], indent: usize)
             list_tasks(out, always, indent + 2);
         }
     }
-}
-
-const PING_PLAYBOOK: &str =
-    "- name: ping\n  hosts: all\n  gather_facts: false\n  tasks:\n    - name: ping\n      ping:\n";
-
-fn ping(a: crate::cli::PingArgs) -> Result<ExitCode, AppError> {
-    crate::vars::secrets::configure(&a.identity);
-    let here = std::env::current_dir().unwrap_or_default().join("<ping>");
-    let loaded = load_with(
-        &a.inv.inventory,
-        a.inv.limit.as_deref(),
-        &[],
-        Some((PING_PLAYBOOK, &here)),
-    )?;
-    let opts = RunOptions {
-        forks: a.conn.forks.max(1),
-        limit: loaded.limit.clone(),
-        device_timeout: (a.conn.device_timeout > 0)
-            .then(|| std::time::Duration::from_secs(a.conn.device_timeout)),
-        verbose: a.out.verbose,
-        log_commands: a.out.log.is_some() || a.out.verbose >= 3,
-        ..RunOptions::default()
-    };
-    let rec = Arc::new(crate::report::Recorder::default());
-    let (code, _) = run_loaded(
-        &loaded,
-        opts,
-        &a.out,
-        &a.conn,
-        Mode::Run,
-        &["ping".into()],
-        Some(rec.clone()),
-    )?;
-    let mut times: Vec<u128> = rec
-        .events()
-        .iter()
-        .filter_map(|e| match e {
-            crate::report::Event::HostConnected { elapsed, .. } => Some(elapsed.as_millis()),
-            _ => None,
-        })
-        .collect();
-    times.sort_unstable();
-    if !times.is_empty() && a.out.output == crate::cli::OutputFormat::Text {
-        let pct = |p: f64| times[((times.len() as f64 - 1.0) * p).round() as usize];
-        println!(
-            "connect+auth: n={} min={}ms p50={}ms p90={}ms p99={}ms max={}ms",
-            times.len(),
-            times[0],
-            pct(0.5),
-            pct(0.9),
-            pct(0.99),
-            times[times.len() - 1]
-        );
-    }
-    Ok(code)
 }

@@ -1,0 +1,117 @@
+//! Commands: one file per subcommand, each turning parsed command-line arguments into actions and an exit code.
+//!
+//! Owns the top-level flow of each subcommand (load and validate everything, then contact devices), the
+//! translation from flags to the options of the layers below (`run.rs` holds the load-and-run of playbooks that
+//! `play`, `ping` and `lab run` share), and the one place where errors become text and exit codes ([`main`]).
+//! It must not contain domain logic: it calls the loaders, the executor, the lab and the vault. Adding a
+//! subcommand is one file here plus its clap definition in `cli.rs`.
+
+use std::ffi::OsString;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+use crate::diag::Diagnostics;
+use crate::error::{AppError, ExitCode};
+
+mod inventory;
+mod lab;
+mod ping;
+mod play;
+pub mod run;
+mod vault;
+
+/// Parse `args` (including argv\[0\]), run the command, print its error if it failed; returns the exit code.
+pub fn main(args: Vec<OsString>) -> ExitCode {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                    ExitCode::Ok
+                }
+                _ => ExitCode::BadOptions,
+            };
+        }
+    };
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("{}", crate::redact::redact(&format_error(&e)));
+            e.exit_code()
+        }
+    }
+}
+
+fn format_error(e: &AppError) -> String {
+    match e {
+        AppError::Load(d) => {
+            let n = d.len();
+            format!(
+                "{}\n\n{n} problem{} found; nothing was contacted.",
+                collapse_repeats(d),
+                if n == 1 { "" } else { "s" }
+            )
+        }
+        other => format!("error: {other}"),
+    }
+}
+
+/// The same problem in many files (e.g. 500 host_vars files that cannot be decrypted) is shown three times,
+/// then counted.
+fn collapse_repeats(d: &Diagnostics) -> String {
+    let key = |x: &crate::diag::Diagnostic| x.message.replace(&x.file.display().to_string(), "{}");
+    let mut counts: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for x in &d.0 {
+        *counts.entry(key(x)).or_default() += 1;
+    }
+    let mut shown: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut kept = Diagnostics::new();
+    let mut notes = Vec::new();
+    for x in &d.0 {
+        let k = key(x);
+        let total = counts[&k];
+        let seen = shown.entry(k).or_default();
+        *seen += 1;
+        if total <= 5 || *seen <= 3 {
+            kept.push(x.clone());
+        } else if *seen == 4 {
+            notes.push(format!("... and {} more like the one above", total - 3));
+        }
+    }
+    let mut out = kept.to_string();
+    for n in notes {
+        out.push_str(&format!("\n{n}"));
+    }
+    out
+}
+
+/// For benchmarks: write this process's peak RSS (VmHWM, kB) to `$EDGEFLEET_PEAK_RSS_FILE`. Measured by the
+/// process itself because a parent's `wait4` reports max(parent's RSS at fork, child's): a fork inherits the
+/// parent's high-water mark, which hides small children.
+pub fn report_peak_rss() {
+    let Some(path) = std::env::var_os("EDGEFLEET_PEAK_RSS_FILE") else {
+        return;
+    };
+    if let Ok(status) = std::fs::read_to_string("/proc/self/status") {
+        if let Some(kb) = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        {
+            let _ = std::fs::write(path, kb.to_string());
+        }
+    }
+}
+
+/// Run one parsed command.
+pub fn run(cli: Cli) -> Result<ExitCode, AppError> {
+    match cli.command {
+        Command::Inventory(a) => inventory::run(a),
+        Command::Play(a) => play::run(a),
+        Command::Ping(a) => ping::run(a),
+        Command::Vault(a) => vault::run(a),
+        Command::Lab(a) => lab::run(a),
+    }
+}

@@ -1,0 +1,53 @@
+//! `edgefleet play`: run playbooks against an inventory (or `--syntax-check`, `--list-hosts`, `--list-tasks`).
+
+use super::run::{
+    load, parse_extra_vars, report_options, run_loaded, split_tags, ssh_options, Mode,
+};
+use crate::cli::PlayArgs;
+use crate::error::{AppError, ExitCode};
+use crate::executor::RunOptions;
+
+/// Run `edgefleet play`.
+pub fn run(a: PlayArgs) -> Result<ExitCode, AppError> {
+    crate::vars::secrets::configure(&a.identity);
+    let extra_vars = parse_extra_vars(&a.extra_vars)?;
+    let loaded = load(&a.inv.inventory, a.inv.limit.as_deref(), &a.playbooks)?;
+    let mode = if a.syntax_check {
+        Mode::SyntaxCheck
+    } else if a.list_hosts || a.list_tasks {
+        Mode::List {
+            hosts: a.list_hosts,
+            tasks: a.list_tasks,
+        }
+    } else {
+        Mode::Run
+    };
+    let opts = RunOptions {
+        check: a.check,
+        diff: a.diff,
+        forks: a.conn.forks.max(1),
+        extra_vars,
+        tags: split_tags(&a.tags),
+        skip_tags: split_tags(&a.skip_tags),
+        limit: loaded.limit.clone(),
+        device_timeout: (a.conn.device_timeout > 0)
+            .then(|| std::time::Duration::from_secs(a.conn.device_timeout)),
+        verbose: a.out.verbose,
+        log_commands: a.out.log.is_some() || a.out.verbose >= 3,
+    };
+    let names: Vec<String> = a
+        .playbooks
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    run_loaded(
+        &loaded,
+        opts,
+        &report_options(&a.out),
+        ssh_options(&a.conn),
+        mode,
+        &names,
+        None,
+    )
+    .map(|(code, _)| code)
+}
