@@ -283,6 +283,25 @@ fn convert(e: &minijinja::Error, name: &str) -> TemplateError {
     }
 }
 
+/// Remove arguments whose value is the `omit` placeholder.
+pub fn drop_omit(v: Value) -> Value {
+    match v {
+        Value::Object(o) => Value::Object(
+            o.into_iter()
+                .filter(|(_, x)| x.as_str() != Some(omit_marker()))
+                .map(|(k, x)| (k, drop_omit(x)))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(
+            a.into_iter()
+                .filter(|x| x.as_str() != Some(omit_marker()))
+                .map(drop_omit)
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

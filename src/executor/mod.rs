@@ -8,9 +8,14 @@
 
 pub mod apply;
 
+mod attempt;
+mod blocks;
+mod handlers;
 mod host;
+mod includes;
 pub mod logged;
 pub mod preflight;
+mod tasks;
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;

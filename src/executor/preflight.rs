@@ -140,7 +140,7 @@ impl Executor {
             }
         }
         let rendered = match tcx.render_value(args, "args") {
-            Ok(v) => super::host::drop_omit(v),
+            Ok(v) => crate::template::drop_omit(v),
             // Depends on something only known at run time (registered values, facts): checked then.
             Err(e) if e.undefined => return,
             Err(e) => {

@@ -1,0 +1,68 @@
+//! Handlers: notified handlers run once each, in definition order, when flushed (after each section or at
+//! `meta: flush_handlers`); a handler may notify later handlers.
+
+use super::host::{Flow, HostRun};
+use crate::playbook::Task;
+use crate::report::Event;
+
+impl HostRun {
+    /// Run notified handlers, in definition order, once each; handlers may notify later handlers.
+    pub(crate) async fn flush_handlers(&mut self) -> Flow {
+        if self.notified.is_empty() {
+            return Flow::Continue;
+        }
+        let handlers: Vec<Task> = self
+            .rt
+            .handlers
+            .iter()
+            .chain(self.dyn_handlers.iter())
+            .cloned()
+            .collect();
+        let mut ran = vec![false; handlers.len()];
+        loop {
+            let mut progress = false;
+            for (i, h) in handlers.iter().enumerate() {
+                if ran[i] {
+                    continue;
+                }
+                let hit = h.name.as_ref().is_some_and(|n| self.notified.contains(n))
+                    || h.listen.iter().any(|l| self.notified.contains(l));
+                if !hit {
+                    continue;
+                }
+                ran[i] = true;
+                progress = true;
+                self.handler_mode = true;
+                let f = self.run_task(h).await;
+                self.handler_mode = false;
+                if f != Flow::Continue {
+                    self.notified.clear();
+                    return f;
+                }
+            }
+            if !progress {
+                break;
+            }
+        }
+        let unknown: Vec<String> = self
+            .notified
+            .iter()
+            .filter(|n| {
+                !handlers
+                    .iter()
+                    .any(|h| h.name.as_ref() == Some(n) || h.listen.contains(n))
+            })
+            .cloned()
+            .collect();
+        for n in unknown {
+            self.ex.emit(Event::Warning {
+                host: Some(self.hs.name.clone()),
+                message: format!(
+                    "a task notified `{n}`, but no handler has that name or listens to it"
+                ),
+            });
+        }
+        self.notified.clear();
+        Flow::Continue
+    }
+}
