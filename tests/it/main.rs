@@ -2,10 +2,12 @@
 
 mod canary;
 mod compat;
+mod executor;
 mod fleet;
 mod inventory;
 mod iotedge_preflight;
 mod lab;
+mod modules;
 mod playbook;
 mod report;
 mod sim;
