@@ -2,6 +2,7 @@
 
 mod canary;
 mod compat;
+mod differential;
 mod executor;
 mod fleet;
 mod inventory;
