@@ -136,14 +136,26 @@ pub fn global() -> Arc<SecretStore> {
 
 /// Configure the identities used to decrypt for the rest of this process (empty: `EDGEFLEET_AGE_IDENTITY`,
 /// then ~/.ssh keys). Call it once per run, before loading; a different list starts a fresh store (nothing
-/// decrypted so far is kept), the same list again is a no-op.
+/// decrypted so far is kept, but warnings not yet taken are), the same list again is a no-op.
 pub fn configure(identities: &[PathBuf]) {
     let mut g = GLOBAL.write().unwrap_or_else(PoisonError::into_inner);
     // Configuring the same identities again (several loaders, one run) keeps what was decrypted.
     if g.configured_with(identities) {
         return;
     }
-    *g = Arc::new(SecretStore::new(identities));
+    let fresh = SecretStore::new(identities);
+    for w in g.take_warnings() {
+        fresh.warn(w);
+    }
+    *g = Arc::new(fresh);
+}
+
+/// Take the warnings the process-wide store noted since the last call, oldest first: secret values too
+/// short to be masked in output (`FILE: this secret value is shorter than 4 characters, so it cannot be
+/// masked in output: KEY`), naming keys, never values. This layer never prints; the command layer drains
+/// this and reports each as a warning.
+pub fn take_warnings() -> Vec<String> {
+    global().take_warnings()
 }
 
 /// Is this path an age-encrypted file by name (`*.age`)?
@@ -163,7 +175,8 @@ pub fn decrypt_file_secret(path: &Path) -> Result<Plaintext, Diagnostic> {
 }
 
 /// Load an age-encrypted YAML vars file: decrypt (once per run), parse, and register every value with the
-/// redactor. Parse errors give line and column but never show the content.
+/// redactor. Parse errors give line and column but never show the content. Values too short to be masked are
+/// noted as a warning for [`take_warnings`].
 pub fn load_vars_file(path: &Path) -> Result<Value, Diagnostic> {
     global()
         .load_vars_file(path)

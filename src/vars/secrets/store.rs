@@ -36,6 +36,8 @@ struct Inner {
     decryptions: usize,
     /// Public keys (or SSH tags) of identities that decrypted something this run.
     used: Vec<String>,
+    /// Warnings not yet taken (never containing secret material), oldest first.
+    warnings: Vec<String>,
 }
 
 /// Identities, passphrases and decrypted files for one run. The process has one ([`global`](super::global)); tests and
@@ -76,6 +78,7 @@ impl SecretStore {
                 vars: HashMap::new(),
                 decryptions: 0,
                 used: Vec::new(),
+                warnings: Vec::new(),
             }),
         }
     }
@@ -98,6 +101,17 @@ impl SecretStore {
     /// The parsed vars file at canonical path `canon`, when it was loaded before.
     pub(super) fn cached_vars(&self, canon: &Path) -> Option<Value> {
         self.lock().vars.get(canon).cloned()
+    }
+
+    /// Note a warning for the command layer to report. It must not contain secret material.
+    pub(super) fn warn(&self, message: String) {
+        self.lock().warnings.push(message);
+    }
+
+    /// Take the warnings noted so far, oldest first (each is handed out once). This layer never prints them:
+    /// the command layer reports them.
+    pub fn take_warnings(&self) -> Vec<String> {
+        std::mem::take(&mut self.lock().warnings)
     }
 
     /// Remember the parsed vars file at canonical path `canon`.

@@ -14,6 +14,7 @@ use super::{SecretError, SecretStore};
 
 impl SecretStore {
     /// Decrypt an age-encrypted YAML vars file (cached), parse it, register every value with the redactor.
+    /// Values too short to be masked are noted once per file as a warning ([`SecretStore::take_warnings`]).
     pub fn load_vars_file(&self, path: &Path) -> Result<Value, SecretError> {
         let canon = fs::canonicalize(path).map_err(|source| SecretError::Read {
             path: path.into(),
@@ -36,8 +37,8 @@ impl SecretStore {
         let mut short = Vec::new();
         short_strings(&v, &mut String::new(), &mut short);
         if !short.is_empty() {
-            eprintln!(
-                "warning: {}: {} shorter than {} characters, so {} cannot be masked in output: {}",
+            self.warn(format!(
+                "{}: {} shorter than {} characters, so {} cannot be masked in output: {}",
                 crate::diag::display_path(path),
                 if short.len() == 1 {
                     "this secret value is"
@@ -47,7 +48,7 @@ impl SecretStore {
                 crate::redact::MIN_MASK_LEN,
                 if short.len() == 1 { "it" } else { "they" },
                 short.join(", ")
-            );
+            ));
         }
         self.cache_vars(canon, v.clone());
         Ok(v)
@@ -179,6 +180,57 @@ mod tests {
         assert!(m.contains("not valid YAML"), "{m}");
         assert!(!m.contains("canary"), "{m}");
         assert!(!m.contains("secret_value"), "{m}");
+    }
+
+    /// The warning a file with one short value `key` gets (the text it printed before it was collected).
+    fn short_warning(file: &Path, key: &str) -> String {
+        format!(
+            "{}: this secret value is shorter than {} characters, so it cannot be masked in output: {key}",
+            crate::diag::display_path(file),
+            crate::redact::MIN_MASK_LEN
+        )
+    }
+
+    #[test]
+    fn short_values_warn_once_by_key_never_by_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, id) = store_with_key(dir.path());
+        let f = encrypt_to(
+            dir.path(),
+            "short.yml.age",
+            "site_pin: \"Zq\"\napi_token: long-enough-unit-token-7d1\n",
+            &id.to_public().to_string(),
+        );
+        assert!(store.take_warnings().is_empty());
+        store.load_vars_file(&f).unwrap();
+        let w = store.take_warnings();
+        assert_eq!(w, vec![short_warning(&f, "site_pin")]);
+        // Beyond the file name (which is not secret), the warning holds no value.
+        let rest = &w[0][crate::diag::display_path(&f).len()..];
+        assert!(!rest.contains("Zq"), "{rest}");
+        assert!(!rest.contains("long-enough-unit-token"), "{rest}");
+        // Taken once; loading the same file again (cached) does not warn again.
+        assert!(store.take_warnings().is_empty());
+        store.load_vars_file(&f).unwrap();
+        assert!(store.take_warnings().is_empty());
+    }
+
+    #[test]
+    fn take_warnings_drains_the_process_wide_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, id) = store_with_key(dir.path());
+        let f = encrypt_to(
+            dir.path(),
+            "global.yml.age",
+            "pin: \"Xy\"\n",
+            &id.to_public().to_string(),
+        );
+        crate::vars::secrets::configure(&[dir.path().join("key.txt")]);
+        crate::vars::secrets::load_vars_file(&f).unwrap();
+        // Only this test uses the process-wide store; other warnings would name other files.
+        let w = crate::vars::secrets::take_warnings();
+        assert!(w.contains(&short_warning(&f, "pin")), "{w:?}");
+        assert!(!crate::vars::secrets::take_warnings().contains(&short_warning(&f, "pin")));
     }
 
     #[test]
