@@ -1,13 +1,12 @@
-//! Variables: the value type, and the precedence merge.
+//! Variables: the value type, the helpers that combine two sets of them, and secrets.
 //!
-//! Owns how variables from every source (role defaults, inventory, group_vars, host_vars, play vars, vars_files,
-//! role vars, block/task vars, registered facts, extra vars) are combined for one host and one task. It must
-//! not read files itself (loaders hand it maps) and must not render templates.
-//!
-//! Precedence, lowest first (a documented subset of Ansible's order):
-//! role defaults < inventory group vars (all < parents < children) < inventory host vars < play vars <
-//! play vars_files < role vars (and role params) < block vars < task vars < set_fact / registered vars < extra vars.
-//! Merging replaces whole values (Ansible's default `hash_behaviour=replace`); `combine` merges on request.
+//! Owns [`Vars`] (names to JSON-like values, in definition order), [`overlay`] (whole values replaced, Ansible's
+//! default `hash_behaviour=replace`), [`merge_recursive`] (what `combine(recursive=True)` does), [`Layers`] (a
+//! stack of named sets flattened lowest first), and [`secrets`] (age-encrypted vars files and `src:` files). It
+//! must not read plain vars files (loaders in `inventory` and the executor hand it maps), must not render
+//! templates, and must not decide precedence. Which sources apply to one host and one task, and their order
+//! (role defaults up to extra vars), is the executor's: it builds those layers and documents the order
+//! (`executor/layers.rs`), from inventory vars that `inventory` has already combined by group depth.
 
 pub mod secrets;
 
