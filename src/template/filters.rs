@@ -14,7 +14,8 @@ use minijinja::{Environment, Error, ErrorKind, State, Value};
 use serde_json::Value as J;
 
 use super::values::{is_missing, Missing};
-use super::{pyjson, pyre, pyyaml, rewrite};
+use super::{pyre, pyyaml, rewrite};
+use crate::pycompat;
 
 /// Add our filters, tests and functions to `env`.
 pub fn register(env: &mut Environment<'static>) {
@@ -366,7 +367,7 @@ fn json_opts(
     kwargs: &Kwargs,
     indent: Option<usize>,
     sort_keys: bool,
-) -> Result<pyjson::DumpOptions, Error> {
+) -> Result<pycompat::DumpOptions, Error> {
     let indent = match kwargs.get::<Option<Value>>("indent")? {
         Some(v) if v.is_none() => None,
         Some(v) => Some(usize::try_from(v).map_err(|_| err("to_json: indent must be a number"))?),
@@ -375,7 +376,7 @@ fn json_opts(
     let sort_keys = kwargs
         .get::<Option<bool>>("sort_keys")?
         .unwrap_or(sort_keys);
-    let mut o = pyjson::DumpOptions::python(indent, sort_keys);
+    let mut o = pycompat::DumpOptions::python(indent, sort_keys);
     if let Some(a) = kwargs.get::<Option<bool>>("ensure_ascii")? {
         o.ensure_ascii = a;
     }
@@ -393,7 +394,7 @@ fn json_opts(
 fn to_json(state: &State, v: &Value, kwargs: Kwargs) -> Result<String, Error> {
     let o = json_opts(&kwargs, None, false)?;
     kwargs.assert_all_used()?;
-    Ok(pyjson::dumps(&to_j(state, v)?, &o))
+    Ok(pycompat::dumps(&to_j(state, v)?, &o))
 }
 
 /// `to_nice_json(indent=4, sort_keys=True)`.
@@ -402,7 +403,7 @@ fn to_nice_json(state: &State, v: &Value, kwargs: Kwargs) -> Result<String, Erro
     o.item_separator = ",".into();
     o.key_separator = ": ".into();
     kwargs.assert_all_used()?;
-    Ok(pyjson::dumps(&to_j(state, v)?, &o))
+    Ok(pycompat::dumps(&to_j(state, v)?, &o))
 }
 
 fn from_json(state: &State, v: &Value) -> Result<Value, Error> {
