@@ -2,9 +2,9 @@
 //!
 //! Owns [`register`], the one place listing every filter added to the environment (each also registered under
 //! `ansible.builtin.<name>`), and the helpers the filter families share (undefined checks, text and JSON
-//! conversions, error constructor). The filters themselves live by family: [`basics`] (defaults, bool, int,
-//! float, ternary, types, the undefined-rewrite chain), [`serialize`] (JSON/YAML), [`encoding`] (base64,
-//! hashes), [`strings`] (regex, quote), [`paths`], [`lists`] (lists and sets), [`dicts`]. Each filter follows
+//! conversions, error constructor). The filters themselves live by family: `basics` (defaults, bool, int,
+//! float, ternary, types, the undefined-rewrite chain), `serialize` (JSON/YAML), `encoding` (base64,
+//! hashes), `strings` (regex, quote), `paths`, `lists` (lists and sets), `dicts`. Each filter follows
 //! ansible-core 2.19's behaviour (checked against it; expected values in the tests come from real runs).
 //!
 //! Rules every filter keeps: never put an input *value* into an error message (inputs may be secrets: name

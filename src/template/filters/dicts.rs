@@ -1,8 +1,8 @@
 //! Filters on dicts: `combine` (Ansible's `merge_hash` with `recursive` and `list_merge`), `dict2items`,
 //! `items2dict`, and `extract` (look an item up in a container).
 //!
-//! Errors name the filter and the types involved, never the values. It must not do list/set algebra (that is
-//! [`super::lists`]'s).
+//! Errors name the filter and the types involved, never the values. It must not do list/set algebra (the
+//! `lists` family does).
 
 use minijinja::value::{Kwargs, Rest, ValueKind};
 use minijinja::{Error, State, Value};
