@@ -17,6 +17,7 @@ pub mod iotedge;
 pub mod lab;
 pub mod modules;
 pub mod playbook;
+pub mod pycompat;
 pub mod redact;
 pub mod report;
 pub mod shell;

@@ -23,7 +23,6 @@ pub mod context;
 pub mod filters;
 pub mod lookup;
 pub mod predicates;
-pub mod pyjson;
 pub mod pyre;
 pub mod pyyaml;
 pub mod rewrite;
@@ -190,7 +189,7 @@ fn format_value(
     if value.kind() == minijinja::value::ValueKind::Number && !value.is_integer() {
         if let Ok(f) = f64::try_from(value.clone()) {
             let s = if f.is_finite() {
-                pyjson::float_repr(f)
+                crate::pycompat::float_repr(f)
             } else if f.is_nan() {
                 "nan".into()
             } else if f > 0.0 {

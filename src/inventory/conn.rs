@@ -13,6 +13,7 @@ use serde_json::Value;
 
 use super::py;
 use crate::diag::Diagnostic;
+use crate::pycompat;
 use crate::transport::ConnSpec;
 use crate::vars::Vars;
 
@@ -73,7 +74,7 @@ fn boolean(host: &str, name: &str, v: &Value) -> Result<bool, Diagnostic> {
             name,
             format!(
                 "expected a boolean (true/false, yes/no), got {}",
-                py::py_repr_value(v)
+                pycompat::repr_value(v)
             ),
         )
     };
@@ -164,7 +165,7 @@ pub fn conn_spec(host: &str, vars: &Vars) -> Result<ConnSpec, Diagnostic> {
                         name,
                         format!(
                             "expected a port number 1..65535, got {}",
-                            py::py_repr_value(v)
+                            pycompat::repr_value(v)
                         ),
                     ))
                 }
@@ -217,7 +218,7 @@ pub fn conn_spec(host: &str, vars: &Vars) -> Result<ConnSpec, Diagnostic> {
                         name,
                         format!(
                             "expected a timeout in seconds (> 0), got {}",
-                            py::py_repr_value(v)
+                            pycompat::repr_value(v)
                         ),
                     ))
                 }

@@ -192,7 +192,7 @@ impl Data {
                 format!(
                     "ansible_group_priority of group '{}' must be an integer, got {}",
                     self.groups[g].name,
-                    super::py::py_repr_value(&value)
+                    crate::pycompat::repr_value(&value)
                 )
             })?;
             self.groups[g].priority = p;

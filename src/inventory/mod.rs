@@ -36,6 +36,7 @@ use indexmap::IndexMap;
 use serde_json::{json, Map, Value};
 
 use crate::diag::{Diagnostic, Diagnostics};
+use crate::pycompat;
 use crate::vars::{overlay, Vars};
 use data::{Data, ALL};
 use varsfiles::{Kind, VarsDir};
@@ -688,7 +689,7 @@ impl Inventory {
             let mut items: Vec<(String, Value)> = v.into_iter().collect();
             items.sort_by(|a, b| a.0.cmp(&b.0));
             for (k, val) in items {
-                out.push(name(format!("{{{k} = {}}}", py::py_str_value(&val)), d));
+                out.push(name(format!("{{{k} = {}}}", pycompat::str_value(&val)), d));
             }
         };
         let group = &self.data.groups[g];
@@ -713,7 +714,7 @@ impl Inventory {
 
 /// `json.dumps(v, sort_keys=True, indent=4)`, the text `ansible-inventory` prints.
 pub fn ansible_json(v: &Value) -> String {
-    py::json_dumps(v)
+    pycompat::dumps(v, &pycompat::DumpOptions::ansible_inventory())
 }
 
 #[cfg(test)]

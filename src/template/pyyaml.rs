@@ -11,7 +11,7 @@
 
 use serde_json::Value;
 
-use super::pyjson::float_repr;
+use crate::pycompat::float_repr;
 
 /// The `yaml.dump` options the filters expose.
 #[derive(Debug, Clone)]

@@ -1,0 +1,80 @@
+//! The IoT Edge 1.5 super config (`/etc/aziot/config.toml`): typed model, validation, deterministic rendering.
+//!
+//! Owns every rule from the 1.5 sources that `iotedge config apply` enforces (so a bad config is refused before
+//! any device is contacted, naming the key), plus what the device does NOT catch: unknown keys are silently
+//! ignored by the real `iotedge`, so here every table is `deny_unknown_fields` and a typo gets a "did you mean".
+//! Also the production-checklist warnings (rolling or debug runtime images, quickstart Edge CA, bad
+//! UpstreamProtocol). Pure: no I/O.
+//!
+//! By concern: `model` (the serde types and each table's keys), `problems` (deserializing with errors that
+//! name the key, did-you-mean), `validate` (the 1.5 rules), `checklist` (production findings), `text`
+//! (render, parse, compare). Everything callers use is re-exported here: use `crate::iotedge::config::X`.
+//! This file must hold no logic of its own.
+
+mod checklist;
+mod model;
+mod problems;
+mod text;
+mod validate;
+
+pub use checklist::{image_finding, production_findings, UPSTREAM_PROTOCOLS};
+pub use model::{
+    connection_string_parts, edge_ca_shape, Agent, AgentConfig, Auth, AutoRenew, EdgeCa,
+    EdgeCaShape, ImageGc, KeySource, MobyRuntime, Payload, Provisioning, RegistryAuth, Sockets,
+    SuperConfig, Tpm,
+};
+pub use problems::{from_value, ConfigProblem, Problems};
+pub use text::{parse_toml, render, same_meaning};
+pub use validate::validate;
+
+#[cfg(test)]
+mod testing {
+    //! Configs the concern tests share.
+
+    use serde_json::{json, Value};
+
+    use super::{from_value, validate, SuperConfig};
+
+    pub(super) fn cfg(v: Value) -> SuperConfig {
+        from_value(&v).unwrap()
+    }
+
+    pub(super) fn problems(v: Value) -> Vec<String> {
+        match from_value(&v) {
+            Ok(c) => validate(&c).iter().map(|p| p.to_string()).collect(),
+            Err(e) => vec![e.to_string()],
+        }
+    }
+
+    pub(super) fn base() -> Value {
+        json!({
+            "hostname": "edge-001",
+            "provisioning": {"source": "manual", "connection_string": "HostName=h.azure-devices.net;DeviceId=edge-001;SharedAccessKey=YWJj"},
+            "edge_ca": {"cert": "file:///var/aziot/certs/edge-ca.pem", "pk": "file:///var/aziot/secrets/edge-ca.key.pem"},
+            "agent": {"config": {"image": "mcr.microsoft.com/azureiotedge-agent:1.5.21"}}
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::{base, cfg};
+    use super::*;
+
+    #[test]
+    fn good_config_has_no_problems_and_renders_deterministically() {
+        let c = cfg(base());
+        assert!(validate(&c).is_empty());
+        assert!(production_findings(&c).is_empty());
+        let a = render(&c).unwrap();
+        assert_eq!(a, render(&cfg(base())).unwrap());
+        assert!(
+            a.contains("[agent]\nname = \"edgeAgent\"\ntype = \"docker\""),
+            "{a}"
+        );
+        assert!(a.contains("[edge_ca]"));
+        // The rendered file parses back to the same config.
+        let back = from_value(&parse_toml(&a).unwrap()).unwrap();
+        assert_eq!(back, c);
+    }
+}
