@@ -3,6 +3,7 @@
 mod canary;
 mod compat;
 mod differential;
+mod docs;
 mod executor;
 mod fleet;
 mod inventory;
