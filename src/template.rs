@@ -27,6 +27,7 @@ pub mod pyjson;
 pub mod pyre;
 pub mod pyyaml;
 pub mod rewrite;
+pub mod search;
 mod values;
 pub mod version;
 
