@@ -148,14 +148,22 @@ impl TypedModule for IotedgeConfig {
             // The template is rendered (and validated) in pre-flight.
             return Ok(());
         }
+        // Values are checked once rendered (pre-flight) when any of them is a template.
         let cfg = Value::Object(p.config.clone());
         if !contains_template(&cfg) {
             let c = cfgmod::from_value(&cfg).map_err(problem)?;
             check(&c, p)?;
-        } else if let Err(e) = cfgmod::from_value(&cfg) {
-            // Keys can be checked even when values are templates.
-            if e.message.starts_with("unknown key") {
-                return Err(problem(e));
+        }
+        Ok(())
+    }
+
+    fn check_keys(&self, p: &Args) -> Result<(), ArgError> {
+        // Keys the device would silently ignore, even when values are templates.
+        if p.src.is_none() {
+            if let Err(e) = cfgmod::from_value(&Value::Object(p.config.clone())) {
+                if e.message.starts_with("unknown key") {
+                    return Err(problem(e));
+                }
             }
         }
         Ok(())

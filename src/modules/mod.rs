@@ -192,6 +192,13 @@ pub trait TypedModule: Send + Sync + 'static {
         Ok(())
     }
 
+    /// Problems with keys (names, not values) inside free-form arguments, which no template can fix: never
+    /// left for run time. (Unknown arguments are already refused by `deny_unknown_fields`.)
+    fn check_keys(&self, args: &Self::Args) -> Result<(), ArgError> {
+        let _ = args;
+        Ok(())
+    }
+
     /// Full validation of the rendered arguments for one host, before any contact (may read local files).
     /// Returns warnings.
     fn preflight(&self, args: &Self::Args, cx: &ArgCtx<'_>) -> Result<Vec<String>, ArgError> {
@@ -330,6 +337,7 @@ impl<M: TypedModule> Module for Erased<M> {
             Err(f) if !f.shape && waits_for_templates(&f.error, raw) => return Ok(()),
             Err(f) => return Err(f.error),
         };
+        self.0.check_keys(&args)?;
         match self.0.check_args(&args) {
             Err(e) if waits_for_templates(&e, raw) => Ok(()),
             r => r,
@@ -338,6 +346,7 @@ impl<M: TypedModule> Module for Erased<M> {
 
     fn prepare(&self, raw: &Value) -> Result<Prepared, ArgError> {
         let args = parse_args::<M::Args>(self.0.name(), raw)?;
+        self.0.check_keys(&args)?;
         self.0.check_args(&args)?;
         Ok(Prepared(Box::new(Task {
             module: self.0.clone(),

@@ -151,11 +151,10 @@ impl TypedModule for Service {
         let steps = match super::util::join_and(cmds) {
             Some(c) if changed || a.daemon_reload => vec![Step::Exec {
                 exec: cx.exec(c),
-                what: format!(
-                    "{} {}",
-                    what.join("+"),
-                    a.name.clone().unwrap_or_else(|| "daemon-reload".into())
-                ),
+                what: match (&a.name, what.is_empty()) {
+                    (Some(n), false) => format!("{} {n}", what.join("+")),
+                    _ => "daemon-reload".into(),
+                },
             }],
             _ => vec![],
         };
