@@ -26,6 +26,7 @@ pub mod predicates;
 pub mod pyre;
 pub mod pyyaml;
 pub mod rewrite;
+pub mod search;
 mod values;
 pub mod version;
 

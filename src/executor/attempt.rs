@@ -1,5 +1,9 @@
-//! One attempt of one task on one host: render the arguments, let the module plan (read-only), then apply the
-//! plan's steps (unless in check mode) and hand the outputs back to the module to interpret.
+//! One attempt of one task on one host: render the arguments, parse them once into the module's types, let the
+//! module plan (read-only), then apply the plan's steps and hand the results back to the module to interpret.
+//!
+//! Check mode is the same path stopped early ([`Decision::in_check_mode`]): read-only steps still run, a
+//! change is reported without running, and steps whose effects are unknown are skipped. A module's check
+//! matrix (verification results) goes to the report as it is: this file does not know what it checks.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,11 +12,22 @@ use serde_json::{json, Value};
 
 use super::host::{HostRun, ItemResult};
 use super::tasks::{failed, skipped, transport_failure};
-use crate::modules::{Module, Outcome, Plan, PlanCtx, Step};
+use crate::modules::{
+    ArgCtx, Decision, Effects, InCheckMode, Interpret, Module, Outcome, Plan, PlanCtx, Ran, Step,
+    UNPREDICTABLE_IN_CHECK,
+};
 use crate::playbook::Task;
 use crate::report::{Event, TaskStatus};
 use crate::template::context::Context;
 use crate::transport::{Become, Output, SharedTransport, TransportError};
+
+/// What applying a plan's steps gave: the commands' outputs, or a failure of the executor's own steps.
+enum Applied {
+    /// One entry per command that ran (stops after the first that failed).
+    Ran(Vec<(String, Output)>),
+    /// A write or directory step failed: the message.
+    Failed(String),
+}
 
 impl HostRun {
     /// Render, plan and (unless checking) apply once.
@@ -28,13 +43,21 @@ impl HostRun {
             Ok(v) => crate::template::drop_omit(v),
             Err(e) => return failed(e.message),
         };
-        match m.preflight(&rendered, self.host(), cx) {
+        let search = self.search_dirs(t);
+        // Parsed once for this attempt: pre-flight and plan share the typed arguments.
+        let prepared = match m.prepare(&rendered) {
+            Ok(p) => p,
+            Err(e) => return failed(e.message),
+        };
+        let acx = ArgCtx {
+            host: self.host(),
+            vars: cx,
+            search: &search,
+        };
+        match prepared.preflight(&acx) {
             Ok(warnings) => {
                 for w in warnings {
-                    self.ex.emit(Event::Warning {
-                        host: Some(self.hs.name.clone()),
-                        message: w,
-                    });
+                    self.warn(w);
                 }
             }
             Err(e) => return failed(e.message),
@@ -48,7 +71,6 @@ impl HostRun {
             self.transport.clone()
         };
         let become_ = self.become_for(Some(t), cx);
-        let search = self.search_dirs(t);
         let check = t.check_mode.unwrap_or(self.ex.opts.check);
         let diff_mode = t.diff.unwrap_or(self.ex.opts.diff);
         let pcx = PlanCtx {
@@ -79,70 +101,108 @@ impl HostRun {
             facts: &self.hs.facts,
             transport: &transport,
         };
-        let plan = match m.plan(&rendered, &pcx).await {
+        let plan = match prepared.plan(&pcx).await {
             Ok(p) => p,
             Err(crate::modules::ModuleError::Transport(e)) => return transport_failure(e),
             Err(e) => return failed(e.to_string()),
         };
-        for w in &plan.warnings {
-            self.ex.emit(Event::Warning {
-                host: Some(self.hs.name.clone()),
-                message: w.clone(),
-            });
+        let Plan {
+            decision,
+            diffs,
+            result,
+            msg,
+            warnings,
+            set_facts,
+        } = plan;
+        for w in warnings {
+            self.warn(w);
         }
-        let diff = if diff_mode && !plan.diffs.is_empty() {
-            let text: String = plan.diffs.iter().map(super::apply::render_diff).collect();
+        let diff = if diff_mode && !diffs.is_empty() {
+            let text: String = diffs.iter().map(super::apply::render_diff).collect();
             (!text.is_empty()).then_some(text)
         } else {
             None
         };
-        if let Some(msg) = &plan.failed {
-            let mut result = plan.result.clone();
-            result.insert("failed".into(), json!(true));
-            result.insert("msg".into(), json!(msg));
-            return ItemResult {
-                status: TaskStatus::Failed,
-                result,
-                msg: Some(msg.clone()),
-                diff,
-                unreachable: None,
-            };
+        if check && decision.in_check_mode() == InCheckMode::Skip {
+            return skipped(UNPREDICTABLE_IN_CHECK);
         }
-        if let Some(reason) = &plan.skip {
-            let mut r = skipped(reason);
-            r.result.extend(plan.result.clone());
-            return r;
-        }
-        if check && plan.skip_in_check {
-            return skipped("skipped in check mode (this module cannot predict its effect)");
-        }
-        let outcome = if check && !plan.read_only {
-            Outcome {
-                changed: plan.changed,
-                result: plan.result.clone(),
-                msg: plan.msg.clone(),
-                ..Outcome::default()
+        let stop_here = check && decision.in_check_mode() == InCheckMode::Report;
+        let outcome = match decision {
+            Decision::Fail(msg) => {
+                let mut result = result;
+                result.insert("failed".into(), json!(true));
+                result.insert("msg".into(), json!(msg));
+                return ItemResult {
+                    status: TaskStatus::Failed,
+                    result,
+                    msg: Some(msg),
+                    diff,
+                    unreachable: None,
+                };
             }
-        } else {
-            match self.apply(&plan, m, &transport, become_, t).await {
-                Ok(o) => o,
-                Err(e) => return transport_failure(e),
+            Decision::Skip(reason) => {
+                let mut r = skipped(&reason);
+                r.result.extend(result);
+                return r;
+            }
+            Decision::Unchanged => Outcome {
+                changed: false,
+                result,
+                msg,
+                ..Outcome::default()
+            },
+            Decision::Change { effects, .. } if stop_here => Outcome {
+                changed: effects.reported(),
+                result,
+                msg,
+                ..Outcome::default()
+            },
+            Decision::Change {
+                steps,
+                state,
+                effects,
+            } => {
+                let o = self
+                    .run_steps(
+                        steps,
+                        state,
+                        effects.reported(),
+                        result,
+                        msg,
+                        &transport,
+                        become_,
+                        t,
+                    )
+                    .await;
+                if effects == Effects::Unknown {
+                    self.hs.facts.forget_all();
+                }
+                match o {
+                    Ok(o) => o,
+                    Err(e) => return transport_failure(e),
+                }
+            }
+            Decision::ReadOnly { steps, state } => {
+                match self
+                    .run_steps(steps, state, false, result, msg, &transport, become_, t)
+                    .await
+                {
+                    Ok(o) => o,
+                    Err(e) => return transport_failure(e),
+                }
             }
         };
         for w in &outcome.warnings {
-            self.ex.emit(Event::Warning {
-                host: Some(self.hs.name.clone()),
-                message: w.clone(),
-            });
+            self.warn(w.clone());
         }
-        if let Some((checks, passed)) = &outcome.verify {
+        if let Some(m) = &outcome.checks {
             self.ex.emit(Event::Verify {
                 host: self.hs.name.clone(),
-                checks: checks.clone(),
-                passed: *passed,
+                checks: m.checks.clone(),
+                passed: m.passed,
             });
         }
-        if let Some(f) = &plan.set_facts {
+        if let Some(f) = &set_facts {
             for (k, v) in f {
                 self.hs.set_runtime(k, v.clone());
             }
@@ -169,24 +229,58 @@ impl HostRun {
         }
     }
 
-    /// Execute a plan's steps in order; stop at the first failing command.
-    pub(super) async fn apply(
+    fn warn(&self, message: String) {
+        self.ex.emit(Event::Warning {
+            host: Some(self.hs.name.clone()),
+            message,
+        });
+    }
+
+    /// Apply the steps, then let the module interpret what they printed. A failed write or directory step
+    /// fails the task without asking the module.
+    #[allow(clippy::too_many_arguments)]
+    async fn run_steps(
         &self,
-        plan: &Plan,
-        m: &Arc<dyn Module>,
+        steps: Vec<Step>,
+        interpret: Interpret,
+        changed: bool,
+        result: serde_json::Map<String, Value>,
+        msg: Option<String>,
         transport: &SharedTransport,
         become_: Option<Become>,
         t: &Task,
     ) -> Result<Outcome, TransportError> {
-        let mut outputs: Vec<Output> = Vec::new();
+        Ok(match self.apply(&steps, transport, become_, t).await? {
+            Applied::Ran(outputs) => interpret.run(Ran {
+                changed,
+                result,
+                msg,
+                outputs,
+            }),
+            Applied::Failed(failed) => Outcome {
+                failed: Some(failed),
+                result,
+                ..Outcome::default()
+            },
+        })
+    }
+
+    /// Execute steps in order; stop at the first failing command.
+    async fn apply(
+        &self,
+        steps: &[Step],
+        transport: &SharedTransport,
+        become_: Option<Become>,
+        t: &Task,
+    ) -> Result<Applied, TransportError> {
+        let mut outputs: Vec<(String, Output)> = Vec::new();
         let mut pending_dirs: Vec<crate::modules::DirSpec> = Vec::new();
-        let n = plan.steps.len();
-        for (i, step) in plan.steps.iter().enumerate() {
+        for (i, step) in steps.iter().enumerate() {
             match step {
                 Step::EnsureDirs(d) => {
                     pending_dirs.extend(d.iter().cloned());
                     // Folded into a following Write; otherwise run on their own.
-                    if matches!(plan.steps.get(i + 1), Some(Step::Write(_))) {
+                    if matches!(steps.get(i + 1), Some(Step::Write(_))) {
                         continue;
                     }
                     let e = super::apply::dirs_and_write_exec(
@@ -197,22 +291,17 @@ impl HostRun {
                     );
                     let o = transport.exec(e).await?;
                     if !o.status.success() {
-                        return Ok(Outcome {
-                            failed: Some(format!(
-                                "preparing directories failed ({}): {}",
-                                o.status,
-                                o.stderr_str().trim()
-                            )),
-                            result: plan.result.clone(),
-                            ..Outcome::default()
-                        });
+                        return Ok(Applied::Failed(format!(
+                            "preparing directories failed ({}): {}",
+                            o.status,
+                            o.stderr_str().trim()
+                        )));
                     }
-                    let _ = n;
                 }
-                Step::Exec { exec, .. } => {
+                Step::Exec { exec, what } => {
                     let o = transport.exec(exec.clone()).await?;
                     let ok = o.status.success();
-                    outputs.push(o);
+                    outputs.push((what.clone(), o));
                     if !ok {
                         break;
                     }
@@ -227,22 +316,16 @@ impl HostRun {
                     let o = transport.exec(e).await?;
                     if !o.status.success() {
                         let err = o.stderr_str();
-                        return Ok(Outcome {
-                            changed: false,
-                            failed: Some(format!(
-                                "writing {} failed ({}): {}",
-                                files
-                                    .iter()
-                                    .map(|f| f.path.as_str())
-                                    .collect::<Vec<_>>()
-                                    .join(", "),
-                                o.status,
-                                err.trim()
-                            )),
-                            result: plan.result.clone(),
-                            msg: None,
-                            ..Outcome::default()
-                        });
+                        return Ok(Applied::Failed(format!(
+                            "writing {} failed ({}): {}",
+                            files
+                                .iter()
+                                .map(|f| f.path.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", "),
+                            o.status,
+                            err.trim()
+                        )));
                     }
                     for f in files {
                         self.hs.facts.wrote(
@@ -256,9 +339,6 @@ impl HostRun {
                 }
             }
         }
-        if plan.invalidates_facts {
-            self.hs.facts.forget_all();
-        }
-        Ok(m.interpret(plan, &outputs))
+        Ok(Applied::Ran(outputs))
     }
 }

@@ -472,13 +472,7 @@ impl HostRun {
     }
 
     pub(super) fn search_dirs(&self, t: &Task) -> Vec<PathBuf> {
-        let mut v = Vec::new();
-        if let Some(r) = &t.role {
-            v.push(r.dir.clone());
-        }
-        v.push(t.base_dir.clone());
-        v.push(self.rt.playbook_dir.clone());
-        v
+        self.rt.search_dirs(t)
     }
 }
 

@@ -127,6 +127,17 @@ pub(crate) struct PlayRt {
     pub abort: AtomicBool,
 }
 
+impl PlayRt {
+    /// Where a task's `src:`-like files are found (the same path in pre-flight and at run time).
+    pub(crate) fn search_dirs(&self, t: &Task) -> Vec<PathBuf> {
+        crate::template::search::task_search_path(
+            t.role.as_ref().map(|r| r.dir.as_path()),
+            &t.base_dir,
+            &self.playbook_dir,
+        )
+    }
+}
+
 /// Which magic variables some template mentions (the expensive ones are only built when needed).
 #[derive(Debug, Clone, Default)]
 pub struct Refs {

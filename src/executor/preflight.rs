@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use super::{Executor, PlayRt};
 use crate::diag::{Diagnostic, Diagnostics};
-use crate::playbook::{Play, Playbook, Task, TaskKind};
+use crate::playbook::{Playbook, Task, TaskKind};
 use crate::template::context::Context;
 use crate::vars::Vars;
 
@@ -58,7 +58,7 @@ impl Executor {
                 for h in &hosts {
                     let cx = self.preflight_context(h, &rt, &hosts);
                     for t in &tasks {
-                        self.preflight_task(h, t, &cx, play, &mut errors, &mut warnings);
+                        self.preflight_task(h, t, &cx, &rt, &mut errors, &mut warnings);
                     }
                 }
             }
@@ -100,7 +100,7 @@ impl Executor {
         host: &str,
         t: &Task,
         cx: &Context,
-        _play: &Play,
+        rt: &PlayRt,
         errors: &mut BTreeMap<(String, u64, u64, String), Vec<String>>,
         warnings: &mut BTreeMap<String, Vec<String>>,
     ) {
@@ -151,7 +151,13 @@ impl Executor {
                 return;
             }
         };
-        match m.preflight(&rendered, host, &tcx) {
+        let search = rt.search_dirs(t);
+        let acx = crate::modules::ArgCtx {
+            host,
+            vars: &tcx,
+            search: &search,
+        };
+        match m.preflight(&rendered, &acx) {
             Ok(ws) => {
                 for w in ws {
                     warnings.entry(w).or_default().push(host.to_string());

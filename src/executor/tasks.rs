@@ -124,6 +124,11 @@ impl HostRun {
             diff: if t.no_log { None } else { r.diff.clone() },
             duration,
             item,
+            applies_config: self
+                .ex
+                .registry
+                .get(module)
+                .is_some_and(|m| m.applies_config()),
         });
         self.hs.acc(|a| match r.status {
             TaskStatus::Ok => a.ok += 1,

@@ -9,7 +9,6 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use crate::report::CheckResult;
 use crate::transport::Cmd;
 
 /// Starts few processes on the device: the IoT Edge programs themselves, one `grep` per wait iteration, `cat`
@@ -56,8 +55,20 @@ pub fn verify_cmd(
     cmd.raw(";").raw(SCRIPT)
 }
 
-/// Parse `iotedge check --output json` (one compact JSON line) into per-id results, in id order.
-pub fn parse_check_json(text: &str) -> Result<Vec<CheckResult>, String> {
+/// One entry of `iotedge check --output json`, as the device wrote it (what it means is `iotedge::check`'s
+/// business).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckEntry {
+    /// The check id.
+    pub id: String,
+    /// Its result as written (`ok`, `warning`, `error`, `fatal`, `skipped`, `ignored`; `unknown` when absent).
+    pub result: String,
+    /// Its detail lines.
+    pub details: Vec<String>,
+}
+
+/// Parse `iotedge check --output json` (one compact JSON line) into per-id entries, in id order.
+pub fn parse_check_json(text: &str) -> Result<Vec<CheckEntry>, String> {
     let line = text
         .lines()
         .map(str::trim)
@@ -69,7 +80,7 @@ pub fn parse_check_json(text: &str) -> Result<Vec<CheckResult>, String> {
         .get("checks")
         .and_then(Value::as_object)
         .ok_or_else(|| "`iotedge check` JSON has no `checks` object".to_string())?;
-    let mut out: Vec<CheckResult> = checks
+    let mut out: Vec<CheckEntry> = checks
         .iter()
         .map(|(id, c)| {
             let r = c.get("result");
@@ -87,11 +98,10 @@ pub fn parse_check_json(text: &str) -> Result<Vec<CheckResult>, String> {
                         .collect()
                 })
                 .unwrap_or_default();
-            CheckResult {
+            CheckEntry {
                 id: id.clone(),
                 result,
                 details,
-                waiver: None,
             }
         })
         .collect();

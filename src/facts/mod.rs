@@ -52,6 +52,18 @@ impl FactCache {
         Self::default()
     }
 
+    /// A cache holding recorded facts (as the gather parses them): file facts, and command outputs by key.
+    /// For planning on recorded devices (module fixture tests); anything else is fetched as usual.
+    pub fn from_recorded(
+        files: impl IntoIterator<Item = FileFact>,
+        commands: impl IntoIterator<Item = (String, Output)>,
+    ) -> Self {
+        FactCache {
+            files: Mutex::new(files.into_iter().map(|f| (f.path.clone(), f)).collect()),
+            commands: Mutex::new(commands.into_iter().collect()),
+        }
+    }
+
     /// Gather many facts in one round trip. Already-cached ones are skipped.
     pub async fn gather(
         &self,

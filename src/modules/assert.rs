@@ -9,9 +9,10 @@ use super::*;
 /// The `assert` module.
 pub struct Assert;
 
+/// The arguments of `assert`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct AssertArgs {
+pub struct AssertArgs {
     that: Value,
     #[serde(default, alias = "msg")]
     fail_msg: Option<Value>,
@@ -53,7 +54,10 @@ fn text(v: &Option<Value>) -> Option<String> {
 }
 
 #[async_trait]
-impl Module for Assert {
+impl TypedModule for Assert {
+    type Args = AssertArgs;
+    type State = ();
+
     fn name(&self) -> &'static str {
         "assert"
     }
@@ -62,14 +66,11 @@ impl Module for Assert {
         true
     }
 
-    fn validate(&self, v: &Value) -> Result<(), ArgError> {
-        // `that` holds raw expressions: they are not rendered like other arguments.
-        let a: AssertArgs = parse_args("assert", v)?;
+    fn check_args(&self, a: &AssertArgs) -> Result<(), ArgError> {
         conditions(&a.that).map(|_| ())
     }
 
-    async fn plan(&self, v: &Value, cx: &PlanCtx<'_>) -> Result<Plan, ModuleError> {
-        let a: AssertArgs = parse_args("assert", v)?;
+    async fn plan(&self, a: &AssertArgs, cx: &PlanCtx<'_>) -> Result<Plan<()>, ModuleError> {
         for c in conditions(&a.that)? {
             let ok = cx.vars.eval_condition(&c, "assert").map_err(|e| {
                 ModuleError::Failed(format!("assert: cannot evaluate `{c}`: {}", e.message))
@@ -79,35 +80,30 @@ impl Module for Assert {
                 let mut result = Map::new();
                 result.insert("assertion".into(), json!(c));
                 result.insert("evaluated_to".into(), json!(false));
-                return Ok(Plan {
-                    failed: Some(msg.clone()),
-                    msg: Some(msg),
-                    result,
-                    read_only: true,
-                    ..Plan::default()
-                });
+                return Ok(Plan::fail(msg.clone()).with_msg(msg).with_result(result));
             }
         }
-        Ok(Plan {
-            msg: Some(text(&a.success_msg).unwrap_or_else(|| "All assertions passed".into())),
-            read_only: true,
-            ..Plan::default()
-        })
+        Ok(Plan::unchanged()
+            .with_msg(text(&a.success_msg).unwrap_or_else(|| "All assertions passed".into())))
     }
 }
 
 /// The `fail` module.
 pub struct Fail;
 
+/// The arguments of `fail`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct FailArgs {
+pub struct FailArgs {
     #[serde(default)]
     msg: Option<Value>,
 }
 
 #[async_trait]
-impl Module for Fail {
+impl TypedModule for Fail {
+    type Args = FailArgs;
+    type State = ();
+
     fn name(&self) -> &'static str {
         "fail"
     }
@@ -116,18 +112,8 @@ impl Module for Fail {
         true
     }
 
-    fn validate(&self, v: &Value) -> Result<(), ArgError> {
-        validate_args::<FailArgs>("fail", v)
-    }
-
-    async fn plan(&self, v: &Value, _cx: &PlanCtx<'_>) -> Result<Plan, ModuleError> {
-        let a: FailArgs = parse_args("fail", v)?;
+    async fn plan(&self, a: &FailArgs, _cx: &PlanCtx<'_>) -> Result<Plan<()>, ModuleError> {
         let msg = text(&a.msg).unwrap_or_else(|| "Failed as requested from task".into());
-        Ok(Plan {
-            failed: Some(msg.clone()),
-            msg: Some(msg),
-            read_only: true,
-            ..Plan::default()
-        })
+        Ok(Plan::fail(msg.clone()).with_msg(msg))
     }
 }

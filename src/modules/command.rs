@@ -6,7 +6,7 @@
 
 use async_trait::async_trait;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::*;
 use crate::shell::split_words;
@@ -19,7 +19,7 @@ pub struct Command {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Args {
+pub struct Args {
     #[serde(default, alias = "_raw_params")]
     cmd: Option<String>,
     #[serde(default)]
@@ -48,29 +48,12 @@ fn yes() -> bool {
     true
 }
 
-impl Command {
-    fn args(&self, v: &Value) -> Result<Args, ArgError> {
-        let a: Args = parse_args(self.name(), v)?;
-        match (&a.cmd, &a.argv) {
-            (None, None) => Err(ArgError::new(format!(
-                "{}: nothing to run (give a command)",
-                self.name()
-            ))),
-            (Some(_), Some(_)) => Err(ArgError::new(format!(
-                "{}: give either a command string or argv, not both",
-                self.name()
-            ))),
-            (None, Some(_)) if self.shell => Err(ArgError::key(
-                "argv",
-                "shell: argv is only for the command module",
-            )),
-            _ => Ok(a),
-        }
-    }
-}
-
 #[async_trait]
-impl Module for Command {
+impl TypedModule for Command {
+    type Args = Args;
+    /// Strip trailing newlines from stdout/stderr (`strip_empty_ends`).
+    type State = bool;
+
     fn name(&self) -> &'static str {
         if self.shell {
             "shell"
@@ -83,26 +66,28 @@ impl Module for Command {
         Some("cmd")
     }
 
-    fn validate(&self, args: &Value) -> Result<(), ArgError> {
-        validate_args::<Args>(self.name(), args)?;
-        if let Ok(a) = parse_args::<Args>(self.name(), args) {
-            if a.cmd.is_none() && a.argv.is_none() {
-                return Err(ArgError::new(format!(
-                    "{}: nothing to run (give a command)",
+    fn check_args(&self, a: &Args) -> Result<(), ArgError> {
+        match (&a.cmd, &a.argv) {
+            (None, None) => Err(ArgError::key(
+                "cmd",
+                format!("{}: nothing to run (give a command)", self.name()),
+            )),
+            (Some(_), Some(_)) => Err(ArgError::key(
+                "argv",
+                format!(
+                    "{}: give either a command string or argv, not both",
                     self.name()
-                )));
-            }
+                ),
+            )),
+            (None, Some(_)) if self.shell => Err(ArgError::key(
+                "argv",
+                "shell: argv is only for the command module",
+            )),
+            _ => Ok(()),
         }
-        Ok(())
     }
 
-    fn preflight(
-        &self,
-        args: &Value,
-        _host: &str,
-        _vars: &Context,
-    ) -> Result<Vec<String>, ArgError> {
-        let a = self.args(args)?;
+    fn preflight(&self, a: &Args, _cx: &ArgCtx<'_>) -> Result<Vec<String>, ArgError> {
         let mut warnings = Vec::new();
         if let Some(c) = &a.cmd {
             if crate::redact::contains_secret(c) {
@@ -115,10 +100,7 @@ impl Module for Command {
         Ok(warnings)
     }
 
-    fn prefetch(&self, args: &Value, _vars: &Context) -> Vec<FactReq> {
-        let Ok(a) = self.args(args) else {
-            return vec![];
-        };
+    fn prefetch(&self, a: &Args, _vars: &Context) -> Vec<FactReq> {
         a.creates
             .iter()
             .chain(a.removes.iter())
@@ -129,22 +111,15 @@ impl Module for Command {
             .collect()
     }
 
-    async fn plan(&self, args: &Value, cx: &PlanCtx<'_>) -> Result<Plan, ModuleError> {
-        let a = self.args(args)?;
+    async fn plan(&self, a: &Args, cx: &PlanCtx<'_>) -> Result<Plan<bool>, ModuleError> {
         if let Some(p) = &a.creates {
             if cx.file(p, false).await?.exists {
-                return Ok(Plan {
-                    skip: Some(format!("{p} exists")),
-                    ..Plan::default()
-                });
+                return Ok(Plan::skip(format!("{p} exists")));
             }
         }
         if let Some(p) = &a.removes {
             if !cx.file(p, false).await?.exists {
-                return Ok(Plan {
-                    skip: Some(format!("{p} does not exist")),
-                    ..Plan::default()
-                });
+                return Ok(Plan::skip(format!("{p} does not exist")));
             }
         }
         let words: Vec<String> = match (&a.argv, &a.cmd) {
@@ -210,30 +185,21 @@ impl Module for Command {
         } else {
             vec![]
         };
-        Ok(Plan {
-            warnings,
-            changed: true,
-            steps: vec![Step::Exec {
+        Ok(Plan::unknown_effects(
+            vec![Step::Exec {
                 exec,
                 what: self.name().to_string(),
             }],
-            skip_in_check: true,
-            invalidates_facts: true,
-            result,
-            state: json!({"strip": a.strip_empty_ends}),
-            ..Plan::default()
-        })
+            a.strip_empty_ends,
+        )
+        .with_result(result)
+        .with_warnings(warnings))
     }
 
-    fn interpret(&self, plan: &Plan, outputs: &[Output]) -> Outcome {
-        let Some(o) = outputs.first() else {
-            return default_interpret(plan, outputs);
+    fn interpret(&self, strip: bool, ran: Ran) -> Outcome {
+        let Some(o) = ran.output().cloned() else {
+            return ran.outcome();
         };
-        let strip = plan
-            .state
-            .get("strip")
-            .and_then(Value::as_bool)
-            .unwrap_or(true);
         let clean = |b: &[u8]| {
             let s = String::from_utf8_lossy(b).into_owned();
             if strip {
@@ -245,7 +211,7 @@ impl Module for Command {
         let stdout = clean(&o.stdout);
         let stderr = clean(&o.stderr);
         let rc = o.status.code();
-        let mut result = plan.result.clone();
+        let mut result = ran.result;
         result.insert("rc".into(), json!(rc));
         result.insert(
             "stdout_lines".into(),

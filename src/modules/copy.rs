@@ -20,16 +20,17 @@ pub struct Copy {
     pub template: bool,
 }
 
+/// The arguments.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Args {
+pub struct Args {
     #[serde(default)]
     src: Option<String>,
     #[serde(default)]
     content: Option<Value>,
     dest: String,
     #[serde(default)]
-    mode: Option<Value>,
+    mode: Option<Mode>,
     #[serde(default)]
     owner: Option<String>,
     #[serde(default)]
@@ -49,7 +50,7 @@ struct Args {
     #[allow(dead_code)]
     newline_sequence: Option<String>,
     #[serde(default)]
-    directory_mode: Option<Value>,
+    directory_mode: Option<Mode>,
 }
 
 fn yes() -> bool {
@@ -60,33 +61,6 @@ fn yes() -> bool {
 const DIFF_LIMIT: u64 = 256 * 1024;
 
 impl Copy {
-    fn args(&self, v: &Value) -> Result<Args, ArgError> {
-        let a: Args = parse_args(self.name(), v)?;
-        if self.template {
-            if a.src.is_none() {
-                return Err(ArgError::new("template: missing required argument `src`"));
-            }
-            if a.content.is_some() {
-                return Err(ArgError::key(
-                    "content",
-                    "template: `content` is not an argument of template; use copy",
-                ));
-            }
-        } else {
-            match (&a.src, &a.content) {
-                (None, None) => return Err(ArgError::new("copy: give `src` or `content`")),
-                (Some(_), Some(_)) => {
-                    return Err(ArgError::new("copy: give `src` or `content`, not both"))
-                }
-                _ => {}
-            }
-        }
-        if let Some(m) = &a.mode {
-            parse_mode(m).map_err(|e| ArgError::key("mode", format!("{}: {e}", self.name())))?;
-        }
-        Ok(a)
-    }
-
     fn dest(&self, a: &Args) -> String {
         if a.dest.ends_with('/') {
             let base = a
@@ -110,7 +84,10 @@ impl Copy {
 }
 
 #[async_trait]
-impl Module for Copy {
+impl TypedModule for Copy {
+    type Args = Args;
+    type State = ();
+
     fn name(&self) -> &'static str {
         if self.template {
             "template"
@@ -119,41 +96,42 @@ impl Module for Copy {
         }
     }
 
-    fn validate(&self, args: &Value) -> Result<(), ArgError> {
-        validate_args::<Args>(self.name(), args)?;
-        if !contains_template(args) {
-            self.args(args)?;
+    fn check_args(&self, a: &Args) -> Result<(), ArgError> {
+        if self.template {
+            if a.src.is_none() {
+                return Err(ArgError::new("template: missing required argument `src`"));
+            }
+            if a.content.is_some() {
+                return Err(ArgError::key(
+                    "content",
+                    "template: `content` is not an argument of template; use copy",
+                ));
+            }
+        } else {
+            match (&a.src, &a.content) {
+                (None, None) => return Err(ArgError::new("copy: give `src` or `content`")),
+                (Some(_), Some(_)) => {
+                    return Err(ArgError::new("copy: give `src` or `content`, not both"))
+                }
+                _ => {}
+            }
         }
         Ok(())
     }
 
-    fn preflight(
-        &self,
-        args: &Value,
-        _host: &str,
-        _vars: &Context,
-    ) -> Result<Vec<String>, ArgError> {
-        self.args(args)?;
-        Ok(vec![])
-    }
-
-    fn prefetch(&self, args: &Value, vars: &Context) -> Vec<FactReq> {
-        let Ok(a) = self.args(args) else {
-            return vec![];
-        };
+    fn prefetch(&self, a: &Args, vars: &Context) -> Vec<FactReq> {
         let diff = vars
             .raw("ansible_diff_mode")
             .and_then(Value::as_bool)
             .unwrap_or(false);
         vec![FactReq::File {
-            path: self.dest(&a),
+            path: self.dest(a),
             content: diff,
         }]
     }
 
-    async fn plan(&self, args: &Value, cx: &PlanCtx<'_>) -> Result<Plan, ModuleError> {
-        let a = self.args(args)?;
-        let dest = self.dest(&a);
+    async fn plan(&self, a: &Args, cx: &PlanCtx<'_>) -> Result<Plan<()>, ModuleError> {
+        let dest = self.dest(a);
         // Produce the content on the controller.
         let (content, mut secret): (Vec<u8>, bool) = match (&a.src, &a.content) {
             (_, Some(c)) => {
@@ -199,12 +177,7 @@ impl Module for Copy {
             secret = crate::redact::contains_secret(&String::from_utf8_lossy(&content));
         }
         let attrs = Attrs {
-            mode: a
-                .mode
-                .as_ref()
-                .map(parse_mode)
-                .transpose()
-                .map_err(|e| ArgError::key("mode", e))?,
+            mode: a.mode.map(|m| m.0),
             owner: a.owner.clone(),
             group: a.group.clone(),
         };
@@ -225,10 +198,7 @@ impl Module for Copy {
         if same_content && attr_changes.is_empty() || (cur.exists && !a.force) {
             result.extend(file_result(&cur));
             result.insert("dest".into(), json!(dest));
-            return Ok(Plan {
-                result,
-                ..Plan::default()
-            });
+            return Ok(Plan::unchanged().with_result(result));
         }
         let mut diffs = Vec::new();
         if same_content {
@@ -241,16 +211,15 @@ impl Module for Copy {
             let cmd = attrs
                 .fix_cmd(&dest)
                 .ok_or_else(|| ModuleError::Failed("nothing to fix".into()))?;
-            return Ok(Plan {
-                changed: true,
-                steps: vec![Step::Exec {
+            return Ok(Plan::change(
+                vec![Step::Exec {
                     exec: cx.exec(cmd),
                     what: format!("set attributes of {dest}"),
                 }],
-                diffs,
-                result,
-                ..Plan::default()
-            });
+                (),
+            )
+            .with_diffs(diffs)
+            .with_result(result));
         }
         let before = if want_diff && cur.is_file() && cur.size <= DIFF_LIMIT {
             cx.file(&dest, true).await?.text()
@@ -268,15 +237,9 @@ impl Module for Copy {
             secret,
             attrs: attr_changes,
         });
-        let dir_mode = a
-            .directory_mode
-            .as_ref()
-            .map(parse_mode)
-            .transpose()
-            .map_err(|e| ArgError::key("directory_mode", e))?;
-        Ok(Plan {
-            changed: true,
-            steps: vec![Step::Write(vec![FileWrite {
+        let dir_mode = a.directory_mode.map(|m| m.0);
+        Ok(Plan::change(
+            vec![Step::Write(vec![FileWrite {
                 path: dest.clone(),
                 content: Bytes::from(content),
                 secret,
@@ -298,9 +261,9 @@ impl Module for Copy {
                     group: None,
                 }),
             }])],
-            diffs,
-            result,
-            ..Plan::default()
-        })
+            (),
+        )
+        .with_diffs(diffs)
+        .with_result(result))
     }
 }

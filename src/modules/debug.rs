@@ -9,19 +9,25 @@ use super::*;
 /// The `debug` module.
 pub struct Debug;
 
+/// The arguments.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Args {
+pub struct Args {
     #[serde(default)]
     msg: Option<Value>,
     #[serde(default)]
     var: Option<String>,
     #[serde(default)]
+    // Accepted for compatibility with Ansible playbooks: the reporter decides what is shown.
+    #[allow(dead_code)]
     verbosity: Option<u8>,
 }
 
 #[async_trait]
-impl Module for Debug {
+impl TypedModule for Debug {
+    type Args = Args;
+    type State = ();
+
     fn name(&self) -> &'static str {
         "debug"
     }
@@ -30,18 +36,14 @@ impl Module for Debug {
         true
     }
 
-    fn validate(&self, v: &Value) -> Result<(), ArgError> {
-        validate_args::<Args>("debug", v)?;
-        if let Ok(a) = parse_args::<Args>("debug", v) {
-            if a.msg.is_some() && a.var.is_some() {
-                return Err(ArgError::new("debug: give `msg` or `var`, not both"));
-            }
+    fn check_args(&self, a: &Args) -> Result<(), ArgError> {
+        if a.msg.is_some() && a.var.is_some() {
+            return Err(ArgError::key("var", "debug: give `msg` or `var`, not both"));
         }
         Ok(())
     }
 
-    async fn plan(&self, v: &Value, cx: &PlanCtx<'_>) -> Result<Plan, ModuleError> {
-        let a: Args = parse_args("debug", v)?;
+    async fn plan(&self, a: &Args, cx: &PlanCtx<'_>) -> Result<Plan<()>, ModuleError> {
         let mut result = Map::new();
         let msg = match (&a.var, &a.msg) {
             (Some(var), _) => {
@@ -61,13 +63,7 @@ impl Module for Debug {
                 "Hello world!".into()
             }
         };
-        Ok(Plan {
-            msg: Some(msg),
-            result,
-            read_only: true,
-            state: serde_json::json!({"verbosity": a.verbosity.unwrap_or(0)}),
-            ..Plan::default()
-        })
+        Ok(Plan::unchanged().with_msg(msg).with_result(result))
     }
 }
 

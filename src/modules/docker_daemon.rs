@@ -15,9 +15,10 @@ use crate::iotedge::daemon::{self, DaemonSettings};
 /// The module.
 pub struct DockerDaemon;
 
+/// The arguments.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Args {
+pub struct Args {
     #[serde(default)]
     dns: Vec<String>,
     #[serde(default = "local")]
@@ -43,8 +44,7 @@ fn dest() -> String {
     "/etc/docker/daemon.json".into()
 }
 
-fn settings(v: &Value) -> Result<(Args, DaemonSettings), ArgError> {
-    let a: Args = parse_args("docker_daemon", v)?;
+fn settings(a: &Args) -> Result<DaemonSettings, ArgError> {
     let max_file = match &a.log_max_file {
         Value::String(s) => s.clone(),
         Value::Number(n) => n.to_string(),
@@ -84,31 +84,28 @@ fn settings(v: &Value) -> Result<(Args, DaemonSettings), ArgError> {
             ));
         }
     }
-    let s = DaemonSettings {
+    Ok(DaemonSettings {
         dns: a.dns.clone(),
         log_driver: a.log_driver.clone(),
         max_size: a.log_max_size.clone(),
         max_file,
-    };
-    Ok((a, s))
+    })
 }
 
 #[async_trait]
-impl Module for DockerDaemon {
+impl TypedModule for DockerDaemon {
+    type Args = Args;
+    type State = ();
+
     fn name(&self) -> &'static str {
         "docker_daemon"
     }
 
-    fn validate(&self, v: &Value) -> Result<(), ArgError> {
-        validate_args::<Args>("docker_daemon", v)?;
-        if !contains_template(v) {
-            settings(v)?;
-        }
-        Ok(())
+    fn check_args(&self, a: &Args) -> Result<(), ArgError> {
+        settings(a).map(|_| ())
     }
 
-    fn preflight(&self, v: &Value, _h: &str, _c: &Context) -> Result<Vec<String>, ArgError> {
-        let (a, _) = settings(v)?;
+    fn preflight(&self, a: &Args, _cx: &ArgCtx<'_>) -> Result<Vec<String>, ArgError> {
         Ok(if a.dns.is_empty() {
             vec!["docker_daemon: no `dns` given; the production checklist asks for explicit DNS servers".into()]
         } else {
@@ -116,18 +113,15 @@ impl Module for DockerDaemon {
         })
     }
 
-    fn prefetch(&self, v: &Value, _c: &Context) -> Vec<FactReq> {
-        match settings(v) {
-            Ok((a, _)) => vec![FactReq::File {
-                path: a.dest,
-                content: true,
-            }],
-            Err(_) => vec![],
-        }
+    fn prefetch(&self, a: &Args, _c: &Context) -> Vec<FactReq> {
+        vec![FactReq::File {
+            path: a.dest.clone(),
+            content: true,
+        }]
     }
 
-    async fn plan(&self, v: &Value, cx: &PlanCtx<'_>) -> Result<Plan, ModuleError> {
-        let (a, s) = settings(v)?;
+    async fn plan(&self, a: &Args, cx: &PlanCtx<'_>) -> Result<Plan<()>, ModuleError> {
+        let s = settings(a)?;
         let cur = cx.file(&a.dest, true).await?;
         let text = cur.text().unwrap_or_default();
         let existing =
@@ -137,15 +131,11 @@ impl Module for DockerDaemon {
         result.insert("dest".into(), json!(a.dest));
         result.insert("daemon".into(), Value::Object(merged.clone()));
         if cur.exists && daemon::same(&existing, &merged) {
-            return Ok(Plan {
-                result,
-                ..Plan::default()
-            });
+            return Ok(Plan::unchanged().with_result(result));
         }
         let new_text = daemon::render(&merged);
-        Ok(Plan {
-            changed: true,
-            steps: vec![Step::Write(vec![FileWrite {
+        Ok(Plan::change(
+            vec![Step::Write(vec![FileWrite {
                 path: a.dest.clone(),
                 content: Bytes::from(new_text.clone()),
                 secret: false,
@@ -160,16 +150,16 @@ impl Module for DockerDaemon {
                     group: None,
                 }),
             }])],
-            diffs: vec![Diff {
-                path: a.dest.clone(),
-                before: cur.exists.then_some(text),
-                after: Some(new_text),
-                secret: false,
-                attrs: vec![],
-            }],
-            msg: Some("daemon.json updated; docker must restart to use it, and running modules keep their old log/DNS settings until they are recreated".into()),
-            result,
-            ..Plan::default()
-        })
+            (),
+        )
+        .with_diffs(vec![Diff {
+            path: a.dest.clone(),
+            before: cur.exists.then_some(text),
+            after: Some(new_text),
+            secret: false,
+            attrs: vec![],
+        }])
+        .with_msg("daemon.json updated; docker must restart to use it, and running modules keep their old log/DNS settings until they are recreated")
+        .with_result(result))
     }
 }

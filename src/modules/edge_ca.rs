@@ -9,7 +9,7 @@
 use async_trait::async_trait;
 use bytes::Bytes;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::*;
 use crate::facts::sha256_hex;
@@ -17,9 +17,10 @@ use crate::facts::sha256_hex;
 /// The module.
 pub struct EdgeCa;
 
+/// The arguments.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Args {
+pub struct Args {
     cert: String,
     key: String,
     #[serde(default)]
@@ -96,16 +97,7 @@ struct Material {
 }
 
 fn read_local(path: &str, search: &[std::path::PathBuf]) -> Result<Vec<u8>, String> {
-    let p = std::path::Path::new(path);
-    let found = if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        search
-            .iter()
-            .flat_map(|d| [d.join("files").join(path), d.join(path)])
-            .find(|c| c.exists())
-            .unwrap_or_else(|| p.to_path_buf())
-    };
+    let found = crate::template::search::find(search, "files", path).map_err(|e| e.to_string())?;
     if found.extension().map(|e| e == "age").unwrap_or(false) {
         let b = crate::vars::secrets::decrypt_file(&found).map_err(|d| d.to_string())?;
         crate::redact::register(&String::from_utf8_lossy(&b));
@@ -128,7 +120,7 @@ fn load(a: &Args, search: &[std::path::PathBuf]) -> Result<Material, String> {
             read_local(k, search).map_err(|e| format!("edge_ca: identity_key: {e}"))?,
         )),
         (None, None) => None,
-        _ => return Err("edge_ca: give both identity_cert and identity_key, or neither".into()),
+        _ => return Err(IDENTITY_PAIR.into()),
     };
     Ok(Material {
         chain,
@@ -137,6 +129,8 @@ fn load(a: &Args, search: &[std::path::PathBuf]) -> Result<Material, String> {
         identity,
     })
 }
+
+const IDENTITY_PAIR: &str = "edge_ca: give both identity_cert and identity_key, or neither";
 
 fn verify(
     a: &Args,
@@ -171,26 +165,31 @@ fn join(dir: &str, name: &str) -> String {
 }
 
 #[async_trait]
-impl Module for EdgeCa {
+impl TypedModule for EdgeCa {
+    type Args = Args;
+    type State = ();
+
     fn name(&self) -> &'static str {
         "edge_ca"
     }
 
-    fn validate(&self, v: &Value) -> Result<(), ArgError> {
-        validate_args::<Args>("edge_ca", v)
+    fn check_args(&self, a: &Args) -> Result<(), ArgError> {
+        if a.identity_cert.is_some() != a.identity_key.is_some() {
+            return Err(ArgError::key(
+                if a.identity_cert.is_some() {
+                    "identity_cert"
+                } else {
+                    "identity_key"
+                },
+                IDENTITY_PAIR,
+            ));
+        }
+        Ok(())
     }
 
-    fn preflight(&self, v: &Value, host: &str, vars: &Context) -> Result<Vec<String>, ArgError> {
-        let a: Args = parse_args("edge_ca", v)?;
-        let mut search = Vec::new();
-        if let Some(Value::String(d)) = vars.raw("role_path") {
-            search.push(std::path::PathBuf::from(d));
-        }
-        if let Some(Value::String(d)) = vars.raw("playbook_dir") {
-            search.push(std::path::PathBuf::from(d));
-        }
-        let m = load(&a, &search).map_err(ArgError::new)?;
-        let info = verify(&a, &m, host)?;
+    fn preflight(&self, a: &Args, cx: &ArgCtx<'_>) -> Result<Vec<String>, ArgError> {
+        let m = load(a, cx.search).map_err(ArgError::new)?;
+        let info = verify(a, &m, cx.host)?;
         Ok(if info.days_left < 90 {
             vec![format!("edge_ca: the Edge CA expires in {} days; plan its renewal (preloaded CAs are not renewed automatically)", info.days_left)]
         } else {
@@ -198,10 +197,7 @@ impl Module for EdgeCa {
         })
     }
 
-    fn prefetch(&self, v: &Value, _c: &Context) -> Vec<FactReq> {
-        let Ok(a) = parse_args::<Args>("edge_ca", v) else {
-            return vec![];
-        };
+    fn prefetch(&self, a: &Args, _c: &Context) -> Vec<FactReq> {
         let mut r = vec![
             FactReq::File {
                 path: a.certs_dir.clone(),
@@ -239,10 +235,9 @@ impl Module for EdgeCa {
         r
     }
 
-    async fn plan(&self, v: &Value, cx: &PlanCtx<'_>) -> Result<Plan, ModuleError> {
-        let a: Args = parse_args("edge_ca", v)?;
-        let m = load(&a, cx.search).map_err(ModuleError::Failed)?;
-        let info = verify(&a, &m, cx.host)?;
+    async fn plan(&self, a: &Args, cx: &PlanCtx<'_>) -> Result<Plan<()>, ModuleError> {
+        let m = load(a, cx.search).map_err(ModuleError::Failed)?;
+        let info = verify(a, &m, cx.host)?;
         let certs_dir = DirSpec {
             path: a.certs_dir.clone(),
             mode: Some(0o755),
@@ -385,20 +380,11 @@ impl Module for EdgeCa {
         result.insert("days_left".into(), json!(info.days_left));
         result.insert("key_type".into(), json!(info.key_type));
         if writes.is_empty() {
-            return Ok(Plan {
-                result,
-                ..Plan::default()
-            });
+            return Ok(Plan::unchanged().with_result(result));
         }
-        Ok(Plan {
-            changed: true,
-            steps: vec![Step::Write(writes)],
-            diffs,
-            result,
-            msg: Some(
-                "Edge CA installed; IoT Edge picks it up on the next `iotedge config apply`".into(),
-            ),
-            ..Plan::default()
-        })
+        Ok(Plan::change(vec![Step::Write(writes)], ())
+            .with_diffs(diffs)
+            .with_result(result)
+            .with_msg("Edge CA installed; IoT Edge picks it up on the next `iotedge config apply`"))
     }
 }

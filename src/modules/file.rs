@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::util::{file_result, join_and, Attrs};
 use super::*;
@@ -10,15 +10,16 @@ use super::*;
 /// The `file` module.
 pub struct File;
 
+/// The arguments.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Args {
+pub struct Args {
     #[serde(alias = "dest", alias = "name")]
     path: String,
     #[serde(default)]
     state: Option<String>,
     #[serde(default)]
-    mode: Option<Value>,
+    mode: Option<Mode>,
     #[serde(default)]
     owner: Option<String>,
     #[serde(default)]
@@ -37,64 +38,56 @@ struct Args {
 
 const STATES: &[&str] = &["file", "directory", "absent", "touch", "link"];
 
-fn args(v: &Value) -> Result<(Args, Attrs, String), ArgError> {
-    let a: Args = parse_args("file", v)?;
-    let state = a.state.clone().unwrap_or_else(|| "file".into());
-    if !STATES.contains(&state.as_str()) {
-        return Err(ArgError::key(
-            "state",
-            format!("file: state `{state}` is not one of {}", STATES.join(", ")),
-        ));
+impl Args {
+    fn state(&self) -> &str {
+        self.state.as_deref().unwrap_or("file")
     }
-    if state == "link" && a.src.is_none() {
-        return Err(ArgError::key(
-            "src",
-            "file: state=link needs `src` (the link target)",
-        ));
+
+    fn attrs(&self) -> Attrs {
+        Attrs {
+            mode: self.mode.map(|m| m.0),
+            owner: self.owner.clone(),
+            group: self.group.clone(),
+        }
     }
-    let attrs = Attrs {
-        mode: a
-            .mode
-            .as_ref()
-            .map(parse_mode)
-            .transpose()
-            .map_err(|e| ArgError::key("mode", format!("file: {e}")))?,
-        owner: a.owner.clone(),
-        group: a.group.clone(),
-    };
-    Ok((a, attrs, state))
 }
 
 #[async_trait]
-impl Module for File {
+impl TypedModule for File {
+    type Args = Args;
+    type State = ();
+
     fn name(&self) -> &'static str {
         "file"
     }
 
-    fn validate(&self, v: &Value) -> Result<(), ArgError> {
-        validate_args::<Args>("file", v)?;
-        if !contains_template(v) {
-            args(v)?;
+    fn check_args(&self, a: &Args) -> Result<(), ArgError> {
+        let state = a.state();
+        if !STATES.contains(&state) {
+            return Err(ArgError::key(
+                "state",
+                format!("file: state `{state}` is not one of {}", STATES.join(", ")),
+            ));
+        }
+        if state == "link" && a.src.is_none() {
+            return Err(ArgError::key(
+                "src",
+                "file: state=link needs `src` (the link target)",
+            ));
         }
         Ok(())
     }
 
-    fn preflight(&self, v: &Value, _h: &str, _c: &Context) -> Result<Vec<String>, ArgError> {
-        args(v).map(|_| vec![])
+    fn prefetch(&self, a: &Args, _c: &Context) -> Vec<FactReq> {
+        vec![FactReq::File {
+            path: a.path.clone(),
+            content: false,
+        }]
     }
 
-    fn prefetch(&self, v: &Value, _c: &Context) -> Vec<FactReq> {
-        match args(v) {
-            Ok((a, _, _)) => vec![FactReq::File {
-                path: a.path,
-                content: false,
-            }],
-            Err(_) => vec![],
-        }
-    }
-
-    async fn plan(&self, v: &Value, cx: &PlanCtx<'_>) -> Result<Plan, ModuleError> {
-        let (a, attrs, state) = args(v)?;
+    async fn plan(&self, a: &Args, cx: &PlanCtx<'_>) -> Result<Plan<()>, ModuleError> {
+        let attrs = a.attrs();
+        let state = a.state().to_string();
         let p = a.path.clone();
         let cur = cx.file(&p, false).await?;
         let mut result = file_result(&cur);
@@ -248,13 +241,12 @@ impl Module for File {
                 result.insert(k.into(), v);
             }
         }
-        Ok(Plan {
-            changed: !steps.is_empty(),
-            steps,
-            diffs,
-            result,
-            ..Plan::default()
-        })
+        let plan = if steps.is_empty() {
+            Plan::unchanged()
+        } else {
+            Plan::change(steps, ())
+        };
+        Ok(plan.with_diffs(diffs).with_result(result))
     }
 }
 

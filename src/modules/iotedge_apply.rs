@@ -14,9 +14,10 @@ use super::*;
 /// The module.
 pub struct IotedgeApply;
 
+/// The arguments.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Args {
+pub struct Args {
     #[serde(default = "dest")]
     config: String,
     #[serde(default = "yes")]
@@ -47,27 +48,26 @@ fi
 exit $rc"#;
 
 #[async_trait]
-impl Module for IotedgeApply {
+impl TypedModule for IotedgeApply {
+    type Args = Args;
+    type State = ();
+
     fn name(&self) -> &'static str {
         "iotedge_apply"
     }
 
-    fn validate(&self, v: &Value) -> Result<(), ArgError> {
-        validate_args::<Args>("iotedge_apply", v)
+    fn applies_config(&self) -> bool {
+        true
     }
 
-    fn prefetch(&self, v: &Value, _c: &Context) -> Vec<FactReq> {
-        match parse_args::<Args>("iotedge_apply", v) {
-            Ok(a) => vec![FactReq::File {
-                path: a.config,
-                content: false,
-            }],
-            Err(_) => vec![],
-        }
+    fn prefetch(&self, a: &Args, _c: &Context) -> Vec<FactReq> {
+        vec![FactReq::File {
+            path: a.config.clone(),
+            content: false,
+        }]
     }
 
-    async fn plan(&self, v: &Value, cx: &PlanCtx<'_>) -> Result<Plan, ModuleError> {
-        let a: Args = parse_args("iotedge_apply", v)?;
+    async fn plan(&self, a: &Args, cx: &PlanCtx<'_>) -> Result<Plan<()>, ModuleError> {
         let f = cx.file(&a.config, false).await?;
         if !f.exists {
             return Err(ModuleError::Failed(format!(
@@ -83,10 +83,9 @@ impl Module for IotedgeApply {
             .and_then(Value::as_str)
             == Some(sha.as_str())
         {
-            return Ok(Plan {
-                skip: Some("this configuration was already applied in this run".into()),
-                ..Plan::default()
-            });
+            return Ok(Plan::skip(
+                "this configuration was already applied in this run",
+            ));
         }
         let mut facts = Map::new();
         facts.insert("__edgefleet_applied_sha256".into(), json!(sha));
@@ -95,22 +94,21 @@ impl Module for IotedgeApply {
             .arg(if a.restore_on_failure { "1" } else { "0" })
             .raw(";")
             .raw(SCRIPT);
-        Ok(Plan {
-            changed: true,
-            steps: vec![Step::Exec {
+        Ok(Plan::change(
+            vec![Step::Exec {
                 exec: cx.exec(cmd).timeout(Some(
                     cx.timeout.unwrap_or(std::time::Duration::from_secs(300)),
                 )),
                 what: "iotedge config apply".into(),
             }],
-            set_facts: Some(facts),
-            ..Plan::default()
-        })
+            (),
+        )
+        .with_facts(facts))
     }
 
-    fn interpret(&self, plan: &Plan, outputs: &[Output]) -> Outcome {
-        let Some(o) = outputs.first() else {
-            return default_interpret(plan, outputs);
+    fn interpret(&self, _state: (), ran: Ran) -> Outcome {
+        let Some(o) = ran.output() else {
+            return ran.outcome();
         };
         let out = o.stdout_str();
         let (main, tail) = match out.split_once(crate::facts::iotedge::MARK) {

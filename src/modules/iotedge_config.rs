@@ -17,109 +17,68 @@ use crate::iotedge::config::{self as cfgmod, EdgeCaShape, SuperConfig};
 /// The module.
 pub struct IotedgeConfig;
 
-const OPTIONS: &[&str] = &[
-    "production",
-    "allow_quickstart_ca",
-    "src",
-    "dest",
-    "host_dirs",
-];
 const DEFAULT_DEST: &str = "/etc/aziot/config.toml";
 
-struct Parsed {
+/// The arguments: the module's options, and the configuration itself as data (every other key), unless it
+/// comes from a `src:` template.
+#[derive(Debug, serde::Deserialize)]
+pub struct Args {
+    /// A template rendering config.toml (instead of the configuration as data).
+    #[serde(default)]
     src: Option<String>,
+    #[serde(default = "default_dest")]
     dest: String,
+    #[serde(default)]
     production: bool,
+    #[serde(default)]
     allow_quickstart_ca: bool,
     /// Host directories the configuration bind-mounts (module storage): ensured with their owner and mode.
-    host_dirs: Vec<DirSpec>,
+    #[serde(default)]
+    host_dirs: Vec<HostDir>,
+    /// The configuration as data (validated by the 1.5 rules, so unknown keys are errors there).
+    #[serde(flatten)]
+    config: serde_json::Map<String, Value>,
 }
 
-#[derive(serde::Deserialize)]
+fn default_dest() -> String {
+    DEFAULT_DEST.into()
+}
+
+/// One host directory.
+#[derive(Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-struct HostDir {
+pub struct HostDir {
     path: String,
     #[serde(default)]
     owner: Option<String>,
     #[serde(default)]
     group: Option<String>,
     #[serde(default)]
-    mode: Option<Value>,
+    mode: Option<Mode>,
 }
 
-fn split(args: &Value) -> Result<(Parsed, Value), ArgError> {
-    let Value::Object(m) = args else {
-        return Err(ArgError::new("iotedge_config: arguments must be a mapping"));
-    };
-    let mut cfg = serde_json::Map::new();
-    let mut p = Parsed {
-        src: None,
-        dest: DEFAULT_DEST.into(),
-        production: false,
-        allow_quickstart_ca: false,
-        host_dirs: vec![],
-    };
-    for (k, v) in m {
-        match k.as_str() {
-            "production" => p.production = as_bool(k, v)?,
-            "allow_quickstart_ca" => p.allow_quickstart_ca = as_bool(k, v)?,
-            "src" => p.src = Some(as_str(k, v)?),
-            "dest" => p.dest = as_str(k, v)?,
-            "host_dirs" => {
-                let dirs: Vec<HostDir> = parse_args("iotedge_config host_dirs", v)?;
-                for d in dirs {
-                    if !d.path.starts_with('/') {
-                        return Err(ArgError::key(
-                            k,
-                            format!(
-                                "iotedge_config: host_dirs: `{}` must be an absolute path",
-                                d.path
-                            ),
-                        ));
-                    }
-                    p.host_dirs.push(DirSpec {
-                        path: d.path,
-                        owner: d.owner,
-                        group: d.group,
-                        mode: d
-                            .mode
-                            .as_ref()
-                            .map(parse_mode)
-                            .transpose()
-                            .map_err(|e| ArgError::key(k, e))?,
-                    });
-                }
-            }
-            _ => {
-                cfg.insert(k.clone(), v.clone());
-            }
+impl HostDir {
+    fn spec(&self) -> DirSpec {
+        DirSpec {
+            path: self.path.clone(),
+            mode: self.mode.map(|m| m.0),
+            owner: self.owner.clone(),
+            group: self.group.clone(),
         }
     }
-    if p.src.is_some() && !cfg.is_empty() {
-        return Err(ArgError::new(format!(
-            "iotedge_config: give either `src:` (a template) or the configuration as data, not both (found {})",
-            cfg.keys().cloned().collect::<Vec<_>>().join(", ")
-        )));
-    }
-    Ok((p, Value::Object(cfg)))
 }
 
-fn as_bool(k: &str, v: &Value) -> Result<bool, ArgError> {
-    match v {
-        Value::Bool(b) => Ok(*b),
-        Value::String(s) if matches!(s.as_str(), "yes" | "true" | "True") => Ok(true),
-        Value::String(s) if matches!(s.as_str(), "no" | "false" | "False") => Ok(false),
-        _ => Err(ArgError::key(
-            k,
-            format!("iotedge_config: `{k}` must be true or false"),
-        )),
+impl Args {
+    /// The configuration: rendered from `src` (found on the task's search path), or the data given.
+    fn load(&self, vars: &Context, search: &[std::path::PathBuf]) -> Result<SuperConfig, ArgError> {
+        match &self.src {
+            Some(src) => {
+                let text = render_src(src, vars, search).map_err(ArgError::new)?;
+                parse_rendered(&text)
+            }
+            None => cfgmod::from_value(&Value::Object(self.config.clone())).map_err(problem),
+        }
     }
-}
-
-fn as_str(k: &str, v: &Value) -> Result<String, ArgError> {
-    v.as_str()
-        .map(String::from)
-        .ok_or_else(|| ArgError::key(k, format!("iotedge_config: `{k}` must be a string")))
 }
 
 fn problem(e: cfgmod::ConfigProblem) -> ArgError {
@@ -128,7 +87,7 @@ fn problem(e: cfgmod::ConfigProblem) -> ArgError {
 }
 
 /// Validate a config with the module's options; returns warnings.
-fn check(c: &SuperConfig, p: &Parsed) -> Result<Vec<String>, ArgError> {
+fn check(c: &SuperConfig, p: &Args) -> Result<Vec<String>, ArgError> {
     if let Some(first) = cfgmod::validate(c).into_iter().next() {
         return Err(problem(first));
     }
@@ -159,73 +118,77 @@ fn check(c: &SuperConfig, p: &Parsed) -> Result<Vec<String>, ArgError> {
 }
 
 #[async_trait]
-impl Module for IotedgeConfig {
+impl TypedModule for IotedgeConfig {
+    type Args = Args;
+    type State = ();
+
     fn name(&self) -> &'static str {
         "iotedge_config"
     }
 
-    fn validate(&self, args: &Value) -> Result<(), ArgError> {
-        let (p, cfg) = split(args)?;
-        if p.src.is_none() && !contains_template(&cfg) {
+    fn check_args(&self, p: &Args) -> Result<(), ArgError> {
+        for d in &p.host_dirs {
+            if !d.path.starts_with('/') {
+                return Err(ArgError::key(
+                    "host_dirs",
+                    format!(
+                        "iotedge_config: host_dirs: `{}` must be an absolute path",
+                        d.path
+                    ),
+                ));
+            }
+        }
+        if p.src.is_some() {
+            if !p.config.is_empty() {
+                return Err(ArgError::new(format!(
+                    "iotedge_config: give either `src:` (a template) or the configuration as data, not both (found {})",
+                    p.config.keys().cloned().collect::<Vec<_>>().join(", ")
+                )));
+            }
+            // The template is rendered (and validated) in pre-flight.
+            return Ok(());
+        }
+        // Values are checked once rendered (pre-flight) when any of them is a template.
+        let cfg = Value::Object(p.config.clone());
+        if !contains_template(&cfg) {
             let c = cfgmod::from_value(&cfg).map_err(problem)?;
-            check(&c, &p)?;
-        } else if p.src.is_none() {
-            // Keys can be checked even when values are templates.
-            if let Err(e) = cfgmod::from_value(&cfg) {
+            check(&c, p)?;
+        }
+        Ok(())
+    }
+
+    fn check_keys(&self, p: &Args) -> Result<(), ArgError> {
+        // Keys the device would silently ignore, even when values are templates.
+        if p.src.is_none() {
+            if let Err(e) = cfgmod::from_value(&Value::Object(p.config.clone())) {
                 if e.message.starts_with("unknown key") {
                     return Err(problem(e));
                 }
             }
         }
-        let _ = OPTIONS;
         Ok(())
     }
 
-    fn preflight(
-        &self,
-        args: &Value,
-        _host: &str,
-        vars: &Context,
-    ) -> Result<Vec<String>, ArgError> {
-        let (p, cfg) = split(args)?;
-        let c = match &p.src {
-            Some(src) => {
-                let text = render_src(src, vars, &[]).map_err(ArgError::new)?;
-                parse_rendered(&text)?
-            }
-            None => cfgmod::from_value(&cfg).map_err(problem)?,
-        };
-        check(&c, &p)
+    fn preflight(&self, p: &Args, cx: &ArgCtx<'_>) -> Result<Vec<String>, ArgError> {
+        let c = p.load(cx.vars, cx.search)?;
+        check(&c, p)
     }
 
-    fn prefetch(&self, args: &Value, _vars: &Context) -> Vec<FactReq> {
-        let Ok((p, _)) = split(args) else {
-            return vec![FactReq::File {
-                path: DEFAULT_DEST.into(),
-                content: true,
-            }];
-        };
+    fn prefetch(&self, p: &Args, _vars: &Context) -> Vec<FactReq> {
         let mut r = vec![FactReq::File {
-            path: p.dest,
+            path: p.dest.clone(),
             content: true,
         }];
-        r.extend(p.host_dirs.into_iter().map(|d| FactReq::File {
-            path: d.path,
+        r.extend(p.host_dirs.iter().map(|d| FactReq::File {
+            path: d.path.clone(),
             content: false,
         }));
         r
     }
 
-    async fn plan(&self, args: &Value, cx: &PlanCtx<'_>) -> Result<Plan, ModuleError> {
-        let (p, cfg) = split(args)?;
-        let c = match &p.src {
-            Some(src) => {
-                let text = render_src(src, cx.vars, cx.search).map_err(ModuleError::Failed)?;
-                parse_rendered(&text)?
-            }
-            None => cfgmod::from_value(&cfg).map_err(problem)?,
-        };
-        let warnings = check(&c, &p)?;
+    async fn plan(&self, p: &Args, cx: &PlanCtx<'_>) -> Result<Plan<()>, ModuleError> {
+        let c = p.load(cx.vars, cx.search)?;
+        let warnings = check(&c, p)?;
         let text = cfgmod::render(&c).map_err(ModuleError::Failed)?;
         let secret = crate::redact::contains_secret(&text);
         let cur = cx.file(&p.dest, true).await?;
@@ -260,7 +223,8 @@ impl Module for IotedgeConfig {
         // Host directories (module storage) that are missing or have the wrong mode/owner.
         let mut dirs = Vec::new();
         let mut dir_diffs = Vec::new();
-        for d in &p.host_dirs {
+        for hd in &p.host_dirs {
+            let d = hd.spec();
             let f = cx.file(&d.path, false).await?;
             let want = Attrs {
                 mode: d.mode,
@@ -292,15 +256,16 @@ impl Module for IotedgeConfig {
         if same {
             let changes = attrs.diff(&cur);
             if changes.is_empty() {
-                return Ok(Plan {
-                    changed: !dir_steps.is_empty(),
-                    steps: dir_steps,
-                    diffs: dir_diffs,
-                    result,
-                    warnings,
-                    set_facts: Some(facts),
-                    ..Plan::default()
-                });
+                let plan = if dir_steps.is_empty() {
+                    Plan::unchanged()
+                } else {
+                    Plan::change(dir_steps, ())
+                };
+                return Ok(plan
+                    .with_diffs(dir_diffs)
+                    .with_result(result)
+                    .with_warnings(warnings)
+                    .with_facts(facts));
             }
             let cmd = attrs
                 .fix_cmd(&p.dest)
@@ -310,19 +275,17 @@ impl Module for IotedgeConfig {
                 exec: cx.exec(cmd),
                 what: format!("set 0600 root:root on {}", p.dest),
             });
-            return Ok(Plan {
-                changed: true,
-                steps,
-                diffs: vec![Diff {
-                    path: p.dest.clone(),
-                    attrs: changes,
-                    ..Diff::default()
-                }],
-                result,
-                warnings,
-                set_facts: Some(facts),
-                ..Plan::default()
+            let mut diffs = dir_diffs;
+            diffs.push(Diff {
+                path: p.dest.clone(),
+                attrs: changes,
+                ..Diff::default()
             });
+            return Ok(Plan::change(steps, ())
+                .with_diffs(diffs)
+                .with_result(result)
+                .with_warnings(warnings)
+                .with_facts(facts));
         }
         if let Some(t) = &current_text {
             if cfgmod::parse_toml(t).is_err() {
@@ -352,29 +315,22 @@ impl Module for IotedgeConfig {
             secret: false,
             attrs: vec![],
         });
-        Ok(Plan {
-            changed: true,
-            steps,
-            diffs,
-            msg: Some(if secret {
-                "config.toml updated (contains secrets: shown masked)".into()
+        Ok(Plan::change(steps, ())
+            .with_diffs(diffs)
+            .with_msg(if secret {
+                "config.toml updated (contains secrets: shown masked)"
             } else {
-                "config.toml updated".into()
-            }),
-            result,
-            warnings,
-            set_facts: Some(facts),
-            ..Plan::default()
-        })
+                "config.toml updated"
+            })
+            .with_result(result)
+            .with_warnings(warnings)
+            .with_facts(facts))
     }
 }
 
 fn render_src(src: &str, vars: &Context, search: &[std::path::PathBuf]) -> Result<String, String> {
-    let path = search
-        .iter()
-        .flat_map(|d| [d.join("templates").join(src), d.join(src)])
-        .find(|p| p.exists())
-        .unwrap_or_else(|| std::path::PathBuf::from(src));
+    let path = crate::template::search::find(search, "templates", src)
+        .map_err(|e| format!("iotedge_config: src template: {e}"))?;
     vars.render_file(&path)
         .map_err(|e| format!("iotedge_config: src template: {}", e.message))
 }

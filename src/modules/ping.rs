@@ -2,43 +2,41 @@
 
 use async_trait::async_trait;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::*;
 
 /// The `ping` module.
 pub struct Ping;
 
+/// The arguments.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Args {
+pub struct Args {
     #[serde(default)]
     data: Option<String>,
 }
 
 #[async_trait]
-impl Module for Ping {
+impl TypedModule for Ping {
+    type Args = Args;
+    type State = ();
+
     fn name(&self) -> &'static str {
         "ping"
     }
 
-    fn validate(&self, v: &Value) -> Result<(), ArgError> {
-        validate_args::<Args>("ping", v)
-    }
-
-    async fn plan(&self, v: &Value, cx: &PlanCtx<'_>) -> Result<Plan, ModuleError> {
-        let a: Args = parse_args("ping", v)?;
-        let data = a.data.unwrap_or_else(|| "pong".into());
+    async fn plan(&self, a: &Args, cx: &PlanCtx<'_>) -> Result<Plan<()>, ModuleError> {
+        let data = a.data.clone().unwrap_or_else(|| "pong".into());
         let mut result = Map::new();
         result.insert("ping".into(), json!(data));
-        Ok(Plan {
-            steps: vec![Step::Exec {
+        Ok(Plan::read_only(
+            vec![Step::Exec {
                 exec: cx.exec(Cmd::new("true")),
                 what: "ping".into(),
             }],
-            read_only: true,
-            result,
-            ..Plan::default()
-        })
+            (),
+        )
+        .with_result(result))
     }
 }

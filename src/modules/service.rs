@@ -4,7 +4,7 @@
 
 use async_trait::async_trait;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::*;
 use crate::facts::systemd;
@@ -12,9 +12,10 @@ use crate::facts::systemd;
 /// The service module.
 pub struct Service;
 
+/// The arguments.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Args {
+pub struct Args {
     #[serde(alias = "unit")]
     name: Option<String>,
     #[serde(default)]
@@ -35,30 +36,11 @@ struct Args {
     no_block: Option<bool>,
 }
 
-fn args(v: &Value) -> Result<Args, ArgError> {
-    let a: Args = parse_args("service", v)?;
-    if let Some(s) = &a.state {
-        if !["started", "stopped", "restarted", "reloaded"].contains(&s.as_str()) {
-            return Err(ArgError::key(
-                "state",
-                format!("service: state `{s}` is not one of started, stopped, restarted, reloaded"),
-            ));
-        }
-    }
-    if a.name.is_none() && !a.daemon_reload {
-        return Err(ArgError::new("service: missing required argument `name`"));
-    }
-    if a.masked.is_some() {
-        return Err(ArgError::key(
-            "masked",
-            "service: `masked` is not supported",
-        ));
-    }
-    Ok(a)
-}
-
 #[async_trait]
-impl Module for Service {
+impl TypedModule for Service {
+    type Args = Args;
+    type State = ();
+
     fn name(&self) -> &'static str {
         "systemd_service"
     }
@@ -67,26 +49,40 @@ impl Module for Service {
         &["service", "systemd"]
     }
 
-    fn validate(&self, v: &Value) -> Result<(), ArgError> {
-        validate_args::<Args>("service", v)?;
-        if !contains_template(v) {
-            args(v)?;
+    fn check_args(&self, a: &Args) -> Result<(), ArgError> {
+        if let Some(s) = &a.state {
+            if !["started", "stopped", "restarted", "reloaded"].contains(&s.as_str()) {
+                return Err(ArgError::key(
+                    "state",
+                    format!(
+                        "service: state `{s}` is not one of started, stopped, restarted, reloaded"
+                    ),
+                ));
+            }
+        }
+        if a.name.is_none() && !a.daemon_reload {
+            return Err(ArgError::new("service: missing required argument `name`"));
+        }
+        if a.masked.is_some() {
+            return Err(ArgError::key(
+                "masked",
+                "service: `masked` is not supported",
+            ));
         }
         Ok(())
     }
 
-    fn prefetch(&self, v: &Value, _c: &Context) -> Vec<FactReq> {
-        match args(v) {
-            Ok(Args { name: Some(n), .. }) => vec![FactReq::Command {
-                key: systemd::key(&n),
-                cmd: systemd::state_cmd(&n),
+    fn prefetch(&self, a: &Args, _c: &Context) -> Vec<FactReq> {
+        match &a.name {
+            Some(n) => vec![FactReq::Command {
+                key: systemd::key(n),
+                cmd: systemd::state_cmd(n),
             }],
-            _ => vec![],
+            None => vec![],
         }
     }
 
-    async fn plan(&self, v: &Value, cx: &PlanCtx<'_>) -> Result<Plan, ModuleError> {
-        let a = args(v)?;
+    async fn plan(&self, a: &Args, cx: &PlanCtx<'_>) -> Result<Plan<()>, ModuleError> {
         let mut cmds = Vec::new();
         let mut what = Vec::new();
         if a.daemon_reload {
@@ -155,19 +151,19 @@ impl Module for Service {
         let steps = match super::util::join_and(cmds) {
             Some(c) if changed || a.daemon_reload => vec![Step::Exec {
                 exec: cx.exec(c),
-                what: format!(
-                    "{} {}",
-                    what.join("+"),
-                    a.name.clone().unwrap_or_else(|| "daemon-reload".into())
-                ),
+                what: match (&a.name, what.is_empty()) {
+                    (Some(n), false) => format!("{} {n}", what.join("+")),
+                    _ => "daemon-reload".into(),
+                },
             }],
             _ => vec![],
         };
-        Ok(Plan {
-            changed,
-            steps,
-            result,
-            ..Plan::default()
-        })
+        // A bare daemon-reload runs (not in check mode) but changes nothing the module reports.
+        let plan = match (changed, steps.is_empty()) {
+            (_, true) => Plan::unchanged(),
+            (true, false) => Plan::change(steps, ()),
+            (false, false) => Plan::unreported(steps, ()),
+        };
+        Ok(plan.with_result(result))
     }
 }

@@ -8,38 +8,20 @@ use super::*;
 /// The `set_fact` module.
 pub struct SetFact;
 
-fn facts(v: &Value) -> Result<Map<String, Value>, ArgError> {
-    let Value::Object(m) = v else {
-        return Err(ArgError::new(
-            "set_fact: give variables as key: value pairs",
-        ));
-    };
-    let mut out = Map::new();
-    for (k, val) in m {
-        if k == "cacheable" {
-            continue;
-        }
-        let ok = k
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-            && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if !ok {
-            return Err(ArgError::key(
-                k.clone(),
-                format!("set_fact: `{k}` is not a valid variable name"),
-            ));
-        }
-        out.insert(k.clone(), val.clone());
-    }
-    if out.is_empty() {
-        return Err(ArgError::new("set_fact: no variables given"));
-    }
-    Ok(out)
+/// The variables to set, except `cacheable` (accepted for compatibility; facts live for the run).
+fn facts(args: &Map<String, Value>) -> Map<String, Value> {
+    args.iter()
+        .filter(|(k, _)| k.as_str() != "cacheable")
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 #[async_trait]
-impl Module for SetFact {
+impl TypedModule for SetFact {
+    /// Variable names and their values.
+    type Args = Map<String, Value>;
+    type State = ();
+
     fn name(&self) -> &'static str {
         "set_fact"
     }
@@ -48,19 +30,35 @@ impl Module for SetFact {
         true
     }
 
-    fn validate(&self, v: &Value) -> Result<(), ArgError> {
-        facts(v).map(|_| ())
+    fn check_args(&self, args: &Map<String, Value>) -> Result<(), ArgError> {
+        let f = facts(args);
+        for k in f.keys() {
+            let ok = k
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !ok {
+                return Err(ArgError::key(
+                    k.clone(),
+                    format!("set_fact: `{k}` is not a valid variable name"),
+                ));
+            }
+        }
+        if f.is_empty() {
+            return Err(ArgError::new("set_fact: no variables given"));
+        }
+        Ok(())
     }
 
-    async fn plan(&self, v: &Value, _cx: &PlanCtx<'_>) -> Result<Plan, ModuleError> {
-        let f = facts(v)?;
+    async fn plan(
+        &self,
+        args: &Map<String, Value>,
+        _cx: &PlanCtx<'_>,
+    ) -> Result<Plan<()>, ModuleError> {
+        let f = facts(args);
         let mut result = Map::new();
         result.insert("ansible_facts".into(), Value::Object(f.clone()));
-        Ok(Plan {
-            set_facts: Some(f),
-            result,
-            read_only: true,
-            ..Plan::default()
-        })
+        Ok(Plan::unchanged().with_facts(f).with_result(result))
     }
 }

@@ -9,9 +9,10 @@ use super::*;
 /// The `stat` module.
 pub struct Stat;
 
+/// The arguments.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Args {
+pub struct Args {
     #[serde(alias = "dest", alias = "name")]
     path: String,
     #[serde(default = "yes")]
@@ -37,38 +38,34 @@ fn yes() -> bool {
 }
 
 #[async_trait]
-impl Module for Stat {
+impl TypedModule for Stat {
+    type Args = Args;
+    type State = ();
+
     fn name(&self) -> &'static str {
         "stat"
     }
 
-    fn validate(&self, v: &Value) -> Result<(), ArgError> {
-        validate_args::<Args>("stat", v)?;
-        if let Ok(a) = parse_args::<Args>("stat", v) {
-            if let Some(alg) = &a.checksum_algorithm {
-                if !matches!(alg.as_str(), "sha256" | "sha1") {
-                    return Err(ArgError::key(
-                        "checksum_algorithm",
-                        "stat: checksum_algorithm must be sha256 or sha1",
-                    ));
-                }
+    fn check_args(&self, a: &Args) -> Result<(), ArgError> {
+        if let Some(alg) = &a.checksum_algorithm {
+            if !matches!(alg.as_str(), "sha256" | "sha1") {
+                return Err(ArgError::key(
+                    "checksum_algorithm",
+                    "stat: checksum_algorithm must be sha256 or sha1",
+                ));
             }
         }
         Ok(())
     }
 
-    fn prefetch(&self, v: &Value, _c: &Context) -> Vec<FactReq> {
-        match parse_args::<Args>("stat", v) {
-            Ok(a) => vec![FactReq::File {
-                path: a.path,
-                content: false,
-            }],
-            Err(_) => vec![],
-        }
+    fn prefetch(&self, a: &Args, _c: &Context) -> Vec<FactReq> {
+        vec![FactReq::File {
+            path: a.path.clone(),
+            content: false,
+        }]
     }
 
-    async fn plan(&self, v: &Value, cx: &PlanCtx<'_>) -> Result<Plan, ModuleError> {
-        let a: Args = parse_args("stat", v)?;
+    async fn plan(&self, a: &Args, cx: &PlanCtx<'_>) -> Result<Plan<()>, ModuleError> {
         let f = cx.file(&a.path, false).await?;
         let mut st = Map::new();
         st.insert("exists".into(), json!(f.exists));
@@ -103,10 +100,6 @@ impl Module for Stat {
         }
         let mut result = Map::new();
         result.insert("stat".into(), Value::Object(st));
-        Ok(Plan {
-            result,
-            read_only: true,
-            ..Plan::default()
-        })
+        Ok(Plan::unchanged().with_result(result))
     }
 }

@@ -5,16 +5,17 @@
 
 use async_trait::async_trait;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::*;
 
 /// The `wait_for` module.
 pub struct WaitFor;
 
+/// The arguments.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Args {
+pub struct Args {
     #[serde(default)]
     host: Option<String>,
     #[serde(default)]
@@ -79,38 +80,37 @@ while :; do
   sleep "$sleep_s"
 done"#;
 
-fn args(v: &Value) -> Result<Args, ArgError> {
-    let a: Args = parse_args("wait_for", v)?;
-    if a.port.is_none() && a.path.is_none() {
-        return Err(ArgError::new("wait_for: give `port` or `path`"));
-    }
-    if let Some(s) = &a.state {
-        if !["started", "stopped", "present", "absent", "drained"].contains(&s.as_str()) {
-            return Err(ArgError::key(
-                "state",
-                format!("wait_for: unknown state `{s}`"),
-            ));
-        }
-    }
-    Ok(a)
+/// What `interpret` needs: the message for a timeout, and the timeout.
+pub struct Waited {
+    msg: Option<String>,
+    timeout: u64,
 }
 
 #[async_trait]
-impl Module for WaitFor {
+impl TypedModule for WaitFor {
+    type Args = Args;
+    type State = Waited;
+
     fn name(&self) -> &'static str {
         "wait_for"
     }
 
-    fn validate(&self, v: &Value) -> Result<(), ArgError> {
-        validate_args::<Args>("wait_for", v)?;
-        if !contains_template(v) {
-            args(v)?;
+    fn check_args(&self, a: &Args) -> Result<(), ArgError> {
+        if a.port.is_none() && a.path.is_none() {
+            return Err(ArgError::new("wait_for: give `port` or `path`"));
+        }
+        if let Some(s) = &a.state {
+            if !["started", "stopped", "present", "absent", "drained"].contains(&s.as_str()) {
+                return Err(ArgError::key(
+                    "state",
+                    format!("wait_for: unknown state `{s}`"),
+                ));
+            }
         }
         Ok(())
     }
 
-    async fn plan(&self, v: &Value, cx: &PlanCtx<'_>) -> Result<Plan, ModuleError> {
-        let a = args(v)?;
+    async fn plan(&self, a: &Args, cx: &PlanCtx<'_>) -> Result<Plan<Waited>, ModuleError> {
         let cmd = Cmd::new("set --")
             .arg(a.host.clone().unwrap_or_else(|| "127.0.0.1".into()))
             .arg(a.port.map(|p| p.to_string()).unwrap_or_default())
@@ -131,17 +131,18 @@ impl Module for WaitFor {
             (None, Some(port)) => format!("wait for port {port}"),
             _ => "wait".into(),
         };
-        Ok(Plan {
-            steps: vec![Step::Exec { exec, what }],
-            read_only: true,
-            state: json!({"msg": a.msg, "timeout": a.timeout}),
-            ..Plan::default()
-        })
+        Ok(Plan::read_only(
+            vec![Step::Exec { exec, what }],
+            Waited {
+                msg: a.msg.clone(),
+                timeout: a.timeout,
+            },
+        ))
     }
 
-    fn interpret(&self, plan: &Plan, outputs: &[Output]) -> Outcome {
-        let Some(o) = outputs.first() else {
-            return default_interpret(plan, outputs);
+    fn interpret(&self, w: Waited, ran: Ran) -> Outcome {
+        let Some(o) = ran.output() else {
+            return ran.outcome();
         };
         let elapsed: u64 = o
             .stdout_str()
@@ -154,19 +155,8 @@ impl Module for WaitFor {
         let mut result = Map::new();
         result.insert("elapsed".into(), json!(elapsed));
         let failed = (!o.status.success()).then(|| {
-            plan.state
-                .get("msg")
-                .and_then(Value::as_str)
-                .map(String::from)
-                .unwrap_or_else(|| {
-                    format!(
-                        "Timeout when waiting (waited {}s)",
-                        plan.state
-                            .get("timeout")
-                            .and_then(Value::as_u64)
-                            .unwrap_or(0)
-                    )
-                })
+            w.msg
+                .unwrap_or_else(|| format!("Timeout when waiting (waited {}s)", w.timeout))
         });
         Outcome {
             changed: false,

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use super::RunSummary;
 use super::StatsSnapshot;
-use super::{CheckResult, Event, HostStatus, TaskStatus};
+use super::{Event, HostCheck, HostStatus, TaskStatus};
 
 /// How a device ended, as reported (finer than [`HostStatus`]: `ok` devices are split by what happened).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
@@ -107,7 +107,7 @@ pub struct VerifyResult {
     /// Production-ready by the policy?
     pub passed: bool,
     /// Per-check results.
-    pub checks: Vec<CheckResult>,
+    pub checks: Vec<HostCheck>,
 }
 
 /// Everything known about one device.
@@ -127,7 +127,7 @@ pub struct Device {
     pub unreachable: Option<String>,
     /// An error known only from the run summary (a device deadline, a vars file that failed to load).
     pub summary_error: Option<String>,
-    /// Verification results (the last `iotedge_verify` run).
+    /// The last check matrix a verifying module reported for it.
     pub verify: Option<VerifyResult>,
     /// Warnings about this device.
     pub warnings: Vec<String>,
@@ -137,7 +137,7 @@ pub struct Device {
     pub duration: Duration,
     /// Connect + authenticate time.
     pub connect: Option<Duration>,
-    /// `iotedge_apply` tasks that changed something.
+    /// Changed tasks whose module applies configuration by restarting services (`iotedge_apply`).
     pub applies: usize,
     /// When the reporters first heard of it.
     pub first_seen: Instant,
@@ -380,6 +380,7 @@ impl Fleet {
                 msg,
                 diff,
                 item,
+                applies_config,
                 ..
             } => {
                 let i = self.active(host, now);
@@ -392,7 +393,7 @@ impl Fleet {
                     TaskStatus::Ok => d.tasks.ok += 1,
                     TaskStatus::Changed => {
                         d.tasks.changed += 1;
-                        if module == "iotedge_apply" {
+                        if *applies_config {
                             d.applies += 1;
                         }
                         d.changed_tasks.push(ChangedTask {
@@ -665,7 +666,8 @@ pub struct Totals {
     pub tasks_changed: usize,
     /// Tasks that failed, over all devices.
     pub tasks_failed: usize,
-    /// `iotedge config apply` runs (changed `iotedge_apply` tasks).
+    /// Configuration applies: changed tasks whose module applies configuration by restarting services
+    /// (`iotedge config apply` runs).
     pub applies: usize,
     /// Remote round trips (execs), over all devices.
     pub round_trips: u64,
@@ -707,6 +709,7 @@ mod tests {
             diff: None,
             duration: Duration::from_millis(5),
             item: None,
+            applies_config: module == "iotedge_apply",
         }
     }
 
@@ -853,7 +856,7 @@ mod tests {
     fn verify_matrix_groups_devices() {
         let mut f = Fleet::new();
         let t0 = Instant::now();
-        let check = |id: &str, r: &str| CheckResult {
+        let check = |id: &str, r: &str| HostCheck {
             id: id.into(),
             result: r.into(),
             details: vec![],

@@ -745,6 +745,7 @@ mod tests {
                     diff: None,
                     duration: Duration::from_millis(5),
                     item: None,
+                    applies_config: t == 7,
                 });
             }
             let status = if failed {

@@ -71,7 +71,7 @@ pub struct DeviceReport<'a> {
     pub tasks: TaskCounts,
     /// Tasks that changed something (would have, in check mode), in order.
     pub changed_tasks: &'a [ChangedTask],
-    /// Changed `iotedge_apply` tasks.
+    /// Changed tasks whose module applies configuration by restarting services (`iotedge_apply`).
     pub applies: usize,
     /// Verification results (null when no verify task ran).
     pub verify: Option<&'a VerifyResult>,

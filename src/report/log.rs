@@ -115,6 +115,7 @@ fn lines(ev: &Event) -> Vec<(String, String)> {
             diff,
             duration,
             item,
+            ..
         } => {
             let mut text = format!(
                 "{}{} [{module}]{}: {} in {}",
@@ -262,6 +263,7 @@ mod tests {
                 diff: None,
                 duration: Duration::from_millis(7),
                 item: None,
+                applies_config: false,
             },
             t,
         );

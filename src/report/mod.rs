@@ -91,18 +91,28 @@ pub enum HostStatus {
     Interrupted,
 }
 
-/// One verification result for one check on one host (from `iotedge check` or our own checklist items).
+/// One check's result on one host, as a verifying module reports it. Generic: the ids, results and details are
+/// the module's; the report only groups them (`ok`, `warning`, `error`/`fatal`, `waived`, `skipped`/`ignored`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct CheckResult {
-    /// The check id (`container-engine-logrotate`, `edgefleet-edge-ca-not-quickstart`, ...).
+pub struct HostCheck {
+    /// The check id.
     pub id: String,
-    /// ok | warning | error | skipped | ignored | waived
+    /// ok | warning | error | fatal | skipped | ignored | waived (or what the module said)
     pub result: String,
     /// Details (first lines of what the check said).
     pub details: Vec<String>,
     /// Why it was waived, when it was.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub waiver: Option<String>,
+}
+
+/// A verifying module's check matrix for one host: every check, and whether the host passed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CheckMatrix {
+    /// Per-check results, in the module's order.
+    pub checks: Vec<HostCheck>,
+    /// Did the host pass?
+    pub passed: bool,
 }
 
 /// Something the engine did or saw. Serialized as one JSON line per event in `--output jsonl`.
@@ -183,6 +193,10 @@ pub enum Event {
         /// Loop item label, when the task loops.
         #[serde(skip_serializing_if = "Option::is_none")]
         item: Option<String>,
+        /// A change by this task's module applies configuration by restarting services (counted as an
+        /// "apply" in the report). Not in the jsonl event.
+        #[serde(skip)]
+        applies_config: bool,
     },
     /// One remote command (emitted for logs and `-vvv`; the command line never holds secrets, and stdin is
     /// described, never shown).
@@ -207,13 +221,13 @@ pub enum Event {
         /// The warning.
         message: String,
     },
-    /// Verification results for a host.
+    /// A verifying module's check matrix for a host (see [`CheckMatrix`]).
     Verify {
         /// Host.
         host: String,
         /// Per-check results.
-        checks: Vec<CheckResult>,
-        /// Production-ready by the policy?
+        checks: Vec<HostCheck>,
+        /// Did the host pass?
         passed: bool,
     },
     /// A host finished the run.

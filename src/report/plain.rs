@@ -262,6 +262,7 @@ mod tests {
             diff: diff.map(String::from),
             duration: Duration::from_millis(3),
             item: None,
+            applies_config: false,
         }
     }
 

@@ -264,7 +264,7 @@ fn warnings(f: &Fleet, p: Paint) -> String {
 mod tests {
     use super::*;
     use crate::report::StatsSnapshot;
-    use crate::report::{CheckResult, Event, HostStatus, TaskStatus};
+    use crate::report::{Event, HostCheck, HostStatus, TaskStatus};
     use std::time::{Duration, Instant};
 
     fn fleet_of(n: usize, fail_every: usize) -> Fleet {
@@ -288,6 +288,7 @@ mod tests {
                     diff: None,
                     duration: Duration::ZERO,
                     item: None,
+                    applies_config: false,
                 },
                 t0,
             );
@@ -358,7 +359,7 @@ mod tests {
             .iter()
             .enumerate()
         {
-            let c = |id: &str, r: &str| CheckResult {
+            let c = |id: &str, r: &str| HostCheck {
                 id: id.into(),
                 result: r.into(),
                 details: vec![],
