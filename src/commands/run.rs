@@ -62,7 +62,7 @@ pub fn parse_extra_vars(items: &[String]) -> Result<Vars, AppError> {
                 _ => return Err(AppError::Usage(format!("-e {item}: expected a mapping"))),
             }
         } else {
-            let kv = crate::playbook::load::parse_kv(item)
+            let kv = crate::playbook::parse_kv(item)
                 .map_err(|e| AppError::Usage(format!("-e {item}: {e}")))?;
             out.extend(kv);
         }

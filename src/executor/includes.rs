@@ -94,7 +94,7 @@ impl HostRun {
         let mut lctx = crate::playbook::LoadCtx::new(registry.as_ref(), &self.ex.templar);
         let file = Arc::new(t.loc.file.as_ref().clone());
         let at = crate::yaml::Node::synthetic(crate::yaml::NodeValue::Null);
-        let role = crate::playbook::role::load_role(&name, search, &mut lctx, &file, &at);
+        let role = crate::playbook::load_role(&name, search, &mut lctx, &file, &at);
         let Some(role) = role else {
             return self.fail_task(t, &lctx.diags.to_string(), None);
         };

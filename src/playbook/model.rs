@@ -1,6 +1,7 @@
 //! The typed playbook model the loader produces and the executor runs.
 //!
-//! Pure data: no parsing here (see `load.rs`) and no execution (see `executor/`).
+//! Pure data: no parsing here (see `plays.rs`, `tasks.rs` and the files they use) and no execution (see
+//! `executor/`). It imports no other loader file.
 
 use std::path::PathBuf;
 use std::sync::Arc;

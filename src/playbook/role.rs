@@ -1,7 +1,9 @@
-//! Roles: `roles/NAME/{tasks,handlers,templates,files,defaults,vars,meta}/main.yml`, the role search path and
-//! `meta/main.yml` dependencies.
+//! Roles on disk: `roles/NAME/{tasks,handlers,templates,files,defaults,vars,meta}/main.yml`, the role search
+//! path, a role entry (`- role: x` with params, `when`, `tags`), and `meta/main.yml` dependencies as written.
 //!
-//! Owns finding and loading roles (once per directory per run) and expanding dependencies. It must not run
+//! Owns locating a role, reading its defaults, vars and meta, and reading a role entry's parameters. It must
+//! not load task files nor assemble a `Role` (that is `tasks.rs`, which loads task lists: keeping it there
+//! keeps the files free of an import cycle while "a role's tasks import roles" recurses), and must not run
 //! anything.
 
 use std::path::{Path, PathBuf};
@@ -9,8 +11,10 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use crate::playbook::load::{load_task_file, LoadCtx};
-use crate::playbook::model::*;
+use super::ctx::LoadCtx;
+use super::model::{Role, RoleUse};
+use super::values::scalar;
+use crate::vars::Vars;
 use crate::yaml::{Node, NodeValue};
 
 /// Where roles are looked for, in order: `roles/` beside the playbook (or task file), `EDGEFLEET_ROLES_PATH`,
@@ -32,8 +36,15 @@ pub fn search_dirs(base: &Path, ctx: &LoadCtx<'_>) -> Vec<PathBuf> {
     v
 }
 
+/// Where a role's dependencies are looked for: beside the role, then where the role was found.
+pub(super) fn dependency_search(role_dir: &Path, search: &[PathBuf]) -> Vec<PathBuf> {
+    let mut s = vec![role_dir.parent().map(Path::to_path_buf).unwrap_or_default()];
+    s.extend(search.iter().cloned());
+    s
+}
+
 /// The main file of a role sub-directory (`main.yml`, `main.yaml` or `main`).
-fn main_file(dir: &Path) -> Option<PathBuf> {
+pub(super) fn main_file(dir: &Path) -> Option<PathBuf> {
     ["main.yml", "main.yaml", "main"]
         .iter()
         .map(|n| dir.join(n))
@@ -55,14 +66,14 @@ pub fn task_file(role_dir: &Path, name: &str) -> PathBuf {
     t.join(name)
 }
 
-/// Find and load a role by name. Problems are reported at `at` in `file`.
-pub fn load_role(
+/// The directory of role `name` (canonical when possible); reported at `at` in `file` when not found.
+pub(super) fn locate(
     name: &str,
     search: &[PathBuf],
     ctx: &mut LoadCtx<'_>,
     file: &Arc<PathBuf>,
     at: &Node,
-) -> Option<Arc<Role>> {
+) -> Option<PathBuf> {
     let dir = if name.contains('/') && Path::new(name).is_dir() {
         Some(PathBuf::from(name))
     } else {
@@ -83,117 +94,92 @@ pub fn load_role(
         );
         return None;
     };
-    let dir = dir.canonicalize().unwrap_or(dir);
-    if let Some(r) = ctx.role_cache.get(&dir) {
-        return Some(r.clone());
-    }
-    if ctx.role_stack.iter().any(|n| n == name) {
-        ctx.err(
-            file,
-            at,
-            format!(
-                "role dependency cycle: {} -> {name}",
-                ctx.role_stack.join(" -> ")
-            ),
-        );
-        return None;
-    }
-    ctx.role_stack.push(name.to_string());
-    let role_name = dir
-        .file_name()
+    Some(dir.canonicalize().unwrap_or(dir))
+}
+
+/// The role's name: its directory's name.
+pub(super) fn role_name(dir: &Path, name: &str) -> String {
+    dir.file_name()
         .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| name.to_string());
-    let rc = Arc::new(RoleCtx {
-        name: role_name.clone(),
-        dir: dir.clone(),
-        params: Map::new(),
-    });
-    let read_vars = |sub: &str, ctx: &mut LoadCtx<'_>| -> Map<String, Value> {
-        let Some(p) = main_file(&dir.join(sub)) else {
-            return Map::new();
-        };
-        let Some(n) = ctx.read_yaml(&p) else {
-            return Map::new();
-        };
-        match n.to_json() {
-            Value::Object(m) => m,
-            Value::Null => Map::new(),
-            _ => {
-                ctx.err(
-                    &Arc::new(p.clone()),
-                    &n,
-                    format!("{sub}/main.yml must be a mapping of variables"),
-                );
-                Map::new()
-            }
-        }
+        .unwrap_or_else(|| name.to_string())
+}
+
+/// `defaults/main.yml` or `vars/main.yml` (`sub`): a mapping of variables, empty when absent.
+pub(super) fn read_vars(dir: &Path, sub: &str, ctx: &mut LoadCtx<'_>) -> Map<String, Value> {
+    let Some(p) = main_file(&dir.join(sub)) else {
+        return Map::new();
     };
-    let defaults = read_vars("defaults", ctx);
-    let vars = read_vars("vars", ctx);
-    let tasks = main_file(&dir.join("tasks"))
-        .and_then(|p| load_task_file(&p, Some(rc.clone()), ctx))
-        .unwrap_or_default();
-    let handlers = main_file(&dir.join("handlers"))
-        .and_then(|p| crate::playbook::load::load_handler_file(&p, Some(rc.clone()), ctx))
-        .unwrap_or_default();
-    let mut dependencies = Vec::new();
-    if let Some(meta) = main_file(&dir.join("meta")) {
-        if let Some(n) = ctx.read_yaml(&meta) {
-            let mfile = Arc::new(meta.clone());
-            if let Some(deps) = n.get("dependencies") {
-                match deps.as_seq() {
-                    Some(items) => {
-                        let dsearch = {
-                            let mut s =
-                                vec![dir.parent().map(Path::to_path_buf).unwrap_or_default()];
-                            s.extend(search.iter().cloned());
-                            s
-                        };
-                        for d in items {
-                            if let Some(mut uses) = parse_role_use_in(d, &mfile, &dsearch, ctx) {
-                                dependencies.append(&mut uses);
-                            }
-                        }
-                    }
-                    None if deps.is_null() => {}
-                    None => ctx.err(&mfile, deps, "dependencies must be a list of roles"),
-                }
-            }
+    let Some(n) = ctx.read_yaml(&p) else {
+        return Map::new();
+    };
+    match n.to_json() {
+        Value::Object(m) => m,
+        Value::Null => Map::new(),
+        _ => {
+            ctx.err(
+                &Arc::new(p.clone()),
+                &n,
+                format!("{sub}/main.yml must be a mapping of variables"),
+            );
+            Map::new()
         }
     }
-    ctx.role_stack.pop();
-    let role = Arc::new(Role {
-        name: role_name,
-        dir: dir.clone(),
-        defaults,
-        vars,
-        tasks,
-        handlers,
-        dependencies,
-    });
-    ctx.role_cache.insert(dir, role.clone());
-    Some(role)
 }
 
-/// Parse one entry of a play's `roles:` list; returns the role's dependencies first, then the role.
-pub fn parse_role_use(
-    n: &Node,
-    file: &Arc<PathBuf>,
-    dir: &Path,
-    ctx: &mut LoadCtx<'_>,
-) -> Option<Vec<RoleUse>> {
-    let search = search_dirs(dir, ctx);
-    parse_role_use_in(n, file, &search, ctx)
+/// `meta/main.yml`, read: its file and its root node.
+pub(super) fn read_meta(dir: &Path, ctx: &mut LoadCtx<'_>) -> Option<(Arc<PathBuf>, Node)> {
+    let meta = main_file(&dir.join("meta"))?;
+    let n = ctx.read_yaml(&meta)?;
+    Some((Arc::new(meta), n))
 }
 
-fn parse_role_use_in(
-    n: &Node,
+/// The `dependencies:` entries of a meta file's root (none when absent; reported when not a list).
+pub(super) fn dependencies<'n>(
+    meta: &'n Node,
     file: &Arc<PathBuf>,
-    search: &[PathBuf],
     ctx: &mut LoadCtx<'_>,
-) -> Option<Vec<RoleUse>> {
-    let (name, name_node, params, when, tags) = match &n.value {
-        NodeValue::Str(s) => (s.clone(), n, Map::new(), vec![], vec![]),
+) -> &'n [Node] {
+    let Some(deps) = meta.get("dependencies") else {
+        return &[];
+    };
+    match deps.as_seq() {
+        Some(items) => items,
+        None if deps.is_null() => &[],
+        None => {
+            ctx.err(file, deps, "dependencies must be a list of roles");
+            &[]
+        }
+    }
+}
+
+/// One entry of a play's `roles:` list or of a role's dependencies, read but not loaded.
+pub(super) struct RoleEntry<'n> {
+    /// The role's name as written.
+    pub name: String,
+    /// Where the name is written (role problems are reported there).
+    pub name_node: &'n Node,
+    /// Role parameters (other keys, `vars:`, `become*` as `ansible_become*`).
+    pub params: Vars,
+    /// `when` on the entry.
+    pub when: Vec<String>,
+    /// `tags` on the entry.
+    pub tags: Vec<String>,
+}
+
+/// Read a role entry: a name, or a mapping with `role:` (or `name:`) and parameters.
+pub(super) fn parse_role_entry<'n>(
+    n: &'n Node,
+    file: &Arc<PathBuf>,
+    ctx: &mut LoadCtx<'_>,
+) -> Option<RoleEntry<'n>> {
+    match &n.value {
+        NodeValue::Str(s) => Some(RoleEntry {
+            name: s.clone(),
+            name_node: n,
+            params: Map::new(),
+            when: vec![],
+            tags: vec![],
+        }),
         NodeValue::Map(m) => {
             let Some(nn) = n.get("role").or_else(|| n.get("name")) else {
                 ctx.err(file, n, "a role entry needs `role:` (the role's name)");
@@ -243,7 +229,13 @@ fn parse_role_use_in(
                     }
                 }
             }
-            (scalar(nn), nn, params, when, tags)
+            Some(RoleEntry {
+                name: scalar(nn),
+                name_node: nn,
+                params,
+                when,
+                tags,
+            })
         }
         _ => {
             ctx.err(
@@ -251,28 +243,26 @@ fn parse_role_use_in(
                 n,
                 "a role entry must be a name or a mapping with `role:`",
             );
-            return None;
+            None
         }
-    };
-    let role = load_role(&name, search, ctx, file, name_node)?;
+    }
+}
+
+/// The uses an entry makes of a loaded role: the role's dependencies first (with the entry's `when` before
+/// theirs and its tags added), then the role itself.
+pub(super) fn uses_of(role: Arc<Role>, entry: RoleEntry<'_>) -> Vec<RoleUse> {
     let mut out = Vec::new();
     for d in &role.dependencies {
         let mut d = d.clone();
-        d.when.splice(0..0, when.iter().cloned());
-        d.tags.extend(tags.iter().cloned());
+        d.when.splice(0..0, entry.when.iter().cloned());
+        d.tags.extend(entry.tags.iter().cloned());
         out.push(d);
     }
     out.push(RoleUse {
         role,
-        params,
-        when,
-        tags,
+        params: entry.params,
+        when: entry.when,
+        tags: entry.tags,
     });
-    Some(out)
-}
-
-fn scalar(n: &Node) -> String {
-    n.as_str()
-        .map(String::from)
-        .unwrap_or_else(|| n.to_json().to_string())
+    out
 }
