@@ -31,8 +31,8 @@ use russh::{Channel, ChannelId, ChannelMsg, ChannelOpenFailure, MethodKind, Meth
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+use super::error::LabError;
 use super::ns::{self, Creds, NsFds};
-use super::LabError;
 
 /// The server configuration (a russh type; other lab modules name it through this alias).
 pub type ServerConfig = server::Config;

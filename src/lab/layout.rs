@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::LabError;
+use super::error::LabError;
 
 /// Devices per third octet of a lab's address block.
 const PER_OCTET: usize = 250;

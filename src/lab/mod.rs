@@ -47,6 +47,7 @@
 //! its sshd and holder) plus ~440 KiB kernel.
 
 pub mod embedded;
+mod error;
 pub mod layout;
 pub mod ns;
 pub mod procmon;
@@ -62,7 +63,9 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+pub use error::LabError;
 use layout::{DeviceSpec, LabSpec, Paths, RuntimeState};
+pub use supervisor::FaultKind;
 
 /// Lab backends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -82,91 +85,6 @@ pub enum LabUser {
     Root,
     /// Log in as `admin` and use sudo (become).
     Admin,
-}
-
-/// Faults a lab device can be given.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FaultKind {
-    /// Clear every fault.
-    None,
-    /// Nothing listens.
-    Unreachable,
-    /// Accepts TCP, never answers.
-    BlackHole,
-    /// Added latency per round trip.
-    SlowLink,
-    /// Presents a different host key.
-    WrongHostKey,
-    /// `iotedge config apply` fails.
-    ApplyFails,
-    /// `iotedge check` reports an error.
-    CheckError,
-    /// Writes under /etc fail with "No space left on device".
-    DiskFull,
-    /// The SSH server dies and comes back after a delay.
-    Reboot,
-}
-
-impl FaultKind {
-    /// Every fault kind.
-    pub const ALL: &'static [FaultKind] = &[
-        FaultKind::None,
-        FaultKind::Unreachable,
-        FaultKind::BlackHole,
-        FaultKind::SlowLink,
-        FaultKind::WrongHostKey,
-        FaultKind::ApplyFails,
-        FaultKind::CheckError,
-        FaultKind::DiskFull,
-        FaultKind::Reboot,
-    ];
-}
-
-/// Errors of the lab layer.
-#[derive(Debug, thiserror::Error)]
-pub enum LabError {
-    /// A file or system call failed.
-    #[error("{path}: {source}")]
-    Io {
-        /// What was being accessed.
-        path: String,
-        /// The error.
-        source: io::Error,
-    },
-    /// Not enough privileges; the message says exactly what is missing.
-    #[error("{0}")]
-    Privileges(String),
-    /// A program the lab needs is not installed.
-    #[error("{0}")]
-    Missing(String),
-    /// `lab up` on a directory whose lab is running.
-    #[error("a lab is already running in {0} (supervisor pid {1}); run `edgefleet lab down --dir {0}` first")]
-    AlreadyRunning(String, i32),
-    /// No running lab where one was expected.
-    #[error("{0}")]
-    NotRunning(String),
-    /// A device name that is not in the lab.
-    #[error("no device named {0:?} in this lab (devices are edge-001, edge-002, ...; see `edgefleet lab status`)")]
-    UnknownDevice(String),
-    /// The supervisor failed or refused.
-    #[error("lab supervisor: {0}")]
-    Supervisor(String),
-    /// Certificate, key or encryption failure.
-    #[error("lab PKI: {0}")]
-    Pki(String),
-    /// Bad input or lab files.
-    #[error("{0}")]
-    Invalid(String),
-}
-
-impl LabError {
-    /// An I/O error about `path`.
-    pub fn io(path: impl AsRef<Path>, source: io::Error) -> LabError {
-        LabError::Io {
-            path: path.as_ref().display().to_string(),
-            source,
-        }
-    }
 }
 
 /// How to bring a lab up.

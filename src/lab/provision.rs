@@ -21,8 +21,8 @@ use rcgen::{
     KeyPair, KeyUsagePurpose, PKCS_ECDSA_P256_SHA256,
 };
 
+use super::error::LabError;
 use super::layout::{DeviceSpec, LabSpec, Paths};
-use super::LabError;
 
 /// The simulated programs installed on every device (wrappers in `bin/`).
 pub const SIM_PROGRAMS: [&str; 4] = ["iotedge", "docker", "systemctl", "journalctl"];

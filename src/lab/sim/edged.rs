@@ -7,46 +7,21 @@
 //! `/var/lib/edgefleet-lab/deployment.json` (a real deployment manifest: `modulesContent.$edgeAgent
 //! ["properties.desired"]`), or a default edgeHub when there is none. Existing containers are never modified:
 //! like real Docker they keep the configuration they were created with until removed (`docker rm -f edgeAgent`),
-//! after which the next simulator invocation recreates them (aziot-edged's watchdog). This module never
-//! restarts Docker and never reads `/etc/aziot/config.toml` (only what `apply` produced).
-
-use sha2::{Digest, Sha256};
+//! after which the next simulator invocation recreates them (aziot-edged's watchdog).
+//!
+//! Part of the services model, below the programs: it asks `engine` whether the engine answers and takes unit
+//! descriptions from `units`. It never restarts Docker, never reads `/etc/aziot/config.toml` (only what
+//! `iotedge config apply` produced) and must not import a program.
 
 use super::applied::{self, EdgedSettings};
+use super::engine::{digest, engine_up, split_image};
 use super::state::{string_map, Container, LogConfig, State, StateError, IOTEDGE_VERSION};
+use super::units::description;
 
 /// The label edgeAgent puts on every module it owns (apply's hostname check lists containers by it).
 pub const OWNER_LABEL: &str = "net.azure-devices.edge.owner";
 /// Its value.
 pub const OWNER_VALUE: &str = "Microsoft.Azure.Devices.Edge.Agent";
-
-/// Whether the simulated engine answers (no `docker-down` fault, and docker active — or startable through
-/// `docker.socket`, as systemd socket activation starts a stopped dockerd on the first API call).
-pub fn engine_up(st: &mut State) -> Result<bool, StateError> {
-    if st.env.fault("docker-down").is_some() {
-        return Ok(false);
-    }
-    let services = st.services()?;
-    if services.is_active("docker") {
-        return Ok(true);
-    }
-    if !services.is_active("docker.socket") {
-        return Ok(false);
-    }
-    st.journal(
-        "docker",
-        "systemd[1]",
-        "docker.service: Triggered by docker.socket",
-    )?;
-    Ok(super::docker::start_engine(st)?.is_ok())
-}
-
-/// `sha256:<hex>` of a string (stable fake digests for images and IDs).
-pub fn digest(s: &str) -> String {
-    let mut h = Sha256::new();
-    h.update(s.as_bytes());
-    hex::encode(h.finalize())
-}
 
 /// Start aziot-edged (as systemd would). Returns `Ok(Err(reason))` when the daemon fails to start.
 pub fn start(st: &mut State) -> Result<Result<(), String>, StateError> {
@@ -127,7 +102,7 @@ pub fn activate_identity_service(st: &mut State, svc: &str) -> Result<bool, Stat
         return Ok(true);
     }
     let short = svc.trim_start_matches("aziot-");
-    let desc = super::systemctl::description(svc);
+    let desc = description(svc);
     st.journal(svc, "systemd[1]", &format!("Starting {desc}..."))?;
     let ident = format!("{svc}[{}]", 1000 + (now % 29000) as u32);
     match applied::load(&st.env, short) {
@@ -457,17 +432,6 @@ fn ensure_module(st: &mut State, spec: &ModuleSpec, pull_never: bool) -> Result<
     Ok(true)
 }
 
-/// Split `repo[:tag]` (a registry port is not a tag).
-pub fn split_image(image: &str) -> (String, String) {
-    let image = image.split('@').next().unwrap_or(image);
-    match image.rfind(':') {
-        Some(i) if !image[i..].contains('/') => {
-            (image[..i].to_string(), image[i + 1..].to_string())
-        }
-        _ => (image.to_string(), "latest".to_string()),
-    }
-}
-
 /// Build a container as dockerd would create it NOW: unset log config and DNS come from the daemon defaults.
 pub fn new_container(d: &super::state::Docker, spec: &ModuleSpec, now: u64) -> Container {
     let co = &spec.create_options;
@@ -546,18 +510,6 @@ pub fn new_container(d: &super::state::Docker, spec: &ModuleSpec, now: u64) -> C
 mod tests {
     use super::*;
     use crate::lab::sim::state::Docker;
-
-    #[test]
-    fn images_split_like_docker() {
-        assert_eq!(
-            split_image("mcr.microsoft.com/azureiotedge-agent:1.5"),
-            ("mcr.microsoft.com/azureiotedge-agent".into(), "1.5".into())
-        );
-        assert_eq!(
-            split_image("registry:5000/edge/agent"),
-            ("registry:5000/edge/agent".into(), "latest".into())
-        );
-    }
 
     #[test]
     fn new_containers_take_the_daemon_defaults_now() {

@@ -1,48 +1,12 @@
 //! The simulated `journalctl`: prints `journal/<unit>.log` (already in journalctl's short format).
 //!
 //! Supports `-u/--unit UNIT` (repeatable; units are merged in time order), `--no-pager`, `-n/--lines N`, `-e`,
-//! and accepts-and-ignores `--since`, `--until`, `-b`, `-x`, `-o short`, `-f`. It never writes state.
+//! and accepts-and-ignores `--since`, `--until`, `-b`, `-x`, `-o short`, `-f`. It never writes state and must
+//! not import another program (unit names come from `units`, the journal from `state`).
 
-use std::fs;
-
-use super::state::{Env, State, StateError};
-use super::Io;
-
-const MONTHS: [&str; 12] = [
-    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-];
-
-fn sort_key(line: &str) -> (usize, String) {
-    let month = MONTHS.iter().position(|m| line.starts_with(m)).unwrap_or(0);
-    (month, line.get(4..15).unwrap_or("").to_string())
-}
-
-/// The journal lines of the given units (canonical names: `docker`, `aziot-edged`, ...), merged in time order.
-pub fn lines_for(env: &Env, units: &[String]) -> Vec<String> {
-    let dir = env.state_file("journal");
-    let files: Vec<String> = if units.is_empty() {
-        fs::read_dir(&dir)
-            .map(|rd| {
-                rd.filter_map(|e| e.ok())
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .filter(|n| n.ends_with(".log"))
-                    .collect()
-            })
-            .unwrap_or_default()
-    } else {
-        units.iter().map(|u| format!("{u}.log")).collect()
-    };
-    let mut lines: Vec<String> = Vec::new();
-    for f in files {
-        if let Ok(text) = fs::read_to_string(dir.join(&f)) {
-            lines.extend(text.lines().map(str::to_string));
-        }
-    }
-    if units.len() != 1 {
-        lines.sort_by_key(|l| sort_key(l));
-    }
-    lines
-}
+use super::program::Io;
+use super::state::{journal_lines, State, StateError};
+use super::units::canonical;
 
 /// `journalctl ...`.
 pub fn run(st: &mut State, args: &[String], io: &mut Io) -> Result<i32, StateError> {
@@ -85,11 +49,10 @@ pub fn run(st: &mut State, args: &[String], io: &mut Io) -> Result<i32, StateErr
     let canon: Vec<String> = units
         .iter()
         .map(|u| {
-            super::systemctl::canonical(u)
-                .unwrap_or_else(|| u.strip_suffix(".service").unwrap_or(u).to_string())
+            canonical(u).unwrap_or_else(|| u.strip_suffix(".service").unwrap_or(u).to_string())
         })
         .collect();
-    let all = lines_for(&st.env, &canon);
+    let all = journal_lines(&st.env, &canon);
     let shown: Vec<&String> = match lines {
         Some(n) => all.iter().skip(all.len().saturating_sub(n)).collect(),
         None => all.iter().collect(),

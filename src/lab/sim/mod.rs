@@ -7,9 +7,16 @@
 //! short-lived process: no async runtime, no global initialisation beyond reading the few state files a command
 //! needs, under one per-device `flock`.
 //!
-//! Layout: `state` (files, lock, counters), `time`, `users` (accounts, permission checks), `config` (the super
-//! config parser), `apply`, `applied` (generated service configs), `edged` (daemon + module containers),
-//! `docker` (engine + CLI), `gotmpl` (`--format`), `systemctl`, `journalctl`, `pki`, `check`, `iotedge`.
+//! Layout, top to bottom (a file imports only from rows below it; programs never import each other):
+//! - this file: the dispatcher (`run_program`, and the [`Spawn`](program::Spawn) through which `iotedge` runs
+//!   `systemctl` and `journalctl` as child processes);
+//! - the programs: `iotedge` (with `iotedge::apply` = `config apply` and `iotedge::check`), `docker`,
+//!   `systemctl`, `journalctl`;
+//! - the services model: `services` (what starting/stopping a unit does), `edged` (the IoT Edge daemons and
+//!   their module containers), `engine` (dockerd, daemon.json, image references and IDs);
+//! - the device model: `units` (unit names, descriptions), `applied` (generated service configs), `config` (the
+//!   super config parser), `users` (accounts, permission checks), `pki`, `gotmpl` (`--format`), `state`
+//!   (files, lock, counters, journal), `time`, and `program` (`Io`, `Spawn`).
 //!
 //! Environment: `EDGEFLEET_SIM_ROOT` confines every device path under a directory (tests); `EDGEFLEET_SIM_HOSTNAME`
 //! overrides the machine hostname; `EDGEFLEET_SIM_EUID` (TEST-ONLY) overrides the effective uid so root-only
@@ -31,49 +38,27 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 pub mod applied;
-pub mod apply;
-pub mod check;
 pub mod config;
 pub mod docker;
 pub mod edged;
+pub mod engine;
 pub mod gotmpl;
 pub mod iotedge;
 pub mod journalctl;
 pub mod pki;
+pub mod program;
+pub mod services;
 pub mod state;
 pub mod systemctl;
 pub mod time;
+pub mod units;
 pub mod users;
 
+pub use program::Io;
 use state::{Env, Services, State, StateError};
 
-/// Captured output of a simulated program (written to the real stdout/stderr when it finishes).
-#[derive(Debug, Default, Clone)]
-pub struct Io {
-    /// Standard output.
-    pub out: String,
-    /// Standard error.
-    pub err: String,
-}
-
-impl Io {
-    /// Append to stdout.
-    pub fn out(&mut self, s: impl AsRef<str>) {
-        self.out.push_str(s.as_ref());
-    }
-
-    /// Append a line to stdout.
-    pub fn outln(&mut self, s: impl AsRef<str>) {
-        self.out.push_str(s.as_ref());
-        self.out.push('\n');
-    }
-
-    /// Append a line to stderr.
-    pub fn errln(&mut self, s: impl AsRef<str>) {
-        self.err.push_str(s.as_ref());
-        self.err.push('\n');
-    }
-}
+/// The simulated programs.
+const PROGRAMS: [&str; 4] = ["iotedge", "docker", "systemctl", "journalctl"];
 
 /// Run one simulated program in-process: `args[0]` is the program name (`iotedge`, `docker`, `systemctl`,
 /// `journalctl`). Returns the exit code and the captured output. Used by [`main`] and by tests.
@@ -84,22 +69,14 @@ pub fn run_program(env: Env, args: &[String]) -> (i32, Io) {
         return (127, io);
     };
     let rest = &args[1..];
-    if !matches!(
-        program.as_str(),
-        "iotedge" | "docker" | "systemctl" | "journalctl"
-    ) {
+    if !PROGRAMS.contains(&program.as_str()) {
         io.errln(format!("{program}: simulator not available"));
         return (127, io);
     }
     let res = (|| -> Result<i32, StateError> {
         let mut st = State::open(env)?;
         st.log_invocation(&program, rest)?;
-        let code = match program.as_str() {
-            "iotedge" => iotedge::run(&mut st, rest, &mut io)?,
-            "docker" => docker::run(&mut st, rest, &mut io)?,
-            "systemctl" => systemctl::run(&mut st, rest, &mut io)?,
-            _ => journalctl::run(&mut st, rest, &mut io)?,
-        };
+        let code = dispatch(&mut st, &program, rest, &mut io)?;
         st.flush()?;
         Ok(code)
     })();
@@ -110,6 +87,34 @@ pub fn run_program(env: Env, args: &[String]) -> (i32, Io) {
             (1, io)
         }
     }
+}
+
+/// Run one program on an open state.
+fn dispatch(
+    st: &mut State,
+    program: &str,
+    args: &[String],
+    io: &mut Io,
+) -> Result<i32, StateError> {
+    match program {
+        "iotedge" => iotedge::run(st, args, io, spawn),
+        "docker" => docker::run(st, args, io),
+        "systemctl" => systemctl::run(st, args, io),
+        "journalctl" => journalctl::run(st, args, io),
+        other => {
+            io.errln(format!("{other}: simulator not available"));
+            Ok(127)
+        }
+    }
+}
+
+/// The [`Spawn`](program::Spawn) given to programs: a child program logged in `invocations.log` like a real
+/// child process, run in-process on the same (locked) state, its output captured.
+fn spawn(st: &mut State, program: &str, args: &[String]) -> Result<(i32, Io), StateError> {
+    st.log_invocation(program, args)?;
+    let mut io = Io::default();
+    let code = dispatch(st, program, args, &mut io)?;
+    Ok((code, io))
 }
 
 /// Entry point of the multi-call simulator; returns the exit code.

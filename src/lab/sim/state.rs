@@ -2,9 +2,10 @@
 //!
 //! Owns the path mapping (`EDGEFLEET_SIM_ROOT` or `/`), the per-device lock (an `flock` on
 //! `/var/lib/edgefleet-lab/counters.lock`, held for a whole invocation so concurrent programs on one device see a
-//! consistent state), `counters.json`, `invocations.log`, `journal/<unit>.log`, `services.json`, `docker.json`
-//! and the fault files. Every write is atomic (temp file + rename). It must not implement program behaviour:
-//! the program modules (`iotedge`, `docker`, ...) decide what changes; this module only loads and stores it.
+//! consistent state), `counters.json`, `invocations.log`, `journal/<unit>.log` (written by [`State::journal`],
+//! read back by [`journal_lines`]), `services.json`, `docker.json` and the fault files. Every write is atomic
+//! (temp file + rename). It must not implement program behaviour: the services model and the programs decide
+//! what changes; this module only loads and stores it.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -764,6 +765,46 @@ impl State {
         }
         Ok(())
     }
+}
+
+const JOURNAL_MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
+fn journal_sort_key(line: &str) -> (usize, String) {
+    let month = JOURNAL_MONTHS
+        .iter()
+        .position(|m| line.starts_with(m))
+        .unwrap_or(0);
+    (month, line.get(4..15).unwrap_or("").to_string())
+}
+
+/// The journal lines (`journal/<unit>.log`) of the given units (canonical names: `docker`, `aziot-edged`, ...),
+/// merged in time order; every unit's journal when `units` is empty.
+pub fn journal_lines(env: &Env, units: &[String]) -> Vec<String> {
+    let dir = env.state_file("journal");
+    let files: Vec<String> = if units.is_empty() {
+        fs::read_dir(&dir)
+            .map(|rd| {
+                rd.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.ends_with(".log"))
+                    .collect()
+            })
+            .unwrap_or_default()
+    } else {
+        units.iter().map(|u| format!("{u}.log")).collect()
+    };
+    let mut lines: Vec<String> = Vec::new();
+    for f in files {
+        if let Ok(text) = fs::read_to_string(dir.join(&f)) {
+            lines.extend(text.lines().map(str::to_string));
+        }
+    }
+    if units.len() != 1 {
+        lines.sort_by_key(|l| journal_sort_key(l));
+    }
+    lines
 }
 
 #[cfg(test)]

@@ -1,149 +1,17 @@
-//! The simulated `systemctl` for the units a lab device has: docker (+ containerd, docker.socket) and the
-//! IoT Edge services aziot-edged, aziot-identityd, aziot-keyd, aziot-certd, aziot-tpmd with their sockets.
+//! The simulated `systemctl` program: argument handling, real-looking output and exit codes (`is-active`:
+//! `active` 0 / `inactive` 3; `status` 0/3/4; unknown units 5 on start), and root-only mutations ("Interactive
+//! authentication required").
 //!
-//! Owns unit naming, real-looking output and exit codes (`is-active`: `active` 0 / `inactive` 3; `status` 0/3/4;
-//! unknown units 5 on start), root-only mutations ("Interactive authentication required"), and the counters
-//! `docker_restart` / `service_restart`. What starting a unit MEANS is delegated: dockerd to `docker`, the IoT
-//! Edge daemons to `edged`. `iotedge config apply` calls [`systemctl_in_process`] exactly as the real one spawns
-//! `systemctl`, so its calls show up in `invocations.log` too.
+//! What starting, stopping or restarting a unit MEANS is the services model's (`services`); unit names and
+//! descriptions are `units`'s; the journal tail of `status` is read from `state`. It must not import another
+//! program: `iotedge` runs it as a child process through the dispatcher.
 
-use super::state::{State, StateError, AZIOT_SERVICES, AZIOT_SOCKETS};
-use super::{docker, edged, time, Io};
-
-/// Normalise a unit argument: `docker.service` -> `docker`, sockets keep `.socket`. `None` if unknown.
-pub fn canonical(unit: &str) -> Option<String> {
-    let u = unit.strip_suffix(".service").unwrap_or(unit);
-    if matches!(u, "docker" | "containerd") || AZIOT_SERVICES.contains(&u) {
-        return Some(u.to_string());
-    }
-    if u == "docker.socket" || AZIOT_SOCKETS.contains(&u) {
-        return Some(u.to_string());
-    }
-    None
-}
-
-/// The unit's full name as systemd prints it.
-pub fn full_name(unit: &str) -> String {
-    if unit.ends_with(".socket") {
-        unit.to_string()
-    } else {
-        format!("{unit}.service")
-    }
-}
-
-/// The unit's `Description=`.
-pub fn description(unit: &str) -> &'static str {
-    match unit {
-        "docker" => "Docker Application Container Engine",
-        "containerd" => "containerd container runtime",
-        "docker.socket" => "Docker Socket for the API",
-        "aziot-edged" => "Azure IoT Edge daemon",
-        "aziot-identityd" => "Azure IoT Identity Service",
-        "aziot-keyd" => "Azure IoT Keys Service",
-        "aziot-certd" => "Azure IoT Certificates Service",
-        "aziot-tpmd" => "Azure IoT TPM Service",
-        "aziot-edged.mgmt.socket" => "Azure IoT Edge daemon management socket",
-        "aziot-edged.workload.socket" => "Azure IoT Edge daemon workload socket",
-        "aziot-identityd.socket" => "Azure IoT Identity Service API socket",
-        "aziot-keyd.socket" => "Azure IoT Keys Service API socket",
-        "aziot-certd.socket" => "Azure IoT Certificates Service API socket",
-        "aziot-tpmd.socket" => "Azure IoT TPM Service API socket",
-        _ => "",
-    }
-}
-
-fn unit_file(unit: &str) -> String {
-    format!("/lib/systemd/system/{}", full_name(unit))
-}
-
-/// Start a unit. `Ok(Err(stderr))` when the job fails.
-pub fn start_unit(st: &mut State, unit: &str) -> Result<Result<(), String>, StateError> {
-    let job_failed = |unit: &str| {
-        format!(
-            "Job for {u} failed because the control process exited with error code.\nSee \"systemctl status {u}\" and \"journalctl -xeu {u}\" for details.",
-            u = full_name(unit)
-        )
-    };
-    if st.services()?.is_active(unit) {
-        return Ok(Ok(()));
-    }
-    let now = st.env.now_ms;
-    match unit {
-        "docker" => Ok(docker::start_engine(st)?.map_err(|_| job_failed(unit))),
-        "aziot-edged" => Ok(edged::start(st)?.map_err(|_| job_failed(unit))),
-        s if s.ends_with(".socket") || s == "containerd" => {
-            st.journal(
-                s,
-                "systemd[1]",
-                &format!(
-                    "{} {}.",
-                    if s.ends_with(".socket") {
-                        "Listening on"
-                    } else {
-                        "Started"
-                    },
-                    description(s)
-                ),
-            )?;
-            st.services_mut()?.set(s, "active", now);
-            Ok(Ok(()))
-        }
-        s => {
-            if edged::activate_identity_service(st, s)? {
-                Ok(Ok(()))
-            } else {
-                Ok(Err(job_failed(s)))
-            }
-        }
-    }
-}
-
-/// Stop a unit.
-pub fn stop_unit(st: &mut State, unit: &str) -> Result<(), StateError> {
-    let now = st.env.now_ms;
-    match unit {
-        "docker" => docker::stop_engine(st),
-        u => {
-            if st.services()?.is_active(u) {
-                let desc = description(u);
-                st.journal(
-                    u,
-                    "systemd[1]",
-                    &format!(
-                        "Stopping {desc}...\n{}: Deactivated successfully.\nStopped {desc}.",
-                        full_name(u)
-                    ),
-                )?;
-            }
-            st.services_mut()?.set(u, "inactive", now);
-            Ok(())
-        }
-    }
-}
-
-/// Restart a unit, counting docker and aziot restarts.
-pub fn restart_unit(st: &mut State, unit: &str) -> Result<Result<(), String>, StateError> {
-    stop_unit(st, unit)?;
-    if unit == "docker" {
-        st.bump("docker_restart")?;
-    } else if unit.starts_with("aziot-") && !unit.ends_with(".socket") {
-        st.bump("service_restart")?;
-    }
-    start_unit(st, unit)
-}
-
-/// Run `systemctl ARGS` from inside another simulated program (as `iotedge` spawns `systemctl`): the call is
-/// logged in `invocations.log` like a real child process. Returns (exit code, stdout, stderr).
-pub fn systemctl_in_process(
-    st: &mut State,
-    args: &[&str],
-) -> Result<(i32, String, String), StateError> {
-    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    st.log_invocation("systemctl", &args)?;
-    let mut io = Io::default();
-    let code = run(st, &args, &mut io)?;
-    Ok((code, io.out, io.err))
-}
+use super::gotmpl::tabwrite;
+use super::program::Io;
+use super::services::{restart_unit, start_unit, stop_unit};
+use super::state::{self, State, StateError};
+use super::time;
+use super::units::{canonical, description, full_name, unit_file};
 
 /// `systemctl ...`.
 pub fn run(st: &mut State, args: &[String], io: &mut Io) -> Result<i32, StateError> {
@@ -180,7 +48,7 @@ pub fn run(st: &mut State, args: &[String], io: &mut Io) -> Result<i32, StateErr
                 description(u)
             ));
         }
-        io.out(super::gotmpl::tabwrite(&rows, 1, 0));
+        io.out(tabwrite(&rows, 1, 0));
         return Ok(0);
     };
     let mutating = matches!(
@@ -445,7 +313,7 @@ pub fn run(st: &mut State, args: &[String], io: &mut Io) -> Result<i32, StateErr
                 if state == "active" && !c.ends_with(".socket") {
                     io.outln(format!("   Main PID: {pid} ({})", main_process(&c)));
                 }
-                let journal = super::journalctl::lines_for(&st.env, std::slice::from_ref(&c));
+                let journal = state::journal_lines(&st.env, std::slice::from_ref(&c));
                 let tail: Vec<&String> = journal.iter().rev().take(10).collect();
                 if !tail.is_empty() {
                     io.outln("");
@@ -487,21 +355,5 @@ fn ago(now: u64, since: u64) -> String {
         format!("{}min {}s", s / 60, s % 60)
     } else {
         format!("{}h {}min", s / 3600, (s % 3600) / 60)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn unit_names() {
-        assert_eq!(canonical("docker.service").as_deref(), Some("docker"));
-        assert_eq!(
-            canonical("aziot-keyd.socket").as_deref(),
-            Some("aziot-keyd.socket")
-        );
-        assert_eq!(canonical("nginx"), None);
-        assert_eq!(full_name("aziot-edged"), "aziot-edged.service");
     }
 }

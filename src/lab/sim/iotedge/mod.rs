@@ -1,20 +1,24 @@
 //! The simulated `iotedge` CLI: argument handling and the small commands (`version`, `list`, `system
-//! status|logs|restart|stop`, `logs`, `check-list`); `config apply` lives in `apply`, `check` in `check`.
+//! status|logs|restart|stop`, `logs`, `restart`, `check-list`); `config apply` lives in `apply`, `check` in
+//! `check`.
 //!
 //! Output layouts follow IoT Edge 1.5 (`system status` rows are `"    {:24}{}"` with `Running` / `Ready` /
 //! `Down - ...`; `list` uses the `tabwriter` crate with minimum width 15 and padding 2, i.e. 17-column cells,
-//! and the header `NAME STATUS DESCRIPTION Config`). Usage errors are reported clap-style with exit code 2. It must not implement config parsing or
-//! checks itself.
+//! and the header `NAME STATUS DESCRIPTION Config`). Usage errors are reported clap-style with exit code 2.
+//! Like the real binary it runs `systemctl` and `journalctl` as child processes (through the [`Spawn`] the
+//! dispatcher gives it), so it must not import another program; it must not implement config parsing or checks
+//! itself.
 
-use super::apply;
-use super::check::{self, CheckOpts};
-use super::edged;
-use super::gotmpl::{tabwrite, tabwrite_rust};
-use super::journalctl;
-use super::state::{State, StateError, AZIOT_SERVICES, IOTEDGE_VERSION};
-use super::systemctl::systemctl_in_process;
-use super::time;
-use super::Io;
+pub mod apply;
+pub mod check;
+
+use crate::lab::sim::edged;
+use crate::lab::sim::engine;
+use crate::lab::sim::gotmpl::{tabwrite, tabwrite_rust};
+use crate::lab::sim::program::{spawn_child, Io, Spawn};
+use crate::lab::sim::state::{Container, State, StateError, AZIOT_SERVICES, IOTEDGE_VERSION};
+use crate::lab::sim::time;
+use check::CheckOpts;
 
 fn usage_error(io: &mut Io, arg: &str, usage: &str) -> i32 {
     io.errln(format!(
@@ -31,7 +35,7 @@ fn missing_value(io: &mut Io, flag: &str, usage: &str) -> i32 {
 }
 
 /// `iotedge ...`.
-pub fn run(st: &mut State, args: &[String], io: &mut Io) -> Result<i32, StateError> {
+pub fn run(st: &mut State, args: &[String], io: &mut Io, spawn: Spawn) -> Result<i32, StateError> {
     let Some(cmd) = args.first().map(String::as_str) else {
         io.errln("iotedge \nProvides a command-line interface to manage the Azure IoT Edge runtime.\n\nUsage: iotedge <COMMAND>\n\nCommands:\n  check         Check for common config and deployment issues\n  check-list    List the checks that are run for 'iotedge check'\n  config        Manage Azure IoT Edge system configuration\n  list          List modules\n  logs          Fetch the logs of a module\n  restart       Restart a module\n  support-bundle  Bundles troubleshooting information\n  system        Manage system services for IoT Edge\n  version       Show the version information\n  help          Print this message or the help of the given subcommand(s)");
         return Ok(2);
@@ -42,7 +46,7 @@ pub fn run(st: &mut State, args: &[String], io: &mut Io) -> Result<i32, StateErr
             io.outln(format!("iotedge {IOTEDGE_VERSION}"));
             Ok(0)
         }
-        "config" => config(st, rest, io),
+        "config" => config(st, rest, io, spawn),
         "check" => check_cmd(st, rest, io),
         "check-list" => {
             let rows: Vec<String> = std::iter::once("CATEGORY\tID\tDESCRIPTION".to_string())
@@ -56,7 +60,7 @@ pub fn run(st: &mut State, args: &[String], io: &mut Io) -> Result<i32, StateErr
             Ok(0)
         }
         "list" => list(st, rest, io),
-        "system" => system(st, rest, io),
+        "system" => system(st, rest, io, spawn),
         "logs" | "restart" => module_cmd(st, cmd, rest, io),
         "support-bundle" => {
             io.errln("Command failed: support-bundle is not available on a simulated lab device");
@@ -71,7 +75,7 @@ pub fn run(st: &mut State, args: &[String], io: &mut Io) -> Result<i32, StateErr
     }
 }
 
-fn config(st: &mut State, args: &[String], io: &mut Io) -> Result<i32, StateError> {
+fn config(st: &mut State, args: &[String], io: &mut Io, spawn: Spawn) -> Result<i32, StateError> {
     match args.first().map(String::as_str) {
         Some("apply") => {
             const USAGE: &str = "iotedge config apply [OPTIONS]";
@@ -96,7 +100,7 @@ fn config(st: &mut State, args: &[String], io: &mut Io) -> Result<i32, StateErro
                 }
                 i += 1;
             }
-            apply::config_apply(st, &file, io)
+            apply::config_apply(st, &file, io, spawn)
         }
         Some("import" | "mp") => {
             io.errln("Command failed: this subcommand is not supported on a simulated lab device");
@@ -189,7 +193,7 @@ fn check_cmd(st: &mut State, args: &[String], io: &mut Io) -> Result<i32, StateE
     check::run_check(st, &o, io)
 }
 
-fn module_status(c: &super::state::Container, now: u64) -> (String, String) {
+fn module_status(c: &Container, now: u64) -> (String, String) {
     match c.status.as_str() {
         "running" => (
             "running".into(),
@@ -220,14 +224,14 @@ fn list(st: &mut State, args: &[String], io: &mut Io) -> Result<i32, StateError>
     if let Some(a) = args.first() {
         return Ok(usage_error(io, a, "iotedge list"));
     }
-    if !edged::engine_up(st)? || !st.services()?.is_active("aziot-edged") {
+    if !engine::engine_up(st)? || !st.services()?.is_active("aziot-edged") {
         io.errln("A module runtime error occurred");
         return Ok(1);
     }
     edged::reconcile(st)?;
     let now = st.env.now_ms;
     let d = st.docker()?;
-    let mut mods: Vec<&super::state::Container> = d
+    let mut mods: Vec<&Container> = d
         .containers
         .iter()
         .filter(|c| {
@@ -260,7 +264,7 @@ fn module_cmd(st: &mut State, cmd: &str, args: &[String], io: &mut Io) -> Result
         ));
         return Ok(2);
     };
-    if !edged::engine_up(st)? || !st.services()?.is_active("aziot-edged") {
+    if !engine::engine_up(st)? || !st.services()?.is_active("aziot-edged") {
         io.errln("A module runtime error occurred");
         return Ok(1);
     }
@@ -288,9 +292,9 @@ fn module_cmd(st: &mut State, cmd: &str, args: &[String], io: &mut Io) -> Result
     Ok(0)
 }
 
-fn system(st: &mut State, args: &[String], io: &mut Io) -> Result<i32, StateError> {
+fn system(st: &mut State, args: &[String], io: &mut Io, spawn: Spawn) -> Result<i32, StateError> {
     match args.first().map(String::as_str) {
-        Some("status") => status(st, io),
+        Some("status") => status(st, io, spawn),
         Some("logs") => {
             let mut jargs: Vec<String> = Vec::new();
             for svc in AZIOT_SERVICES {
@@ -302,15 +306,17 @@ fn system(st: &mut State, args: &[String], io: &mut Io) -> Result<i32, StateErro
             if let Some(pos) = args.iter().position(|a| a == "--") {
                 jargs.extend(args[pos + 1..].iter().cloned());
             }
-            st.log_invocation("journalctl", &jargs)?;
-            journalctl::run(st, &jargs, io)
+            let (code, child) = spawn(st, "journalctl", &jargs)?;
+            io.out(child.out);
+            io.err.push_str(&child.err);
+            Ok(code)
         }
         Some("restart") => {
             if st.env.euid != 0 {
                 io.errln("Command failed: this command must be run as root");
                 return Ok(1);
             }
-            apply::restart_services(st, io)?;
+            apply::restart_services(st, io, spawn)?;
             Ok(0)
         }
         Some("stop") => {
@@ -320,12 +326,12 @@ fn system(st: &mut State, args: &[String], io: &mut Io) -> Result<i32, StateErro
             }
             for svc in AZIOT_SERVICES {
                 io.out(format!("Stopping {svc}.service..."));
-                let (code, _, err) =
-                    systemctl_in_process(st, &["stop", &format!("{svc}.service")])?;
+                let (code, child) =
+                    spawn_child(st, spawn, "systemctl", &["stop", &format!("{svc}.service")])?;
                 if code == 0 {
                     io.outln("Stopped!");
                 } else {
-                    io.errln(err.trim_end());
+                    io.errln(child.err.trim_end());
                 }
             }
             Ok(0)
@@ -335,7 +341,7 @@ fn system(st: &mut State, args: &[String], io: &mut Io) -> Result<i32, StateErro
                 io.errln("Command failed: this command must be run as root");
                 return Ok(1);
             }
-            apply::restart_services(st, io)?;
+            apply::restart_services(st, io, spawn)?;
             Ok(0)
         }
         Some(other) => {
@@ -351,8 +357,13 @@ fn system(st: &mut State, args: &[String], io: &mut Io) -> Result<i32, StateErro
     }
 }
 
-fn unit_state(st: &mut State, unit: &str) -> Result<(String, Option<String>), StateError> {
-    let (code, out, err) = systemctl_in_process(st, &["is-active", unit])?;
+fn unit_state(
+    st: &mut State,
+    spawn: Spawn,
+    unit: &str,
+) -> Result<(String, Option<String>), StateError> {
+    let (code, child) = spawn_child(st, spawn, "systemctl", &["is-active", unit])?;
+    let (out, err) = (child.out, child.err);
     let _ = code;
     let o = out.trim().to_string();
     Ok(match o.as_str() {
@@ -365,12 +376,12 @@ fn unit_state(st: &mut State, unit: &str) -> Result<(String, Option<String>), St
     })
 }
 
-fn status(st: &mut State, io: &mut Io) -> Result<i32, StateError> {
+fn status(st: &mut State, io: &mut Io, spawn: Spawn) -> Result<i32, StateError> {
     let mut failed: Vec<(String, String)> = Vec::new();
     io.outln("System services:");
     for svc in AZIOT_SERVICES {
         let unit = format!("{svc}.service");
-        let (mut display, mut fail) = unit_state(st, &unit)?;
+        let (mut display, mut fail) = unit_state(st, spawn, &unit)?;
         let sockets: Vec<String> = if svc == "aziot-edged" {
             vec![
                 "aziot-edged.mgmt.socket".into(),
@@ -409,8 +420,9 @@ fn status(st: &mut State, io: &mut Io) -> Result<i32, StateError> {
         .iter()
         .map(|s| s.to_string())
         .collect();
-        st.log_invocation("journalctl", &jargs)?;
-        journalctl::run(st, &jargs, io)?;
+        let (_, child) = spawn(st, "journalctl", &jargs)?;
+        io.out(child.out);
+        io.err.push_str(&child.err);
         io.outln("");
     }
     io.outln("Use 'iotedge system logs' to check for non-fatal errors.");

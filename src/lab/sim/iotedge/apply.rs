@@ -7,7 +7,8 @@
 //! under `/var/secrets/aziot/keyd/` and the five `config.d/00-super.toml` files (header, mode 0600, owned by
 //! each service user) — and finally a restart of the aziot services through `systemctl` (a failing systemctl
 //! is printed but apply still exits 0). It ALWAYS restarts, even when nothing changed, and never restarts
-//! Docker. The `apply-fails` fault makes it exit 1 before writing anything.
+//! Docker. The `apply-fails` fault makes it exit 1 before writing anything. `systemctl` runs as a child process
+//! (the dispatcher's `Spawn`), so its calls show up in `invocations.log`; this module must not import a program.
 //!
 //! Messages: every failure is printed as `Command failed: <message>` on stderr with exit code 1. The hostname
 //! refusal reproduces the real code's argument order, which names the PREVIOUS hostname first (`the hostname
@@ -18,17 +19,17 @@ use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
-use super::applied::{self, HEADER};
-use super::config::{
+use crate::lab::sim::applied::{self, HEADER};
+use crate::lab::sim::config::{
     self, CertIssuanceMethod, DpsAttestationMethod, EdgeCa, LocalCa, ManualAuthMethod,
     ManualProvisioning, MobyNetwork, PreloadedCert, ProvisioningType, SuperConfig, SymmetricKey,
     X509Identity,
 };
-use super::edged;
-use super::state::{State, StateError};
-use super::systemctl::systemctl_in_process;
-use super::users::Accounts;
-use super::Io;
+use crate::lab::sim::edged;
+use crate::lab::sim::engine;
+use crate::lab::sim::program::{spawn_child, Io, Spawn};
+use crate::lab::sim::state::{State, StateError, AZIOT_SERVICES, AZIOT_SOCKETS};
+use crate::lab::sim::users::Accounts;
 
 /// The default super-config location.
 pub const DEFAULT_CONFIG: &str = "/etc/aziot/config.toml";
@@ -548,8 +549,13 @@ fn is_dps(cfg: &SuperConfig) -> bool {
 }
 
 /// `iotedge config apply`.
-pub fn config_apply(st: &mut State, config_file: &str, io: &mut Io) -> Result<i32, StateError> {
-    match apply_inner(st, config_file, io)? {
+pub fn config_apply(
+    st: &mut State,
+    config_file: &str,
+    io: &mut Io,
+    spawn: Spawn,
+) -> Result<i32, StateError> {
+    match apply_inner(st, config_file, io, spawn)? {
         Ok(()) => {
             st.bump("config_apply")?;
             Ok(0)
@@ -578,6 +584,7 @@ fn apply_inner(
     st: &mut State,
     config_file: &str,
     io: &mut Io,
+    spawn: Spawn,
 ) -> Result<Result<(), String>, StateError> {
     if st.env.euid != 0 {
         return Ok(Err("this command must be run as root".into()));
@@ -634,7 +641,7 @@ fn apply_inner(
         });
     match old {
         Some(previous) => {
-            if !edged::engine_up(st)? {
+            if !engine::engine_up(st)? {
                 return Ok(Err(format!(
                     "Error {{ kind: Connect, message: \"Cannot connect to the Docker daemon at {}. Is the docker daemon running?\" }}",
                     cfg.moby_runtime.uri
@@ -740,7 +747,7 @@ fn apply_inner(
     io.outln("Azure IoT Edge has been configured successfully!");
     io.outln("");
     io.outln("Restarting service for configuration to take effect...");
-    restart_services(st, io)?;
+    restart_services(st, io, spawn)?;
     io.outln("Done.");
     Ok(Ok(()))
 }
@@ -763,6 +770,16 @@ fn write_owned(
     fs::set_permissions(path, fs::Permissions::from_mode(mode))
 }
 
+/// Run `systemctl ARGS` as a child process, as the real `iotedge` does: (exit code, stdout, stderr).
+fn systemctl(
+    st: &mut State,
+    spawn: Spawn,
+    args: &[&str],
+) -> Result<(i32, String, String), StateError> {
+    let (code, child) = spawn_child(st, spawn, "systemctl", args)?;
+    Ok((code, child.out, child.err))
+}
+
 fn print_command_error(io: &mut Io, out: &str, err: &str) {
     io.errln("systemctl exited with non-zero status code.");
     io.errln("stdout:");
@@ -776,20 +793,20 @@ fn print_command_error(io: &mut Io, out: &str, err: &str) {
 
 /// Restart the IoT Edge services as `iotedge system restart` / `config apply` do: stop every service, start
 /// every socket, start aziot-edged (which activates the others). Failures are printed, never fatal.
-pub fn restart_services(st: &mut State, io: &mut Io) -> Result<(), StateError> {
+pub fn restart_services(st: &mut State, io: &mut Io, spawn: Spawn) -> Result<(), StateError> {
     st.bump("service_restart")?;
-    for svc in super::state::AZIOT_SERVICES {
+    for svc in AZIOT_SERVICES {
         io.out(format!("Stopping {svc}.service..."));
-        let (code, out, err) = systemctl_in_process(st, &["stop", &format!("{svc}.service")])?;
+        let (code, out, err) = systemctl(st, spawn, &["stop", &format!("{svc}.service")])?;
         if code == 0 {
             io.outln("Stopped!");
         } else {
             print_command_error(io, &out, &err);
         }
     }
-    for sock in super::state::AZIOT_SOCKETS {
+    for sock in AZIOT_SOCKETS {
         io.out(format!("Starting {sock}..."));
-        let (code, out, err) = systemctl_in_process(st, &["start", sock])?;
+        let (code, out, err) = systemctl(st, spawn, &["start", sock])?;
         if code == 0 {
             io.outln("Started!");
         } else {
@@ -797,7 +814,7 @@ pub fn restart_services(st: &mut State, io: &mut Io) -> Result<(), StateError> {
         }
     }
     io.out("Starting aziot-edged.service...");
-    let (code, out, err) = systemctl_in_process(st, &["start", "aziot-edged.service"])?;
+    let (code, out, err) = systemctl(st, spawn, &["start", "aziot-edged.service"])?;
     if code == 0 {
         io.outln("Started!");
     } else {
