@@ -3,7 +3,8 @@
 //! Owns the [`Transport`] trait (exec with stdin, exit status, stdout/stderr), the [`Cmd`] builder that quotes
 //! every dynamic part by construction, the framing that makes results immune to noisy shell rc files, the
 //! `become` (sudo) wrapping, and the connection parameters ([`ConnSpec`]) resolved from inventory variables.
-//! It must not know about modules, plays or reporting. Only `ssh.rs` may import russh.
+//! It must not know about modules, plays or reporting. Only `ssh.rs` and its submodules (`ssh/`) may import
+//! russh: they are the SSH client (the lab's embedded server, `lab/embedded.rs`, is the other russh user).
 //!
 //! Secrets never go into a [`Cmd`]: there is no way to put one there except as a quoted argument, and callers
 //! pass secret material as [`Stdin`] instead (marked `secret`, so it is never logged).

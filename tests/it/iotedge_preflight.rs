@@ -1,37 +1,88 @@
 //! IoT Edge configuration is validated before any device is contacted: every rule from the 1.5 sources, the
 //! unknown keys the device would silently ignore, production-checklist findings, and Edge CA problems.
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 
 use crate::support::{edgefleet, repo};
 
 /// A listener that counts connection attempts: the device must never be contacted.
 struct Tripwire {
     port: u16,
-    hits: Arc<AtomicUsize>,
+    /// The accept loop; it returns the count once it has accepted the stop connection.
+    counter: Option<std::thread::JoinHandle<usize>>,
 }
+
+/// What the stop connection sends, so that the accept loop can tell it from a device connection.
+const TRIPWIRE_STOP: &[u8] = b"tripwire: stop\n";
 
 impl Tripwire {
     fn new() -> Self {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = l.local_addr().unwrap().port();
-        let hits = Arc::new(AtomicUsize::new(0));
-        let h = hits.clone();
-        std::thread::spawn(move || {
+        let counter = std::thread::spawn(move || {
+            let mut hits = 0;
             for s in l.incoming() {
-                h.fetch_add(1, Ordering::SeqCst);
-                if let Ok(mut s) = s {
-                    let mut b = [0u8; 16];
-                    let _ = s.read(&mut b);
+                let Ok(mut s) = s else {
+                    // A connection that went away before it was accepted still was an attempt.
+                    hits += 1;
+                    continue;
+                };
+                // Whatever a device connection sends (an SSH banner, or nothing before it closes) is not the stop
+                // message. The timeout only bounds a client that connects and then says nothing.
+                let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(5)));
+                let mut b = Vec::new();
+                let _ = (&mut s)
+                    .take(TRIPWIRE_STOP.len() as u64)
+                    .read_to_end(&mut b);
+                if b == TRIPWIRE_STOP {
+                    return hits;
                 }
+                hits += 1;
             }
+            hits
         });
-        Tripwire { port, hits }
+        Tripwire {
+            port,
+            counter: Some(counter),
+        }
     }
+
+    /// The final number of connection attempts; call once the client has exited. Every connection it made has
+    /// been accepted or waits in the listen backlog, ahead of the stop connection made here: the accept loop
+    /// drains them in order and counts each before it reaches the stop connection.
+    fn hits(mut self) -> usize {
+        self.stop().expect("the tripwire could not be stopped")
+    }
+
+    fn stop(&mut self) -> Option<usize> {
+        let counter = self.counter.take()?;
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        s.write_all(TRIPWIRE_STOP).ok()?;
+        counter.join().ok()
+    }
+}
+
+impl Drop for Tripwire {
+    /// A test that failed before `hits` does not leave the accept loop behind.
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[test]
+fn the_tripwire_counts_connections_still_waiting_to_be_accepted() {
+    let trip = Tripwire::new();
+    // Connected and gone before the accept loop could have seen them: still counted.
+    for _ in 0..3 {
+        drop(std::net::TcpStream::connect(("127.0.0.1", trip.port)).unwrap());
+    }
+    let mut ssh = std::net::TcpStream::connect(("127.0.0.1", trip.port)).unwrap();
+    ssh.write_all(b"SSH-2.0-x\r\n").unwrap();
+    drop(ssh);
+    assert_eq!(trip.hits(), 4);
+    assert_eq!(Tripwire::new().hits(), 0);
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
@@ -65,7 +116,6 @@ fn run_config(args: &str) -> (i32, String, usize) {
         .args(["--connect-timeout", "2"])
         .output()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(50));
     (
         o.status.code().unwrap_or(-1),
         format!(
@@ -73,7 +123,7 @@ fn run_config(args: &str) -> (i32, String, usize) {
             String::from_utf8_lossy(&o.stdout),
             String::from_utf8_lossy(&o.stderr)
         ),
-        trip.hits.load(Ordering::SeqCst),
+        trip.hits(),
     )
 }
 
@@ -203,11 +253,7 @@ fn expired_or_mismatched_edge_ca_is_refused_before_contact() {
         .unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(4), "{err}");
-    assert_eq!(
-        trip.hits.load(Ordering::SeqCst),
-        0,
-        "a device was contacted"
-    );
+    assert_eq!(trip.hits(), 0, "a device was contacted");
     assert!(err.contains("expired-1: task"), "{err}");
     assert!(err.contains("expired on"), "{err}");
     assert!(err.contains("mismatch-1: task"), "{err}");

@@ -336,32 +336,87 @@ fn undefined_variable_fails_the_task_with_its_name() {
     assert!(out.contains("registry"), "{out}");
 }
 
+/// Sends every line read from `r` to `tx` and returns them all once `r` ends.
+fn line_reader(
+    r: impl std::io::Read + Send + 'static,
+    tx: std::sync::mpsc::Sender<String>,
+) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut all = String::new();
+        for line in std::io::BufReader::new(r).lines() {
+            let Ok(line) = line else { break };
+            all.push_str(&line);
+            all.push('\n');
+            let _ = tx.send(line);
+        }
+        all
+    })
+}
+
 #[test]
 fn ctrl_c_finishes_work_in_flight_starts_nothing_new_and_exits_99() {
+    use std::time::{Duration, Instant};
     let dir = tempfile::tempdir().unwrap();
+    let release = dir.path().join("release");
+    // The first task says it started, then holds until the test releases it, after edgefleet saw the Ctrl-C.
     let (pb, inv) = write_play(
         dir.path(),
-        "- hosts: all\n  tasks:\n    - name: slow\n      shell: sleep 2; touch {{ out }}/{{ inventory_hostname }}.first\n    - name: next\n      copy: {content: x, dest: \"{{ out }}/{{ inventory_hostname }}.second\"}\n",
+        "- hosts: all\n  tasks:\n    - name: slow\n      shell: touch {{ out }}/{{ inventory_hostname }}.started; while [ ! -e {{ out }}/release ]; do sleep 0.05; done; touch {{ out }}/{{ inventory_hostname }}.first\n    - name: next\n      copy: {content: x, dest: \"{{ out }}/{{ inventory_hostname }}.second\"}\n",
     );
-    let child = edgefleet()
-        .args(["play", &pb, "-i", &inv, "--progress", "plain"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(700));
+    /// Whatever happens below: release the task and do not leave edgefleet running.
+    struct Cleanup(std::process::Child, PathBuf);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let _ = std::fs::write(&self.1, "");
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = Cleanup(
+        edgefleet()
+            .args(["play", &pb, "-i", &inv, "--progress", "plain"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+        release.clone(),
+    );
+    let (tx, lines) = std::sync::mpsc::channel();
+    let stdout = line_reader(child.0.stdout.take().unwrap(), tx.clone());
+    let stderr = line_reader(child.0.stderr.take().unwrap(), tx);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    // Both hosts are inside the first task.
+    for h in ["local1", "local2"] {
+        let started = dir.path().join(format!("{h}.started"));
+        while !started.exists() {
+            assert!(
+                Instant::now() < deadline,
+                "{h}: the first task never started"
+            );
+            if let Ok(Some(st)) = child.0.try_wait() {
+                panic!("edgefleet exited early: {st}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
     // SAFETY: signalling our own child.
     unsafe {
-        libc::kill(child.id() as i32, libc::SIGINT);
+        libc::kill(child.0.id() as i32, libc::SIGINT);
     }
-    let o = child.wait_with_output().unwrap();
-    assert_eq!(
-        o.status.code(),
-        Some(99),
-        "{}{}",
-        text(&o.stdout),
-        text(&o.stderr)
-    );
+    // Release the task only once edgefleet says it is finishing the work in flight.
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(l) if l.contains("interrupted: finishing the commands in flight") => break,
+            Ok(_) => {}
+            Err(e) => panic!("edgefleet never acknowledged the Ctrl-C: {e}"),
+        }
+    }
+    std::fs::write(&release, "").unwrap();
+    let status = child.0.wait().unwrap();
+    let all = format!("{}{}", stdout.join().unwrap(), stderr.join().unwrap());
+    assert_eq!(status.code(), Some(99), "{all}");
     for h in ["local1", "local2"] {
         assert!(
             dir.path().join(format!("{h}.first")).exists(),
@@ -372,7 +427,6 @@ fn ctrl_c_finishes_work_in_flight_starts_nothing_new_and_exits_99() {
             "{h}: new work started after Ctrl-C"
         );
     }
-    let all = format!("{}{}", text(&o.stdout), text(&o.stderr));
     assert!(all.contains("interrupted"), "{all}");
     assert!(all.contains("RECAP"), "{all}");
 }

@@ -1,0 +1,187 @@
+//! Running commands on an SSH connection: a new session channel per command (at most
+//! [`SshOptions::max_channels`](super::SshOptions) in flight), stdin streamed with flow control while stdout and
+//! stderr are collected, the exit status or signal, per-command timeouts (the remote process gets KILL and the
+//! channel is closed), and one transparent reconnect when the connection dropped between commands. It never
+//! re-runs a command that may have started, and must not connect or authenticate itself (`SshTransport::handle`
+//! does).
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use russh::client;
+use russh::{ChannelMsg, Disconnect, Sig};
+
+use super::SshTransport;
+use crate::report::StatsSnapshot;
+use crate::transport::{
+    become_error, frame, unframe, Exec, ExitStatus, Output, Transport, TransportError,
+};
+
+fn signal_name(s: &Sig) -> String {
+    match s {
+        Sig::ABRT => "ABRT",
+        Sig::ALRM => "ALRM",
+        Sig::FPE => "FPE",
+        Sig::HUP => "HUP",
+        Sig::ILL => "ILL",
+        Sig::INT => "INT",
+        Sig::KILL => "KILL",
+        Sig::PIPE => "PIPE",
+        Sig::QUIT => "QUIT",
+        Sig::SEGV => "SEGV",
+        Sig::TERM => "TERM",
+        Sig::USR1 => "USR1",
+        Sig::Custom(c) => return c.clone(),
+    }
+    .to_string()
+}
+
+impl SshTransport {
+    async fn open_channel(&self) -> Result<russh::Channel<client::Msg>, TransportError> {
+        let mut retried = false;
+        loop {
+            let h = self.handle().await?;
+            match h.channel_open_session().await {
+                Ok(ch) => return Ok(ch),
+                Err(russh::Error::ChannelOpenFailure(f)) => {
+                    return Err(TransportError::Other(format!(
+                        "{} refused a new session channel ({f:?}): is sshd's MaxSessions below {}?",
+                        self.target.addr(),
+                        self.shared.opts.max_channels
+                    )))
+                }
+                Err(e) if !retried => {
+                    // Nothing has run yet: the connection dropped between commands. Reconnect once.
+                    tracing::debug!("{}: connection lost ({e}); reconnecting", self.name);
+                    retried = true;
+                    let mut g = self.conn.lock().await;
+                    if g.as_ref().is_some_and(|c| Arc::ptr_eq(c, &h)) {
+                        *g = None;
+                    }
+                }
+                Err(e) => {
+                    return Err(TransportError::Disconnected(format!(
+                        "{}: cannot open a channel after reconnecting: {e}",
+                        self.target.addr()
+                    )))
+                }
+            }
+        }
+    }
+
+    async fn run(&self, req: &Exec) -> Result<Output, TransportError> {
+        let (line, stdin) = frame(req);
+        let ch = self.open_channel().await?;
+        self.stats
+            .count_exec(line.len() + stdin.as_ref().map_or(0, |s| s.len()));
+        ch.exec(true, line.into_bytes()).await.map_err(|e| {
+            TransportError::Disconnected(format!("sending the command failed: {e}"))
+        })?;
+        let (mut read, write) = ch.split();
+        let mut stdout = Vec::new();
+        let mut stderr = Vec::new();
+        let mut status = ExitStatus::Unknown;
+        let mut closed = false;
+        let mut refused = false;
+        let io = async {
+            let writer = async {
+                if let Some(data) = stdin {
+                    write.data_bytes(data).await?;
+                }
+                write.eof().await
+            };
+            tokio::pin!(writer);
+            let mut writer_done = false;
+            loop {
+                tokio::select! {
+                    msg = read.wait() => match msg {
+                        Some(ChannelMsg::Data { data }) => stdout.extend_from_slice(&data),
+                        Some(ChannelMsg::ExtendedData { data, ext: 1 }) => stderr.extend_from_slice(&data),
+                        Some(ChannelMsg::ExitStatus { exit_status }) => status = ExitStatus::Code(exit_status),
+                        Some(ChannelMsg::ExitSignal { signal_name: sig, .. }) => status = ExitStatus::Signal(signal_name(&sig)),
+                        Some(ChannelMsg::Failure) => refused = true,
+                        Some(ChannelMsg::Close) => { closed = true; break; }
+                        None => break,
+                        Some(_) => {}
+                    },
+                    _ = &mut writer, if !writer_done => { writer_done = true; }
+                }
+            }
+        };
+        let timed_out = match req.timeout {
+            Some(t) => tokio::time::timeout(t, io).await.is_err(),
+            None => {
+                io.await;
+                false
+            }
+        };
+        if timed_out {
+            let _ = write.signal(Sig::KILL).await;
+            let _ = write.close().await;
+            return Err(TransportError::Timeout(req.timeout.unwrap_or_default()));
+        }
+        self.stats.count_received(stdout.len() + stderr.len());
+        if refused && status == ExitStatus::Unknown {
+            return Err(TransportError::Other(format!(
+                "{} refused to run the command (exec request denied)",
+                self.target.addr()
+            )));
+        }
+        if !closed && status == ExitStatus::Unknown {
+            return Err(TransportError::Disconnected(format!(
+                "{} dropped the connection while the command ran; it may or may not have completed",
+                self.target.addr()
+            )));
+        }
+        unframe(&mut stdout);
+        unframe(&mut stderr);
+        if req.become_.is_some() && !status.success() {
+            if let Some(e) = become_error(&String::from_utf8_lossy(&stderr)) {
+                return Err(e);
+            }
+        }
+        Ok(Output {
+            status,
+            stdout,
+            stderr,
+        })
+    }
+}
+
+#[async_trait]
+impl Transport for SshTransport {
+    fn host(&self) -> &str {
+        &self.name
+    }
+
+    async fn exec(&self, req: Exec) -> Result<Output, TransportError> {
+        let _slot = self
+            .slots
+            .acquire()
+            .await
+            .map_err(|_| TransportError::Other("transport closed".into()))?;
+        self.run(&req).await
+    }
+
+    fn stats(&self) -> StatsSnapshot {
+        self.stats.snapshot()
+    }
+
+    async fn close(&self) {
+        self.slots.close();
+        if let Some(h) = self.conn.lock().await.take() {
+            let _ = h.disconnect(Disconnect::ByApplication, "", "en").await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signal_names_are_openssh_names() {
+        assert_eq!(signal_name(&Sig::TERM), "TERM");
+        assert_eq!(signal_name(&Sig::Custom("XCPU".into())), "XCPU");
+    }
+}
