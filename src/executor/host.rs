@@ -60,16 +60,19 @@ pub(crate) struct HostRun {
 }
 
 impl Executor {
-    /// Run one play on one host. Never fails: failures are recorded on the host.
+    /// Run one play on one host. Never fails: failures are recorded on the host. Returns whether the host went
+    /// through the play to its end (false: it failed, or the run stopped before it was done).
     pub(crate) async fn run_host_play(
         self: Arc<Self>,
         hs: Arc<HostState>,
         rt: Arc<PlayRt>,
         batch: Arc<Vec<String>>,
-    ) {
+    ) -> bool {
         if self.interrupted.load(Ordering::SeqCst) || hs.is_out() {
-            return;
+            return false;
         }
+        #[cfg(debug_assertions)]
+        super::debug_hooks::maybe_panic(&hs);
         if let Ok(mut s) = hs.started.lock() {
             s.get_or_insert_with(Instant::now);
         }
@@ -98,8 +101,10 @@ impl Executor {
                     }
                 });
             }
-            _ => {}
+            Flow::Continue | Flow::EndHost | Flow::EndPlay => return true,
+            Flow::Stopped => {}
         }
+        false
     }
 
     async fn connect(
