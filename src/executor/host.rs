@@ -1,5 +1,6 @@
-//! The per-host run of a play: connect (once per device per run), build the host's variable layers, gather
-//! every fact the play needs in one batch, then run the sections and flush handlers.
+//! The per-host run of a play: connect (once per device per run), take the host's variable layers (ordered by
+//! `layers.rs`, never here), gather every fact the play needs in one batch, then run the sections and flush
+//! handlers.
 //!
 //! A failure on this host is data: it ends this host's play and is counted; it never returns an error that
 //! could stop other hosts. The task loop is in `tasks.rs`, blocks in `blocks.rs`, handlers in `handlers.rs`,
@@ -12,8 +13,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
+use super::layers::VarsFiles;
 use super::{Executor, HostState, PlayRt};
 use crate::facts::FactReq;
 use crate::playbook::{Task, TaskKind};
@@ -166,23 +168,10 @@ impl Executor {
         rt: Arc<PlayRt>,
         batch: Arc<Vec<String>>,
     ) -> Flow {
-        // Layers below task level: role defaults < inventory < magic < play vars < vars_files < role vars.
-        let mut base = vec![
-            rt.role_defaults.clone(),
-            hs.inv_vars.clone(),
-            Arc::new(self.magic_vars(&hs.name, &rt, &batch)),
-            rt.play_vars.clone(),
-        ];
-        if !rt.play.vars_files.is_empty() {
-            let cx = Context::new(&self.templar, base.clone());
-            for vf in &rt.play.vars_files {
-                match self.load_vars_file(vf, &rt, &cx) {
-                    Ok(v) => base.push(v),
-                    Err(e) => return Flow::Failed(e),
-                }
-            }
-        }
-        base.push(rt.role_vars.clone());
+        let base = match self.host_play_layers(&hs, &rt, &batch, VarsFiles::Required) {
+            Ok(b) => b,
+            Err(e) => return Flow::Failed(e),
+        };
         let cx = self.context(&base, &[], &hs);
         let transport = match self.connect(&hs, &cx).await {
             Ok(t) => t,
@@ -230,16 +219,12 @@ impl Executor {
         Flow::Continue
     }
 
-    pub(crate) fn load_vars_file_pub(
+    pub(super) fn load_vars_file(
         &self,
         name: &str,
         rt: &PlayRt,
         cx: &Context,
     ) -> Result<Arc<Vars>, String> {
-        self.load_vars_file(name, rt, cx)
-    }
-
-    fn load_vars_file(&self, name: &str, rt: &PlayRt, cx: &Context) -> Result<Arc<Vars>, String> {
         let rendered = cx.render_str(name, "vars_files").map_err(|e| e.message)?;
         let p = PathBuf::from(&rendered);
         let path = if p.is_absolute() {
@@ -278,20 +263,15 @@ impl Executor {
         Ok(vars)
     }
 
-    /// A context: base layers, scope layers, then runtime facts/registers and extra vars on top.
+    /// A context over play layers and scope layers, with runtime variables and extra vars on top (see
+    /// `layers.rs` for the order).
     pub(crate) fn context(
         &self,
         base: &[Arc<Vars>],
         scope: &[Arc<Vars>],
         hs: &HostState,
     ) -> Context {
-        let mut layers: Vec<Arc<Vars>> = base.to_vec();
-        layers.extend(scope.iter().cloned());
-        layers.push(hs.runtime());
-        if !self.opts.extra_vars.is_empty() {
-            layers.push(Arc::new(self.opts.extra_vars.clone()));
-        }
-        Context::new(&self.templar, layers)
+        Context::new(&self.templar, self.layers(base, scope, &[], hs))
     }
 }
 
@@ -300,28 +280,13 @@ impl HostRun {
         &self.hs.name
     }
 
+    /// The context a task renders in: the whole precedence stack (`layers.rs`) for this host and task.
     pub(super) fn task_context(&self, t: &Task) -> Context {
-        let mut scope = self.scope.clone();
-        if let Some(r) = &t.role {
-            if !r.params.is_empty() {
-                scope.push(Arc::new(r.params.clone()));
-            }
-            let mut rv = Vars::new();
-            rv.insert("role_name".into(), json!(r.name));
-            rv.insert("role_path".into(), json!(r.dir.display().to_string()));
-            scope.push(Arc::new(rv));
-        }
-        // Where `lookup('file', ...)` looks: the role, the task file's directory, the playbook's.
-        let mut sp = Vars::new();
-        sp.insert(
-            crate::template::SEARCH_PATH_VAR.into(),
-            crate::template::search_path_value(&self.search_dirs(t)),
-        );
-        scope.push(Arc::new(sp));
-        if !t.vars.is_empty() {
-            scope.push(Arc::new(t.vars.clone()));
-        }
-        self.ex.context(&self.base, &scope, &self.hs)
+        let task = super::layers::task_layers(t, &self.rt.playbook_dir);
+        Context::new(
+            &self.ex.templar,
+            self.ex.layers(&self.base, &self.scope, &task, &self.hs),
+        )
     }
 
     /// Gather, in one round trip, every fact the play's tasks will ask for.
@@ -477,13 +442,7 @@ impl HostRun {
     }
 
     pub(super) fn search_dirs(&self, t: &Task) -> Vec<PathBuf> {
-        let mut v = Vec::new();
-        if let Some(r) = &t.role {
-            v.push(r.dir.clone());
-        }
-        v.push(t.base_dir.clone());
-        v.push(self.rt.playbook_dir.clone());
-        v
+        super::layers::search_dirs(t, &self.rt.playbook_dir)
     }
 }
 

@@ -22,6 +22,7 @@ mod blocks;
 mod handlers;
 mod host;
 mod includes;
+mod layers;
 pub mod logged;
 pub mod preflight;
 mod tasks;
@@ -259,6 +260,8 @@ pub struct Executor {
     pub(crate) connector: Arc<dyn Connector>,
     pub(crate) local: Arc<dyn Connector>,
     pub(crate) opts: RunOptions,
+    /// `opts.extra_vars`, shared by every context (the top layer).
+    pub(crate) extra_vars: Arc<Vars>,
     pub(crate) interrupted: Arc<AtomicBool>,
     pub(crate) stop: AtomicBool,
     /// Why the run stopped early (any_errors_fatal, max_fail_percentage), once it has.
@@ -300,6 +303,7 @@ impl Executor {
             sink: p.sink,
             connector: p.connector,
             local: Arc::new(crate::transport::LocalConnector),
+            extra_vars: Arc::new(p.opts.extra_vars.clone()),
             opts: p.opts,
             interrupted: p.interrupted,
             stop: AtomicBool::new(false),
