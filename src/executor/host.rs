@@ -20,7 +20,7 @@ use super::{Executor, HostState, PlayRt};
 use crate::facts::FactReq;
 use crate::playbook::{Task, TaskKind};
 use crate::report::{Event, HostStatus, TaskStatus};
-use crate::template::context::Context;
+use crate::template::context::{Context, Warnings};
 use crate::transport::{Become, SharedTransport, TransportError};
 use crate::vars::Vars;
 
@@ -59,6 +59,9 @@ pub(crate) struct HostRun {
     pub(super) handler_mode: bool,
     /// The last task that failed on this host and its message (for `ansible_failed_task` in rescue).
     pub(super) last_failed: std::sync::Mutex<Option<(String, String)>>,
+    /// What this host's renders want to tell the operator (`lookup(..., errors='warn')`), reported as
+    /// warnings about the host by [`HostRun::report_warnings`].
+    pub(super) warnings: Arc<Warnings>,
 }
 
 impl Executor {
@@ -168,12 +171,21 @@ impl Executor {
         rt: Arc<PlayRt>,
         batch: Arc<Vec<String>>,
     ) -> Flow {
-        let base = match self.host_play_layers(&hs, &rt, &batch, VarsFiles::Required) {
+        let warnings = Arc::new(Warnings::default());
+        let base = self.host_play_layers(&hs, &rt, &batch, VarsFiles::Required, &warnings);
+        self.report_warnings(&hs.name, &warnings);
+        let base = match base {
             Ok(b) => b,
             Err(e) => return Flow::Failed(e),
         };
-        let cx = self.context(&base, &[], &hs);
-        let transport = match self.connect(&hs, &cx).await {
+        let cx = Context::collecting(
+            &self.templar,
+            self.layers(&base, &[], &[], &hs),
+            warnings.clone(),
+        );
+        let connected = self.connect(&hs, &cx).await;
+        self.report_warnings(&hs.name, &warnings);
+        let transport = match connected {
             Ok(t) => t,
             Err(e) => {
                 let msg = crate::redact::redact(&e.to_string()).into_owned();
@@ -198,6 +210,7 @@ impl Executor {
             dyn_handlers: vec![],
             handler_mode: false,
             last_failed: std::sync::Mutex::new(None),
+            warnings,
         };
         run.prefetch().await;
         let sections = rt.sections.clone();
@@ -263,6 +276,16 @@ impl Executor {
         Ok(vars)
     }
 
+    /// Report what renders collected, as warnings about `host`.
+    pub(super) fn report_warnings(&self, host: &str, warnings: &Warnings) {
+        for message in warnings.take() {
+            self.emit(Event::Warning {
+                host: Some(host.to_string()),
+                message,
+            });
+        }
+    }
+
     /// A context over play layers and scope layers, with runtime variables and extra vars on top (see
     /// `layers.rs` for the order).
     pub(crate) fn context(
@@ -280,13 +303,24 @@ impl HostRun {
         &self.hs.name
     }
 
-    /// The context a task renders in: the whole precedence stack (`layers.rs`) for this host and task.
+    /// The context a task renders in: the whole precedence stack (`layers.rs`) for this host and task. Its
+    /// renders' warnings are the host's ([`HostRun::report_warnings`]).
     pub(super) fn task_context(&self, t: &Task) -> Context {
+        self.task_context_into(t, self.warnings.clone())
+    }
+
+    fn task_context_into(&self, t: &Task, warnings: Arc<Warnings>) -> Context {
         let task = super::layers::task_layers(t, &self.rt.playbook_dir);
-        Context::new(
+        Context::collecting(
             &self.ex.templar,
             self.ex.layers(&self.base, &self.scope, &task, &self.hs),
+            warnings,
         )
+    }
+
+    /// Report the warnings this host's renders raised so far (before a task's result, and after each task).
+    pub(super) fn report_warnings(&self) {
+        self.ex.report_warnings(&self.hs.name, &self.warnings);
     }
 
     /// Gather, in one round trip, every fact the play's tasks will ask for.
@@ -312,7 +346,8 @@ impl HostRun {
             if m.local_only() {
                 continue;
             }
-            let cx = self.task_context(t);
+            // A look ahead: what its renders would warn about is said when the task itself renders.
+            let cx = self.task_context_into(t, Arc::default());
             // Loop items too, when the loop list is already known.
             let contexts: Vec<Context> = match &t.loop_ {
                 None => vec![cx],

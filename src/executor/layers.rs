@@ -36,7 +36,7 @@ use serde_json::json;
 
 use super::{Executor, HostState, PlayRt};
 use crate::playbook::{RoleCtx, Task};
-use crate::template::context::Context;
+use crate::template::context::{Context, Warnings};
 use crate::vars::Vars;
 
 /// The sources of a host's play layers (1-6), except the vars_files, which are loaded as the stack is built.
@@ -135,13 +135,14 @@ pub(crate) enum VarsFiles {
 }
 
 impl Executor {
-    /// A host's play layers (1-6).
+    /// A host's play layers (1-6). What rendering the vars_files names warns about goes to `warnings`.
     pub(crate) fn host_play_layers(
         &self,
         hs: &HostState,
         rt: &PlayRt,
         batch: &[String],
         vars_files: VarsFiles,
+        warnings: &Arc<Warnings>,
     ) -> Result<Vec<Arc<Vars>>, String> {
         let src = PlaySources {
             role_defaults: rt.role_defaults.clone(),
@@ -151,7 +152,7 @@ impl Executor {
             role_vars: rt.role_vars.clone(),
         };
         play_layers(src, &rt.play.vars_files, |vf, below| {
-            let cx = Context::new(&self.templar, below.to_vec());
+            let cx = Context::collecting(&self.templar, below.to_vec(), warnings.clone());
             match self.load_vars_file(vf, rt, &cx) {
                 Ok(v) => Ok(Some(v)),
                 Err(_) if vars_files == VarsFiles::BestEffort => Ok(None),

@@ -61,7 +61,7 @@ impl Executor {
                     // A vars_files entry that cannot be loaded yet is left out: what needs it is checked when
                     // it runs (where a missing file fails the host).
                     let base = self
-                        .host_play_layers(&hs, &rt, &hosts, VarsFiles::BestEffort)
+                        .host_play_layers(&hs, &rt, &hosts, VarsFiles::BestEffort, &Arc::default())
                         .unwrap_or_default();
                     for t in &tasks {
                         self.preflight_task(&hs, t, &rt, &base, &mut errors, &mut warnings);
@@ -102,7 +102,8 @@ impl Executor {
         let Some(m) = self.registry.get(module) else {
             return;
         };
-        // The same stack the task will run with (layers.rs), minus what only the run knows.
+        // The same stack the task will run with (layers.rs), minus what only the run knows. What its renders
+        // warn about (a lookup with errors='warn') is said when the task runs, once.
         let task = layers::task_layers(t, &rt.playbook_dir);
         let tcx = Context::new(&self.templar, self.layers(base, &[], &task, hs));
         // A task whose `when` is false for this host is not validated for it.
