@@ -10,9 +10,11 @@ use std::path::PathBuf;
 use clap::builder::PossibleValue;
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
+use crate::executor::DEFAULT_FORKS;
 use crate::lab::{FaultKind, LabBackend, LabUser};
 use crate::report::{ColorMode, OutputFormat, ProgressMode};
 use crate::transport::ssh::HostKeyPolicy;
+use crate::transport::ssh_target::DEFAULT_CONNECT_TIMEOUT;
 
 /// Fleet provisioning for Azure IoT Edge devices over SSH.
 #[derive(Debug, Parser)]
@@ -86,13 +88,13 @@ pub struct ConnectOptions {
     #[arg(short = 'F', long = "ssh-config", value_name = "FILE")]
     pub ssh_config: Option<PathBuf>,
     /// Connect timeout in seconds.
-    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+    #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_CONNECT_TIMEOUT.as_secs())]
     pub connect_timeout: u64,
     /// Give up on a device after this many seconds in total (0: no deadline).
     #[arg(long, value_name = "SECONDS", default_value_t = 0)]
     pub device_timeout: u64,
     /// Devices worked on at the same time.
-    #[arg(short = 'f', long = "forks", value_name = "N", default_value_t = 100)]
+    #[arg(short = 'f', long = "forks", value_name = "N", default_value_t = DEFAULT_FORKS)]
     pub forks: usize,
 }
 

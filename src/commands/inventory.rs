@@ -1,7 +1,7 @@
 //! `edgefleet inventory`: print an inventory like `ansible-inventory` does.
 //!
 //! Owns the command's flow: resolve sources (`-i` or `$EDGEFLEET_INVENTORY`), load, apply `--limit`, print
-//! `--list` / `--host` JSON or the `--graph` tree, warnings on stderr. Every printed byte goes through the
+//! `--list` / `--host` JSON or the `--graph` tree, warnings on stderr (through [`super::print_warning`]). Every printed byte goes through the
 //! secret redactor. It must not implement inventory semantics itself (`inventory/mod.rs` does).
 
 use std::io::Write;
@@ -11,11 +11,9 @@ use crate::cli::InventoryArgs;
 use crate::error::{AppError, ExitCode};
 use crate::redact::redact;
 
-use crate::inventory::{ansible_json, Inventory};
+use super::print_warning;
 
-fn warn(msg: &str) {
-    eprintln!("[WARNING]: {}", redact(msg));
-}
+use crate::inventory::{ansible_json, Inventory};
 
 fn print(text: &str) -> Result<(), AppError> {
     let mut out = std::io::stdout().lock();
@@ -40,7 +38,10 @@ pub fn run(args: InventoryArgs) -> Result<ExitCode, AppError> {
     let mut inv = Inventory::load(&sources, &pb_dirs)?;
     inv.set_graph_playbook_vars(explicit);
     for w in inv.warnings() {
-        warn(w);
+        print_warning(w);
+    }
+    for w in super::run::secrets_warnings() {
+        print_warning(&w);
     }
     if let Some(pattern) = &args.host {
         // --host ignores --limit, as in Ansible.
@@ -64,7 +65,7 @@ pub fn run(args: InventoryArgs) -> Result<ExitCode, AppError> {
             Some(l) => {
                 let sel = inv.select(l)?;
                 for w in &sel.warnings {
-                    warn(w);
+                    print_warning(w);
                 }
                 Some(sel.hosts)
             }

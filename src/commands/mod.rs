@@ -5,6 +5,12 @@
 //! `play`, `ping` and `lab run` share), and the one place where errors become text and exit codes ([`main`]).
 //! It must not contain domain logic: it calls the loaders, the executor, the lab and the vault. Adding a
 //! subcommand is one file here plus its clap definition in `cli.rs`.
+//!
+//! **Warnings.** Loaders and templates return (or collect) warnings; they never print. A command that runs
+//! playbooks hands every warning to its reporters as an [`Event::Warning`](crate::report::Event::Warning)
+//! (text, `--report`, jsonl and `--log` alike; see `run.rs`). Where there is no run to report (the `inventory`
+//! and `vault` commands, `--syntax-check`, `--list-*`, or a run stopped by pre-flight), they go to stderr
+//! through [`print_warning`], the only place that prints one.
 
 use std::ffi::OsString;
 
@@ -85,6 +91,11 @@ fn collapse_repeats(d: &Diagnostics) -> String {
         out.push_str(&format!("\n{n}"));
     }
     out
+}
+
+/// Print a warning on stderr (redacted), for commands that have no reporters.
+pub(crate) fn print_warning(message: &str) {
+    eprintln!("[WARNING]: {}", crate::redact::redact(message));
 }
 
 /// For benchmarks: write this process's peak RSS (VmHWM, kB) to `$EDGEFLEET_PEAK_RSS_FILE`. Measured by the

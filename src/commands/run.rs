@@ -2,6 +2,11 @@
 //! playbooks, every task's arguments for every host) before any device is contacted, then run, report, and
 //! return the exit code. Also the translation of the connection and output flags into the options of the
 //! transport and the reporters.
+//!
+//! Warnings found before a run (inventory load, `--limit`, secrets, pre-flight) are kept in order and, once
+//! the run is sure to start, emitted as events, so they reach the text output, `--report`, jsonl and `--log`
+//! like every warning of the run; when no run follows (`--syntax-check`, `--list-*`, pre-flight errors, load
+//! errors) they are printed on stderr instead.
 
 use std::collections::HashSet;
 use std::io::Write;
@@ -93,6 +98,8 @@ pub struct Loaded {
     pub refs: Refs,
     /// Hosts allowed by --limit.
     pub limit: Option<HashSet<String>>,
+    /// Warnings found while loading (inventory, `--limit`, secrets), in order, not yet reported.
+    pub warnings: Vec<String>,
 }
 
 /// Load inventory and playbooks; report every problem at once.
@@ -149,15 +156,17 @@ pub fn load_with(
     }
     diags.extend(std::mem::take(&mut ctx.diags));
     let refs = Refs::scan(ctx.texts.iter().map(String::as_str));
+    let mut warnings: Vec<String> = inv
+        .as_ref()
+        .map(|i| i.warnings().to_vec())
+        .unwrap_or_default();
     let Some(inv) = inv else {
-        return Err(AppError::Load(diags));
+        return Err(load_failed(diags, warnings));
     };
     let limit = match limit {
         Some(l) => match inv.select(l) {
             Ok(sel) => {
-                for w in &sel.warnings {
-                    eprintln!("[WARNING] {w}");
-                }
+                warnings.extend(sel.warnings);
                 Some(sel.hosts.into_iter().collect())
             }
             Err(d) => {
@@ -167,8 +176,9 @@ pub fn load_with(
         },
         None => None,
     };
+    warnings.extend(secrets_warnings());
     if !diags.is_empty() {
-        return Err(AppError::Load(diags));
+        return Err(load_failed(diags, warnings));
     }
     Ok(Loaded {
         inventory: Arc::new(inv),
@@ -177,7 +187,22 @@ pub fn load_with(
         templar,
         refs,
         limit,
+        warnings,
     })
+}
+
+/// Loading failed: no run will report the warnings found so far, so they are printed before the error.
+fn load_failed(diags: Diagnostics, warnings: Vec<String>) -> AppError {
+    for w in warnings.iter().chain(secrets_warnings().iter()) {
+        super::print_warning(w);
+    }
+    AppError::Load(diags)
+}
+
+/// The warnings the secrets loader collected since the last call (e.g. secret values too short to be masked),
+/// for the caller to report.
+pub(crate) fn secrets_warnings() -> Vec<String> {
+    crate::vars::secrets::take_warnings()
 }
 
 /// The SSH options the connection flags ask for (everything else at the transport's defaults).
@@ -304,18 +329,28 @@ pub fn run_loaded(
         interrupted: interrupted.clone(),
         refs: loaded.refs.clone(),
     });
+    // Warnings found before the run, in order: the loaders' (and `-e @file`'s secrets), then pre-flight's.
+    let mut pending: Vec<String> = loaded.warnings.clone();
+    pending.extend(secrets_warnings());
+    let print_pending = |pending: &[String]| {
+        for w in pending {
+            super::print_warning(w);
+        }
+    };
     if let Mode::List { hosts, tasks } = mode {
+        print_pending(&pending);
         print_lists(&ex, loaded, hosts, tasks);
         return Ok((ExitCode::Ok, None));
     }
     let pre = ex.preflight(&loaded.playbooks);
-    for w in &pre.warnings {
-        eprintln!("[WARNING] {}", crate::redact::redact(w));
-    }
+    pending.extend(pre.warnings);
+    pending.extend(secrets_warnings());
     if !pre.errors.is_empty() {
+        print_pending(&pending);
         return Err(AppError::Load(pre.errors));
     }
     if mode == Mode::SyntaxCheck {
+        print_pending(&pending);
         println!(
             "syntax check passed: {} ({} plays)",
             names.join(", "),
@@ -326,6 +361,13 @@ pub fn run_loaded(
                 .sum::<usize>()
         );
         return Ok((ExitCode::Ok, None));
+    }
+    // The run will start: from here on every warning is an event, and reaches every output.
+    for message in pending {
+        sink.emit(crate::report::Event::Warning {
+            host: None,
+            message,
+        });
     }
     let summary = rt.block_on(async {
         tokio::select! {
@@ -338,6 +380,13 @@ pub fn run_loaded(
         rt.shutdown_background();
         return Err(AppError::Interrupted);
     };
+    // Secrets loaded during the run (vars_files) may have left warnings too.
+    for message in secrets_warnings() {
+        sink.emit(crate::report::Event::Warning {
+            host: None,
+            message,
+        });
+    }
     let code = summary.exit_code();
     if let Err(e) = reporting.finish(&summary) {
         // The run's own outcome stands; a report that could not be written turns success into an error.

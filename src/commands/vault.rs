@@ -692,7 +692,7 @@ fn edit(file: &Path, id: &IdentityOptions, rcpt: &RecipientOptions) -> Result<Ex
     if lower.ends_with(".yml") || lower.ends_with(".yaml") {
         if let Ok(text) = std::str::from_utf8(&edited) {
             if let Err(e) = secrets::check_secret_yaml(text, file) {
-                eprintln!("warning: {e}");
+                super::print_warning(&e.to_string());
             }
         }
     }

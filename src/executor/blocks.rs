@@ -16,7 +16,7 @@ impl HostRun {
         rescue: &[Task],
         always: &[Task],
     ) -> Flow {
-        let first_error_before = self.hs.acc(|a| a.first_error.clone()).flatten();
+        let first_error_before = self.hs.acc(|a| a.first_error.clone());
         let mut flow = self.run_list(block).await;
         if let Flow::Failed(msg) = &flow {
             if !rescue.is_empty() {

@@ -34,6 +34,7 @@ impl HostRun {
                 progress = true;
                 self.handler_mode = true;
                 let f = self.run_task(h).await;
+                self.report_warnings();
                 self.handler_mode = false;
                 if f != Flow::Continue {
                     self.notified.clear();

@@ -1,5 +1,6 @@
-//! The per-host run of a play: connect (once per device per run), build the host's variable layers, gather
-//! every fact the play needs in one batch, then run the sections and flush handlers.
+//! The per-host run of a play: connect (once per device per run), take the host's variable layers (ordered by
+//! `layers.rs`, never here), gather every fact the play needs in one batch, then run the sections and flush
+//! handlers.
 //!
 //! A failure on this host is data: it ends this host's play and is counted; it never returns an error that
 //! could stop other hosts. The task loop is in `tasks.rs`, blocks in `blocks.rs`, handlers in `handlers.rs`,
@@ -12,13 +13,14 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
+use super::layers::VarsFiles;
 use super::{Executor, HostState, PlayRt};
 use crate::facts::FactReq;
 use crate::playbook::{Task, TaskKind};
 use crate::report::{Event, HostStatus, TaskStatus};
-use crate::template::context::Context;
+use crate::template::context::{Context, Warnings};
 use crate::transport::{Become, SharedTransport, TransportError};
 use crate::vars::Vars;
 
@@ -57,19 +59,25 @@ pub(crate) struct HostRun {
     pub(super) handler_mode: bool,
     /// The last task that failed on this host and its message (for `ansible_failed_task` in rescue).
     pub(super) last_failed: std::sync::Mutex<Option<(String, String)>>,
+    /// What this host's renders want to tell the operator (`lookup(..., errors='warn')`), reported as
+    /// warnings about the host by [`HostRun::report_warnings`].
+    pub(super) warnings: Arc<Warnings>,
 }
 
 impl Executor {
-    /// Run one play on one host. Never fails: failures are recorded on the host.
+    /// Run one play on one host. Never fails: failures are recorded on the host. Returns whether the host went
+    /// through the play to its end (false: it failed, or the run stopped before it was done).
     pub(crate) async fn run_host_play(
         self: Arc<Self>,
         hs: Arc<HostState>,
         rt: Arc<PlayRt>,
         batch: Arc<Vec<String>>,
-    ) {
+    ) -> bool {
         if self.interrupted.load(Ordering::SeqCst) || hs.is_out() {
-            return;
+            return false;
         }
+        #[cfg(debug_assertions)]
+        super::debug_hooks::maybe_panic(&hs);
         if let Ok(mut s) = hs.started.lock() {
             s.get_or_insert_with(Instant::now);
         }
@@ -98,8 +106,10 @@ impl Executor {
                     }
                 });
             }
-            _ => {}
+            Flow::Continue | Flow::EndHost | Flow::EndPlay => return true,
+            Flow::Stopped => {}
         }
+        false
     }
 
     async fn connect(
@@ -161,25 +171,21 @@ impl Executor {
         rt: Arc<PlayRt>,
         batch: Arc<Vec<String>>,
     ) -> Flow {
-        // Layers below task level: role defaults < inventory < magic < play vars < vars_files < role vars.
-        let mut base = vec![
-            rt.role_defaults.clone(),
-            hs.inv_vars.clone(),
-            Arc::new(self.magic_vars(&hs.name, &rt, &batch)),
-            rt.play_vars.clone(),
-        ];
-        if !rt.play.vars_files.is_empty() {
-            let cx = Context::new(&self.templar, base.clone());
-            for vf in &rt.play.vars_files {
-                match self.load_vars_file(vf, &rt, &cx) {
-                    Ok(v) => base.push(v),
-                    Err(e) => return Flow::Failed(e),
-                }
-            }
-        }
-        base.push(rt.role_vars.clone());
-        let cx = self.context(&base, &[], &hs);
-        let transport = match self.connect(&hs, &cx).await {
+        let warnings = Arc::new(Warnings::default());
+        let base = self.host_play_layers(&hs, &rt, &batch, VarsFiles::Required, &warnings);
+        self.report_warnings(&hs.name, &warnings);
+        let base = match base {
+            Ok(b) => b,
+            Err(e) => return Flow::Failed(e),
+        };
+        let cx = Context::collecting(
+            &self.templar,
+            self.layers(&base, &[], &[], &hs),
+            warnings.clone(),
+        );
+        let connected = self.connect(&hs, &cx).await;
+        self.report_warnings(&hs.name, &warnings);
+        let transport = match connected {
             Ok(t) => t,
             Err(e) => {
                 let msg = crate::redact::redact(&e.to_string()).into_owned();
@@ -204,6 +210,7 @@ impl Executor {
             dyn_handlers: vec![],
             handler_mode: false,
             last_failed: std::sync::Mutex::new(None),
+            warnings,
         };
         run.prefetch().await;
         let sections = rt.sections.clone();
@@ -225,16 +232,12 @@ impl Executor {
         Flow::Continue
     }
 
-    pub(crate) fn load_vars_file_pub(
+    pub(super) fn load_vars_file(
         &self,
         name: &str,
         rt: &PlayRt,
         cx: &Context,
     ) -> Result<Arc<Vars>, String> {
-        self.load_vars_file(name, rt, cx)
-    }
-
-    fn load_vars_file(&self, name: &str, rt: &PlayRt, cx: &Context) -> Result<Arc<Vars>, String> {
         let rendered = cx.render_str(name, "vars_files").map_err(|e| e.message)?;
         let p = PathBuf::from(&rendered);
         let path = if p.is_absolute() {
@@ -273,20 +276,25 @@ impl Executor {
         Ok(vars)
     }
 
-    /// A context: base layers, scope layers, then runtime facts/registers and extra vars on top.
+    /// Report what renders collected, as warnings about `host`.
+    pub(super) fn report_warnings(&self, host: &str, warnings: &Warnings) {
+        for message in warnings.take() {
+            self.emit(Event::Warning {
+                host: Some(host.to_string()),
+                message,
+            });
+        }
+    }
+
+    /// A context over play layers and scope layers, with runtime variables and extra vars on top (see
+    /// `layers.rs` for the order).
     pub(crate) fn context(
         &self,
         base: &[Arc<Vars>],
         scope: &[Arc<Vars>],
         hs: &HostState,
     ) -> Context {
-        let mut layers: Vec<Arc<Vars>> = base.to_vec();
-        layers.extend(scope.iter().cloned());
-        layers.push(hs.runtime());
-        if !self.opts.extra_vars.is_empty() {
-            layers.push(Arc::new(self.opts.extra_vars.clone()));
-        }
-        Context::new(&self.templar, layers)
+        Context::new(&self.templar, self.layers(base, scope, &[], hs))
     }
 }
 
@@ -295,28 +303,24 @@ impl HostRun {
         &self.hs.name
     }
 
+    /// The context a task renders in: the whole precedence stack (`layers.rs`) for this host and task. Its
+    /// renders' warnings are the host's ([`HostRun::report_warnings`]).
     pub(super) fn task_context(&self, t: &Task) -> Context {
-        let mut scope = self.scope.clone();
-        if let Some(r) = &t.role {
-            if !r.params.is_empty() {
-                scope.push(Arc::new(r.params.clone()));
-            }
-            let mut rv = Vars::new();
-            rv.insert("role_name".into(), json!(r.name));
-            rv.insert("role_path".into(), json!(r.dir.display().to_string()));
-            scope.push(Arc::new(rv));
-        }
-        // Where `lookup('file', ...)` looks: the role, the task file's directory, the playbook's.
-        let mut sp = Vars::new();
-        sp.insert(
-            crate::template::SEARCH_PATH_VAR.into(),
-            crate::template::search_path_value(&self.search_dirs(t)),
-        );
-        scope.push(Arc::new(sp));
-        if !t.vars.is_empty() {
-            scope.push(Arc::new(t.vars.clone()));
-        }
-        self.ex.context(&self.base, &scope, &self.hs)
+        self.task_context_into(t, self.warnings.clone())
+    }
+
+    fn task_context_into(&self, t: &Task, warnings: Arc<Warnings>) -> Context {
+        let task = super::layers::task_layers(t, &self.rt.playbook_dir);
+        Context::collecting(
+            &self.ex.templar,
+            self.ex.layers(&self.base, &self.scope, &task, &self.hs),
+            warnings,
+        )
+    }
+
+    /// Report the warnings this host's renders raised so far (before a task's result, and after each task).
+    pub(super) fn report_warnings(&self) {
+        self.ex.report_warnings(&self.hs.name, &self.warnings);
     }
 
     /// Gather, in one round trip, every fact the play's tasks will ask for.
@@ -342,7 +346,8 @@ impl HostRun {
             if m.local_only() {
                 continue;
             }
-            let cx = self.task_context(t);
+            // A look ahead: what its renders would warn about is said when the task itself renders.
+            let cx = self.task_context_into(t, Arc::default());
             // Loop items too, when the loop list is already known.
             let contexts: Vec<Context> = match &t.loop_ {
                 None => vec![cx],

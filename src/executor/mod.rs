@@ -5,6 +5,15 @@
 //! per-host task loop in `host.rs` (conditions, loops, register, retries, handlers, blocks) with the
 //! plan-then-apply discipline: modules only say what would change; only the executor applies. It must not print
 //! (it emits events) and must not know module internals.
+//!
+//! **Host accounting fails closed.** A host is ok only when it finished its last play without a failure; a
+//! host whose status is still unset when it is finished is failed (or interrupted, after Ctrl-C). A panic in
+//! one host's task is caught and fails that host alone ("internal error on this device: ...; this is a bug");
+//! a poisoned accounting lock marks the host failed, never ok.
+//!
+//! **Test hook (debug builds only).** In builds with `debug_assertions` (never in release builds),
+//! `EDGEFLEET_TEST_PANIC_HOST=<name>` makes that host's task panic while it holds its accounting lock, so the
+//! integration tests can prove the above. See [`debug_hooks`].
 
 pub mod apply;
 
@@ -13,12 +22,15 @@ mod blocks;
 mod handlers;
 mod host;
 mod includes;
+mod layers;
 pub mod logged;
 pub mod preflight;
 mod tasks;
 
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -35,6 +47,9 @@ use crate::transport::{Connector, SharedTransport};
 use crate::vars::Vars;
 
 use crate::facts::FactCache;
+
+/// `--forks` when not given: hosts in flight at once.
+pub const DEFAULT_FORKS: usize = 100;
 
 /// Run-wide options.
 #[derive(Debug, Clone)]
@@ -66,7 +81,7 @@ impl Default for RunOptions {
         RunOptions {
             check: false,
             diff: false,
-            forks: 100,
+            forks: DEFAULT_FORKS,
             extra_vars: Vars::new(),
             tags: vec![],
             skip_tags: vec![],
@@ -99,8 +114,22 @@ impl HostState {
             Arc::make_mut(&mut r).insert(k.to_string(), v);
         }
     }
-    pub fn acc<R>(&self, f: impl FnOnce(&mut HostSummary) -> R) -> Option<R> {
-        self.acc.lock().ok().map(|mut a| f(&mut a))
+    /// Read or update the host's accounting. A poisoned lock (a panic while it was held) is recovered, and the
+    /// host is then marked failed: an accounting that cannot be trusted never says ok.
+    pub fn acc<R>(&self, f: impl FnOnce(&mut HostSummary) -> R) -> R {
+        match self.acc.lock() {
+            Ok(mut a) => f(&mut a),
+            Err(poisoned) => {
+                let mut a = poisoned.into_inner();
+                let r = f(&mut a);
+                mark_internal_error(&mut a, "its accounting lock was poisoned by a panic");
+                r
+            }
+        }
+    }
+    /// Fail this host because of a bug (a panic in its task).
+    pub fn fail_internal(&self, what: &str) {
+        self.acc(|a| mark_internal_error(a, what));
     }
     pub fn is_out(&self) -> bool {
         self.acc(|a| {
@@ -109,7 +138,69 @@ impl HostState {
                 Some(HostStatus::Failed) | Some(HostStatus::Unreachable)
             )
         })
-        .unwrap_or(false)
+    }
+}
+
+/// Mark a host failed by an internal error (kept when it had already failed or was unreachable: the first
+/// error stays the one shown).
+fn mark_internal_error(a: &mut HostSummary, what: &str) {
+    if !matches!(
+        a.status,
+        Some(HostStatus::Failed) | Some(HostStatus::Unreachable)
+    ) {
+        a.status = Some(HostStatus::Failed);
+        a.first_error = Some(internal_error(what));
+    } else if a.first_error.is_none() {
+        a.first_error = Some(internal_error(what));
+    }
+}
+
+/// The error a device gets when edgefleet itself went wrong on it.
+fn internal_error(what: &str) -> String {
+    format!("internal error on this device: {what}; this is a bug")
+}
+
+/// The text of a panic payload.
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic".to_string()
+    }
+}
+
+/// A future that turns a panic while it is polled into an error (the payload), so one host's bug is that
+/// host's failure and never the run's.
+struct CatchPanic<F>(Pin<Box<F>>);
+
+impl<F: Future> Future for CatchPanic<F> {
+    type Output = Result<F::Output, Box<dyn std::any::Any + Send>>;
+
+    fn poll(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let fut = self.0.as_mut();
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fut.poll(cx))) {
+            Ok(std::task::Poll::Ready(v)) => std::task::Poll::Ready(Ok(v)),
+            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
+            Err(payload) => std::task::Poll::Ready(Err(payload)),
+        }
+    }
+}
+
+/// Hooks for the integration tests, compiled only into builds with `debug_assertions`: a release build has
+/// no way to trigger them.
+#[cfg(debug_assertions)]
+pub(crate) mod debug_hooks {
+    /// `EDGEFLEET_TEST_PANIC_HOST=<name>`: that host's task panics (holding its accounting lock, so the lock
+    /// is poisoned too) when it starts a play.
+    pub(crate) fn maybe_panic(hs: &super::HostState) {
+        if std::env::var_os("EDGEFLEET_TEST_PANIC_HOST").is_some_and(|h| h == hs.name.as_str()) {
+            hs.acc(|_| panic!("injected by EDGEFLEET_TEST_PANIC_HOST for {}", hs.name));
+        }
     }
 }
 
@@ -130,11 +221,7 @@ pub(crate) struct PlayRt {
 impl PlayRt {
     /// Where a task's `src:`-like files are found (the same path in pre-flight and at run time).
     pub(crate) fn search_dirs(&self, t: &Task) -> Vec<PathBuf> {
-        crate::template::search::task_search_path(
-            t.role.as_ref().map(|r| r.dir.as_path()),
-            &t.base_dir,
-            &self.playbook_dir,
-        )
+        layers::search_dirs(t, &self.playbook_dir)
     }
 }
 
@@ -180,8 +267,12 @@ pub struct Executor {
     pub(crate) connector: Arc<dyn Connector>,
     pub(crate) local: Arc<dyn Connector>,
     pub(crate) opts: RunOptions,
+    /// `opts.extra_vars`, shared by every context (the top layer).
+    pub(crate) extra_vars: Arc<Vars>,
     pub(crate) interrupted: Arc<AtomicBool>,
     pub(crate) stop: AtomicBool,
+    /// Why the run stopped early (any_errors_fatal, max_fail_percentage), once it has.
+    abort_reason: Mutex<Option<String>>,
     pub(crate) refs: Refs,
     hosts: Mutex<HashMap<String, Arc<HostState>>>,
     order: Mutex<Vec<String>>,
@@ -219,9 +310,11 @@ impl Executor {
             sink: p.sink,
             connector: p.connector,
             local: Arc::new(crate::transport::LocalConnector),
+            extra_vars: Arc::new(p.opts.extra_vars.clone()),
             opts: p.opts,
             interrupted: p.interrupted,
             stop: AtomicBool::new(false),
+            abort_reason: Mutex::new(None),
             refs: p.refs,
             hosts: Mutex::new(HashMap::new()),
             order: Mutex::new(Vec::new()),
@@ -343,6 +436,9 @@ impl Executor {
                 hosts: rt.hosts.clone(),
             });
             if let Some(reason) = self.run_play(&rt, &last_play).await {
+                if let Ok(mut r) = self.abort_reason.lock() {
+                    *r = Some(reason.clone());
+                }
                 aborted = Some(reason);
                 self.stop.store(true, Ordering::SeqCst);
             }
@@ -361,7 +457,7 @@ impl Executor {
         });
         let hosts = names
             .iter()
-            .filter_map(|n| self.host_state(n).acc(|a| a.clone()))
+            .map(|n| self.host_state(n).acc(|a| a.clone()))
             .collect();
         RunSummary {
             hosts,
@@ -418,6 +514,7 @@ impl Executor {
             }
             let batch = Arc::new(batch);
             let mut set = tokio::task::JoinSet::new();
+            let mut spawned: HashMap<tokio::task::Id, Arc<HostState>> = HashMap::new();
             for h in batch.iter() {
                 let ex = self.clone();
                 let rt = rt.clone();
@@ -425,23 +522,45 @@ impl Executor {
                 let sem = sem.clone();
                 let hs = self.host_state(h);
                 let last = last_play.get(h).copied() == Some(rt.idx);
-                set.spawn(async move {
+                let task_hs = hs.clone();
+                let handle = set.spawn(async move {
                     let Ok(_permit) = sem.acquire_owned().await else {
                         return;
                     };
-                    ex.clone().run_host_play(hs.clone(), rt, batch).await;
-                    if last || hs.is_out() {
+                    let play =
+                        CatchPanic(Box::pin(ex.clone().run_host_play(hs.clone(), rt, batch)));
+                    let completed = match play.await {
+                        Ok(completed) => completed,
+                        Err(payload) => {
+                            // A panic in one host's task is a bug; it fails that host and no other.
+                            hs.fail_internal(&panic_message(payload.as_ref()));
+                            false
+                        }
+                    };
+                    if last && completed {
+                        hs.acc(|a| {
+                            a.status.get_or_insert(HostStatus::Ok);
+                        });
+                    }
+                    // A host that stopped short (Ctrl-C, another host's any_errors_fatal) is finished with the
+                    // run, when the reason is known.
+                    if (last && completed) || hs.is_out() {
                         ex.finish_host(&hs).await;
                     }
                 });
+                spawned.insert(handle.id(), task_hs);
             }
-            while let Some(r) = set.join_next().await {
+            while let Some(r) = set.join_next_with_id().await {
                 if let Err(e) = r {
-                    // A panic in one host's task is a bug; it must not take the others down.
-                    self.emit(Event::Warning {
-                        host: None,
-                        message: format!("internal error in a host task: {e}"),
-                    });
+                    // Panics are caught inside the task; this is a panic while finishing, or a cancelled task.
+                    if let Some(hs) = spawned.get(&e.id()) {
+                        let what = if e.is_panic() {
+                            panic_message(e.into_panic().as_ref())
+                        } else {
+                            e.to_string()
+                        };
+                        hs.fail_internal(&what);
+                    }
                 }
             }
             let failed = batch.iter().filter(|h| self.host_state(h).is_out()).count();
@@ -493,20 +612,27 @@ impl Executor {
             .and_then(|s| s.map(|i| i.elapsed()))
             .unwrap_or_default();
         let interrupted = self.interrupted.load(Ordering::SeqCst);
-        let (status, error) = hs
-            .acc(|a| {
-                a.stats = stats;
-                a.duration = duration;
-                if a.status.is_none() {
-                    a.status = Some(if interrupted {
-                        HostStatus::Interrupted
-                    } else {
-                        HostStatus::Ok
+        let abort_reason = self.abort_reason.lock().ok().and_then(|r| r.clone());
+        let (status, error) = hs.acc(|a| {
+            a.stats = stats;
+            a.duration = duration;
+            // Fail closed: a host is ok only when it finished ok (its status says so).
+            if a.status.is_none() {
+                if interrupted {
+                    a.status = Some(HostStatus::Interrupted);
+                } else {
+                    a.status = Some(HostStatus::Failed);
+                    a.first_error = Some(match &abort_reason {
+                        Some(r) => format!("not finished: {r}"),
+                        None => internal_error("it stopped without a result"),
                     });
                 }
-                (a.status.unwrap_or(HostStatus::Ok), a.first_error.clone())
-            })
-            .unwrap_or((HostStatus::Ok, None));
+            }
+            (
+                a.status.unwrap_or(HostStatus::Failed),
+                a.first_error.clone(),
+            )
+        });
         self.emit(Event::HostFinished {
             host: hs.name.clone(),
             status,

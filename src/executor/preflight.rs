@@ -3,12 +3,13 @@
 //!
 //! Owns grouping identical problems across hosts ("edge-001, edge-002 and 48 more: ..."). Tasks whose
 //! arguments depend on values only known at run time (registered results, loop items, facts) are validated
-//! when they run instead.
+//! when they run instead. Tasks render with the same variable stack as at run time (`layers.rs`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use super::{Executor, PlayRt};
+use super::layers::{self, VarsFiles};
+use super::{Executor, HostState, PlayRt};
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::playbook::{Playbook, Task, TaskKind};
 use crate::template::context::Context;
@@ -56,9 +57,14 @@ impl Executor {
                     .collect();
                 tasks.extend(crate::playbook::leaves(&rt.handlers));
                 for h in &hosts {
-                    let cx = self.preflight_context(h, &rt, &hosts);
+                    let hs = self.host_state(h);
+                    // A vars_files entry that cannot be loaded yet is left out: what needs it is checked when
+                    // it runs (where a missing file fails the host).
+                    let base = self
+                        .host_play_layers(&hs, &rt, &hosts, VarsFiles::BestEffort, &Arc::default())
+                        .unwrap_or_default();
                     for t in &tasks {
-                        self.preflight_task(h, t, &cx, &rt, &mut errors, &mut warnings);
+                        self.preflight_task(&hs, t, &rt, &base, &mut errors, &mut warnings);
                     }
                 }
             }
@@ -77,33 +83,16 @@ impl Executor {
         out
     }
 
-    fn preflight_context(&self, host: &str, rt: &PlayRt, batch: &[String]) -> Context {
-        let hs = self.host_state(host);
-        let mut base: Vec<Arc<Vars>> = vec![
-            rt.role_defaults.clone(),
-            hs.inv_vars.clone(),
-            Arc::new(self.magic_vars(host, rt, batch)),
-            rt.play_vars.clone(),
-        ];
-        for vf in &rt.play.vars_files {
-            let cx = Context::new(&self.templar, base.clone());
-            if let Ok(v) = self.load_vars_file_pub(vf, rt, &cx) {
-                base.push(v);
-            }
-        }
-        base.push(rt.role_vars.clone());
-        self.context(&base, &[], &hs)
-    }
-
     fn preflight_task(
         &self,
-        host: &str,
+        hs: &HostState,
         t: &Task,
-        cx: &Context,
         rt: &PlayRt,
+        base: &[Arc<Vars>],
         errors: &mut BTreeMap<(String, u64, u64, String), Vec<String>>,
         warnings: &mut BTreeMap<String, Vec<String>>,
     ) {
+        let host = hs.name.as_str();
         let TaskKind::Module { module, args } = &t.kind else {
             return;
         };
@@ -113,24 +102,10 @@ impl Executor {
         let Some(m) = self.registry.get(module) else {
             return;
         };
-        let mut scope = Vec::new();
-        if let Some(r) = &t.role {
-            if !r.params.is_empty() {
-                scope.push(Arc::new(r.params.clone()));
-            }
-        }
-        if !t.vars.is_empty() {
-            scope.push(Arc::new(t.vars.clone()));
-        }
-        let tcx = if scope.is_empty() {
-            cx.clone()
-        } else {
-            let mut c = cx.clone();
-            for s in scope {
-                c = c.with_layer(s);
-            }
-            c
-        };
+        // The same stack the task will run with (layers.rs), minus what only the run knows. What its renders
+        // warn about (a lookup with errors='warn') is said when the task runs, once.
+        let task = layers::task_layers(t, &rt.playbook_dir);
+        let tcx = Context::new(&self.templar, self.layers(base, &[], &task, hs));
         // A task whose `when` is false for this host is not validated for it.
         for w in &t.when {
             match tcx.eval_condition(w, "when") {

@@ -19,7 +19,9 @@ impl HostRun {
     pub(super) fn run_list<'a>(&'a mut self, tasks: &'a [Task]) -> BoxFut<'a, Flow> {
         Box::pin(async move {
             for t in tasks {
-                match self.run_task(t).await {
+                let flow = self.run_task(t).await;
+                self.report_warnings();
+                match flow {
                     Flow::Continue => {}
                     other => return other,
                 }
@@ -106,6 +108,8 @@ impl HostRun {
         item: Option<String>,
         duration: Duration,
     ) {
+        // What rendering this task warned about comes before its result.
+        self.report_warnings();
         let msg = if t.no_log {
             (r.status == TaskStatus::Failed)
                 .then(|| "the output has been hidden due to `no_log: true`".to_string())

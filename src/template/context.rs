@@ -5,6 +5,11 @@
 //! "{{ registry }}/agent:1.5.3"`) is rendered when, and only when, a template uses it, against the same
 //! context, with loop detection, and the result is cached for the context's lifetime. Errors inside such a
 //! variable surface where it is used, naming the variable. It must not know where layers come from.
+//!
+//! A context also carries a [`Warnings`] collector: what a render wants to tell the operator (a
+//! `lookup(..., errors='warn')` that failed) is collected there, never printed; the caller drains it
+//! ([`Context::take_warnings`]) and reports it. Contexts made with [`Context::with_layer`] share their parent's
+//! collector; [`Context::collecting`] makes a context that collects into a given one.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -16,6 +21,57 @@ use serde_json::Value;
 use crate::template::rewrite::{rewrite_expression, rewrite_template};
 use crate::template::{single_expression, truthy, Templar, TemplateError};
 use crate::vars::Vars;
+
+/// Warnings raised while rendering, collected for the caller to report (templates never print).
+#[derive(Debug, Default)]
+pub struct Warnings(Mutex<Vec<String>>);
+
+impl Warnings {
+    /// Add one.
+    pub fn push(&self, message: String) {
+        if let Ok(mut w) = self.0.lock() {
+            w.push(message);
+        }
+    }
+
+    /// Take every warning collected so far, in order.
+    pub fn take(&self) -> Vec<String> {
+        self.0
+            .lock()
+            .map(|mut w| std::mem::take(&mut *w))
+            .unwrap_or_default()
+    }
+}
+
+impl Object for Warnings {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Plain
+    }
+
+    fn render(self: &Arc<Self>, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<warnings>")
+    }
+}
+
+/// The name under which a render reaches its context's [`Warnings`] (not a variable: never enumerated).
+const WARNINGS_KEY: &str = "__ef_warnings";
+
+/// From inside a render (a template function or filter): hand a warning to the collector of the context being
+/// rendered. Every render through a [`Context`] has one; a render without (a bare environment, in tests) drops
+/// the warning and gets `false`.
+pub fn warn(state: &minijinja::State, message: String) -> bool {
+    match state
+        .lookup(WARNINGS_KEY)
+        .as_ref()
+        .and_then(|v| v.downcast_object_ref::<Warnings>())
+    {
+        Some(w) => {
+            w.push(message);
+            true
+        }
+        None => false,
+    }
+}
 
 /// A rendering context: variable layers (lowest precedence first).
 #[derive(Clone)]
@@ -31,6 +87,8 @@ struct Lazy {
     /// Variables whose value failed to render because something inside is undefined: they count as
     /// undefined themselves (as in Ansible), and this says why.
     undefined_because: Mutex<HashMap<String, String>>,
+    /// Where renders put their warnings.
+    warnings: Arc<Warnings>,
 }
 
 impl std::fmt::Debug for Lazy {
@@ -118,6 +176,9 @@ impl Object for Lazy {
 
     fn get_value(self: &Arc<Self>, key: &JValue) -> Option<JValue> {
         let k = key.as_str()?;
+        if k == WARNINGS_KEY {
+            return Some(JValue::from_dyn_object(self.warnings.clone()));
+        }
         if k == "vars" && self.raw("vars").is_none() {
             // Ansible's `vars['name']`.
             return Some(JValue::from_dyn_object(self.clone()));
@@ -210,8 +271,13 @@ fn convert(e: &Error, name: &str) -> TemplateError {
 }
 
 impl Context {
-    /// A context over `layers` (lowest precedence first).
+    /// A context over `layers` (lowest precedence first), with a collector of its own for warnings.
     pub fn new(templar: &Templar, layers: Vec<Arc<Vars>>) -> Self {
+        Self::collecting(templar, layers, Arc::new(Warnings::default()))
+    }
+
+    /// A context over `layers` whose renders put their warnings into `warnings`.
+    pub fn collecting(templar: &Templar, layers: Vec<Arc<Vars>>, warnings: Arc<Warnings>) -> Self {
         Context {
             inner: Arc::new(Lazy {
                 templar: templar.clone(),
@@ -219,15 +285,21 @@ impl Context {
                 cache: Mutex::new(HashMap::new()),
                 resolving: Mutex::new(HashSet::new()),
                 undefined_because: Mutex::new(HashMap::new()),
+                warnings,
             }),
         }
     }
 
-    /// A context with one more layer on top (loop items, registered results).
+    /// A context with one more layer on top (loop items, registered results); it shares this one's warnings.
     pub fn with_layer(&self, top: Arc<Vars>) -> Self {
         let mut layers = self.inner.layers.clone();
         layers.push(top);
-        Context::new(&self.inner.templar, layers)
+        Context::collecting(&self.inner.templar, layers, self.inner.warnings.clone())
+    }
+
+    /// Take the warnings renders in this context (and those sharing its collector) raised so far.
+    pub fn take_warnings(&self) -> Vec<String> {
+        self.inner.warnings.take()
     }
 
     /// The templar.
@@ -452,6 +524,37 @@ mod tests {
         // Like Ansible: a variable whose template uses something undefined is itself undefined.
         assert!(!c.eval_condition("broken is defined", "t").unwrap());
         assert!(e.message.contains("nope"), "{}", e.message);
+    }
+
+    #[test]
+    fn lookup_warnings_are_collected_not_printed() {
+        let t = Templar::new();
+        let c = Context::new(&t, vec![layer(json!({"f": "surely-missing.txt"}))]);
+        let c2 = c.with_layer(layer(json!({"x": 1})));
+        let v = c2
+            .render_str("[{{ lookup('file', f, errors='warn') }}]", "t")
+            .unwrap();
+        assert_eq!(v, "[]");
+        // Shared with the parent context, taken once.
+        let w = c.take_warnings();
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].contains("lookup('file')") && w[0].contains("surely-missing.txt"),
+            "{w:?}"
+        );
+        assert!(c2.take_warnings().is_empty());
+        // errors='ignore' says nothing; a collector of one's own.
+        let shared = Arc::new(Warnings::default());
+        let c3 = Context::collecting(&t, vec![layer(json!({}))], shared.clone());
+        c3.render_str("{{ lookup('file', 'nope', errors='ignore') }}", "t")
+            .unwrap();
+        assert!(shared.take().is_empty());
+        c3.render_str("{{ lookup('file', 'nope', errors='warn') }}", "t")
+            .unwrap();
+        assert_eq!(shared.take().len(), 1);
+        // Not a variable.
+        assert!(!c3.contains(WARNINGS_KEY));
+        assert!(c3.flatten().get(WARNINGS_KEY).is_none());
     }
 
     #[test]

@@ -3,7 +3,9 @@
 //! Owns the lookup plugins templates can call on the controller: `file` (read a controller file), `env`
 //! (an environment variable; unset gives `''` like Ansible, or the `default=` given), `vars` (a variable by
 //! computed name), and the loop helpers `items`, `list`, `dict`, `indexed_items` (what `with_<name>:` uses).
-//! Also owns `omit`: a per-process unique marker string the executor drops from module arguments.
+//! Also owns `omit`: a per-process unique marker string the executor drops from module arguments. With
+//! `errors='warn'`, a failed lookup's warning goes to the rendering context's collector
+//! ([`super::context::warn`]), never to a terminal.
 //!
 //! **Search path.** `lookup('file', 'x')` resolves relative names through the render-context variable
 //! [`SEARCH_PATH_VAR`] (`__ef_search_path`): a list of directories, most specific first. For each directory `d`
@@ -117,9 +119,13 @@ fn run_guarded(
         Err(e) if errors == "strict" => Err(e),
         Err(e) => {
             if errors == "warn" {
-                tracing::warn!(
-                    "lookup('{name}') failed: {}",
-                    crate::redact::redact(&e.to_string())
+                // Collected by the context being rendered; the caller reports it (templates never print).
+                super::context::warn(
+                    state,
+                    format!(
+                        "lookup('{name}') failed: {}",
+                        crate::redact::redact(&e.to_string())
+                    ),
                 );
             }
             Ok(None)
@@ -279,17 +285,7 @@ fn search_path(state: &State) -> Vec<PathBuf> {
 
 /// Resolve `name` against the search path (see the module docs).
 pub fn find_file(search: &[PathBuf], name: &str) -> Option<PathBuf> {
-    let p = Path::new(name);
-    if p.is_absolute() {
-        return p.is_file().then(|| p.to_path_buf());
-    }
-    if search.is_empty() {
-        return p.is_file().then(|| p.to_path_buf());
-    }
-    search
-        .iter()
-        .flat_map(|d| [d.join("files").join(p), d.join(p)])
-        .find(|c| c.is_file())
+    super::search::find(search, "files", name).ok()
 }
 
 fn describe_search(search: &[PathBuf], name: &str) -> String {

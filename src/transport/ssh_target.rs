@@ -27,6 +27,9 @@ pub enum HostKeyPolicy {
     Off,
 }
 
+/// `--connect-timeout` when not given (a per-host ConnectTimeout / `ansible_ssh_timeout` wins).
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Run-wide SSH options (from the command line), shared by every device of a run.
 #[derive(Debug, Clone)]
 pub struct SshOptions {
@@ -70,7 +73,7 @@ impl Default for SshOptions {
             host_key_policy: None,
             ssh_config: None,
             system_ssh_config: Some(PathBuf::from("/etc/ssh/ssh_config")),
-            connect_timeout: Duration::from_secs(10),
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             use_agent: true,
             agent_socket: None,
             global_known_hosts: vec![PathBuf::from("/etc/ssh/ssh_known_hosts")],

@@ -1,9 +1,8 @@
 //! Variables: the value type, the helpers that combine two sets of them, and secrets.
 //!
 //! Owns [`Vars`] (names to JSON-like values, in definition order), [`overlay`] (whole values replaced, Ansible's
-//! default `hash_behaviour=replace`), [`merge_recursive`] (what `combine(recursive=True)` does), [`Layers`] (a
-//! stack of named sets flattened lowest first), and [`secrets`] (age-encrypted vars files and `src:` files). It
-//! must not read plain vars files (loaders in `inventory` and the executor hand it maps), must not render
+//! default `hash_behaviour=replace`), [`merge_recursive`] (what `combine(recursive=True)` does), and [`secrets`]
+//! (age-encrypted vars files and `src:` files). It must not read plain vars files (loaders in `inventory` and the executor hand it maps), must not render
 //! templates, and must not decide precedence. Which sources apply to one host and one task, and their order
 //! (role defaults up to extra vars), is the executor's: it builds those layers and documents the order
 //! (`executor/layers.rs`), from inventory vars that `inventory` has already combined by group depth.
@@ -41,49 +40,10 @@ pub fn merge_recursive(base: &mut Value, top: &Value) {
     }
 }
 
-/// Layers of variables in precedence order (lowest first), flattened on demand.
-#[derive(Debug, Default, Clone)]
-pub struct Layers {
-    layers: Vec<(&'static str, Vars)>,
-}
-
-impl Layers {
-    /// No layers.
-    pub fn new() -> Self {
-        Self::default()
-    }
-    /// Push a layer above the existing ones.
-    pub fn push(&mut self, name: &'static str, vars: Vars) {
-        self.layers.push((name, vars));
-    }
-    /// Flatten into one map.
-    pub fn flatten(&self) -> Vars {
-        let mut out = Vars::new();
-        for (_, l) in &self.layers {
-            overlay(&mut out, l);
-        }
-        out
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
-
-    fn m(v: Value) -> Vars {
-        v.as_object().cloned().unwrap()
-    }
-
-    #[test]
-    fn layers_respect_order() {
-        let mut l = Layers::new();
-        l.push("defaults", m(json!({"a": 1, "b": {"x": 1}})));
-        l.push("host", m(json!({"b": {"y": 2}})));
-        l.push("extra", m(json!({"a": 3})));
-        // Replace semantics: b is the host's whole map.
-        assert_eq!(Value::Object(l.flatten()), json!({"a": 3, "b": {"y": 2}}));
-    }
 
     #[test]
     fn recursive_merge() {
