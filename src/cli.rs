@@ -198,7 +198,7 @@ pub struct LabArgs {
 #[derive(Debug, Args, Clone)]
 pub struct LabUpOptions {
     /// Number of devices.
-    #[arg(long, short = 'n', default_value_t = 20)]
+    #[arg(long, short = 'n', default_value_t = crate::lab::DEFAULT_DEVICES)]
     pub devices: usize,
     /// SSH server backend.
     #[arg(long, value_enum, default_value_t = LabBackend::Embedded)]

@@ -229,32 +229,8 @@ pub fn report_options(o: &OutputOptions) -> ReportOptions {
 }
 
 /// The connector for SSH devices (one per run: bastions, agent and known_hosts writers are shared).
-fn ssh_connector(opts: SshOptions, sink: SharedSink) -> Arc<dyn Connector> {
-    Arc::new(SshAdapter {
-        inner: crate::transport::ssh::SshConnector::new(opts),
-        sink,
-    })
-}
-
-/// Adapts the SSH connector to the executor's `Connector`, forwarding its once-per-run warnings as events.
-struct SshAdapter {
-    inner: crate::transport::ssh::SshConnector,
-    sink: SharedSink,
-}
-
-#[async_trait::async_trait]
-impl Connector for SshAdapter {
-    async fn connect(
-        &self,
-        spec: &crate::transport::ConnSpec,
-    ) -> Result<crate::transport::SharedTransport, crate::transport::TransportError> {
-        let r = self.inner.connect(spec).await;
-        for (host, message) in self.inner.take_warnings() {
-            self.sink
-                .emit(crate::report::Event::Warning { host, message });
-        }
-        r
-    }
+fn ssh_connector(opts: SshOptions) -> Arc<dyn Connector> {
+    Arc::new(crate::transport::ssh::SshConnector::new(opts))
 }
 
 /// Resolves on the second Ctrl-C. The first one only sets `flag`: the run finishes the commands in flight
@@ -317,7 +293,7 @@ pub fn run_loaded(
     let interrupted = Arc::new(AtomicBool::new(false));
     let connector = {
         let _guard = rt.enter();
-        ssh_connector(ssh, sink.clone())
+        ssh_connector(ssh)
     };
     let ex = Executor::new(ExecutorParts {
         inventory: loaded.inventory.clone(),

@@ -148,10 +148,12 @@ impl Executor {
         });
         let start = Instant::now();
         let t = if spec.connection == "local" {
-            self.local.connect(&spec).await?
+            self.local.connect(&spec).await
         } else {
-            self.connector.connect(&spec).await?
+            self.connector.connect(&spec).await
         };
+        self.report_connector_warnings();
+        let t = t?;
         self.emit(Event::HostConnected {
             host: hs.name.clone(),
             elapsed: start.elapsed(),

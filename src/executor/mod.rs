@@ -327,6 +327,13 @@ impl Executor {
         self.sink.emit(ev);
     }
 
+    /// The connector's once-per-run warnings (host keys recorded, agent problems, reconnects) as events.
+    pub(crate) fn report_connector_warnings(&self) {
+        for (host, message) in self.connector.take_warnings() {
+            self.emit(Event::Warning { host, message });
+        }
+    }
+
     fn host_state(&self, name: &str) -> Arc<HostState> {
         let mut m = match self.hosts.lock() {
             Ok(m) => m,
@@ -590,6 +597,8 @@ impl Executor {
         if hs.done.swap(true, Ordering::SeqCst) {
             return;
         }
+        // What the connection noticed while this host ran (a reconnect, say) is reported before it finishes.
+        self.report_connector_warnings();
         let t = hs.transport.lock().await.take();
         // The host runs nothing more: its facts and registered results can go (a thousand devices' worth adds
         // up); the summary below is all that is kept.

@@ -67,6 +67,9 @@ pub use error::LabError;
 use layout::{DeviceSpec, LabSpec, Paths, RuntimeState};
 pub use supervisor::FaultKind;
 
+/// Devices a lab has when nobody says how many.
+pub const DEFAULT_DEVICES: usize = 20;
+
 /// Lab backends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum LabBackend {

@@ -1,6 +1,6 @@
 //! Everything `lab up` writes before any process starts: keys, PKI, device roots, inventory.
 //!
-//! Owns the lab's client key and per-device SSH host keys (generated through `embedded`, the only russh user), the
+//! Owns the lab's client key and per-device SSH host keys (generated through `embedded`, the lab's only russh user), the
 //! lab age identity, the lab root CA and each device's Edge CA / DPS identity certificate (rcgen, P-256) with their
 //! keys age-encrypted, the age-encrypted per-device secrets (`host_vars/NAME/secrets.yml.age`), each device's
 //! state root (users, sudoers, homes, authorized_keys, see /work/notes/device-contract.md), the `bin/` wrappers

@@ -358,6 +358,11 @@ pub type SharedTransport = Arc<dyn Transport>;
 pub trait Connector: Send + Sync {
     /// Connect and authenticate to the device described by `spec`.
     async fn connect(&self, spec: &ConnSpec) -> Result<SharedTransport, TransportError>;
+
+    /// Warnings collected since the last call (host, message): the executor reports them as events.
+    fn take_warnings(&self) -> Vec<(Option<String>, String)> {
+        Vec::new()
+    }
 }
 
 /// The connector for `ansible_connection: local`.

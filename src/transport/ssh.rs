@@ -374,6 +374,17 @@ impl SshConnector {
     }
 }
 
+#[async_trait::async_trait]
+impl super::Connector for SshConnector {
+    async fn connect(&self, spec: &ConnSpec) -> Result<super::SharedTransport, TransportError> {
+        SshConnector::connect(self, spec).await
+    }
+
+    fn take_warnings(&self) -> Vec<(Option<String>, String)> {
+        SshConnector::take_warnings(self)
+    }
+}
+
 impl SshTransport {
     /// The resolved target (address, user, jump chain...).
     pub fn target(&self) -> &Target {

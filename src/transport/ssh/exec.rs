@@ -52,7 +52,11 @@ impl SshTransport {
                 }
                 Err(e) if !retried => {
                     // Nothing has run yet: the connection dropped between commands. Reconnect once.
-                    tracing::debug!("{}: connection lost ({e}); reconnecting", self.name);
+                    self.shared.warn_once(
+                        format!("reconnect:{}", self.name),
+                        Some(&self.name),
+                        format!("the connection was lost between commands ({e}); reconnected"),
+                    );
                     retried = true;
                     let mut g = self.conn.lock().await;
                     if g.as_ref().is_some_and(|c| Arc::ptr_eq(c, &h)) {

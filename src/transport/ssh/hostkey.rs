@@ -254,9 +254,15 @@ impl Shared {
         }
         match appended {
             Appended::Added(l) => {
-                tracing::info!(
-                    "recorded new host key for {} ({lookup}) {ktype} {fp} at {l}",
-                    t.name
+                // OpenSSH says "Permanently added ... to the list of known hosts" on every first contact.
+                self.warn_once(
+                    format!("recorded:{}:{fp}", t.name),
+                    Some(&t.name),
+                    format!(
+                        "permanently added the host key of {} ({lookup}) {ktype} {fp} to {}:{l}",
+                        t.name,
+                        path.display()
+                    ),
                 );
                 Ok(())
             }
