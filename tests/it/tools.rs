@@ -39,10 +39,7 @@ fn require_names_the_setup_command() {
     assert!(!found("edgefleet-no-such-tool"));
     assert!(!found("/nonexistent/edgefleet-no-such-tool"));
     let err = std::panic::catch_unwind(|| require("edgefleet-no-such-tool")).unwrap_err();
-    let msg = err
-        .downcast_ref::<String>()
-        .cloned()
-        .unwrap_or_default();
+    let msg = err.downcast_ref::<String>().cloned().unwrap_or_default();
     assert_eq!(
         msg,
         "`edgefleet-no-such-tool` is not installed: run `tests/run` (it installs what the tests need)"
