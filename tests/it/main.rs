@@ -16,4 +16,5 @@ mod sim;
 mod ssh;
 mod support;
 mod template;
+mod tools;
 mod vault;
