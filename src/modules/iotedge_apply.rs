@@ -70,6 +70,14 @@ impl TypedModule for IotedgeApply {
     async fn plan(&self, a: &Args, cx: &PlanCtx<'_>) -> Result<Plan<()>, ModuleError> {
         let f = cx.file(&a.config, false).await?;
         if !f.exists {
+            if cx.check {
+                // A dry run of a first provisioning: the earlier task would have written the file, and this
+                // handler would apply it.
+                return Ok(Plan::change(vec![], ()).with_msg(format!(
+                    "would apply {} (written earlier in this run)",
+                    a.config
+                )));
+            }
             return Err(ModuleError::Failed(format!(
                 "{} does not exist: nothing to apply",
                 a.config

@@ -262,7 +262,8 @@ fn check_mode_never_changes_a_device() {
     let before: Vec<_> = lab.devices().iter().map(|d| tree(&d.root)).collect();
     let r = dir.path().join("r.json");
     let o = play(&lab, "playbooks/provision.yml", &r, &["--check", "--diff"]);
-    // Verification runs in check mode too; on fresh devices it fails (nothing is configured yet).
+    // Verification runs in check mode too; on fresh devices it fails (nothing is configured yet). The apply
+    // handler only says it would apply.
     assert_eq!(o.status.code(), Some(2), "{}", out(&o));
     let after: Vec<_> = lab.devices().iter().map(|d| tree(&d.root)).collect();
     assert_eq!(before, after, "check mode changed a device");
