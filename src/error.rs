@@ -1,7 +1,7 @@
 //! Exit codes, mapped in one place (Ansible's numbering).
 //!
-//! Owns the translation from "how the run ended" to the process exit code. Every command returns an
-//! [`Outcome`]-like result to `main`, which calls [`ExitCode::code`]; nothing else calls `std::process::exit`.
+//! Owns the translation from "how the run ended" to the process exit code. Every command returns a
+//! `Result<ExitCode, AppError>` to `commands::main`, and `main` calls [`ExitCode::code`]; nothing else calls `std::process::exit`.
 
 use crate::diag::Diagnostics;
 

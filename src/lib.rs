@@ -1,10 +1,21 @@
 //! edgefleet: fleet provisioning for Azure IoT Edge devices over SSH.
 //!
-//! The library behind the `edgefleet` binary. Layers, from the outside in:
-//! `cli` (flags) → `app` (commands) → `inventory` / `playbook` / `vars` / `template` (the language, loaded and
-//! validated before any device is contacted) → `executor` (plan, then apply, per device, in parallel) →
-//! `modules` (what each task means) + `iotedge` (IoT Edge domain logic) → `transport` (SSH / local) →
-//! `report` (events to output). `lab` is the simulated device fleet used by tests, demos and benchmarks.
+//! The library behind the `edgefleet` binary, in layers; a file imports only from layers below it and there are
+//! no import cycles (docs/architecture.md has the table with what each layer may import):
+//!
+//! 1. `main.rs` — calls [`commands::main`] and exits with its code.
+//! 2. [`commands`] — one file per subcommand; `run.rs` loads and runs playbooks; errors become exit codes here.
+//! 3. [`cli`] — clap definitions only; nothing below `commands` imports it.
+//! 4. [`executor`] — scheduling, batches, failure isolation, the per-host task loop; applies plans.
+//! 5. [`modules`] — one file per module (typed arguments, read-only plans), one registry.
+//! 6. [`iotedge`] — the IoT Edge domain: config model and validation, daemon.json, certificates, verify policy.
+//! 7. [`facts`] — fact requests, the cache, device scripts with their parsers (tested on recorded output).
+//! 8. the language: [`playbook`], [`inventory`], [`template`], [`vars`] — loaded and validated before contact.
+//! 9. [`transport`] — commands to devices (SSH through russh, local); quoting by construction.
+//! 10. [`report`] — events to progress, recap, JSON/jsonl reports and logs.
+//! 11. [`lab`] — the simulated device fleet used by tests, demos and benchmarks.
+//!
+//! Leaves, importable from anywhere: [`diag`], [`error`], [`yaml`], [`shell`], [`redact`], [`pycompat`].
 
 pub mod cli;
 pub mod commands;

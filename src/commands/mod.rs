@@ -10,7 +10,7 @@
 //! playbooks hands every warning to its reporters as an [`Event::Warning`](crate::report::Event::Warning)
 //! (text, `--report`, jsonl and `--log` alike; see `run.rs`). Where there is no run to report (the `inventory`
 //! and `vault` commands, `--syntax-check`, `--list-*`, or a run stopped by pre-flight), they go to stderr
-//! through [`print_warning`], the only place that prints one.
+//! through `print_warning`, the only place that prints one.
 
 use std::ffi::OsString;
 

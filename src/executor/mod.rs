@@ -13,7 +13,7 @@
 //!
 //! **Test hook (debug builds only).** In builds with `debug_assertions` (never in release builds),
 //! `EDGEFLEET_TEST_PANIC_HOST=<name>` makes that host's task panic while it holds its accounting lock, so the
-//! integration tests can prove the above. See [`debug_hooks`].
+//! integration tests can prove the above. See `debug_hooks`.
 
 pub mod apply;
 
