@@ -2,6 +2,7 @@
 
 mod canary;
 mod compat;
+mod config_variants;
 mod differential;
 mod docs;
 mod executor;
