@@ -13,7 +13,7 @@ use crate::redact::redact;
 
 use super::print_warning;
 
-use crate::inventory::{ansible_json, Inventory};
+use crate::inventory::{ansible_json, Inventory, Secrets};
 
 fn print(text: &str) -> Result<(), AppError> {
     let mut out = std::io::stdout().lock();
@@ -35,7 +35,13 @@ pub fn run(args: InventoryArgs) -> Result<ExitCode, AppError> {
             false,
         ),
     };
-    let mut inv = Inventory::load(&sources, &pb_dirs)?;
+    // The group tree shows structure, not values: it needs no secret (and no age identity) unless --vars.
+    let secrets = if args.graph.is_some() && !args.vars {
+        Secrets::NotNeeded
+    } else {
+        Secrets::Required
+    };
+    let mut inv = Inventory::load_with(&sources, &pb_dirs, secrets)?;
     inv.set_graph_playbook_vars(explicit);
     for w in inv.warnings() {
         print_warning(w);

@@ -7,6 +7,7 @@ use super::run::{load_with, report_options, run_loaded, ssh_options, Mode};
 use crate::cli::PingArgs;
 use crate::error::{AppError, ExitCode};
 use crate::executor::RunOptions;
+use crate::inventory::Secrets;
 
 const PING_PLAYBOOK: &str =
     "- name: ping\n  hosts: all\n  gather_facts: false\n  tasks:\n    - name: ping\n      ping:\n";
@@ -20,6 +21,9 @@ pub fn run(a: PingArgs) -> Result<ExitCode, AppError> {
         a.inv.limit.as_deref(),
         &[],
         Some((PING_PLAYBOOK, &here)),
+        // A connection needs no secret, unless the inventory keeps connection variables in encrypted files:
+        // decrypt when an identity can, else go on without them (with a warning naming the files).
+        Secrets::IfAvailable,
     )?;
     let opts = RunOptions {
         forks: a.conn.forks.max(1),

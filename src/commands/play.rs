@@ -1,17 +1,31 @@
 //! `edgefleet play`: run playbooks against an inventory (or `--syntax-check`, `--list-hosts`, `--list-tasks`).
 
 use super::run::{
-    load, parse_extra_vars, report_options, run_loaded, split_tags, ssh_options, Mode,
+    load_with, parse_extra_vars, report_options, run_loaded, split_tags, ssh_options, Mode,
 };
 use crate::cli::PlayArgs;
 use crate::error::{AppError, ExitCode};
 use crate::executor::RunOptions;
+use crate::inventory::Secrets;
 
 /// Run `edgefleet play`.
 pub fn run(a: PlayArgs) -> Result<ExitCode, AppError> {
     crate::vars::secrets::configure(&a.identity);
     let extra_vars = parse_extra_vars(&a.extra_vars)?;
-    let loaded = load(&a.inv.inventory, a.inv.limit.as_deref(), &a.playbooks)?;
+    // Listing hosts or tasks shows structure, not values: it needs no secret (and no age identity).
+    let listing = !a.syntax_check && (a.list_hosts || a.list_tasks);
+    let secrets = if listing {
+        Secrets::NotNeeded
+    } else {
+        Secrets::Required
+    };
+    let loaded = load_with(
+        &a.inv.inventory,
+        a.inv.limit.as_deref(),
+        &a.playbooks,
+        None,
+        secrets,
+    )?;
     let mode = if a.syntax_check {
         Mode::SyntaxCheck
     } else if a.list_hosts || a.list_tasks {

@@ -20,7 +20,7 @@ use crate::cli::{ConnectOptions, OutputOptions};
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::error::{AppError, ExitCode};
 use crate::executor::{Executor, ExecutorParts, Refs, RunOptions};
-use crate::inventory::Inventory;
+use crate::inventory::{Inventory, Secrets};
 use crate::modules::Registry;
 use crate::playbook::{LoadCtx, Playbook};
 use crate::report::{ReportOptions, SharedSink};
@@ -102,21 +102,23 @@ pub struct Loaded {
     pub warnings: Vec<String>,
 }
 
-/// Load inventory and playbooks; report every problem at once.
+/// Load inventory and playbooks (decrypting the inventory's secrets); report every problem at once.
 pub fn load(
     inventory: &[PathBuf],
     limit: Option<&str>,
     playbooks: &[PathBuf],
 ) -> Result<Loaded, AppError> {
-    load_with(inventory, limit, playbooks, None)
+    load_with(inventory, limit, playbooks, None, Secrets::Required)
 }
 
-/// Like [`load`], with an optional built-in playbook (text, and the path that names it).
+/// Like [`load`], with an optional built-in playbook (text, and the path that names it), decrypting the
+/// inventory's age-encrypted vars files only as far as `secrets` says.
 pub fn load_with(
     inventory: &[PathBuf],
     limit: Option<&str>,
     playbooks: &[PathBuf],
     builtin: Option<(&str, &Path)>,
+    secrets: Secrets,
 ) -> Result<Loaded, AppError> {
     let mut diags = Diagnostics::new();
     let pb_dirs: Vec<PathBuf> = playbooks
@@ -129,7 +131,7 @@ pub fn load_with(
         .collect();
     let sources =
         Inventory::sources_from_env_or(inventory).map_err(|d| AppError::Usage(d.message))?;
-    let inv = match Inventory::load(&sources, &pb_dirs) {
+    let inv = match Inventory::load_with(&sources, &pb_dirs, secrets) {
         Ok(i) => Some(i),
         Err(d) => {
             diags.extend(d);

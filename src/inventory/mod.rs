@@ -286,17 +286,52 @@ fn parse_source(data: &mut Data, src: &Path, top: bool, diags: &mut Diagnostics)
     }
 }
 
-fn load_dir_vars(base: &Path, data: &Data, diags: &mut Diagnostics) -> DirVars {
+/// Whether a command needs the values in age-encrypted vars files (`*.age` under group_vars/host_vars).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Secrets {
+    /// Decrypt them; a file that cannot be decrypted is an error (plays, `--list`, `--host`, `--graph --vars`).
+    Required,
+    /// Decrypt them if an identity can; otherwise leave them out with a warning naming the files (`ping`: a
+    /// connection needs no secret unless the inventory keeps connection variables in encrypted files).
+    IfAvailable,
+    /// Leave them closed: the command shows structure, not values (`--graph`, `--list-hosts`, `--list-tasks`).
+    NotNeeded,
+}
+
+fn load_dir_vars(
+    base: &Path,
+    data: &Data,
+    secrets: Secrets,
+    diags: &mut Diagnostics,
+    warnings: &mut Vec<String>,
+) -> DirVars {
     let mut out = DirVars::default();
+    // Encrypted files left closed, with why: one warning per reason, naming the files.
+    let mut closed: Vec<(PathBuf, String)> = Vec::new();
     let mut load = |files: Vec<PathBuf>| -> Option<Vars> {
         if files.is_empty() {
             return None;
         }
         let mut acc = Vars::new();
         for f in files {
+            let encrypted = varsfiles::is_encrypted(&f);
+            if encrypted && secrets == Secrets::NotNeeded {
+                continue;
+            }
             match varsfiles::load_file(&f) {
                 Ok(Some(v)) => overlay(&mut acc, &v),
                 Ok(None) => {}
+                Err(d) if encrypted && secrets == Secrets::IfAvailable => {
+                    // The same reason for every file reads as one warning: the file is named after it.
+                    let reason = d
+                        .message
+                        .lines()
+                        .next()
+                        .unwrap_or_default()
+                        .replace(&format!(" {}", f.display()), "")
+                        .replace(&format!(" {}", crate::diag::display_path(&f)), "");
+                    closed.push((f, reason))
+                }
                 Err(d) => diags.push(d),
             }
         }
@@ -318,6 +353,26 @@ fn load_dir_vars(base: &Path, data: &Data, diags: &mut Diagnostics) -> DirVars {
             }
         }
     }
+    let mut reasons: Vec<&str> = Vec::new();
+    for (_, r) in &closed {
+        if !reasons.contains(&r.as_str()) {
+            reasons.push(r);
+        }
+    }
+    for r in reasons {
+        let files: Vec<String> = closed
+            .iter()
+            .filter(|(_, x)| x == r)
+            .map(|(f, _)| crate::diag::display_path(f))
+            .collect();
+        warnings.push(format!(
+            "{} encrypted vars file{} not decrypted, so {} variables are not used by this command ({r}): {}",
+            files.len(),
+            if files.len() == 1 { "" } else { "s" },
+            if files.len() == 1 { "its" } else { "their" },
+            files.join(", ")
+        ));
+    }
     out
 }
 
@@ -325,6 +380,15 @@ impl Inventory {
     /// Load inventory sources (files, directories, or Ansible-style `a,b,` host lists) and the group_vars /
     /// host_vars next to them and in `playbook_dirs`; every problem found is reported.
     pub fn load(sources: &[PathBuf], playbook_dirs: &[PathBuf]) -> Result<Inventory, Diagnostics> {
+        Self::load_with(sources, playbook_dirs, Secrets::Required)
+    }
+
+    /// Like [`Inventory::load`], decrypting the age-encrypted vars files only as far as `secrets` says.
+    pub fn load_with(
+        sources: &[PathBuf],
+        playbook_dirs: &[PathBuf],
+        secrets: Secrets,
+    ) -> Result<Inventory, Diagnostics> {
         let mut diags = Diagnostics::new();
         let mut data = Data::new();
         if sources.is_empty() {
@@ -376,7 +440,7 @@ impl Inventory {
         let mut dir_vars = HashMap::new();
         for base in src_bases.iter().chain(pb_bases.iter()) {
             if !dir_vars.contains_key(base) {
-                let dv = load_dir_vars(base, &data, &mut diags);
+                let dv = load_dir_vars(base, &data, secrets, &mut diags, &mut warnings);
                 dir_vars.insert(base.clone(), dv);
             }
         }

@@ -131,10 +131,14 @@ fn dir_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
+/// Is this vars file age-encrypted (`*.age`)?
+pub fn is_encrypted(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "age")
+}
+
 /// Read one vars file: YAML/JSON, or age-encrypted YAML for `*.age`. Empty files give `None`.
 pub fn load_file(path: &Path) -> Result<Option<Vars>, Diagnostic> {
-    let is_age = path.extension().is_some_and(|e| e == "age");
-    let (value, line, col, text) = if is_age {
+    let (value, line, col, text) = if is_encrypted(path) {
         (crate::vars::secrets::load_vars_file(path)?, 0, 0, None)
     } else {
         let (node, text) = crate::yaml::parse_file(path)?;

@@ -636,3 +636,65 @@ fn large_inventory_loads() {
     let list = i.list_json(None);
     assert_eq!(list["_meta"]["hostvars"].as_object().unwrap().len(), 3000);
 }
+
+/// Commands that need no secret value need no age identity: `inventory --graph`, `play --list-hosts` /
+/// `--list-tasks` leave the encrypted vars files closed, and `ping` goes on without them (saying which files it
+/// did not read). `inventory --list` and plays still need the identity, with the clear error.
+#[test]
+fn secrets_only_when_needed() {
+    let home = tempfile::tempdir().unwrap();
+    let bare = |args: &[&str]| {
+        let o = crate::support::edgefleet()
+            .current_dir(crate::support::repo())
+            .env("HOME", home.path())
+            .args(args)
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        (o.status.code(), text)
+    };
+    let (code, text) = bare(&["inventory", "-i", "inventory/example", "--graph"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("munich-edge-01"), "{text}");
+    for flag in ["--list-hosts", "--list-tasks"] {
+        let (code, text) = bare(&[
+            "play",
+            "playbooks/provision.yml",
+            "-i",
+            "inventory/example",
+            flag,
+        ]);
+        assert_eq!(code, Some(0), "{flag}: {text}");
+        assert!(!text.contains("no identity"), "{flag}: {text}");
+    }
+    // Values are needed: the identity is, with today's error (exit 4, nothing contacted).
+    let (code, text) = bare(&["inventory", "-i", "inventory/example", "--list"]);
+    assert_eq!(code, Some(4), "{text}");
+    assert!(text.contains("no identity to decrypt"), "{text}");
+    let (code, text) = bare(&[
+        "play",
+        "playbooks/provision.yml",
+        "-i",
+        "inventory/example",
+        "--syntax-check",
+    ]);
+    assert_eq!(code, Some(4), "{text}");
+    assert!(text.contains("no identity to decrypt"), "{text}");
+    // ping on a lab whose inventory keeps its secrets encrypted: every device answers without the identity.
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = edgefleet::lab::LabConfig::new(dir.path().join("lab"), 2);
+    cfg.exe = Some(crate::support::bin());
+    let lab = edgefleet::lab::Lab::up(&cfg).unwrap_or_else(|e| panic!("lab up failed: {e}"));
+    let inv = lab.inventory_path();
+    let (code, text) = bare(&["ping", "-i", inv.to_str().unwrap()]);
+    lab.down().unwrap();
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("not decrypted, so") && text.contains(".age"),
+        "{text}"
+    );
+}
