@@ -29,25 +29,19 @@ fn files(dir: &Path) -> BTreeMap<String, (u32, Vec<u8>)> {
 }
 
 fn python() -> String {
+    crate::tools::require("python3");
     let o = Command::new("python3")
         .args(["-c", "import sys; print(sys.executable)"])
         .output();
     match o {
         Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).trim().to_string(),
-        _ => panic!("python3 is needed for the Ansible comparison: install it and run `pip install ansible-core`"),
+        _ => panic!("python3 does not run: run `tests/run` (it installs what the tests need)"),
     }
 }
 
 #[test]
 fn a_real_ansible_playbook_gives_the_same_files() {
-    let ok = Command::new("ansible-playbook")
-        .arg("--version")
-        .output()
-        .map(|o| o.status.success());
-    assert!(
-        matches!(ok, Ok(true)),
-        "ansible-playbook is not installed: run `pip install ansible-core` (the CI script does)"
-    );
+    crate::tools::require("ansible-playbook");
     let work = tempfile::tempdir().unwrap();
     let inv = work.path().join("inv.ini");
     std::fs::write(

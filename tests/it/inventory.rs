@@ -1,7 +1,7 @@
 //! `edgefleet inventory` against the real `ansible-inventory` (ansible-core) on every fixture, plus error
 //! cases, the documented YAML differences and the library API the executor uses.
 //!
-//! The comparison needs `ansible-inventory` on PATH (`pip install ansible-core`); without it these tests fail
+//! The comparison needs `ansible-inventory` on PATH (`tests/run` installs ansible-core); without it these tests fail
 //! with that instruction rather than skip. Both tools run in an empty temporary directory with an empty
 //! ansible.cfg, so no group_vars/ or configuration of the machine leaks into either side.
 
@@ -48,10 +48,10 @@ impl Sandbox {
             .stderr(Stdio::piped());
         match c.spawn() {
             Ok(child) => child,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
-                "ansible-inventory is not on PATH: run `pip install ansible-core` \
-                 (these tests compare edgefleet with the real ansible-inventory)"
-            ),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                crate::tools::require("ansible-inventory");
+                panic!("cannot run ansible-inventory: {e}")
+            }
             Err(e) => panic!("cannot run ansible-inventory: {e}"),
         }
     }
@@ -192,7 +192,8 @@ fn compare_patterns(sources: &[PathBuf], patterns: &[&str]) {
     {
         Ok(c) => c,
         Err(e) => {
-            panic!("cannot run python3 ({e}): install Python 3 and run `pip install ansible-core`")
+            crate::tools::require("python3");
+            panic!("cannot run python3: {e}")
         }
     };
     let req = json!({"sources": sources, "patterns": patterns});
@@ -206,7 +207,7 @@ fn compare_patterns(sources: &[PathBuf], patterns: &[&str]) {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         !stdout.contains("NO-ANSIBLE"),
-        "python3 cannot import ansible: run `pip install ansible-core`"
+        "python3 cannot import ansible: run `tests/run` (it installs what the tests need)"
     );
     let theirs = parse(
         "ansible get_hosts",

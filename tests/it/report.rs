@@ -395,7 +395,10 @@ impl Tmux {
             .args(["-x", &cols.to_string(), "-y", &rows.to_string()])
             .arg(command)
             .status()
-            .expect("tmux must be installed to test the live display (apt-get install tmux)");
+            .unwrap_or_else(|e| {
+                crate::tools::require("tmux");
+                panic!("cannot run tmux: {e}")
+            });
         assert!(st.success(), "tmux new-session failed");
         t
     }

@@ -92,11 +92,11 @@ impl Env {
             "/usr/bin/ssh-agent",
             "/usr/bin/sudo",
             "/usr/bin/unshare",
+            "ssh",
+            "ssh-add",
+            "openssl",
         ] {
-            assert!(
-                Path::new(tool).exists(),
-                "{tool} is missing: the SSH tests need openssh-server, openssh-client, sudo and util-linux"
-            );
+            crate::tools::require(tool);
         }
         let dir = base.join(format!("edgefleet-ssh-it-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);

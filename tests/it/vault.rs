@@ -100,11 +100,10 @@ impl Sandbox {
         if kind == "rsa" {
             c.args(["-b", "2048"]);
         }
-        let out = c.output().unwrap_or_else(|e| {
-            panic!(
-                "ssh-keygen is required for these tests (apt-get install -y openssh-client): {e}"
-            )
-        });
+        crate::tools::require("ssh-keygen");
+        let out = c
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run ssh-keygen: {e}"));
         assert!(out.status.success(), "{}", stderr(&out));
         fs::read_to_string(p.with_extension("pub"))
             .unwrap_or_else(|_| fs::read_to_string(format!("{}.pub", p.display())).unwrap())
@@ -120,15 +119,7 @@ fn stdout(o: &Output) -> String {
 
 /// The `age` CLI: these tests fail (never skip) without it.
 fn age_cli() -> Command {
-    let found = Command::new("age")
-        .arg("--version")
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    assert!(
-        found,
-        "the `age` command-line tool is required for the vault interop tests: install it with `apt-get install -y age`"
-    );
+    crate::tools::require("age");
     Command::new("age")
 }
 
@@ -184,7 +175,10 @@ fn x25519_roundtrip_with_recipients_file_and_age_cli() {
         .arg("-y")
         .arg(sb.path("key.txt"))
         .output()
-        .expect("age-keygen (package `age`) is required: apt-get install -y age");
+        .unwrap_or_else(|e| {
+            crate::tools::require("age-keygen");
+            panic!("cannot run age-keygen: {e}")
+        });
     assert_eq!(String::from_utf8_lossy(&y.stdout).trim(), public);
 
     sb.write(".age-recipients", &format!("# team\n{public}\n"));
