@@ -410,7 +410,7 @@ impl Lab {
             .transpose()
             .map_err(|e| userns_err(&e))?;
         prepare_dir(&paths, uns.as_ref())?;
-        let (slot, lock) = layout::lock_slot()?;
+        let (slot, lock) = layout::lock_slot(userns.then(|| layout::device_port(true)))?;
         let devices: Vec<DeviceSpec> = (0..cfg.devices)
             .map(|i| DeviceSpec {
                 name: layout::device_name(i),

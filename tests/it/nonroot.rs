@@ -278,12 +278,20 @@ fn an_ordinary_users_devices_own_files_as_their_users() {
         "{}",
         text(&o)
     );
+    // Another user's lab on slot 1 (this user's slot locks cannot see it): a listener on its first address.
+    let other = std::net::TcpListener::bind("127.1.1.1:2222").unwrap();
     // The openssh backend works: sshd's privilege-separation user is mapped.
     let o = u.edgefleet(&["lab", "up", "--devices", "2", "--backend", "openssh"]);
+    drop(other);
     assert!(o.status.success(), "{}", text(&o));
     let dir = u.work().join("lab");
     let lab = Lab::open(&dir).unwrap();
     assert!(lab.devices().iter().all(|d| d.port == 2222));
+    assert!(
+        lab.devices().iter().all(|d| d.address.octets()[1] == 2),
+        "slot 1 was taken: {:?}",
+        lab.devices()
+    );
     let d = &lab.devices()[1];
     let script = "hostname; id -u; cat /proc/self/uid_map; \
                   install -d -o aziotcs -g aziotcs -m 0750 /var/aziot/t && stat -c %U:%G /var/aziot/t /etc/shadow; \
