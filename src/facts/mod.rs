@@ -2,10 +2,12 @@
 //!
 //! Owns the fact requests modules make ([`FactReq`]), the per-device cache modules read while planning
 //! ([`FactCache`]), and every device-side read-only script with its pure parser, tested on recorded output:
-//! the batched file/command gather ([`gather`]), the setup facts ([`setup`]), systemd unit state ([`systemd`]) and
-//! the IoT Edge verify gather ([`iotedge`]). It must never change anything on a device, and it knows neither
+//! the batched file/command gather ([`gather`]), the setup facts ([`setup`]), systemd unit state ([`systemd`]),
+//! the IoT Edge verify gather ([`iotedge`]) and the certificate gather of `certs report` ([`certs`]). It must
+//! never change anything on a device, and it knows neither
 //! modules nor the executor: they ask, it answers.
 
+pub mod certs;
 pub mod file;
 pub mod gather;
 pub mod iotedge;
