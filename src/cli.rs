@@ -272,7 +272,7 @@ pub enum LabCommand {
         #[arg(long, default_value = "lab")]
         dir: PathBuf,
         /// For slow-link: added latency per round trip, in ms (default 200). For reboot: downtime in ms
-        /// (default 2000).
+        /// (default 2000). For clock-skew: how far ahead the device clock is, in ms (default 3 years).
         #[arg(long, value_name = "MS")]
         ms: Option<u64>,
     },
@@ -540,6 +540,9 @@ choices!(FaultKind {
     CheckError => "check-error": "`iotedge check` reports an error",
     DiskFull => "disk-full": "Writes under /etc fail with \"No space left on device\"",
     Reboot => "reboot": "The SSH server dies and comes back after a delay",
+    EdgeCaExpiring => "edge-ca-expiring": "The installed Edge CA expires in 10 days (same key; `none` restores it)",
+    EdgeCaExpired => "edge-ca-expired": "The installed Edge CA expired 5 days ago (same key; `none` restores it)",
+    ClockSkew => "clock-skew": "The device clock is ahead (default 3 years; --ms)",
 });
 
 #[cfg(test)]
