@@ -3,7 +3,8 @@
 //! Owns the flags and subcommands, their help texts and their defaults (each default is a constant of the layer
 //! that owns the value). It must not do any work: `commands/` turns these into actions. Nothing below
 //! `commands/` imports this file; the enums a flag chooses from belong to their owners (`report`, `transport`,
-//! `lab`) and are offered to clap here, so no lower layer depends on clap.
+//! `lab`) and are offered to clap here, so no lower layer depends on clap (the certificate defaults are
+//! `iotedge::certs`'s constants).
 
 use std::path::PathBuf;
 

@@ -493,15 +493,19 @@ fn rows_for(host: &str, answer: &Answer, config: &str, warn: i64, critical: i64)
                 Ok(certs) => {
                     // The certificate of the file that expires first decides (a chain is only as good as its
                     // shortest link; a bundle loses that CA).
-                    if let Some(first) = certs.iter().min_by_key(|c| c.not_after) {
+                    let first = certs.iter().enumerate().min_by_key(|(_, c)| c.not_after);
+                    if let Some((i, first)) = first {
                         let d = x509::days_left(first.not_after, at);
                         row.subject = first.subject.clone();
                         row.not_after = Some(first.not_after);
                         row.days = Some(d);
                         row.status = cert_status(d, warn, critical);
-                        if certs.len() > 1 {
-                            row.message =
-                                format!("first to expire of {} certificates", certs.len());
+                        if i > 0 {
+                            row.message = format!(
+                                "certificate #{} of {} in the file expires first",
+                                i + 1,
+                                certs.len()
+                            );
                         }
                     }
                 }
