@@ -314,11 +314,12 @@ fn issue_renews_exactly_the_due_devices_and_the_playbook_installs_them() {
         );
     }
     assert!(!out(&o).contains("PRIVATE"));
-    // The same run again renews nothing (699 days left > 400).
+    // The same run again renews nothing (699 or, within the same second, 700 days left > 400).
     let o = certs(&lab, &args);
     assert_eq!(o.status.code(), Some(0), "{}", out(&o));
     assert!(
-        out(&o).contains("edge-002: kept (699 days left"),
+        out(&o).contains("edge-002: kept (699 days left")
+            || out(&o).contains("edge-002: kept (700 days left"),
         "{}",
         out(&o)
     );
@@ -343,7 +344,10 @@ fn issue_renews_exactly_the_due_devices_and_the_playbook_installs_them() {
         .unwrap()
         .clone();
     assert_eq!(edge["subject"], "edge-002 Edge CA", "{edge}");
-    assert_eq!(edge["days_left"], 699, "{edge}");
+    assert!(
+        (699..=700).contains(&edge["days_left"].as_i64().unwrap()),
+        "{edge}"
+    );
     lab.down().unwrap();
 }
 
