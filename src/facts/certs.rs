@@ -15,20 +15,18 @@ use crate::transport::Cmd;
 /// `<id with only ASCII alphanumerics>-<sha256 of the id>.cer`).
 pub const CERTD_CERTS_DIR: &str = "/var/lib/aziot/certd/certs";
 
-/// Largest certificate file read from a device (chains and bundles are a few KiB).
-const MAX_FILE: u64 = 256 * 1024;
-
-/// `$1`: config.toml, `$2`: certd's cert directory, `$3`: size limit. Prints `\x1eEF:` sections; file contents
-/// and the config are base64 so no byte in them can look like a marker.
-const SCRIPT: &str = r#"cfg=$1; certd=$2; max=$3
+/// `$1`: config.toml, `$2`: certd's cert directory. Prints `\x1eEF:` sections; file contents
+/// and the config are base64 so no byte in them can look like a marker. Few processes (the devices' process
+/// spawning is the cost of a fleet-wide read): `date`, one `base64` per file, one `sed`.
+const SCRIPT: &str = r#"cfg=$1; certd=$2
 printf '\036EF:time %s\n' "$(date -u +%s)"
 emit() {
   if [ ! -e "$2" ]; then printf '\036EF:file %s missing %s\n' "$1" "$2"
   elif [ ! -r "$2" ]; then printf '\036EF:file %s unreadable %s\n' "$1" "$2"
-  else printf '\036EF:file %s ok %s\n' "$1" "$2"; head -c "$max" -- "$2" | base64 -w0; printf '\n'; fi
+  else printf '\036EF:file %s ok %s\n' "$1" "$2"; base64 -w0 < "$2"; printf '\n'; fi
 }
 if [ -r "$cfg" ]; then
-  printf '\036EF:config\n'; head -c "$max" -- "$cfg" | base64 -w0; printf '\n'
+  printf '\036EF:config\n'; base64 -w0 < "$cfg"; printf '\n'
   sed -nE 's#^[[:space:]]*(cert|trust_bundle_cert|identity_cert)[[:space:]]*=[[:space:]]*"file://([^"]*)".*$#\1 \2#p' "$cfg" |
   while read -r key path; do emit "$key" "$path"; done
 elif [ -e "$cfg" ]; then printf '\036EF:config-unreadable\n'
@@ -41,7 +39,6 @@ pub fn certs_cmd(config: &str) -> Cmd {
     Cmd::new("set --")
         .arg(config.to_string())
         .arg(CERTD_CERTS_DIR)
-        .arg(MAX_FILE.to_string())
         .raw(";")
         .raw(SCRIPT)
 }
@@ -273,7 +270,7 @@ mod tests {
         assert!(!SCRIPT.contains("pk"));
         let cmd = certs_cmd("/etc/aziot/config.toml").to_shell();
         assert!(
-            cmd.starts_with("set -- /etc/aziot/config.toml /var/lib/aziot/certd/certs 262144 ;"),
+            cmd.starts_with("set -- /etc/aziot/config.toml /var/lib/aziot/certd/certs ;"),
             "{cmd}"
         );
     }
