@@ -14,6 +14,7 @@
 //! refusal reproduces the real code's argument order, which names the PREVIOUS hostname first (`the hostname
 //! in the config PREVIOUS is different from the previous hostname NEW`) — a quirk of the real binary.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::io;
 use std::os::unix::fs::PermissionsExt;
@@ -21,9 +22,9 @@ use std::path::PathBuf;
 
 use crate::lab::sim::applied::{self, HEADER};
 use crate::lab::sim::config::{
-    self, CertIssuanceMethod, DpsAttestationMethod, EdgeCa, LocalCa, ManualAuthMethod,
-    ManualProvisioning, MobyNetwork, PreloadedCert, ProvisioningType, SuperConfig, SymmetricKey,
-    X509Identity,
+    self, CertIssuanceMethod, CertSubject, DpsAttestationMethod, EdgeCa, EstAuth, EstAuthX509,
+    LocalCa, ManualAuthMethod, ManualProvisioning, MaxRetries, MobyNetwork, PreloadedCert,
+    ProvisioningType, SuperConfig, SymmetricKey, X509Identity,
 };
 use crate::lab::sim::edged;
 use crate::lab::sim::engine;
@@ -68,6 +69,10 @@ fn s(v: &str) -> toml::Value {
     toml::Value::String(v.to_string())
 }
 
+fn int(v: usize) -> toml::Value {
+    toml::Value::Integer(i64::try_from(v).unwrap_or(i64::MAX))
+}
+
 fn arr(v: &[&str]) -> toml::Value {
     toml::Value::Array(v.iter().map(|x| s(x)).collect())
 }
@@ -82,7 +87,78 @@ fn principal(uid: u32, key: &str, ids: &[String]) -> toml::Value {
     toml::Value::Table(t)
 }
 
-fn cert_options(opts: &config::CertIssuanceOptions, default_cn: Option<String>) -> toml::Table {
+fn auto_renew_table(a: &config::AutoRenewConfig) -> toml::Value {
+    let mut t = toml::Table::new();
+    t.insert("rotate_key".into(), toml::Value::Boolean(a.rotate_key));
+    t.insert("threshold".into(), s(&a.policy.threshold.to_string()));
+    t.insert("retry".into(), s(&a.policy.retry.to_string()));
+    toml::Value::Table(t)
+}
+
+fn subject_into(t: &mut toml::Table, subject: Option<&CertSubject>, default_cn: Option<String>) {
+    match subject {
+        Some(CertSubject::CommonName(cn)) => {
+            t.insert("common_name".into(), s(cn));
+        }
+        Some(CertSubject::Subject(fields)) => {
+            let f = fields.iter().map(|(k, v)| (k.clone(), s(v))).collect();
+            t.insert("subject".into(), toml::Value::Table(f));
+        }
+        None => {
+            if let Some(cn) = default_cn {
+                t.insert("common_name".into(), s(&cn));
+            }
+        }
+    }
+}
+
+/// EST authentication as certd's config names it: basic auth inline, X.509 credentials by ID (their files
+/// become preloaded certs and keys).
+fn est_auth_into(
+    t: &mut toml::Table,
+    auth: &EstAuth,
+    id: &str,
+    keys: &mut Vec<(String, String)>,
+    certs: &mut Vec<(String, toml::Value)>,
+) {
+    if let Some(b) = &auth.basic {
+        t.insert("username".into(), s(&b.username));
+        t.insert("password".into(), s(&b.password));
+    }
+    match &auth.x509 {
+        Some(EstAuthX509::BootstrapIdentity {
+            bootstrap_identity_cert,
+            bootstrap_identity_pk,
+        }) => {
+            let boot = format!("{id}-bootstrap");
+            certs.push((boot.clone(), s(bootstrap_identity_cert.as_str())));
+            keys.push((boot.clone(), bootstrap_identity_pk.uri()));
+            t.insert("bootstrap_identity_cert".into(), s(&boot));
+            t.insert("bootstrap_identity_pk".into(), s(&boot));
+            t.insert("identity_cert".into(), s(&format!("{id}-id")));
+            t.insert("identity_pk".into(), s(&format!("{id}-id")));
+        }
+        Some(EstAuthX509::Identity {
+            identity_cert,
+            identity_pk,
+        }) => {
+            let ident = format!("{id}-id");
+            certs.push((ident.clone(), s(identity_cert.as_str())));
+            keys.push((ident.clone(), identity_pk.uri()));
+            t.insert("identity_cert".into(), s(&ident));
+            t.insert("identity_pk".into(), s(&ident));
+        }
+        None => {}
+    }
+}
+
+fn cert_options(
+    opts: &config::CertIssuanceOptions,
+    default_cn: Option<String>,
+    id: &str,
+    keys: &mut Vec<(String, String)>,
+    certs: &mut Vec<(String, toml::Value)>,
+) -> toml::Table {
     let mut t = toml::Table::new();
     let method = match &opts.method {
         CertIssuanceMethod::Est { .. } => "est",
@@ -90,20 +166,29 @@ fn cert_options(opts: &config::CertIssuanceOptions, default_cn: Option<String>) 
         CertIssuanceMethod::SelfSigned => "self_signed",
     };
     t.insert("method".into(), s(method));
-    if let Some(cn) = opts.common_name.clone().or(default_cn) {
-        t.insert("common_name".into(), s(&cn));
-    }
+    subject_into(&mut t, opts.subject.as_ref(), default_cn);
     if let Some(d) = opts.expiry_days {
         t.insert("expiry_days".into(), toml::Value::Integer(i64::from(d)));
     }
-    if let CertIssuanceMethod::Est { url: Some(u) } = &opts.method {
-        t.insert("url".into(), s(u.as_str()));
+    if let CertIssuanceMethod::Est { url, auth } = &opts.method {
+        if let Some(u) = url {
+            t.insert("url".into(), s(u.as_str()));
+        }
+        if let Some(a) = auth {
+            est_auth_into(&mut t, a, id, keys, certs);
+        }
     }
     t
 }
 
 /// Turn a parsed super config into the five service configs (aziotctl `apply::run` + iotedge's additions).
-pub fn generate(cfg: &SuperConfig, raw: &toml::Table, hostname: &str, uids: Uids) -> Generated {
+pub fn generate(
+    cfg: &SuperConfig,
+    raw: &toml::Table,
+    additional_info: &BTreeMap<String, String>,
+    hostname: &str,
+    uids: Uids,
+) -> Generated {
     const DEVICE_ID: &str = "device-id";
     const EDGE_CA: &str = "aziot-edged-ca";
     let mut preloaded_keys: Vec<(String, String)> = cfg
@@ -260,7 +345,14 @@ pub fn generate(cfg: &SuperConfig, raw: &toml::Table, hostname: &str, uids: Uids
         t.insert("pk".into(), s("local-ca"));
         match lc {
             LocalCa::Issued { cert } => {
-                issuance.push(("local-ca".into(), cert_options(cert, None)))
+                let t = cert_options(
+                    cert,
+                    None,
+                    "local-ca",
+                    &mut preloaded_keys,
+                    &mut preloaded_certs,
+                );
+                issuance.push(("local-ca".into(), t))
             }
             LocalCa::Preloaded { cert, pk } => {
                 preloaded_certs.push(("local-ca".into(), s(cert.as_str())));
@@ -281,45 +373,67 @@ pub fn generate(cfg: &SuperConfig, raw: &toml::Table, hostname: &str, uids: Uids
     ];
     match &cfg.edge_ca {
         None | Some(EdgeCa::Quickstart { .. }) => {
-            let days = match &cfg.edge_ca {
+            let (days, subject) = match &cfg.edge_ca {
                 Some(EdgeCa::Quickstart {
                     auto_generated_edge_ca_expiry_days,
+                    subject,
                     ..
-                }) => *auto_generated_edge_ca_expiry_days,
-                _ => 90,
+                }) => (*auto_generated_edge_ca_expiry_days, subject.as_ref()),
+                _ => (90, None),
             };
             let mut t = toml::Table::new();
             t.insert("method".into(), s("self_signed"));
-            t.insert("common_name".into(), s(&default_cn));
+            subject_into(&mut t, subject, Some(default_cn.clone()));
             t.insert("expiry_days".into(), toml::Value::Integer(i64::from(days)));
             issuance.push((EDGE_CA.into(), t.clone()));
             issuance.push((format!("{EDGE_CA}-temp"), t));
             aziotcs_keys.push(EDGE_CA.into());
             aziotcs_keys.push(format!("{EDGE_CA}-temp"));
             iotedge_certs.push(format!("{EDGE_CA}-temp"));
+            let renew = match &cfg.edge_ca {
+                Some(EdgeCa::Quickstart { auto_renew, .. }) => auto_renew.clone(),
+                _ => config::AutoRenewConfig::default(),
+            };
+            if renew.rotate_key {
+                iotedge_keys.push(format!("{EDGE_CA}-temp"));
+            }
+            edge_ca.insert("auto_renew".into(), auto_renew_table(&renew));
         }
         Some(EdgeCa::Issued { cert }) => {
-            let t = cert_options(cert, Some(default_cn));
+            let t = cert_options(
+                cert,
+                Some(default_cn),
+                EDGE_CA,
+                &mut preloaded_keys,
+                &mut preloaded_certs,
+            );
             issuance.push((EDGE_CA.into(), t.clone()));
             issuance.push((format!("{EDGE_CA}-temp"), t));
             aziotcs_keys.push(EDGE_CA.into());
             iotedge_certs.push(format!("{EDGE_CA}-temp"));
-            if cert
-                .auto_renew
-                .as_ref()
-                .map(|a| a.rotate_key)
-                .unwrap_or(false)
-            {
+            let renew = cert.auto_renew.clone().unwrap_or_default();
+            if renew.rotate_key {
                 iotedge_keys.push(format!("{EDGE_CA}-temp"));
             }
             edge_ca.insert("cert".into(), s(EDGE_CA));
             edge_ca.insert("key".into(), s(EDGE_CA));
+            edge_ca.insert("auto_renew".into(), auto_renew_table(&renew));
         }
         Some(EdgeCa::Preloaded { cert, pk }) => {
             preloaded_keys.push((EDGE_CA.into(), pk.as_str().to_string()));
             preloaded_certs.push((EDGE_CA.into(), s(cert.as_str())));
             edge_ca.insert("cert".into(), s(EDGE_CA));
             edge_ca.insert("key".into(), s(EDGE_CA));
+        }
+    }
+    if let Some(ct) = cfg
+        .moby_runtime
+        .content_trust
+        .as_ref()
+        .and_then(|c| c.ca_certs.as_ref())
+    {
+        for (registry, url) in ct {
+            preloaded_certs.push((format!("content-trust-{registry}"), s(url.as_str())));
         }
     }
     let mut bundle = vec![EDGE_CA];
@@ -329,32 +443,47 @@ pub fn generate(cfg: &SuperConfig, raw: &toml::Table, hostname: &str, uids: Uids
     }
     preloaded_certs.push(("aziot-edged-trust-bundle".into(), arr(&bundle)));
 
-    // keyd.
-    let mut keyd = toml::Table::new();
-    let mut aziot_keys = toml::Table::new();
-    for (k, v) in &cfg.aziot.aziot_keys {
-        aziot_keys.insert(k.clone(), s(v));
-    }
-    aziot_keys.insert("homedir_path".into(), s("/var/lib/aziot/keyd"));
-    keyd.insert("aziot_keys".into(), toml::Value::Table(aziot_keys));
-    let mut pk = toml::Table::new();
-    for (k, v) in &preloaded_keys {
-        pk.insert(k.clone(), s(v));
-    }
-    keyd.insert("preloaded_keys".into(), toml::Value::Table(pk));
-    let mut kp = vec![principal(uids.aziotid, "keys", &aziotid_keys)];
-    if !aziotcs_keys.is_empty() {
-        kp.push(principal(uids.aziotcs, "keys", &aziotcs_keys));
-    }
-    kp.push(principal(uids.iotedge, "keys", &iotedge_keys));
-    keyd.insert("principal".into(), toml::Value::Array(kp));
-
     // certd.
     let mut certd = toml::Table::new();
     certd.insert("homedir_path".into(), s("/var/lib/aziot/certd"));
+    let max = cfg.aziot.aziot_max_requests;
+    if let Some(m) = max {
+        certd.insert("max_requests".into(), int(m.certd));
+    }
     let mut ci = toml::Table::new();
     if let Some(t) = local_ca_table {
         ci.insert("local_ca".into(), toml::Value::Table(t));
+    }
+    if let Some(est) = &cfg.aziot.cert_issuance.est {
+        let mut t = toml::Table::new();
+        let mut trusted = Vec::new();
+        for (i, u) in est.trusted_certs.iter().enumerate() {
+            let id = format!("est-server-ca-{}", i + 1);
+            preloaded_certs.push((id.clone(), s(u.as_str())));
+            trusted.push(s(&id));
+        }
+        if !trusted.is_empty() {
+            t.insert("trusted_certs".into(), toml::Value::Array(trusted));
+        }
+        if let Some(a) = &est.auth {
+            est_auth_into(&mut t, a, "est", &mut preloaded_keys, &mut preloaded_certs);
+            if a.x509.is_some() {
+                aziotcs_keys.push("est-id".into());
+            }
+        }
+        t.insert(
+            "identity_auto_renew".into(),
+            auto_renew_table(&est.identity_auto_renew),
+        );
+        if !est.urls.is_empty() {
+            let urls = est
+                .urls
+                .iter()
+                .map(|(k, u)| (k.clone(), s(u.as_str())))
+                .collect();
+            t.insert("urls".into(), toml::Value::Table(urls));
+        }
+        ci.insert("est".into(), toml::Value::Table(t));
     }
     for (k, t) in issuance {
         ci.insert(k, toml::Value::Table(t));
@@ -372,10 +501,36 @@ pub fn generate(cfg: &SuperConfig, raw: &toml::Table, hostname: &str, uids: Uids
     cp.push(principal(uids.iotedge, "certs", &iotedge_certs));
     certd.insert("principal".into(), toml::Value::Array(cp));
 
+    // keyd.
+    let mut keyd = toml::Table::new();
+    let mut aziot_keys = toml::Table::new();
+    for (k, v) in &cfg.aziot.aziot_keys {
+        aziot_keys.insert(k.clone(), s(v));
+    }
+    aziot_keys.insert("homedir_path".into(), s("/var/lib/aziot/keyd"));
+    keyd.insert("aziot_keys".into(), toml::Value::Table(aziot_keys));
+    if let Some(m) = max {
+        keyd.insert("max_requests".into(), int(m.keyd));
+    }
+    let mut pk = toml::Table::new();
+    for (k, v) in &preloaded_keys {
+        pk.insert(k.clone(), s(v));
+    }
+    keyd.insert("preloaded_keys".into(), toml::Value::Table(pk));
+    let mut kp = vec![principal(uids.aziotid, "keys", &aziotid_keys)];
+    if !aziotcs_keys.is_empty() {
+        kp.push(principal(uids.aziotcs, "keys", &aziotcs_keys));
+    }
+    kp.push(principal(uids.iotedge, "keys", &iotedge_keys));
+    keyd.insert("principal".into(), toml::Value::Array(kp));
+
     // identityd.
     let mut identityd = toml::Table::new();
     identityd.insert("hostname".into(), s(hostname));
     identityd.insert("homedir".into(), s("/var/lib/aziot/identityd"));
+    if let Some(m) = max {
+        identityd.insert("max_requests".into(), int(m.identityd));
+    }
     if cfg.aziot.cloud_timeout_sec != 70 {
         identityd.insert(
             "cloud_timeout_sec".into(),
@@ -389,6 +544,11 @@ pub fn generate(cfg: &SuperConfig, raw: &toml::Table, hostname: &str, uids: Uids
         );
     }
     identityd.insert("provisioning".into(), toml::Value::Table(prov));
+    if let Some(l) = &cfg.aziot.localid {
+        let mut t = toml::Table::new();
+        t.insert("domain".into(), s(&l.domain));
+        identityd.insert("localid".into(), toml::Value::Table(t));
+    }
     let mut ip = toml::Table::new();
     ip.insert("uid".into(), toml::Value::Integer(i64::from(uids.iotedge)));
     ip.insert("name".into(), s("aziot-edge"));
@@ -399,9 +559,27 @@ pub fn generate(cfg: &SuperConfig, raw: &toml::Table, hostname: &str, uids: Uids
 
     // tpmd.
     let mut tpmd = toml::Table::new();
-    let mut shared = toml::Table::new();
-    shared.insert("tcti".into(), s("device"));
-    tpmd.insert("shared".into(), toml::Value::Table(shared));
+    if let Some(m) = max {
+        tpmd.insert("max_requests".into(), int(m.tpmd));
+    }
+    let tpm = &cfg.aziot.tpm;
+    tpmd.insert("tcti".into(), s(&tpm.tcti.to_string_lossy()));
+    tpmd.insert(
+        "auth_key_index".into(),
+        toml::Value::Integer(i64::from(tpm.auth_key_index)),
+    );
+    let mut ha = toml::Table::new();
+    for (k, v) in [
+        ("endorsement", &tpm.hierarchy_authorization.endorsement),
+        ("owner", &tpm.hierarchy_authorization.owner),
+    ] {
+        if !v.as_bytes().is_empty() {
+            ha.insert(k.into(), s(&v.to_string_lossy()));
+        }
+    }
+    if !ha.is_empty() {
+        tpmd.insert("hierarchy_authorization".into(), toml::Value::Table(ha));
+    }
 
     // edged.
     let agent = cfg.agent_spec();
@@ -435,6 +613,9 @@ pub fn generate(cfg: &SuperConfig, raw: &toml::Table, hostname: &str, uids: Uids
     );
     let mut agent_cfg = toml::Table::new();
     agent_cfg.insert("image".into(), s(&agent.config.image));
+    if let Some(d) = &agent.config.digest {
+        agent_cfg.insert("digest".into(), s(d));
+    }
     let raw_agent_cfg = raw
         .get("agent")
         .and_then(|a| a.get("config"))
@@ -452,24 +633,56 @@ pub fn generate(cfg: &SuperConfig, raw: &toml::Table, hostname: &str, uids: Uids
     }
     agent_t.insert("env".into(), toml::Value::Table(env));
     edged.insert("agent".into(), toml::Value::Table(agent_t));
+    let (workload, management) = match &cfg.connect {
+        Some(c) => (c.workload_uri.as_str(), c.management_uri.as_str()),
+        None => (
+            "unix:///var/run/iotedge/workload.sock",
+            "unix:///var/run/iotedge/mgmt.sock",
+        ),
+    };
     let mut connect = toml::Table::new();
-    connect.insert(
-        "workload_uri".into(),
-        s("unix:///var/run/iotedge/workload.sock"),
-    );
-    connect.insert(
-        "management_uri".into(),
-        s("unix:///var/run/iotedge/mgmt.sock"),
-    );
+    connect.insert("workload_uri".into(), s(workload));
+    connect.insert("management_uri".into(), s(management));
     edged.insert("connect".into(), toml::Value::Table(connect));
+    let (workload, management, tls) = match &cfg.listen {
+        Some(l) => (
+            l.workload_uri.as_str(),
+            l.management_uri.as_str(),
+            l.min_tls_version,
+        ),
+        None => (
+            "fd://aziot-edged.workload.socket",
+            "fd://aziot-edged.mgmt.socket",
+            config::MinTlsVersion::default(),
+        ),
+    };
     let mut listen = toml::Table::new();
-    listen.insert("workload_uri".into(), s("fd://aziot-edged.workload.socket"));
-    listen.insert("management_uri".into(), s("fd://aziot-edged.mgmt.socket"));
-    listen.insert("min_tls_version".into(), s("tls1.0"));
+    listen.insert("workload_uri".into(), s(workload));
+    listen.insert("management_uri".into(), s(management));
+    listen.insert("min_tls_version".into(), s(tls.as_str()));
     edged.insert("listen".into(), toml::Value::Table(listen));
     let mut watchdog = toml::Table::new();
-    watchdog.insert("max_retries".into(), s("infinite"));
+    watchdog.insert(
+        "max_retries".into(),
+        match cfg.watchdog.max_retries {
+            MaxRetries::Infinite => s("infinite"),
+            MaxRetries::Num(n) => toml::Value::Integer(i64::from(n)),
+        },
+    );
     edged.insert("watchdog".into(), toml::Value::Table(watchdog));
+    if let Some(m) = cfg.iotedge_max_requests {
+        let mut t = toml::Table::new();
+        t.insert("management".into(), int(m.management));
+        t.insert("workload".into(), int(m.workload));
+        edged.insert("iotedge_max_requests".into(), toml::Value::Table(t));
+    }
+    if !additional_info.is_empty() {
+        let t = additional_info
+            .iter()
+            .map(|(k, v)| (k.clone(), s(v)))
+            .collect();
+        edged.insert("additional_info".into(), toml::Value::Table(t));
+    }
     let mut moby = toml::Table::new();
     moby.insert("uri".into(), s(cfg.moby_runtime.uri.as_str()));
     match &cfg.moby_runtime.network {
@@ -535,7 +748,8 @@ fn x509_identity(
             certs.push(("device-id".into(), s(identity_cert.as_str())));
         }
         X509Identity::Issued { identity_cert } => {
-            issuance.push(("device-id".into(), cert_options(identity_cert, None)));
+            let t = cert_options(identity_cert, None, "device-id", keys, certs);
+            issuance.push(("device-id".into(), t));
             aziotid_certs.push("device-id".into());
         }
     }
@@ -580,6 +794,60 @@ fn io_text(e: &io::Error) -> String {
     e.to_string()
 }
 
+/// Parse a super config and run aziotctl's checks on it, as `iotedge config apply` does before it looks at the
+/// device: `Err` is the message the device prints after `Command failed: `.
+pub fn parse_and_check(text: &str) -> Result<config::Parsed, String> {
+    let parsed = config::parse(text).map_err(|e| format!("could not parse config file: {e}"))?;
+    if is_dps(&parsed.config) && parsed.config.aziot.parent_hostname.is_some() {
+        return Err("DPS provisioning is not supported in nested mode".into());
+    }
+    Ok(parsed)
+}
+
+/// The device files a config makes apply read, once parsed and checked.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Inputs {
+    /// The bytes of `imported_master_encryption_key`.
+    pub master_encryption_key: Option<Vec<u8>>,
+    /// The table `additional_info` names.
+    pub additional_info: BTreeMap<String, String>,
+}
+
+/// Read what the config refers to, in the device's order (the imported master encryption key, then
+/// `additional_info`), through `read` (a device path to its bytes). `Err` is the device's message.
+pub fn read_inputs(
+    cfg: &SuperConfig,
+    read: &dyn Fn(&str) -> io::Result<Vec<u8>>,
+) -> Result<Inputs, String> {
+    let mut inputs = Inputs::default();
+    if let Some(k) = &cfg.imported_master_encryption_key {
+        let shown = k.display();
+        let bytes = read(&k.to_string_lossy()).map_err(|e| {
+            format!(
+                "could not import master encryption key file {shown}: {}",
+                io_text(&e)
+            )
+        })?;
+        inputs.master_encryption_key = Some(bytes);
+    }
+    if let Some(ai) = &cfg.additional_info {
+        if ai.scheme() != "file" {
+            return Err(format!(
+                "unsupported additional_info scheme: {}",
+                ai.scheme()
+            ));
+        }
+        let path = ai.file_path().ok_or("additional_info is an invalid URI")?;
+        let bytes = read(&path)
+            .map_err(|e| format!("failed to read additional_info from {path}: {e:?}"))?;
+        let text = std::str::from_utf8(&bytes)
+            .map_err(|e| format!("failed to parse additional_info: {e}"))?;
+        inputs.additional_info =
+            toml_07::from_str(text).map_err(|e| format!("invalid toml at {path}: {e:?}"))?;
+    }
+    Ok(inputs)
+}
+
 fn apply_inner(
     st: &mut State,
     config_file: &str,
@@ -614,16 +882,17 @@ fn apply_inner(
         Ok(t) => t,
         Err(e) => return Ok(Err(format!("error parsing config: {}", e.utf8_error()))),
     };
-    let cfg = match config::parse(&text) {
-        Ok(c) => c,
-        Err(e) => return Ok(Err(format!("could not parse config file: {e}"))),
+    let parsed = parse_and_check(&text);
+    if let Ok(p) = &parsed {
+        for w in &p.warnings {
+            io.errln(w);
+        }
+    }
+    let cfg = match parsed {
+        Ok(p) => p.config,
+        Err(e) => return Ok(Err(e)),
     };
     let raw: toml::Table = text.parse().unwrap_or_default();
-    if is_dps(&cfg) && cfg.aziot.parent_hostname.is_some() {
-        return Ok(Err(
-            "DPS provisioning is not supported in nested mode".into()
-        ));
-    }
     let hostname = cfg
         .aziot
         .hostname
@@ -659,40 +928,11 @@ fn apply_inner(
         None => io.outln("Warning: the previous identity config file is unreadable"),
     }
 
-    if let Some(ai) = &cfg.additional_info {
-        if ai.scheme() != "file" {
-            return Ok(Err(format!(
-                "unsupported additional_info scheme: {}",
-                ai.scheme()
-            )));
-        }
-        let Some(p) = ai.file_path() else {
-            return Ok(Err("additional_info is an invalid URI".into()));
-        };
-        match fs::read_to_string(st.env.path(&p)) {
-            Err(e) => {
-                return Ok(Err(format!(
-                    "failed to read additional_info from {p}: Os {{ code: {}, kind: {:?}, message: {:?} }}",
-                    e.raw_os_error().unwrap_or(0),
-                    e.kind(),
-                    e.to_string().split(" (os error").next().unwrap_or("")
-                )))
-            }
-            Ok(t) => {
-                if let Err(e) = t.parse::<toml::Table>() {
-                    return Ok(Err(format!("invalid toml at {p}: {e:?}")));
-                }
-            }
-        }
-    }
-    if let Some(k) = &cfg.imported_master_encryption_key {
-        if let Err(e) = fs::read(st.env.path(k)) {
-            return Ok(Err(format!(
-                "could not import master encryption key file {k}: {}",
-                io_text(&e)
-            )));
-        }
-    }
+    let env = st.env.clone();
+    let inputs = match read_inputs(&cfg, &|p| fs::read(env.path(p))) {
+        Ok(i) => i,
+        Err(e) => return Ok(Err(e)),
+    };
 
     if let Some(msg) = st.env.fault("apply-fails") {
         // The fault's content is printed as the failure message; the default mimics a full disk.
@@ -705,7 +945,15 @@ fn apply_inner(
         }));
     }
 
-    let generated = generate(&cfg, &raw, &hostname, uids);
+    let mut generated = generate(&cfg, &raw, &inputs.additional_info, &hostname, uids);
+    if inputs.master_encryption_key.is_some() {
+        if let Some(toml::Value::Table(pk)) = generated.keyd.get_mut("preloaded_keys") {
+            pk.insert(
+                "iotedge_master_encryption_id".into(),
+                s("file:///var/secrets/aziot/keyd/imported-master-encryption-key"),
+            );
+        }
+    }
     let text_of = |t: &toml::Table| format!("{HEADER}{}", toml::to_string(t).unwrap_or_default());
 
     if let Some(key) = &generated.device_id_key {
@@ -720,6 +968,22 @@ fn apply_inner(
         if let Err(e) = write_owned(&dir.join("device-id"), key, ks.uid, ks.gid, 0o600) {
             return Ok(Err(format!(
                 "could not create /var/secrets/aziot/keyd/device-id\n\nCaused by:\n    {e}"
+            )));
+        }
+    }
+    if let Some(key) = &inputs.master_encryption_key {
+        io.outln("Note: Imported master encryption key will be written to /var/secrets/aziot/keyd/imported-master-encryption-key");
+        let ks = user("aziotks");
+        let dir = st.env.path("/var/secrets/aziot/keyd");
+        if let Err(e) = create_dir_owned(&dir, ks.uid, ks.gid, 0o700) {
+            return Ok(Err(format!(
+                "could not create /var/secrets/aziot/keyd directory\n\nCaused by:\n    {e}"
+            )));
+        }
+        let path = dir.join("imported-master-encryption-key");
+        if let Err(e) = write_owned(&path, key, ks.uid, ks.gid, 0o600) {
+            return Ok(Err(format!(
+                "could not create /var/secrets/aziot/keyd/imported-master-encryption-key\n\nCaused by:\n    {e}"
             )));
         }
     }
@@ -830,11 +1094,12 @@ mod tests {
     #[test]
     fn generates_service_configs_for_manual_connection_string() {
         let text = "hostname = \"edge-1\"\ntrust_bundle_cert = \"file:///var/aziot/certs/root.pem\"\n[provisioning]\nsource = \"manual\"\nconnection_string = \"HostName=hub.azure-devices.net;DeviceId=edge-1;SharedAccessKey=QUJD\"\n[edge_ca]\ncert = \"file:///var/aziot/certs/ca.pem\"\npk = \"file:///var/aziot/secrets/ca.key.pem\"\n[agent]\nname = \"edgeAgent\"\ntype = \"docker\"\n[agent.config]\nimage = \"mcr.microsoft.com/azureiotedge-agent:1.5.21\"\n[agent.config.createOptions.HostConfig]\nBinds = [\"/srv/a:/tmp/edgeAgent\"]\n[agent.env]\nstorageFolder = \"/tmp\"\n";
-        let cfg = config::parse(text).unwrap();
+        let cfg = config::parse(text).unwrap().config;
         let raw: toml::Table = text.parse().unwrap();
         let g = generate(
             &cfg,
             &raw,
+            &BTreeMap::new(),
             "edge-1",
             Uids {
                 aziotcs: 991,
