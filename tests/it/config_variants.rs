@@ -12,6 +12,7 @@
 
 use std::collections::BTreeSet;
 
+use edgefleet::iotedge::config as ours;
 use edgefleet::lab::sim::iotedge::apply as sim;
 use serde::Deserialize;
 
@@ -73,4 +74,107 @@ fn the_simulator_agrees_with_the_device_in_verdict_and_message() {
         all.len(),
         wrong.join("\n")
     );
+}
+
+/// How edgefleet's validator may differ from the device, variant by variant: it refuses what the device
+/// silently ignores (the device says ok), and it cannot see the device's files before contact.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Differs {
+    /// A key no 1.5 table has: the device ignores it, we refuse it as an unknown key (with did-you-mean).
+    UnknownKey,
+    /// A known key the device drops (it belongs to another provisioning source or `[edge_ca]` shape, or is
+    /// half of a credential pair): we refuse it, saying the device would silently ignore it.
+    Ignored,
+    /// A malformed value inside a flattened `Option` the device swallows (the setting is silently `None`).
+    Swallowed,
+    /// The device refuses because a file the config names is absent on it; edgefleet cannot see the device's
+    /// files before contact, so its validator accepts.
+    DeviceFile,
+}
+
+const IGNORED_BY_DEVICE: &[(&str, Differs)] = &[
+    ("top/unknown-top-level-key", Differs::UnknownKey),
+    ("top/manifest_trust_bundle_cert-bare", Differs::UnknownKey),
+    ("top/prefer_module_identity_cache", Differs::UnknownKey),
+    ("top/dps_trust_bundle-ignored", Differs::UnknownKey),
+    ("top/endpoints-table-ignored", Differs::UnknownKey),
+    ("edge_ca/table-misspelled", Differs::UnknownKey),
+    ("cert_issuance/misspelled-table", Differs::UnknownKey),
+    ("agent/image_pull_policy-snake-ignored", Differs::UnknownKey),
+    ("toml/valid-date-ignored", Differs::UnknownKey),
+    ("toml/windows-path-in-basic-string", Differs::UnknownKey),
+    (
+        "provisioning/always_reprovision_on_startup-ignored",
+        Differs::UnknownKey,
+    ),
+    ("provisioning/source-none-with-extras", Differs::Ignored),
+    ("provisioning/cs-and-explicit", Differs::Ignored),
+    ("provisioning/sas-value-and-uri", Differs::Ignored),
+    ("provisioning/dps-with-connection_string", Differs::Ignored),
+    ("edge_ca/preloaded-plus-method", Differs::Ignored),
+    ("edge_ca/preloaded-plus-quickstart", Differs::Ignored),
+    ("edge_ca/issued-est-username-only", Differs::Ignored),
+    ("edge_ca/issued-est-bootstrap-pk-bare", Differs::Ignored),
+    ("cert_issuance/est-auth-password-missing", Differs::Ignored),
+    ("edge_ca/issued-common_name-integer", Differs::Swallowed),
+    (
+        "top/imported_master_encryption_key-missing-file",
+        Differs::DeviceFile,
+    ),
+    ("top/additional_info-missing-file", Differs::DeviceFile),
+];
+
+/// edgefleet's pre-contact verdict on a config file: every problem, or none.
+fn validator_outcome(text: &str) -> Result<(), String> {
+    let v = ours::parse_toml(text)?;
+    let c = ours::from_value(&v).map_err(|e| e.to_string())?;
+    let problems: Vec<String> = ours::validate(&c).iter().map(|p| p.to_string()).collect();
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("; "))
+    }
+}
+
+#[test]
+fn the_validator_agrees_with_the_device_except_where_the_device_ignores_keys() {
+    let all = variants();
+    let names: BTreeSet<&str> = all.iter().map(|v| v.name.as_str()).collect();
+    for (n, _) in IGNORED_BY_DEVICE {
+        assert!(names.contains(n), "{n} is not a variant of the table");
+    }
+    let mut wrong = Vec::new();
+    let mut agree = 0;
+    for v in &all {
+        let got = validator_outcome(&v.toml);
+        let differs = IGNORED_BY_DEVICE
+            .iter()
+            .find(|(n, _)| *n == v.name)
+            .map(|(_, d)| *d);
+        let ok = match (differs, &got, v.device.as_str()) {
+            (None, Ok(()), "ok") | (None, Err(_), "error") => {
+                agree += 1;
+                true
+            }
+            (Some(Differs::UnknownKey), Err(m), "ok") => m.contains("unknown key"),
+            (Some(Differs::Ignored), Err(m), "ok") => m.contains("silently ignore"),
+            (Some(Differs::Swallowed), Err(_), "ok") => true,
+            (Some(Differs::DeviceFile), Ok(()), "error") => true,
+            _ => false,
+        };
+        if !ok {
+            wrong.push(format!(
+                "- {} ({}; expected difference: {:?})\n    device:    {} {:?}\n    edgefleet: {:?}",
+                v.name, v.why, differs, v.device, v.message, got
+            ));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "edgefleet's validator disagrees with the device on {} variants ({agree}/{} agree exactly):\n{}",
+        wrong.len(),
+        all.len(),
+        wrong.join("\n")
+    );
+    assert_eq!(agree + IGNORED_BY_DEVICE.len(), all.len());
 }
