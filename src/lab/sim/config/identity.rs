@@ -334,6 +334,7 @@ pub enum EstAuthX509 {
 }
 
 /// `[cert_issuance.local_ca]`.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
 pub enum LocalCa {
@@ -420,6 +421,7 @@ pub struct RenewalPolicy {
 }
 
 /// `method = "est" | "local_ca" | "self_signed"`.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "method", rename_all = "snake_case")]
 pub enum CertIssuanceMethod {
