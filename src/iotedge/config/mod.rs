@@ -2,9 +2,11 @@
 //!
 //! Owns every rule from the 1.5 sources that `iotedge config apply` enforces (so a bad config is refused before
 //! any device is contacted, naming the key), plus what the device does NOT catch: unknown keys are silently
-//! ignored by the real `iotedge`, so here every table is `deny_unknown_fields` and a typo gets a "did you mean".
-//! Also the production-checklist warnings (rolling or debug runtime images, quickstart Edge CA, bad
-//! UpstreamProtocol). Pure: no I/O.
+//! ignored by the real `iotedge`, so here every table is `deny_unknown_fields` and a typo gets a "did you mean";
+//! likewise known keys the device drops (another provisioning source's or `[edge_ca]` shape's, half an EST
+//! credential) are refused. Checked against the device's verdicts by `tests/it/config_variants.rs`. Also the
+//! production-checklist warnings (rolling or debug runtime images, quickstart Edge CA, bad UpstreamProtocol,
+//! certificates certd cannot read). Pure: no I/O.
 //!
 //! By concern: `model` (the serde types of the top level and the identity-service tables, and each table's
 //! keys) and `runtime` (the IoT Edge runtime tables), `values` (how the device reads URLs, key locations,
