@@ -219,7 +219,8 @@ impl TypedModule for Copy {
                 (),
             )
             .with_diffs(diffs)
-            .with_result(result));
+            .with_result(result)
+            .touching(vec![Touched::Path(dest.clone())]));
         }
         let before = if want_diff && cur.is_file() && cur.size <= DIFF_LIMIT {
             cx.file(&dest, true).await?.text()

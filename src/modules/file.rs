@@ -99,7 +99,7 @@ impl TypedModule for File {
         };
         match state.as_str() {
             "absent" => {
-                if cur.exists {
+                if cur.exists || cur.link.is_some() {
                     steps.push(run(
                         Cmd::new("rm").raw("-rf").raw("--").arg(p.clone()),
                         format!("remove {p}"),
@@ -199,10 +199,7 @@ impl TypedModule for File {
             }
             "link" => {
                 let src = a.src.clone().unwrap_or_default();
-                let out = cx
-                    .probe(Cmd::new("readlink").raw("--").arg(p.clone()).raw("|| true"))
-                    .await?;
-                let target = out.stdout_str().trim_end_matches('\n').to_string();
+                let target = cur.link.clone().unwrap_or_default();
                 if target != src {
                     if cur.exists && target.is_empty() && !a.force {
                         return Err(ModuleError::Failed(format!(
@@ -244,7 +241,13 @@ impl TypedModule for File {
         let plan = if steps.is_empty() {
             Plan::unchanged()
         } else {
-            Plan::change(steps, ())
+            // Removing or changing recursively touches everything under the path.
+            let touched = if state == "absent" || a.recurse {
+                Touched::Tree(p.clone())
+            } else {
+                Touched::Path(p.clone())
+            };
+            Plan::change(steps, ()).touching(vec![touched])
         };
         Ok(plan.with_diffs(diffs).with_result(result))
     }

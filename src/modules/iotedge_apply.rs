@@ -111,7 +111,9 @@ impl TypedModule for IotedgeApply {
             }],
             (),
         )
-        .with_facts(facts))
+        .with_facts(facts)
+        // A failed apply restores the previous file.
+        .touching(vec![Touched::Path(a.config.clone())]))
     }
 
     fn interpret(&self, _state: (), ran: Ran) -> Outcome {

@@ -28,7 +28,7 @@ pub use args::{
 };
 pub use plan::{
     Decision, Diff, DirSpec, Effects, FileWrite, InCheckMode, Interpret, Outcome, Plan, Ran, Step,
-    UNPREDICTABLE_IN_CHECK,
+    Touched, UNPREDICTABLE_IN_CHECK,
 };
 
 pub mod assert;

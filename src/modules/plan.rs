@@ -57,6 +57,18 @@ pub struct DirSpec {
     pub group: Option<String>,
 }
 
+/// What a change touches on the device besides the files it writes (those the executor knows), so that the
+/// fact cache is brought up to date in the same round trip and later tasks see the effects of this one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Touched {
+    /// This path (re-stated after the steps ran).
+    Path(String),
+    /// This path and everything under it (re-stated; what was known under it is forgotten).
+    Tree(String),
+    /// A command fact, by its cache key (forgotten: asked again when needed).
+    Fact(String),
+}
+
 /// Something the executor does on the device to apply a plan.
 #[derive(Debug, Clone)]
 pub enum Step {
@@ -209,6 +221,8 @@ pub struct Plan<S> {
     pub warnings: Vec<String>,
     /// Variables to set on the host (set_fact, and facts modules leave for later tasks).
     pub set_facts: Option<Map<String, Value>>,
+    /// What the steps touch besides the files they write (see [`Touched`]).
+    pub touched: Vec<Touched>,
 }
 
 impl<S> Plan<S> {
@@ -220,6 +234,7 @@ impl<S> Plan<S> {
             msg: None,
             warnings: Vec::new(),
             set_facts: None,
+            touched: Vec::new(),
         }
     }
 
@@ -300,6 +315,12 @@ impl<S> Plan<S> {
         self
     }
 
+    /// Touching these paths or facts (see [`Touched`]).
+    pub fn touching(mut self, touched: Vec<Touched>) -> Self {
+        self.touched = touched;
+        self
+    }
+
     /// The same plan with its state turned into another type (the adapter erases module states this way).
     pub fn map_state<T>(self, f: impl FnOnce(S) -> T) -> Plan<T> {
         let decision = match self.decision {
@@ -327,6 +348,7 @@ impl<S> Plan<S> {
             msg: self.msg,
             warnings: self.warnings,
             set_facts: self.set_facts,
+            touched: self.touched,
         }
     }
 }

@@ -105,6 +105,8 @@ fn file_fact(path: &str, v: &Value) -> FileFact {
                 .unwrap_or_else(|| sha256_hex(content.as_deref().unwrap_or_default()))
         }),
         content: if kind == "file" { content } else { None },
+        sha1: v.get("sha1").and_then(Value::as_str).map(String::from),
+        link: v.get("link").and_then(Value::as_str).map(String::from),
         kind,
     }
 }
