@@ -29,8 +29,9 @@ use crate::transport::{Become, Output, SharedTransport, TransportError};
 
 /// What applying a plan's steps gave: the commands' outputs, or a failure of the executor's own steps.
 enum Applied {
-    /// One entry per command that ran (stops after the first that failed).
-    Ran(Vec<(String, Output)>),
+    /// One entry per command that ran (stops after the first that failed), and the backups made beside
+    /// files (`backup: yes`).
+    Ran(Vec<(String, Output)>, Vec<String>),
     /// A write or directory step failed: the message.
     Failed(String),
 }
@@ -124,6 +125,29 @@ impl HostRun {
         for w in warnings {
             self.warn(w);
         }
+        // Under --diff the registered result carries the diffs as Ansible's do: before/after with headers.
+        let result_diff = (diff_mode && !diffs.is_empty()).then(|| {
+            Value::Array(
+                diffs
+                    .iter()
+                    .map(|d| {
+                        let text = |t: &Option<String>| {
+                            if d.secret {
+                                json!("<secret>")
+                            } else {
+                                json!(t.clone().unwrap_or_default())
+                            }
+                        };
+                        json!({
+                            "before_header": d.path,
+                            "after_header": d.path,
+                            "before": text(&d.before),
+                            "after": text(&d.after),
+                        })
+                    })
+                    .collect(),
+            )
+        });
         let diff = if diff_mode && !diffs.is_empty() {
             let text: String = diffs.iter().map(super::apply::render_diff).collect();
             (!text.is_empty()).then_some(text)
@@ -218,6 +242,9 @@ impl HostRun {
             }
         }
         let mut result = outcome.result;
+        if let Some(d) = result_diff {
+            result.entry("diff").or_insert(d);
+        }
         result.insert("changed".into(), json!(outcome.changed));
         result.insert("failed".into(), json!(outcome.failed.is_some()));
         if let Some(msg) = outcome.msg.as_ref().or(outcome.failed.as_ref()) {
@@ -268,12 +295,18 @@ impl HostRun {
             }
         }
         Ok(match applied? {
-            Applied::Ran(outputs) => interpret.run(Ran {
-                changed,
-                result,
-                msg,
-                outputs,
-            }),
+            Applied::Ran(outputs, backups) => {
+                let mut o = interpret.run(Ran {
+                    changed,
+                    result,
+                    msg,
+                    outputs,
+                });
+                if let Some(b) = backups.into_iter().next() {
+                    o.result.insert("backup_file".into(), json!(b));
+                }
+                o
+            }
             Applied::Failed(failed) => Outcome {
                 failed: Some(failed),
                 result,
@@ -303,6 +336,7 @@ impl HostRun {
         let last = steps.len().checked_sub(1);
         let mut restated_touched = touched_paths.is_empty();
         let mut outputs: Vec<(String, Output)> = Vec::new();
+        let mut backups: Vec<String> = Vec::new();
         let mut pending_dirs: Vec<crate::modules::DirSpec> = Vec::new();
         let timeout = t.timeout.map(Duration::from_secs);
         for (i, step) in steps.iter().enumerate() {
@@ -390,6 +424,11 @@ impl HostRun {
                         }
                     }
                     self.absorb_restat(&mut o, &restat, true);
+                    backups.extend(
+                        super::apply::backups_made(files, &o.stdout)
+                            .into_iter()
+                            .map(|(_, b)| b),
+                    );
                     if !o.status.success() {
                         let err = o.stderr_str();
                         return Ok(Applied::Failed(format!(
@@ -416,7 +455,7 @@ impl HostRun {
                 facts.forget_under(p);
             }
         }
-        Ok(Applied::Ran(outputs))
+        Ok(Applied::Ran(outputs, backups))
     }
 
     /// Take the re-stat off a step's output and into the fact cache; without one (the step's shell exited

@@ -25,8 +25,13 @@ pub struct FileWrite {
     pub owner: Option<String>,
     /// Group (name or gid).
     pub group: Option<String>,
-    /// Keep the previous version as `<path>.edgefleet.bak` (always true for files we own).
+    /// Keep a rollback copy of the previous version in edgefleet's state directory on the device (see
+    /// [`rollback_name`]), never beside the file: in include directories (`sudoers.d`, `cron.d`, `conf.d`,
+    /// systemd unit directories) a stray file is read by the service.
     pub backup: bool,
+    /// Ansible's `backup: yes`: also a timestamped copy beside the file (`NAME.PID.YYYY-MM-DD@HH:MM:SS~`),
+    /// named in the result as `backup_file`. Only when the task asks.
+    pub backup_beside: bool,
     /// Create the parent directory with this spec if missing.
     pub parent: Option<DirSpec>,
 }
@@ -40,8 +45,38 @@ impl std::fmt::Debug for FileWrite {
             .field("mode", &self.mode.map(|m| format!("{m:04o}")))
             .field("owner", &self.owner)
             .field("group", &self.group)
+            .field("backup", &self.backup)
+            .field("backup_beside", &self.backup_beside)
             .finish()
     }
+}
+
+/// Where rollback copies live on the device, as the word list of a shell `for` loop: the first of these
+/// directories that can be used (the second for a login without root and without become). Created with mode
+/// 0700: copies of secret files must stay private.
+pub const ROLLBACK_DIRS_SH: &str =
+    r#"/var/lib/edgefleet/backup "${HOME:-/root}/.edgefleet/backup""#;
+
+/// How many rollback copies are kept per file: the newest (`NAME.1`, what a failed `iotedge config apply` is
+/// restored from) and two older ones, so an operator can step back across the last runs by hand, while a
+/// device with little flash never accumulates copies.
+pub const ROLLBACK_KEEP: u32 = 3;
+
+/// The name of a file's rollback copies in the state directory (without the `.N` suffix): the path with `%`
+/// and `/` percent-encoded, so every managed file has its own flat, reversible name (`%2Fetc%2Faziot%2Fconfig.toml`).
+/// Paths too long for one file name are shortened to a hash of the path plus the file name.
+pub fn rollback_name(path: &str) -> String {
+    let enc = path.replace('%', "%25").replace('/', "%2F");
+    if enc.len() <= 200 {
+        return enc;
+    }
+    let base = path.rsplit('/').next().unwrap_or(path);
+    let base: String = base.chars().take(100).collect();
+    format!(
+        "{}-{}",
+        &crate::facts::sha256_hex(path.as_bytes())[..16],
+        base.replace('%', "%25")
+    )
 }
 
 /// A directory to ensure.
