@@ -203,6 +203,15 @@ fn a_failed_apply_restores_the_previous_config_and_the_others_succeed() {
         before,
         "edge-002 keeps its previous config.toml byte for byte"
     );
+    // The rollback copies live in edgefleet's state directory on the device, never beside the file.
+    let root = lab.device_root("edge-002");
+    assert!(!root.join("etc/aziot/config.toml.edgefleet.bak").exists());
+    let state = root.join("var/lib/edgefleet/backup");
+    assert_eq!(
+        std::fs::read(state.join("%2Fetc%2Faziot%2Fconfig.toml.1")).unwrap(),
+        before
+    );
+    assert!(state.join("%2Fetc%2Faziot%2Fconfig.toml.failed").exists());
     for d in ["edge-001", "edge-003", "edge-004"] {
         assert_eq!(rep[d]["status"], "changed", "{d}: {}", rep[d]);
         assert!(
