@@ -250,7 +250,7 @@ pub(crate) struct PlayRt {
     pub abort: AtomicBool,
     /// Why `abort` was set.
     pub abort_reason: Mutex<Option<String>>,
-    /// The hosts of a batch start each task together (`any_errors_fatal`, `max_fail_percentage`).
+    /// The hosts of a batch start each task together (`any_errors_fatal`, `max_fail_percentage`, `hostvars`).
     pub lockstep: bool,
 }
 
@@ -570,14 +570,22 @@ impl Executor {
         }
         let sections = play.sections();
         let handlers = play.handlers.clone();
-        // Failure semantics that depend on what the other hosts are doing need the hosts in step.
+        // What depends on what the other hosts did needs the hosts in step: failure semantics, and reading
+        // another host's variables (`hostvars[...]` sees what it set or registered in an earlier task).
+        let leaves: Vec<&Task> = sections
+            .iter()
+            .flat_map(|(_, ts)| crate::playbook::leaves(ts))
+            .chain(crate::playbook::leaves(&handlers))
+            .collect();
+        let reads_hostvars = self.refs.hostvars
+            && (leaves.iter().any(|t| mentions(t, "hostvars"))
+                || [&play.vars, &defaults, &rvars]
+                    .iter()
+                    .any(|v| Value::Object((*v).clone()).to_string().contains("hostvars")));
         let lockstep = play.any_errors_fatal
             || play.max_fail_percentage.is_some()
-            || sections
-                .iter()
-                .flat_map(|(_, ts)| crate::playbook::leaves(ts))
-                .chain(crate::playbook::leaves(&handlers))
-                .any(|t| t.any_errors_fatal);
+            || reads_hostvars
+            || leaves.iter().any(|t| t.any_errors_fatal);
         PlayRt {
             lockstep,
             play_vars: Arc::new(play.vars.clone()),
@@ -886,6 +894,31 @@ impl Executor {
         *cache = Some((gen, layer.clone()));
         Some(layer)
     }
+}
+
+/// Does a task's text mention `needle` (its arguments, conditions, loop, vars)? A dynamic include might bring
+/// anything, so it counts as mentioning everything.
+fn mentions(t: &Task, needle: &str) -> bool {
+    use crate::playbook::{Cond, TaskKind};
+    let cond = |c: &Option<Cond>| match c {
+        Some(Cond::Exprs(es)) => es.iter().any(|e| e.contains(needle)),
+        _ => false,
+    };
+    match &t.kind {
+        TaskKind::IncludeTasks { .. } | TaskKind::IncludeRole { .. } => return true,
+        TaskKind::Module { args, .. } if args.to_string().contains(needle) => return true,
+        _ => {}
+    }
+    t.when.iter().any(|w| w.contains(needle))
+        || t.loop_
+            .as_ref()
+            .is_some_and(|l| l.to_string().contains(needle))
+        || Value::Object(t.vars.clone()).to_string().contains(needle)
+        || t.role
+            .as_ref()
+            .is_some_and(|r| Value::Object(r.params.clone()).to_string().contains(needle))
+        || cond(&t.changed_when)
+        || cond(&t.failed_when)
 }
 
 /// Split hosts into `serial` batches (the last size repeats).
