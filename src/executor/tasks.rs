@@ -76,8 +76,9 @@ impl HostRun {
                     name,
                     search,
                     tasks_from,
+                    public,
                 } => {
-                    self.run_include_role(t, name, search, tasks_from.as_deref())
+                    self.run_include_role(t, name, search, tasks_from.as_deref(), *public)
                         .await
                 }
                 TaskKind::Module { module, args } => {

@@ -107,7 +107,9 @@ pub fn load_role(
         .and_then(|p| load_handler_file(&p, Some(rc.clone()), ctx))
         .unwrap_or_default();
     let mut dependencies = Vec::new();
+    let mut allow_duplicates = false;
     if let Some((mfile, meta)) = role::read_meta(&dir, ctx) {
+        allow_duplicates = role::allow_duplicates(&meta, &mfile, ctx);
         let deps = role::dependencies(&meta, &mfile, ctx);
         if !deps.is_empty() {
             let dsearch = role::dependency_search(&dir, search);
@@ -127,6 +129,7 @@ pub fn load_role(
         tasks,
         handlers,
         dependencies,
+        allow_duplicates,
     });
     ctx.role_cache.insert(dir, role.clone());
     Some(role)
@@ -421,6 +424,7 @@ fn include_role(mut task: Task, a: &Action<'_>, at: &At<'_>, ctx: &mut LoadCtx<'
         name: inc.name,
         search,
         tasks_from: inc.tasks_from,
+        public: inc.public.unwrap_or(false),
     };
     task.vars.extend(inc.params);
     vec![task]
@@ -464,6 +468,7 @@ fn import_role(
             tasks,
             handlers: vec![],
             dependencies: vec![],
+            allow_duplicates: r.allow_duplicates,
         }),
         params,
         when: vec![],
