@@ -1,4 +1,5 @@
-//! Dynamic includes: `include_tasks` (loaded per host when reached, looped, with vars) and `include_role`
+//! Dynamic includes: `include_tasks` (loaded per host when reached, looped, with vars, its `apply:` keywords
+//! given to every included task; like any task, it runs only when `--tags`/`--skip-tags` allow) and `include_role`
 //! (looped, with `tasks_from`, its defaults below and vars above what is defined, its handlers added to the
 //! play once; `public: true` leaves its defaults and vars visible to the rest of the play).
 
@@ -17,6 +18,7 @@ impl HostRun {
         t: &Task,
         file: &str,
         base: &std::path::Path,
+        apply: Option<&Task>,
     ) -> Flow {
         let cx = self.task_context(t);
         match self.when_holds(t, &cx) {
@@ -62,7 +64,11 @@ impl HostRun {
                 if !lctx.diags.is_empty() {
                     return self.fail_task(t, &lctx.diags.to_string(), None);
                 }
-                ts.unwrap_or_default()
+                let mut ts = ts.unwrap_or_default();
+                if let Some(a) = apply {
+                    crate::playbook::apply_to(&mut ts, a);
+                }
+                ts
             };
             self.scope.push(Arc::new(layer));
             let f = self.run_list(&tasks).await;

@@ -71,13 +71,21 @@ impl HostRun {
                         _ => Flow::Continue,
                     }
                 }
-                TaskKind::IncludeTasks { file, base } => self.run_include(t, file, base).await,
+                TaskKind::IncludeTasks { file, base, apply } => {
+                    if !self.ex.tags_allow(t) {
+                        return Flow::Continue;
+                    }
+                    self.run_include(t, file, base, apply.as_deref()).await
+                }
                 TaskKind::IncludeRole {
                     name,
                     search,
                     tasks_from,
                     public,
                 } => {
+                    if !self.ex.tags_allow(t) {
+                        return Flow::Continue;
+                    }
                     self.run_include_role(t, name, search, tasks_from.as_deref(), *public)
                         .await
                 }

@@ -179,6 +179,8 @@ pub enum TaskKind {
         file: String,
         /// Directory relative paths resolve from.
         base: PathBuf,
+        /// `apply:` keywords (tags, when, become, vars, ...) given to every included task.
+        apply: Option<Box<Task>>,
     },
     /// `include_role` (dynamic).
     IncludeRole {
