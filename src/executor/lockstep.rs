@@ -1,7 +1,8 @@
 //! Lockstep: the hosts of a serial batch start each task together, as Ansible's linear strategy runs them, for
 //! the plays whose semantics need it: with `any_errors_fatal` or `max_fail_percentage`, once a failure
 //! triggers them, the task under way finishes on every host of the batch and no host starts the next one; a
-//! play that reads `hostvars` sees every host's `set_fact` and registered results of the earlier tasks.
+//! play that reads `hostvars` sees every host's `set_fact` and registered results of the earlier tasks, and one
+//! that reads `ansible_play_hosts` sees every failure of the earlier tasks.
 //!
 //! Owns only the barrier: how many hosts are in it, who has arrived, and the release. A host arrives before
 //! each task ([`Lockstep::step`]); it leaves for good when its play ends ([`Member`] is dropped, panics and

@@ -250,7 +250,8 @@ pub(crate) struct PlayRt {
     pub abort: AtomicBool,
     /// Why `abort` was set.
     pub abort_reason: Mutex<Option<String>>,
-    /// The hosts of a batch start each task together (`any_errors_fatal`, `max_fail_percentage`, `hostvars`).
+    /// The hosts of a batch start each task together (`any_errors_fatal`, `max_fail_percentage`, `hostvars`,
+    /// `ansible_play_hosts`).
     pub lockstep: bool,
 }
 
@@ -570,21 +571,30 @@ impl Executor {
         }
         let sections = play.sections();
         let handlers = play.handlers.clone();
-        // What depends on what the other hosts did needs the hosts in step: failure semantics, and reading
-        // another host's variables (`hostvars[...]` sees what it set or registered in an earlier task).
+        // What depends on what the other hosts did needs the hosts in step: failure semantics, reading another
+        // host's variables (`hostvars[...]` sees what it set or registered in an earlier task), and reading which
+        // hosts are still in the play (a host that failed an earlier task has left `ansible_play_hosts`).
         let leaves: Vec<&Task> = sections
             .iter()
             .flat_map(|(_, ts)| crate::playbook::leaves(ts))
             .chain(crate::playbook::leaves(&handlers))
             .collect();
-        let reads_hostvars = self.refs.hostvars
-            && (leaves.iter().any(|t| mentions(t, "hostvars"))
+        let mut needles = Vec::new();
+        if self.refs.hostvars {
+            needles.push("hostvars");
+        }
+        if self.refs.play_hosts {
+            needles.extend(["play_hosts", "ansible_play_batch"]);
+        }
+        let reads_others = needles.iter().any(|n| {
+            leaves.iter().any(|t| mentions(t, n))
                 || [&play.vars, &defaults, &rvars]
                     .iter()
-                    .any(|v| Value::Object((*v).clone()).to_string().contains("hostvars")));
+                    .any(|v| Value::Object((*v).clone()).to_string().contains(n))
+        });
         let lockstep = play.any_errors_fatal
             || play.max_fail_percentage.is_some()
-            || reads_hostvars
+            || reads_others
             || leaves.iter().any(|t| t.any_errors_fatal);
         PlayRt {
             lockstep,
