@@ -22,6 +22,8 @@ use crate::vars::Vars;
 pub mod context;
 pub mod filters;
 pub mod lookup;
+mod lookup_plugins;
+pub mod methods;
 pub mod predicates;
 pub mod pyre;
 pub mod pyyaml;
@@ -31,6 +33,9 @@ mod values;
 pub mod version;
 
 pub use lookup::{omit_marker, search_path_value, SEARCH_PATH_VAR};
+
+/// The function a `with_<lookup>:` loop keyword is rewritten to call: `__ef_with(lookup, value, module)`.
+pub const WITH_LOOP_FN: &str = "__ef_with";
 
 /// A template failed to compile or render.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -83,14 +88,46 @@ impl Templar {
         env.set_syntax(syntax());
         env.set_recursion_limit(200);
         minijinja_contrib::add_to_environment(&mut env);
-        env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+        env.set_unknown_method_callback(methods::unknown_method);
+        env.add_function("dict", methods::dict);
         filters::register(&mut env);
         predicates::register(&mut env);
         env.add_function("lookup", lookup::lookup);
         env.add_function("query", lookup::query);
         env.add_function("q", lookup::query);
+        env.add_function(WITH_LOOP_FN, lookup_plugins::with_loop);
         env.add_global("omit", JValue::from(lookup::omit_marker()));
         env.set_formatter(format_value);
+        // `{% include %}` / `{% import %}` in a template file: names are resolved beside the including file
+        // (Ansible puts the template's own directory first on its search path) and loaded from disk.
+        env.set_path_join_callback(|name, parent| {
+            let p = Path::new(parent);
+            if Path::new(name).is_absolute() || !p.is_absolute() {
+                return std::borrow::Cow::Borrowed(name);
+            }
+            match p.parent() {
+                Some(dir) => std::borrow::Cow::Owned(dir.join(name).display().to_string()),
+                None => std::borrow::Cow::Borrowed(name),
+            }
+        });
+        env.set_loader(|name| {
+            let p = Path::new(name);
+            if !p.is_absolute() || !p.is_file() {
+                return Ok(None);
+            }
+            let src = std::fs::read_to_string(p).map_err(|e| {
+                minijinja::Error::new(
+                    minijinja::ErrorKind::TemplateNotFound,
+                    format!("cannot read {name}: {e}"),
+                )
+            })?;
+            // Ansible keeps the trailing newline of the template it renders, not of the ones it includes.
+            let src = src
+                .strip_suffix("\r\n")
+                .or_else(|| src.strip_suffix('\n'))
+                .unwrap_or(&src);
+            Ok(Some(rewrite::rewrite_template(src, false).into_owned()))
+        });
         // Ansible never auto-escapes; minijinja would JSON/HTML-escape `*.json.j2`, `*.yml.j2`, `*.html.j2`.
         env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
         Templar { env: Arc::new(env) }

@@ -45,7 +45,8 @@ pub struct LabSpec {
     /// Devices live in a private network namespace reachable only through a bastion sshd.
     #[serde(default)]
     pub bastion: bool,
-    /// The lab runs unprivileged, inside a user namespace where the invoking user is root.
+    /// The lab runs unprivileged, inside a user namespace where the invoking user is root (and, since the
+    /// subordinate id mapping, ids 1..=65536 are the user's subordinate ids).
     #[serde(default)]
     pub userns: bool,
     /// Random id of this lab instance: marks its mount namespaces (see `ns::lab_marker`).
@@ -227,10 +228,15 @@ pub fn device_name(i: usize) -> String {
 
 /// Lock a free address slot; the returned file holds the lock for as long as it (or a process that inherited it)
 /// stays open.
-pub fn lock_slot() -> Result<(u8, File), LabError> {
+///
+/// `probe_port` (an unprivileged lab's device port): also skip slots whose first device address already has a
+/// listener on that port. Each ordinary user locks slots in a directory of their own (see [`run_base`]), so
+/// without the probe two users' labs would both take slot 1.
+pub fn lock_slot(probe_port: Option<u16>) -> Result<(u8, File), LabError> {
     let base = run_base();
     fs::create_dir_all(&base).map_err(|e| LabError::io(&base, e))?;
     let _ = fs::set_permissions(&base, fs::Permissions::from_mode(0o700));
+    let mut taken = 0;
     for slot in 1..=254u8 {
         let p = base.join(format!("slot-{slot}.lock"));
         let f = OpenOptions::new()
@@ -242,14 +248,29 @@ pub fn lock_slot() -> Result<(u8, File), LabError> {
             .map_err(|e| LabError::io(&p, e))?;
         // SAFETY: flock on a valid fd we own.
         let r = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-        if r == 0 {
-            return Ok((slot, f));
+        if r != 0 {
+            continue;
         }
+        if let Some(port) = probe_port {
+            if std::net::TcpListener::bind((device_addr(slot, 0), port)).is_err() {
+                taken += 1;
+                continue;
+            }
+        }
+        return Ok((slot, f));
     }
-    Err(LabError::Invalid(
-        "all 254 lab address slots (127.1.0.0 .. 127.254.0.0) are in use: take some labs down"
-            .into(),
-    ))
+    let why = if taken > 0 {
+        format!(
+            " ({taken} of them because port {} of their first address is taken, by another user's lab or another \
+             program)",
+            probe_port.unwrap_or_default()
+        )
+    } else {
+        String::new()
+    };
+    Err(LabError::Invalid(format!(
+        "all 254 lab address slots (127.1.0.0 .. 127.254.0.0) are in use{why}: take some labs down"
+    )))
 }
 
 /// Write a file atomically (temp file + rename) with the given mode.

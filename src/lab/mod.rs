@@ -15,11 +15,15 @@
 //!   any process still inside a device's mount namespace (recorded in `run/state.json`), so no process, mount or
 //!   address is left behind even if the supervisor was killed.
 //!
-//! Requirements: root (namespaces, setuid to device users, port 22), or unprivileged user namespaces: then the
-//! supervisor runs as root inside a user namespace where the invoking user is root (single-uid mapping), devices
-//! listen on port 2222, and only the embedded backend with root login works (sshd needs its privilege-separation
-//! user, sudo must be setuid root on the host, the bastion is an sshd). `/usr/sbin/sshd` is needed for the
-//! openssh backend and for `--bastion`, `sudo` for `--user admin`. Missing pieces are reported by name.
+//! Requirements: root (namespaces, setuid to device users, port 22), or, for an ordinary user, unprivileged
+//! user namespaces plus a subordinate id range (`/etc/subuid`, `/etc/subgid`) and `newuidmap`/`newgidmap`
+//! (`userns`): then the supervisor runs as root inside a user namespace where the invoking user is root and ids
+//! 1..=65536 are the user's subordinate ids, so device users own their files as on a real device; devices listen
+//! on port 2222 (ports below 1024 need root); both backends work, `--user admin` (sudo is setuid root on the
+//! host) and `--bastion` (port 22 and /run/sshd on the host) are refused; when the lab is down its device files
+//! are handed back to the invoking user. Without the id range or the helpers, `lab up` refuses and names the
+//! commands that fix it. `/usr/sbin/sshd` is needed for the openssh backend and for `--bastion`, `sudo` for
+//! `--user admin`. Missing pieces are reported by name.
 //!
 //! What a device is (both backends): its own loopback address 127.S.x.y port 22 (S = the lab's slot), its own
 //! host key, key-only login as root or admin (authorized_keys in the device's home), its own hostname (UTS
@@ -54,6 +58,7 @@ pub mod procmon;
 pub mod provision;
 pub mod sim;
 pub mod supervisor;
+pub mod userns;
 
 use std::collections::BTreeMap;
 use std::io;
@@ -190,7 +195,7 @@ const GENERATED: [&str; 16] = [
     ".gitignore",
 ];
 
-fn prepare_dir(paths: &Paths) -> Result<(), LabError> {
+fn prepare_dir(paths: &Paths, uns: Option<&userns::UserNs>) -> Result<(), LabError> {
     let dir = &paths.dir;
     if dir.exists() {
         if paths.spec().exists() {
@@ -202,7 +207,7 @@ fn prepare_dir(paths: &Paths) -> Result<(), LabError> {
                     ));
                 }
             }
-            cleanup_leftovers(paths);
+            cleanup_leftovers(paths, uns)?;
             for g in GENERATED {
                 let p = dir.join(g);
                 let r = if p.is_dir() {
@@ -236,18 +241,62 @@ fn prepare_dir(paths: &Paths) -> Result<(), LabError> {
     Ok(())
 }
 
-/// Kill every process left in the namespaces recorded in `run/state.json` (after a supervisor crash).
+/// Kill every process left in the namespaces recorded in `run/state.json` (after a supervisor crash), then,
+/// for an unprivileged lab, give the device files back to the caller (see [`release_files`]).
 /// Returns how many processes were killed.
-fn cleanup_leftovers(paths: &Paths) -> usize {
+fn cleanup_leftovers(paths: &Paths, uns: Option<&userns::UserNs>) -> Result<usize, LabError> {
+    let Ok(spec) = layout::read_json::<LabSpec>(&paths.spec()) else {
+        return Ok(0);
+    };
+    let killed = kill_leftovers(paths, &spec);
+    release_files(paths, &spec, uns)?;
+    Ok(killed)
+}
+
+/// An unprivileged lab's device files belong to the caller's subordinate ids (aziotcs, sshd, ... inside), which
+/// the caller cannot delete or even read: once the lab is down, give every file under `devices/` to the
+/// namespace's root, i.e. back to the caller, so that `rm -rf` of the lab directory and a new `lab up` work.
+/// (As root, or for a lab that was not unprivileged, nothing to do.)
+fn release_files(
+    paths: &Paths,
+    spec: &LabSpec,
+    uns: Option<&userns::UserNs>,
+) -> Result<(), LabError> {
+    let devices = paths.dir.join("devices");
+    // SAFETY: geteuid has no preconditions.
+    if !spec.userns || unsafe { libc::geteuid() } == 0 || !devices.exists() {
+        return Ok(());
+    }
+    let fresh;
+    let uns = match uns {
+        Some(u) => u,
+        None => {
+            let map = match userns::check_privileges().map_err(LabError::Privileges)? {
+                userns::Privilege::UserNs(m) => m,
+                userns::Privilege::Root => return Ok(()),
+            };
+            fresh = userns::UserNs::create(&map).map_err(|e| userns_err(&e))?;
+            &fresh
+        }
+    };
+    uns.chown_tree_to_root(&devices)
+        .map_err(|e| LabError::io(&devices, e))
+}
+
+fn userns_err(e: &io::Error) -> LabError {
+    LabError::Privileges(format!(
+        "could not create the unprivileged lab's user namespace with the subordinate ids of /etc/subuid and          /etc/subgid: {e}"
+    ))
+}
+
+/// Kill every process of the lab left in the namespaces recorded in `run/state.json`; returns how many.
+fn kill_leftovers(paths: &Paths, spec: &LabSpec) -> usize {
     let Ok(st) = layout::read_json::<RuntimeState>(&paths.state()) else {
         return 0;
     };
     // Only processes whose mount table carries this lab's marker: the recorded inodes may have been reused.
     // The bastion's network namespace is not trusted here for the same reason (its holder and sshd die with
     // the supervisor anyway).
-    let Ok(spec) = layout::read_json::<LabSpec>(&paths.spec()) else {
-        return 0;
-    };
     let inodes = st.devices.iter().map(|d| d.mnt_ns).collect();
     let n = ns::kill_all(
         &inodes,
@@ -272,22 +321,23 @@ fn log_tail(paths: &Paths) -> String {
 impl Lab {
     /// Bring a lab up: provision, start the supervisor, and return once every device accepts SSH connections.
     pub fn up(cfg: &LabConfig) -> Result<Lab, LabError> {
-        let userns = ns::check_privileges().map_err(LabError::Privileges)? == ns::Privilege::UserNs;
+        let idmap = match userns::check_privileges().map_err(LabError::Privileges)? {
+            userns::Privilege::Root => None,
+            userns::Privilege::UserNs(m) => Some(m),
+        };
+        let userns = idmap.is_some();
         if userns {
             let mut missing = Vec::new();
-            if cfg.backend == LabBackend::Openssh {
-                missing.push("--backend openssh (sshd needs its privilege-separation user mapped)");
-            }
             if cfg.user == LabUser::Admin {
-                missing.push("--user admin (sudo must be setuid root on the host)");
+                missing.push("--user admin (sudo is setuid root, and the host's root is not in the lab's user namespace)");
             }
             if cfg.bastion {
-                missing.push("--bastion (the bastion is an sshd)");
+                missing.push("--bastion (its forwarder listens on the host's port 22, its sshd uses the host's /run/sshd)");
             }
             if !missing.is_empty() {
                 return Err(LabError::Privileges(format!(
                     "not running as root, so the lab runs in an unprivileged user namespace, which cannot do {}: \
-                     run as root, or use --backend embedded --user root without --bastion",
+                     run as root, or use --user root without --bastion",
                     missing.join(", ")
                 )));
             }
@@ -353,8 +403,14 @@ impl Lab {
                 "the lab directory path must not contain ',', ':' or newlines (they break mount options): {shown}"
             )));
         }
-        prepare_dir(&paths)?;
-        let (slot, lock) = layout::lock_slot()?;
+        // The unprivileged lab's user namespace, for as long as this function needs it (the supervisor joins it
+        // and keeps it alive).
+        let uns = idmap
+            .map(|m| userns::UserNs::create(&m))
+            .transpose()
+            .map_err(|e| userns_err(&e))?;
+        prepare_dir(&paths, uns.as_ref())?;
+        let (slot, lock) = layout::lock_slot(userns.then(|| layout::device_port(true)))?;
         let devices: Vec<DeviceSpec> = (0..cfg.devices)
             .map(|i| DeviceSpec {
                 name: layout::device_name(i),
@@ -392,7 +448,16 @@ impl Lab {
         }
         provision::ssh_config(&paths, &spec)?;
         provision::wrappers(&paths, &exe)?;
+        // lab.json first: once device files belong to device users, cleanup must know the lab is unprivileged.
         layout::write_json(&paths.spec(), &spec, 0o644)?;
+        let owners: Vec<provision::Owner> =
+            outs.iter_mut().flat_map(|o| o.owners.drain(..)).collect();
+        match &uns {
+            Some(u) => u
+                .chown(&owners)
+                .map_err(|e| LabError::io(paths.dir.join("devices"), e))?,
+            None => provision::set_owners(&owners)?,
+        }
         layout::write_atomic(
             &paths.inventory(),
             provision::inventory(&paths, &spec).as_bytes(),
@@ -431,13 +496,14 @@ impl Lab {
                 Ok(())
             });
         }
-        if userns {
-            ns::in_new_userns(&mut c).map_err(|e| LabError::io("user namespace", e))?;
+        if let Some(u) = &uns {
+            u.enter(&mut c).map_err(|e| userns_err(&e))?;
         }
         let child = c
             .spawn()
             .map_err(|e| LabError::io(format!("{} lab serve", exe.display()), e))?;
         drop(lock);
+        drop(uns);
         let mut lab = Lab {
             paths,
             spec,
@@ -459,9 +525,12 @@ impl Lab {
                 if let Ok(Some(status)) = ch.try_wait() {
                     let tail = log_tail(&lab.paths);
                     lab.is_down = true;
-                    cleanup_leftovers(&lab.paths);
+                    let cleanup = match cleanup_leftovers(&lab.paths, None) {
+                        Ok(_) => String::new(),
+                        Err(e) => format!("\n(and cleaning up failed: {e})"),
+                    };
                     return Err(LabError::Supervisor(format!(
-                        "it exited ({status}) before every device was up; last lines of {}:\n{tail}",
+                        "it exited ({status}) before every device was up; last lines of {}:\n{tail}{cleanup}",
                         lab.paths.supervisor_log().display()
                     )));
                 }
@@ -530,7 +599,7 @@ impl Lab {
                 ));
             }
         }
-        Ok(cleanup_leftovers(&paths))
+        cleanup_leftovers(&paths, None)
     }
 
     /// Tear the lab down: every process, mount and listener goes away. Files stay for inspection.
@@ -581,7 +650,7 @@ impl Lab {
                 let _ = c.wait();
             }
         }
-        cleanup_leftovers(&self.paths);
+        cleanup_leftovers(&self.paths, None)?;
         if gone {
             Ok(())
         } else {

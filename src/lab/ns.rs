@@ -1,4 +1,5 @@
-//! Linux namespace plumbing for lab devices (raw libc; every `unsafe` block is here or in `embedded`).
+//! Linux namespace plumbing for lab devices (raw libc; every `unsafe` block of the lab is here, in `userns` or in
+//! `embedded`).
 //!
 //! Owns: the per-device mount plan, the namespace *holder* (a `sleep infinity` started in a fresh mount + UTS
 //! namespace after the plan was applied in `pre_exec`), commands that run *inside* a device (`pre_exec` joins the
@@ -10,7 +11,7 @@
 //! keeps the host's files (libraries, PAM, sudoers) while mount points such as `/etc/aziot` can exist without
 //! touching the host; then the device root's paths are bind-mounted on their absolute paths (`/etc/aziot`,
 //! `/etc/docker`, `/etc/passwd`, `/etc/group`, `/etc/shadow`, `/etc/hostname`, `/etc/hosts`, `/etc/sudoers.d`,
-//! `/var`, `/root`, `/home`), the lab's `bin/` on `/usr/local/bin`, fresh tmpfs on `/tmp` and `/run` (with
+//! `/var`, `/root`, `/home`, `/srv`), the lab's `bin/` on `/usr/local/bin`, fresh tmpfs on `/tmp` and `/run` (with
 //! `/run/sshd` for sshd's privilege separation), and the UTS hostname is the device name.
 //!
 //! `pre_exec` closures only make system calls on data prepared before `fork` (async-signal-safe).
@@ -145,9 +146,10 @@ impl NsPlan {
                 None,
             )?;
         }
-        for d in ["/var", "/root", "/home"] {
+        // /srv too: the shipped roles keep edgeAgent's storage there (a host directory on a real device).
+        for d in ["/var", "/root", "/home", "/srv"] {
             op(
-                None,
+                Some(0o755),
                 Some(root.join(&d[1..]).as_os_str()),
                 d,
                 None,
@@ -558,7 +560,8 @@ pub fn enter(cmd: &mut Command, fds: &NsFds, creds: Creds) -> io::Result<()> {
             }
             libc::setsid();
             libc::umask(0o022);
-            // In an unprivileged lab's user namespace setgroups is denied; root needs none there.
+            // setgroups is denied in a user namespace whose maps were written without the setuid helpers
+            // (/proc/PID/setgroups is "deny"); root needs none there.
             if libc::setgroups(groups.len(), groups.as_ptr()) != 0
                 && !(creds.uid == 0 && *libc::__errno_location() == libc::EPERM)
             {
@@ -764,104 +767,6 @@ fn kill_all_in_inner(
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-}
-
-/// Can this process create namespaces and mounts? `Err` says exactly what is missing.
-/// How the lab gets its privileges.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Privilege {
-    /// Running as root.
-    Root,
-    /// Not root, but unprivileged user namespaces work: the supervisor runs as root inside one.
-    UserNs,
-}
-
-/// Can an unprivileged process create a user namespace and mount inside it here?
-fn userns_works() -> bool {
-    let mut c = Command::new("/bin/true");
-    // SAFETY: async-signal-safe system calls only.
-    unsafe {
-        c.pre_exec(|| {
-            if libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNS) != 0
-                || libc::mount(
-                    std::ptr::null(),
-                    c"/".as_ptr(),
-                    std::ptr::null(),
-                    libc::MS_REC | libc::MS_PRIVATE,
-                    std::ptr::null(),
-                ) != 0
-            {
-                return Err(io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    c.status().map(|s| s.success()).unwrap_or(false)
-}
-
-/// Make `cmd` start in a new user namespace where the caller's uid and gid are root (for the supervisor of an
-/// unprivileged lab).
-pub fn in_new_userns(cmd: &mut Command) -> io::Result<()> {
-    // SAFETY: getuid/getgid have no preconditions.
-    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
-    let uid_map = format!("0 {uid} 1\n").into_bytes();
-    let gid_map = format!("0 {gid} 1\n").into_bytes();
-    // SAFETY: async-signal-safe system calls on buffers prepared before fork.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::unshare(libc::CLONE_NEWUSER) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            for (path, data) in [
-                (c"/proc/self/setgroups", &b"deny"[..]),
-                (c"/proc/self/uid_map", &uid_map[..]),
-                (c"/proc/self/gid_map", &gid_map[..]),
-            ] {
-                let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
-                if fd < 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                let n = libc::write(fd, data.as_ptr() as *const libc::c_void, data.len());
-                libc::close(fd);
-                if n < 0 {
-                    return Err(io::Error::last_os_error());
-                }
-            }
-            Ok(())
-        });
-    }
-    Ok(())
-}
-
-/// Can this process run a lab, and how? `Err` says exactly what is missing.
-pub fn check_privileges() -> Result<Privilege, String> {
-    // SAFETY: geteuid has no preconditions.
-    let euid = unsafe { libc::geteuid() };
-    if euid == 0 {
-        return Ok(Privilege::Root);
-    }
-    if userns_works() {
-        return Ok(Privilege::UserNs);
-    }
-    let userns = fs::read_to_string("/proc/sys/user/max_user_namespaces")
-        .ok()
-        .and_then(|s| s.trim().parse::<u64>().ok())
-        .unwrap_or(0);
-    let mut msg = format!(
-        "edgefleet lab needs root or unprivileged user namespaces, and has neither (euid {euid}): every device \
-         needs its own mount and UTS namespace (CAP_SYS_ADMIN). Run it as root (`sudo edgefleet lab up ...`)"
-    );
-    if userns == 0 {
-        msg.push_str(", or enable user namespaces (sysctl user.max_user_namespaces is 0)");
-    } else {
-        msg.push_str(
-            ", or allow unprivileged user namespaces (user.max_user_namespaces is set, but creating one and \
-             mounting in it failed here: check kernel.unprivileged_userns_clone, or \
-             kernel.apparmor_restrict_unprivileged_userns on Ubuntu)",
-        );
-    }
-    msg.push('.');
-    Err(msg)
 }
 
 /// Does `path` exist and is it executable?

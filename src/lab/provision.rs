@@ -5,6 +5,8 @@
 //! keys age-encrypted, the age-encrypted per-device secrets (`host_vars/NAME/secrets.yml.age`), each device's
 //! state root (users, sudoers, homes, authorized_keys, see /work/notes/device-contract.md), the `bin/` wrappers
 //! that run the simulator, the per-device sshd configuration, and `inventory.yml` / `known_hosts`.
+//! Device files that belong to a device user (not root) are not chowned here but listed in [`DeviceOut::owners`]:
+//! `lab up` gives them their owners, directly as root or inside the unprivileged lab's user namespace (`userns`).
 //! It must not start processes, and it never writes a private key or a secret in clear except the lab's own
 //! client key and age identity (mode 0600) and the SSH host keys (mode 0600), which a real device also has.
 
@@ -63,15 +65,8 @@ fn mkdir(path: &Path, mode: u32) -> Result<(), LabError> {
     fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(|e| LabError::io(path, e))
 }
 
-/// Give a device file its owner. An unprivileged lab cannot: every file belongs to the invoking user, who is
-/// root inside the lab's user namespace (such labs only log in as root).
-fn chown(path: &Path, uid: u32, gid: u32) -> Result<(), LabError> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        return Ok(());
-    }
-    std::os::unix::fs::lchown(path, Some(uid), Some(gid)).map_err(|e| LabError::io(path, e))
-}
+/// A device file and the owner and group it must have (ids as the device sees them).
+pub type Owner = (PathBuf, u32, u32);
 
 /// Encrypt `data` to the lab's age identity, ASCII-armored.
 pub fn age_encrypt(recipient: &age::x25519::Recipient, data: &[u8]) -> Result<Vec<u8>, LabError> {
@@ -154,6 +149,8 @@ pub struct DeviceOut {
     pub host_pub: String,
     /// Its alternate host key's public line (presented by the wrong-host-key fault).
     pub alt_host_pub: String,
+    /// Files of the device's root that belong to another user than root.
+    pub owners: Vec<Owner>,
 }
 
 /// Paths of a device's PKI files.
@@ -363,7 +360,7 @@ fn device_root(
     spec: &LabSpec,
     d: &DeviceSpec,
     client_pub: &str,
-) -> Result<(), LabError> {
+) -> Result<Vec<Owner>, LabError> {
     let dev = paths.device(&d.name);
     let root = paths.device_root(&d.name);
     mkdir(&dev, 0o755)?;
@@ -379,7 +376,7 @@ fn device_root(
     write_file(&etc.join("passwd"), PASSWD.as_bytes(), 0o644)?;
     write_file(&etc.join("group"), GROUP.as_bytes(), 0o644)?;
     write_file(&etc.join("shadow"), shadow().as_bytes(), 0o640)?;
-    chown(&etc.join("shadow"), 0, 42)?;
+    let mut owners = vec![(etc.join("shadow"), 0, 42)];
     write_file(
         &etc.join("hostname"),
         format!("{}\n", d.name).as_bytes(),
@@ -400,6 +397,7 @@ fn device_root(
         0o440,
     )?;
 
+    mkdir(&root.join("srv"), 0o755)?;
     let var = root.join("var");
     for (p, m) in [
         ("aziot", 0o755),
@@ -449,10 +447,8 @@ fn device_root(
         write_file(&ah.join(".ssh/authorized_keys"), auth.as_bytes(), 0o600)?;
         owned.push(ah.join(".ssh/authorized_keys"));
     }
-    for p in owned {
-        chown(&p, ADMIN_UID, ADMIN_UID)?;
-    }
-    Ok(())
+    owners.extend(owned.into_iter().map(|p| (p, ADMIN_UID, ADMIN_UID)));
+    Ok(owners)
 }
 
 /// The sshd configuration of one device (openssh backend).
@@ -511,20 +507,30 @@ fn host_keys(paths: &Paths, d: &DeviceSpec) -> Result<(String, String), LabError
     Ok((p, pa))
 }
 
-/// Provision one device completely.
+/// Give every listed file its owner and group, as root (an unprivileged lab does it in its user namespace).
+pub fn set_owners(owners: &[Owner]) -> Result<(), LabError> {
+    for (path, uid, gid) in owners {
+        std::os::unix::fs::lchown(path, Some(*uid), Some(*gid))
+            .map_err(|e| LabError::io(path, e))?;
+    }
+    Ok(())
+}
+
+/// Provision one device completely (except [`DeviceOut::owners`]).
 pub fn device(
     paths: &Paths,
     spec: &LabSpec,
     keys: &LabKeys,
     d: &DeviceSpec,
 ) -> Result<DeviceOut, LabError> {
-    device_root(paths, spec, d, &keys.client_pub)?;
+    let owners = device_root(paths, spec, d, &keys.client_pub)?;
     device_pki(paths, keys, d)?;
     let (host_pub, alt_host_pub) = host_keys(paths, d)?;
     Ok(DeviceOut {
         spec: d.clone(),
         host_pub,
         alt_host_pub,
+        owners,
     })
 }
 
@@ -574,6 +580,7 @@ MaxSessions 1000
         },
         host_pub: p.clone(),
         alt_host_pub: p,
+        owners: Vec::new(),
     })
 }
 

@@ -20,6 +20,7 @@
 mod action;
 mod ctx;
 mod keywords;
+mod loops;
 pub mod model;
 mod plays;
 pub mod role;

@@ -376,11 +376,29 @@ impl Context {
             undefined: false,
         })?;
         let name = crate::diag::display_path(path);
-        self.inner
+        // What Ansible's template action adds for the file being rendered.
+        let full = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        let mut extra = Vars::new();
+        extra.insert(
+            "ansible_managed".into(),
+            Value::String("Ansible managed".into()),
+        );
+        extra.insert(
+            "template_path".into(),
+            Value::String(full.display().to_string()),
+        );
+        extra.insert(
+            "template_fullpath".into(),
+            Value::String(full.display().to_string()),
+        );
+        extra.insert("template_host".into(), Value::String(controller_hostname()));
+        extra.insert("template_uid".into(), Value::String(file_owner(path)));
+        let cx = self.with_layer(Arc::new(extra));
+        cx.inner
             .templar
             .env()
-            .render_named_str(&name, &rewrite_template(&src, false), self.value())
-            .map_err(|e| self.explain(convert(&e, &name)))
+            .render_named_str(&name, &rewrite_template(&src, false), cx.value())
+            .map_err(|e| cx.explain(convert(&e, &name)))
     }
 
     /// Evaluate an expression (braces optional), as the inside of a task argument's `{{ }}` (string literals
@@ -452,6 +470,30 @@ impl Context {
             _ => Ok(v.clone()),
         }
     }
+}
+
+/// The controller's host name (`template_host`).
+fn controller_hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// The name of a file's owner (`template_uid`), or its numeric id when it has no name.
+fn file_owner(path: &std::path::Path) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(uid) = std::fs::metadata(path).map(|m| m.uid()) else {
+        return String::new();
+    };
+    std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|p| {
+            p.lines().find_map(|l| {
+                let f: Vec<&str> = l.split(':').collect();
+                (f.len() > 2 && f[2] == uid.to_string()).then(|| f[0].to_string())
+            })
+        })
+        .unwrap_or_else(|| uid.to_string())
 }
 
 /// Convert to JSON, failing on invalid values (errors from lazy variables) and keeping them readable.

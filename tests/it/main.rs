@@ -11,6 +11,7 @@ mod inventory;
 mod iotedge_preflight;
 mod lab;
 mod modules;
+mod nonroot;
 mod playbook;
 mod report;
 mod sim;
