@@ -39,10 +39,13 @@ impl HostRun {
             .loop_var
             .clone()
             .unwrap_or_else(|| "item".into());
-        for item in items {
+        for (n, item) in items.into_iter().enumerate() {
             let mut layer = t.vars.clone();
             if let Some(i) = &item {
                 layer.insert(loop_var.clone(), i.clone());
+                if let Some(iv) = &t.loop_control.index_var {
+                    layer.insert(iv.clone(), Value::from(n));
+                }
             }
             let icx = cx.with_layer(Arc::new(layer.clone()));
             let name = match icx.render_str(file, "include_tasks") {
@@ -103,11 +106,14 @@ impl HostRun {
             .loop_var
             .clone()
             .unwrap_or_else(|| "item".into());
-        for item in items {
+        for (n, item) in items.into_iter().enumerate() {
             // The loop variable is seen by the include's `when` and name and by every task of the role.
             let mut layer = Vars::new();
             if let Some(i) = &item {
                 layer.insert(loop_var.clone(), i.clone());
+                if let Some(iv) = &t.loop_control.index_var {
+                    layer.insert(iv.clone(), Value::from(n));
+                }
             }
             let layer = Arc::new(layer);
             let icx = cx.with_layer(layer.clone());
