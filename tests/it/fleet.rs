@@ -462,8 +462,11 @@ fn proxyjump_through_a_bastion_reaches_fifty_devices() {
 fn five_hundred_devices_in_one_run_within_the_round_trip_targets() {
     let dir = tempfile::tempdir().unwrap();
     let lab = lab(dir.path(), 500, LabBackend::Embedded);
+    // What is measured here is round trips, not latency: on a loaded 2-core machine 500 handshakes served by one
+    // lab process can take longer than the 10 s default to authenticate, which is a slow machine, not a bug.
+    let patient = ["--connect-timeout", "60"];
     let r = dir.path().join("r.json");
-    let o = play(&lab, "playbooks/provision.yml", &r, &[]);
+    let o = play(&lab, "playbooks/provision.yml", &r, &patient);
     assert_eq!(o.status.code(), Some(0), "{}", out(&o));
     let rep = report(&r);
     assert_eq!(rep["verify"]["passed"], 500);
@@ -474,7 +477,7 @@ fn five_hundred_devices_in_one_run_within_the_round_trip_targets() {
         .unwrap();
     assert!(max <= 7, "first run: {max} round trips (target 6 + verify)");
     let r2 = dir.path().join("r2.json");
-    let o = play(&lab, "playbooks/provision.yml", &r2, &[]);
+    let o = play(&lab, "playbooks/provision.yml", &r2, &patient);
     assert_eq!(o.status.code(), Some(0), "{}", out(&o));
     let max = devices(&report(&r2))
         .values()
