@@ -22,9 +22,46 @@ use std::borrow::Cow;
 /// Name of the global function the chain rewrite calls.
 pub const CHAIN_FN: &str = "__ef_chain";
 
+/// The delimiters a template is written with (Ansible's defaults, or a `#jinja2:` header's / the `template`
+/// module's `variable_start_string` and friends).
+#[derive(Debug, Clone, Copy)]
+pub struct Delims<'a> {
+    /// `{{` `}}`
+    pub var: (&'a str, &'a str),
+    /// `{%` `%}`
+    pub block: (&'a str, &'a str),
+    /// `{#` `#}`
+    pub comment: (&'a str, &'a str),
+}
+
+impl Delims<'static> {
+    /// Jinja's.
+    pub const DEFAULT: Delims<'static> = Delims {
+        var: ("{{", "}}"),
+        block: ("{%", "%}"),
+        comment: ("{#", "#}"),
+    };
+}
+
 /// Rewrite a whole template source (text with `{{ }}`, `{% %}`, `{# #}` blocks).
 pub fn rewrite_template(src: &str, escape_backslashes: bool) -> Cow<'_, str> {
-    if !src.contains("{{") && !src.contains("{%") {
+    rewrite_template_with(src, escape_backslashes, &Delims::DEFAULT)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Region {
+    Var,
+    Block,
+    Comment,
+}
+
+/// Rewrite a whole template source written with the delimiters `d`.
+pub fn rewrite_template_with<'s>(
+    src: &'s str,
+    escape_backslashes: bool,
+    d: &Delims<'_>,
+) -> Cow<'s, str> {
+    if !src.contains(d.var.0) && !src.contains(d.block.0) {
         return Cow::Borrowed(src);
     }
     let b = src.as_bytes();
@@ -32,25 +69,41 @@ pub fn rewrite_template(src: &str, escape_backslashes: bool) -> Cow<'_, str> {
     let mut changed = false;
     let mut i = 0;
     let mut text_start = 0;
-    while i + 1 < b.len() {
-        if b[i] != b'{' || !matches!(b[i + 1], b'{' | b'%' | b'#') {
+    while i < b.len() {
+        // The longest start delimiter that matches here.
+        let Some(rest) = src.get(i..) else {
             i += 1;
             continue;
-        }
+        };
+        let region = [
+            (Region::Var, d.var.0),
+            (Region::Block, d.block.0),
+            (Region::Comment, d.comment.0),
+        ]
+        .into_iter()
+        .filter(|(_, s)| !s.is_empty() && rest.starts_with(s))
+        .max_by_key(|(_, s)| s.len());
+        let Some((region, open)) = region else {
+            i += 1;
+            continue;
+        };
         out.push_str(&src[text_start..i]);
-        let kind = b[i + 1];
-        let code_start = i + 2;
-        match kind {
-            b'#' => {
+        let code_start = i + open.len();
+        match region {
+            Region::Comment => {
                 let end = src[code_start..]
-                    .find("#}")
-                    .map(|p| code_start + p + 2)
+                    .find(d.comment.1)
+                    .map(|p| code_start + p + d.comment.1.len())
                     .unwrap_or(b.len());
                 out.push_str(&src[i..end]);
                 i = end;
             }
-            _ => {
-                let close = if kind == b'{' { b'}' } else { b'%' };
+            Region::Var | Region::Block => {
+                let close = if region == Region::Var {
+                    d.var.1
+                } else {
+                    d.block.1
+                };
                 let Some(code_end) = find_block_end(src, code_start, close) else {
                     // Unterminated: leave the rest alone, minijinja reports it.
                     out.push_str(&src[i..]);
@@ -58,22 +111,31 @@ pub fn rewrite_template(src: &str, escape_backslashes: bool) -> Cow<'_, str> {
                 };
                 let code = &src[code_start..code_end];
                 out.push_str(&src[i..code_start]);
-                if kind == b'%' && is_raw_tag(code) {
-                    // `{% raw %}` ... `{% endraw %}` is copied verbatim.
-                    let after = code_end + 2;
-                    let end = find_endraw(src, after).unwrap_or(b.len());
-                    out.push_str(&src[code_start..end]);
+                if region == Region::Block && is_raw_tag(code) {
+                    // `{% raw %}` ... `{% endraw %}` is copied verbatim. Jinja's `trim_blocks` does not apply to
+                    // the `{% raw %}` tag itself (the newline after it is kept); minijinja's does, unless the
+                    // tag says `+`: add it.
+                    let after = code_end + close.len();
+                    let end = find_endraw(src, after, d).unwrap_or(b.len());
+                    if code.ends_with(['-', '+']) {
+                        out.push_str(&src[code_start..end]);
+                    } else {
+                        out.push_str(code);
+                        out.push('+');
+                        out.push_str(&src[code_end..end]);
+                        changed = true;
+                    }
                     i = end;
                     text_start = i;
                     continue;
                 }
-                let rewritten = rewrite_code(code, kind == b'{' && escape_backslashes);
+                let rewritten = rewrite_code(code, region == Region::Var && escape_backslashes);
                 if let Cow::Owned(_) = rewritten {
                     changed = true;
                 }
                 out.push_str(&rewritten);
-                out.push_str(&src[code_end..code_end + 2]);
-                i = code_end + 2;
+                out.push_str(close);
+                i = code_end + close.len();
             }
         }
         text_start = i;
@@ -90,26 +152,23 @@ pub fn rewrite_expression(src: &str, escape_backslashes: bool) -> Cow<'_, str> {
     rewrite_code(src, escape_backslashes)
 }
 
-/// Find the `}}` / `%}` that closes a block starting at `from`, skipping strings and nested brackets.
-fn find_block_end(src: &str, from: usize, close: u8) -> Option<usize> {
+/// Find the end delimiter (`}}`, `%}`) that closes a block starting at `from`, skipping strings and nested
+/// brackets.
+fn find_block_end(src: &str, from: usize, close: &str) -> Option<usize> {
     let b = src.as_bytes();
     let mut depth = 0usize;
     let mut i = from;
     while i < b.len() {
+        if depth == 0 && src.get(i..).is_some_and(|r| r.starts_with(close)) {
+            return Some(i);
+        }
         match b[i] {
             q @ (b'\'' | b'"') => {
                 i = skip_string(b, i, q);
                 continue;
             }
             b'(' | b'[' | b'{' => depth += 1,
-            c @ (b')' | b']' | b'}' | b'%') => {
-                if depth == 0 && c == close && b.get(i + 1) == Some(&b'}') {
-                    return Some(i);
-                }
-                if c != b'%' {
-                    depth = depth.saturating_sub(1);
-                }
-            }
+            b')' | b']' | b'}' => depth = depth.saturating_sub(1),
             _ => {}
         }
         i += 1;
@@ -138,16 +197,19 @@ fn is_raw_tag(code: &str) -> bool {
 }
 
 /// Position just past the `{% endraw %}` tag at or after `from`.
-fn find_endraw(src: &str, from: usize) -> Option<usize> {
+fn find_endraw(src: &str, from: usize, d: &Delims<'_>) -> Option<usize> {
+    let (open, close) = d.block;
     let mut pos = from;
-    while let Some(p) = src[pos..].find("{%") {
+    while let Some(p) = src[pos..].find(open) {
         let start = pos + p;
-        let end = src[start..].find("%}").map(|e| start + e + 2)?;
-        let inner = &src[start + 2..end - 2];
+        let end = src[start + open.len()..]
+            .find(close)
+            .map(|e| start + open.len() + e + close.len())?;
+        let inner = &src[start + open.len()..end - close.len()];
         if inner.trim_matches(|c: char| c == '-' || c == '+' || c.is_whitespace()) == "endraw" {
             return Some(end);
         }
-        pos = start + 2;
+        pos = start + open.len();
     }
     None
 }
@@ -529,12 +591,33 @@ mod tests {
             "{{ [1, 2] | default(3) }}",
             "{{ v | ansible.builtin.to_json | default('x') }}",
             "{# {{ x.y | default(1) }} #}",
-            "{% raw %}{{ x.y | default(1) }}{% endraw %}",
             "plain text",
             "{{ 'a.b' | default(1) }}",
         ] {
             assert_eq!(t(s), s, "{s}");
         }
+    }
+
+    #[test]
+    fn raw_tags_keep_their_newline() {
+        assert_eq!(
+            t("{% raw %}{{ x.y | default(1) }}{% endraw %}"),
+            "{% raw +%}{{ x.y | default(1) }}{% endraw %}"
+        );
+        assert_eq!(
+            t("{% raw -%}\n{{ x }}{% endraw %}"),
+            "{% raw -%}\n{{ x }}{% endraw %}"
+        );
+        let env = minijinja::Environment::new();
+        let mut env = env;
+        env.set_syntax(
+            minijinja::syntax::SyntaxConfig::builder()
+                .trim_blocks(true)
+                .build()
+                .unwrap(),
+        );
+        let src = t("a\n{% raw %}\n{{ x }}\n{% endraw %}\nb");
+        assert_eq!(env.render_str(&src, ()).unwrap(), "a\n\n{{ x }}\nb");
     }
 
     #[test]
