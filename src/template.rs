@@ -22,12 +22,14 @@ use serde_json::Value;
 use crate::vars::Vars;
 
 pub mod context;
+pub mod datetime;
 pub mod filters;
 pub mod lookup;
 mod lookup_plugins;
 pub mod methods;
 pub mod overrides;
 pub mod predicates;
+pub mod pyops;
 pub mod pyre;
 pub mod pyyaml;
 pub mod rewrite;
@@ -100,6 +102,15 @@ impl Templar {
         env.add_function("query", lookup::query);
         env.add_function("q", lookup::query);
         env.add_function(WITH_LOOP_FN, lookup_plugins::with_loop);
+        // Python semantics for `%` (string formatting) and date arithmetic, which the rewriter routes here.
+        env.add_function(pyops::MOD_FN, pyops::py_mod);
+        env.add_function(pyops::SUB_FN, pyops::py_sub);
+        for name in ["to_datetime", "ansible.builtin.to_datetime"] {
+            env.add_filter(name, |v: JValue, format: Option<String>| {
+                datetime::to_datetime(&v, format.as_deref())
+            });
+        }
+        env.add_function("now", datetime::now);
         env.add_global("omit", JValue::from(lookup::omit_marker()));
         env.set_formatter(format_value);
         // `{% include %}` / `{% import %}` in a template file: names are resolved beside the including file

@@ -19,6 +19,8 @@
 
 use std::borrow::Cow;
 
+use crate::template::pyops::{MOD_FN, SUB_FN};
+
 /// Name of the global function the chain rewrite calls.
 pub const CHAIN_FN: &str = "__ef_chain";
 
@@ -297,12 +299,17 @@ enum Accessor {
 
 #[derive(Debug)]
 struct Edit {
-    /// First token (the base name).
+    /// First token (the base name, or the left operand).
     start: usize,
-    /// One past the last token of the chain.
+    /// One past the last token of the chain (or of the right operand).
     end: usize,
     accessors: Vec<Accessor>,
+    /// A binary operator rewritten into a call `f(left, right)`: the function and the operator's token.
+    call: Option<(&'static str, usize)>,
 }
+
+/// Words that are operators, not operands.
+const OPERATOR_WORDS: &[&str] = &["not", "and", "or", "in", "is", "if", "else"];
 
 const KEYWORDS: &[&str] = &[
     "true", "false", "none", "True", "False", "None", "not", "and", "or", "in", "is", "if", "else",
@@ -411,6 +418,177 @@ impl Code<'_> {
             start: base,
             end,
             accessors,
+            call: None,
+        })
+    }
+
+    fn is_open(&self, t: usize) -> bool {
+        matches!(self.text(t), "(" | "[" | "{")
+    }
+
+    /// Does token `t` end an operand (so a `-` after it is binary)?
+    fn ends_operand(&self, t: usize) -> bool {
+        let tok = self.toks[t];
+        match tok.kind {
+            Kind::Str | Kind::Int | Kind::Number => true,
+            Kind::Ident => !OPERATOR_WORDS.contains(&self.text(t)),
+            Kind::Punct => matches!(self.text(t), ")" | "]" | "}"),
+        }
+    }
+
+    /// The bracket closing the one opened at `open`.
+    fn matching_close(&self, open: usize) -> Option<usize> {
+        let mut depth = 0usize;
+        for j in open..self.toks.len() {
+            match self.text(j) {
+                "(" | "[" | "{" => depth += 1,
+                ")" | "]" | "}" => {
+                    depth = depth.checked_sub(1)?;
+                    if depth == 0 {
+                        return Some(j);
+                    }
+                }
+                _ => {}
+            }
+        }
+        None
+    }
+
+    /// The bracket opening the one closed at `close`.
+    fn matching_open_any(&self, close: usize) -> Option<usize> {
+        let mut depth = 0usize;
+        let mut j = close;
+        loop {
+            match self.text(j) {
+                ")" | "]" | "}" => depth += 1,
+                "(" | "[" | "{" => {
+                    depth = depth.checked_sub(1)?;
+                    if depth == 0 {
+                        return Some(j);
+                    }
+                }
+                _ => {}
+            }
+            j = j.checked_sub(1)?;
+        }
+    }
+
+    /// One past the end of the unary operand starting at `t` (Jinja's `parse_unary` with filters and tests,
+    /// then `**`).
+    fn operand_end(&self, mut t: usize) -> Option<usize> {
+        let n = self.toks.len();
+        while t < n && matches!(self.text(t), "-" | "+") {
+            t += 1;
+        }
+        if t >= n {
+            return None;
+        }
+        let tok = self.toks[t];
+        t = match tok.kind {
+            Kind::Str | Kind::Int | Kind::Number => t + 1,
+            Kind::Ident if !OPERATOR_WORDS.contains(&self.text(t)) => t + 1,
+            Kind::Punct if self.is_open(t) => self.matching_close(t)? + 1,
+            _ => return None,
+        };
+        loop {
+            if t + 1 < n
+                && self.is(t, ".")
+                && matches!(self.toks[t + 1].kind, Kind::Ident | Kind::Int)
+            {
+                t += 2;
+            } else if t < n && (self.is(t, "[") || self.is(t, "(")) {
+                t = self.matching_close(t)? + 1;
+            } else if t < n && self.is(t, "|") {
+                let (_, after) = self.dotted_name(t + 1)?;
+                t = after;
+            } else if t < n && self.is(t, "is") {
+                let at = if self.is(t + 1, "not") { t + 2 } else { t + 1 };
+                let (_, after) = self.dotted_name(at)?;
+                t = after;
+            } else {
+                break;
+            }
+        }
+        if t < n && self.is(t, "**") {
+            return self.operand_end(t + 1);
+        }
+        Some(t)
+    }
+
+    /// The first token of the unary operand that ends with token `t`.
+    fn operand_start(&self, mut t: usize) -> Option<usize> {
+        loop {
+            let start = if matches!(self.text(t), ")" | "]" | "}") {
+                self.matching_open_any(t)?
+            } else if self.ends_operand(t) {
+                t
+            } else {
+                return None;
+            };
+            let Some(prev) = start.checked_sub(1) else {
+                return Some(start);
+            };
+            let bracket = self.is(start, "(") || self.is(start, "[");
+            let word = matches!(self.toks[start].kind, Kind::Ident | Kind::Int);
+            if bracket && self.ends_operand(prev) {
+                // A call or subscript of what precedes it.
+                t = prev;
+            } else if word && self.is(prev, ".") && prev >= 1 {
+                t = prev - 1;
+            } else if word && self.is(prev, "|") && prev >= 1 {
+                t = prev - 1;
+            } else if word && self.is(prev, "is") && prev >= 1 {
+                t = prev - 1;
+            } else if word && self.is(prev, "not") && prev >= 2 && self.is(prev - 1, "is") {
+                t = prev - 2;
+            } else if matches!(self.text(prev), "-" | "+")
+                && (prev == 0 || !self.ends_operand(prev - 1))
+            {
+                return Some(prev);
+            } else {
+                return Some(start);
+            }
+        }
+    }
+
+    /// A binary `%` (always: Python formatting for strings) or a `-` with a datetime operand at token `op`,
+    /// as a call edit. Operators in a left-associative chain (`a * b % c`) are left to minijinja.
+    fn binop(&self, op: usize) -> Option<Edit> {
+        let func = match self.text(op) {
+            "%" => MOD_FN,
+            "-" => SUB_FN,
+            _ => return None,
+        };
+        if op == 0 || !self.ends_operand(op - 1) {
+            return None;
+        }
+        let start = self.operand_start(op - 1)?;
+        let mut end = self.operand_end(op + 1)?;
+        if func == SUB_FN {
+            // `a - b * c` subtracts the product.
+            while end < self.toks.len() && matches!(self.text(end), "*" | "/" | "//" | "%") {
+                end = self.operand_end(end + 1)?;
+            }
+            let text = &self.src[self.toks[start].start..self.toks[end - 1].end];
+            if !(text.contains("to_datetime") || text.contains("now(")) {
+                return None;
+            }
+        }
+        if let Some(before) = start.checked_sub(1) {
+            let chained: &[&str] = if func == MOD_FN {
+                &["*", "/", "//", "%", "**"]
+            } else {
+                &["*", "/", "//", "%", "**", "+", "-", "~"]
+            };
+            if chained.contains(&self.text(before)) {
+                return None;
+            }
+        }
+        Some(Edit {
+            start,
+            end,
+            accessors: Vec::new(),
+            call: Some((func, op)),
         })
     }
 
@@ -474,6 +652,16 @@ impl Code<'_> {
     }
 
     fn render_edit(&self, e: &Edit, edits: &[Edit], out: &mut String) {
+        if let Some((func, op)) = e.call {
+            out.push_str(func);
+            out.push('(');
+            self.render(e.start, op, edits, out);
+            out.push_str(", ");
+            out.push_str(self.src[self.toks[op].end..self.toks[op + 1].start].trim_start());
+            self.render(op + 1, e.end, edits, out);
+            out.push(')');
+            return;
+        }
         let last = e.end - 1;
         let path: String = self.src[self.toks[e.start].start..self.toks[last].end]
             .chars()
@@ -527,6 +715,9 @@ fn rewrite_code(code: &str, escape_backslashes: bool) -> Cow<'_, str> {
             if let Some(e) = c.chain_before(op, allow_bare) {
                 edits.push(e);
             }
+        }
+        if let Some(e) = c.binop(op) {
+            edits.push(e);
         }
     }
     let needs_escape = escape_backslashes
@@ -647,6 +838,43 @@ mod tests {
             r"{% set a = '\n' %}"
         );
         assert_eq!(rewrite_template(r"{{ '\n' }}", false), r"{{ '\n' }}");
+    }
+
+    #[test]
+    fn percent_and_date_minus_become_calls() {
+        assert_eq!(t("{{ '%03d' % n }}"), "{{ __ef_mod('%03d', n) }}");
+        assert_eq!(
+            t("{{ 'a' ~ '%s-%s' % ('x', n + 1) ~ 'b' }}"),
+            "{{ 'a' ~ __ef_mod('%s-%s', ('x', n + 1)) ~ 'b' }}"
+        );
+        assert_eq!(
+            t("{% if loop.index0 % 2 == 0 %}"),
+            "{% if __ef_mod(loop.index0, 2) == 0 %}"
+        );
+        assert_eq!(
+            t("{{ 'n%02d' % x.y | int }}"),
+            "{{ __ef_mod('n%02d', x.y | int) }}"
+        );
+        assert_eq!(
+            t("{{ (b | to_datetime - a | to_datetime('%Y')).days }}"),
+            "{{ (__ef_sub(b | to_datetime, a | to_datetime(__ef_mod('%Y')))).days }}"
+                .replace("__ef_mod('%Y')", "'%Y'")
+        );
+        assert_eq!(
+            t("{{ (now() - d|to_datetime).seconds }}"),
+            "{{ (__ef_sub(now(), d|to_datetime)).seconds }}"
+        );
+        // Other minus signs, whitespace control and chains are left alone.
+        for s in [
+            "{{ a - b }}",
+            "{{ x -}}",
+            "{%- if a -%}",
+            "{{ [1, -2] }}",
+            "{{ a * b % c }}",
+            "{{ -1 }}",
+        ] {
+            assert_eq!(t(s), s, "{s}");
+        }
     }
 
     #[test]
