@@ -185,7 +185,7 @@ fn split_kv_words(s: &str) -> Result<Vec<String>, String> {
     while i < chars.len() {
         let c = chars[i];
         let next = chars.get(i + 1).copied();
-        if c == '\\' && quote.is_some() || c == '\\' && depth == 0 {
+        if c == '\\' && (quote.is_some() || depth == 0) {
             cur.push(c);
             if let Some(n) = next {
                 cur.push(n);

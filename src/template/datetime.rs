@@ -179,7 +179,11 @@ impl DateTime {
                 out.push('%');
                 break;
             };
-            let hour12 = if f.hour % 12 == 0 { 12 } else { f.hour % 12 };
+            let hour12 = if f.hour.is_multiple_of(12) {
+                12
+            } else {
+                f.hour % 12
+            };
             match d {
                 'Y' => out.push_str(&format!("{:04}", f.year)),
                 'y' => out.push_str(&format!("{:02}", f.year % 100)),

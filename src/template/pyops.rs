@@ -405,10 +405,7 @@ fn convert(spec: &Spec, v: &Value) -> Result<String, Error> {
 /// `%e`/`%f`/`%g` of a float, with Python's exponent spelling (`e+04`) and `%g`'s trimming.
 fn float_format(f: f64, spec: &Spec) -> String {
     let upper = spec.conv.is_ascii_uppercase();
-    let s = sign(
-        spec,
-        f.is_sign_negative() && !(f == 0.0 && !f.is_sign_negative()),
-    );
+    let s = sign(spec, f.is_sign_negative());
     if !f.is_finite() {
         let t = if f.is_nan() { "nan" } else { "inf" };
         let t = if upper {
@@ -444,7 +441,7 @@ fn float_format(f: f64, spec: &Spec) -> String {
             t
         }
     };
-    let body = if spec.alt && !body.contains('.') && spec.conv.to_ascii_lowercase() == 'f' {
+    let body = if spec.alt && !body.contains('.') && spec.conv.eq_ignore_ascii_case(&'f') {
         format!("{body}.")
     } else {
         body
@@ -524,8 +521,24 @@ mod tests {
         );
         assert_eq!(f("%d%%", Value::from(3.9)), "3%");
         assert_eq!(f("%-6.2f|", Value::from(-1.005)), "-1.00 |");
-        assert_eq!(f("%08.3f", Value::from(-3.14159)), "-003.142");
+        assert_eq!(f("%08.3f", Value::from(-4.56789)), "-004.568");
         assert_eq!(f("%s", Value::from(vec![1, 2])), "[1, 2]");
+        assert_eq!(
+            f(
+                "%f %.0f %.0f %g %g %.3g %#g %e",
+                Value::from(minijinja::value::Tuple::from(vec![
+                    Value::from(-0.0),
+                    0.5.into(),
+                    1.5.into(),
+                    100000.0.into(),
+                    1e16.into(),
+                    0.0001234.into(),
+                    1.0.into(),
+                    0.into(),
+                ]))
+            ),
+            "-0.000000 0 2 100000 1e+16 0.000123 1.00000 0.000000e+00"
+        );
         assert_eq!(f("%r", Value::from("it")), "'it'");
         let m = Value::from(minijinja::value::Serde(
             serde_json::json!({"a": "k", "b": 3}),

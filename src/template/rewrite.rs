@@ -533,11 +533,8 @@ impl Code<'_> {
             if bracket && self.ends_operand(prev) {
                 // A call or subscript of what precedes it.
                 t = prev;
-            } else if word && self.is(prev, ".") && prev >= 1 {
-                t = prev - 1;
-            } else if word && self.is(prev, "|") && prev >= 1 {
-                t = prev - 1;
-            } else if word && self.is(prev, "is") && prev >= 1 {
+            } else if word && matches!(self.text(prev), "." | "|" | "is") && prev >= 1 {
+                // An attribute, a filter or a test of what precedes it.
                 t = prev - 1;
             } else if word && self.is(prev, "not") && prev >= 2 && self.is(prev - 1, "is") {
                 t = prev - 2;
