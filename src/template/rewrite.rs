@@ -1,6 +1,6 @@
 //! Source rewriting applied to every template and expression before minijinja compiles it.
 //!
-//! Owns the two places where Ansible's templar differs from plain Jinja in ways minijinja has no switch for:
+//! Owns the places where Ansible's templar differs from plain Jinja in ways minijinja has no switch for:
 //!
 //! 1. **Chained undefined.** Ansible's undefined is strict (printing, iterating or testing it fails) but
 //!    *chainable*: `x.y | default(1)` and `x.y is defined` work when `x` itself is undefined. minijinja's
@@ -13,6 +13,13 @@
 //!    what it says). minijinja would turn `'\1'` into `\x01`. With `escape_backslashes`, each such literal is
 //!    re-encoded so that minijinja's unescaping yields exactly the characters written. Statements (`{% %}`),
 //!    template files and conditions are left alone, as in Ansible.
+//! 3. **Python operators.** A binary `%` becomes `__ef_mod(left, right)` (Python string formatting, or modulo)
+//!    and a `-` with `to_datetime`/`now()` in an operand becomes `__ef_sub(left, right)` (datetime arithmetic),
+//!    see pyops.rs. Operands are found as Jinja parses them (unary operand with postfix, filters, tests, `**`);
+//!    an operator inside a left-associative chain (`a * b % c`) is left to minijinja.
+//!
+//! Templates written with other delimiters (`#jinja2:` lines, the `template` module's options) are rewritten
+//! with those ([`rewrite_template_with`]); the newline after `{% raw %}` is kept as Jinja does.
 //!
 //! The rewriter never adds or removes line breaks, so error line numbers stay right. It must not evaluate
 //! anything and must leave text it does not understand untouched (minijinja reports the syntax errors).
