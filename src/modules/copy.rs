@@ -44,14 +44,25 @@ pub struct Args {
     backup: bool,
     #[serde(default = "yes")]
     force: bool,
+    // The template module's rendering settings (`#jinja2:` in the file overrides them).
     #[serde(default)]
-    // Accepted for compatibility with Ansible playbooks; has no effect here.
-    #[allow(dead_code)]
     trim_blocks: Option<bool>,
     #[serde(default)]
-    // Accepted for compatibility with Ansible playbooks; has no effect here.
-    #[allow(dead_code)]
+    lstrip_blocks: Option<bool>,
+    #[serde(default)]
     newline_sequence: Option<String>,
+    #[serde(default)]
+    block_start_string: Option<String>,
+    #[serde(default)]
+    block_end_string: Option<String>,
+    #[serde(default)]
+    variable_start_string: Option<String>,
+    #[serde(default)]
+    variable_end_string: Option<String>,
+    #[serde(default)]
+    comment_start_string: Option<String>,
+    #[serde(default)]
+    comment_end_string: Option<String>,
     #[serde(default)]
     directory_mode: Option<Mode>,
     /// `src` is on the device.
@@ -69,6 +80,32 @@ pub struct Args {
 
 fn yes() -> bool {
     true
+}
+
+impl Args {
+    /// The template settings these arguments ask for.
+    fn overrides(&self) -> Result<crate::template::Overrides, ModuleError> {
+        use crate::template::overrides::Setting;
+        let mut ov = crate::template::Overrides::default();
+        let bad = |e: String| ModuleError::Failed(format!("template: {e}"));
+        for (k, v) in [
+            ("block_start_string", &self.block_start_string),
+            ("block_end_string", &self.block_end_string),
+            ("variable_start_string", &self.variable_start_string),
+            ("variable_end_string", &self.variable_end_string),
+            ("comment_start_string", &self.comment_start_string),
+            ("comment_end_string", &self.comment_end_string),
+            ("newline_sequence", &self.newline_sequence),
+        ] {
+            if let Some(v) = v {
+                ov.set(k, Setting::Str(v.clone())).map_err(bad)?;
+            }
+        }
+        ov.trim_blocks = self.trim_blocks.unwrap_or(true);
+        ov.lstrip_blocks = self.lstrip_blocks.unwrap_or(false);
+        ov.check().map_err(bad)?;
+        Ok(ov)
+    }
 }
 
 /// Content bigger than this is never fetched for a diff.
@@ -193,7 +230,7 @@ impl TypedModule for Copy {
                     let rendered = if encrypted {
                         cx.vars.render_str(&text, &crate::diag::display_path(&path))
                     } else {
-                        cx.vars.render_file(&path)
+                        cx.vars.render_file_with(&path, &a.overrides()?)
                     }
                     .map_err(|e| ModuleError::Failed(format!("template error: {}", e.message)))?;
                     (rendered.into_bytes(), encrypted)

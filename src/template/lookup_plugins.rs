@@ -148,6 +148,22 @@ fn template(
     for k in ["convert_data", "jinja2_native"] {
         let _ = kwargs.get::<Option<Value>>(k)?;
     }
+    // The lookup's own settings (a template's `#jinja2:` line overrides them).
+    let mut ov = super::Overrides::default();
+    for k in [
+        "variable_start_string",
+        "variable_end_string",
+        "comment_start_string",
+        "comment_end_string",
+    ] {
+        if let Some(v) = kwargs.get::<Option<String>>(k)? {
+            ov.set(k, super::overrides::Setting::Str(v))
+                .map_err(|e| err(format!("lookup('template'): {e}")))?;
+        }
+    }
+    if let Some(v) = kwargs.get::<Option<bool>>("trim_blocks")? {
+        ov.trim_blocks = v;
+    }
     // `vars` is the whole render context (see context.rs): the task's variables, loop items included.
     let base = state.lookup("vars").unwrap_or_default();
     let ctx = match extra.filter(|e| e.kind() == ValueKind::Map) {
@@ -167,14 +183,30 @@ fn template(
                 ))
             })?;
             let shown = path.display().to_string();
-            state
-                .env()
-                .render_named_str(
-                    &shown,
-                    &super::rewrite::rewrite_template(&src, false),
-                    ctx.clone(),
-                )
-                .map(Value::from)
+            let p = super::context::Prepared::new(&src, &ov)
+                .map_err(|e| err(format!("lookup('template'): {e} (in {shown})")))?;
+            // Like Ansible: a template that is one expression gives its value, text gets its newlines back.
+            if let Some(expr) = p.single() {
+                let v = state
+                    .env()
+                    .compile_expression_owned(
+                        super::rewrite::rewrite_expression(expr, false).into_owned(),
+                    )?
+                    .eval(ctx.clone())?;
+                return Ok(match v.as_str() {
+                    Some(s) => Value::from(p.ov.restore_newlines(p.body, s.to_string())),
+                    None => v,
+                });
+            }
+            let source = p.rewritten(false);
+            let text = if p.ov == super::Overrides::default() {
+                state.env().render_named_str(&shown, &source, ctx.clone())?
+            } else {
+                super::variant_env(&p.ov, || super::Templar::new().env().clone())
+                    .map_err(|e| err(format!("lookup('template'): {e} (in {shown})")))?
+                    .render_named_str(&shown, &source, ctx.clone())?
+            };
+            Ok(Value::from(p.ov.restore_newlines(p.body, text)))
         })
         .collect()
 }
