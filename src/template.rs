@@ -9,7 +9,9 @@
 //! Before compiling, every source goes through [`rewrite`] (chainable undefined for `x.y | default(..)` and
 //! `x.y is defined`; Ansible's verbatim backslashes in task-argument expressions). Rendering prints `none` as
 //! an empty string and floats like Python (Ansible 2.19). Lookups and `omit`: see [`lookup`]; the executor
-//! sets the search path in the task variables under [`lookup::SEARCH_PATH_VAR`].
+//! sets the search path in the task variables under [`lookup::SEARCH_PATH_VAR`]. Per-render settings
+//! (`#jinja2:` lines, the `template` module's delimiters and `trim_blocks`/`lstrip_blocks`): [`overrides`];
+//! each distinct setting gets its own environment, built once ([`Templar::env_for`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -20,9 +22,14 @@ use serde_json::Value;
 use crate::vars::Vars;
 
 pub mod context;
+pub mod datetime;
 pub mod filters;
 pub mod lookup;
+mod lookup_plugins;
+pub mod methods;
+pub mod overrides;
 pub mod predicates;
+pub mod pyops;
 pub mod pyre;
 pub mod pyyaml;
 pub mod rewrite;
@@ -31,6 +38,10 @@ mod values;
 pub mod version;
 
 pub use lookup::{omit_marker, search_path_value, SEARCH_PATH_VAR};
+pub use overrides::Overrides;
+
+/// The function a `with_<lookup>:` loop keyword is rewritten to call: `__ef_with(lookup, value, module)`.
+pub const WITH_LOOP_FN: &str = "__ef_with";
 
 /// A template failed to compile or render.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -83,22 +94,55 @@ impl Templar {
         env.set_syntax(syntax());
         env.set_recursion_limit(200);
         minijinja_contrib::add_to_environment(&mut env);
-        env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+        env.set_unknown_method_callback(methods::unknown_method);
+        env.add_function("dict", methods::dict);
         filters::register(&mut env);
         predicates::register(&mut env);
         env.add_function("lookup", lookup::lookup);
         env.add_function("query", lookup::query);
         env.add_function("q", lookup::query);
+        env.add_function(WITH_LOOP_FN, lookup_plugins::with_loop);
+        // Python semantics for `%` (string formatting) and date arithmetic, which the rewriter routes here.
+        env.add_function(pyops::MOD_FN, pyops::py_mod);
+        env.add_function(pyops::SUB_FN, pyops::py_sub);
+        for name in ["to_datetime", "ansible.builtin.to_datetime"] {
+            env.add_filter(name, |v: JValue, format: Option<String>| {
+                datetime::to_datetime(&v, format.as_deref())
+            });
+        }
+        env.add_function("now", datetime::now);
         env.add_global("omit", JValue::from(lookup::omit_marker()));
         env.set_formatter(format_value);
+        // `{% include %}` / `{% import %}` in a template file: names are resolved beside the including file
+        // (Ansible puts the template's own directory first on its search path) and loaded from disk.
+        env.set_path_join_callback(|name, parent| {
+            let p = Path::new(parent);
+            if Path::new(name).is_absolute() || !p.is_absolute() {
+                return std::borrow::Cow::Borrowed(name);
+            }
+            match p.parent() {
+                Some(dir) => std::borrow::Cow::Owned(dir.join(name).display().to_string()),
+                None => std::borrow::Cow::Borrowed(name),
+            }
+        });
+        env.set_loader(loader(Overrides::default()));
         // Ansible never auto-escapes; minijinja would JSON/HTML-escape `*.json.j2`, `*.yml.j2`, `*.html.j2`.
         env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
         Templar { env: Arc::new(env) }
     }
 
-    /// Does this string contain template syntax at all?
+    /// Does this string contain template syntax at all? (A `#jinja2:` first line makes it one too.)
     pub fn is_template(s: &str) -> bool {
-        s.contains("{{") || s.contains("{%") || s.contains("{#")
+        s.contains("{{") || s.contains("{%") || s.contains("{#") || s.starts_with(overrides::HEADER)
+    }
+
+    /// The environment for a render with these settings: the shared one for Ansible's defaults; others are
+    /// built once per distinct setting and kept (there are few: the ones templates and tasks spell out).
+    pub fn env_for(&self, ov: &Overrides) -> Result<Arc<Environment<'static>>, String> {
+        if *ov == Overrides::default() {
+            return Ok(self.env.clone());
+        }
+        variant_env(ov, || (*self.env).clone())
     }
 
     /// Check a template's syntax without rendering it.
@@ -172,6 +216,53 @@ impl Templar {
     }
 }
 
+/// The environment for non-default settings, built once (from `base()`, a default environment) and kept.
+pub(crate) fn variant_env(
+    ov: &Overrides,
+    base: impl FnOnce() -> Environment<'static>,
+) -> Result<Arc<Environment<'static>>, String> {
+    type Variants =
+        std::sync::Mutex<std::collections::HashMap<Overrides, Arc<Environment<'static>>>>;
+    static VARIANTS: std::sync::OnceLock<Variants> = std::sync::OnceLock::new();
+    let variants = VARIANTS.get_or_init(Default::default);
+    if let Some(e) = variants.lock().ok().and_then(|v| v.get(ov).cloned()) {
+        return Ok(e);
+    }
+    ov.check()?;
+    let mut env = base();
+    env.set_syntax(ov.syntax()?);
+    env.set_loader(loader(ov.clone()));
+    let env = Arc::new(env);
+    if let Ok(mut v) = variants.lock() {
+        v.insert(ov.clone(), env.clone());
+    }
+    Ok(env)
+}
+
+/// How `{% include %}` / `{% import %}` load a template: from disk by absolute path (the path join callback
+/// puts names beside the including file), prepared like the including template (newlines; Jinja drops an
+/// included file's trailing newline unless `keep_trailing_newline`).
+fn loader(
+    ov: Overrides,
+) -> impl Fn(&str) -> Result<Option<String>, minijinja::Error> + Send + Sync + 'static {
+    move |name| {
+        let p = Path::new(name);
+        if !p.is_absolute() || !p.is_file() {
+            return Ok(None);
+        }
+        let src = std::fs::read_to_string(p).map_err(|e| {
+            minijinja::Error::new(
+                minijinja::ErrorKind::TemplateNotFound,
+                format!("cannot read {name}: {e}"),
+            )
+        })?;
+        let src = ov.prepare(&src);
+        Ok(Some(
+            rewrite::rewrite_template_with(&src, false, &ov.delims()).into_owned(),
+        ))
+    }
+}
+
 /// How values print: `none` as nothing (Ansible 2.19), floats like Python, an undefined chain is an error.
 fn format_value(
     out: &mut minijinja::Output,
@@ -235,12 +326,17 @@ fn strip_braces(expr: &str) -> &str {
 
 /// If `s` is exactly `{{ expr }}` (one expression, nothing around it), return `expr`.
 pub fn single_expression(s: &str) -> Option<&str> {
-    // No trimming: "{{ x }}\n" renders as text (the newline is part of the value), as in Ansible.
-    let inner = s.strip_prefix("{{")?.strip_suffix("}}")?;
-    if inner.contains("{%") || inner.contains("{#") {
+    single_expression_with(s, &rewrite::Delims::DEFAULT)
+}
+
+/// [`single_expression`] for templates written with other delimiters. No trimming: a string template's one
+/// trailing newline is dropped before this is asked ([`Overrides::prepare`]), other whitespace is text.
+pub fn single_expression_with<'s>(s: &'s str, d: &rewrite::Delims<'_>) -> Option<&'s str> {
+    let inner = s.strip_prefix(d.var.0)?.strip_suffix(d.var.1)?;
+    if inner.contains(d.block.0) || inner.contains(d.comment.0) {
         return None;
     }
-    if !inner.contains("{{") && !inner.contains("}}") {
+    if !inner.contains(d.var.0) && !inner.contains(d.var.1) {
         return Some(inner.trim());
     }
     // Braces inside may belong to dict literals (`{{ {'a': {'b': 1}} }}`) or close one expression and open

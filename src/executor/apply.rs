@@ -2,18 +2,35 @@
 //!
 //! Owns how a `Step::Write` reaches the device: every file's content streams over stdin into a temp file in the
 //! destination directory that already has its final mode and owner, is fsynced, the previous version is kept as
-//! `<path>.edgefleet.bak`, and an atomic rename puts it in place. A dropped connection or a full disk at any point
+//! a rollback copy in edgefleet's state directory on the device (never beside the file: include directories
+//! read stray files; the last [`ROLLBACK_KEEP`] per file), with Ansible's `backup: yes` also a timestamped
+//! copy beside it, and an atomic rename puts it in place. A dropped connection or a full disk at any point
 //! leaves the old file intact (the temp file is removed when the shell can still run). All files of one step
 //! travel in one round trip.
 
 use bytes::{Bytes, BytesMut};
 
-use crate::modules::{Diff, DirSpec, FileWrite};
+use crate::modules::{rollback_name, Diff, DirSpec, FileWrite, ROLLBACK_DIRS_SH, ROLLBACK_KEEP};
 use crate::transport::{Become, Cmd, Exec};
 
-/// The write script. Arguments: 10 per file (dest size mode owner group backup ensure_parent pmode powner
-/// pgroup); contents arrive concatenated on stdin, read exactly by `head -c`.
-const WRITE: &str = r#"tmp=
+/// The rollback copy: `ef_keep FILE NAME KEEP` links (or copies) FILE to `<state dir>/NAME.1` after shifting the
+/// older copies up to `NAME.KEEP`. Preceded by `for bd in <ROLLBACK_DIRS_SH>; do` and its `done`.
+const KEEP: &str = r#"
+    if [ -d "$bd" ] || mkdir -p -m 700 -- "$bd" 2>/dev/null; then
+      [ -w "$bd" ] || continue
+      b="$bd/$2"; j=$3
+      while [ "$j" -gt 1 ]; do i=$((j-1)); if [ -f "$b.$i" ]; then mv -f -- "$b.$i" "$b.$j" || return 1; fi; j=$i; done
+      ln -f -- "$1" "$b.1" 2>/dev/null || cp -p -- "$1" "$b.1" || return 1
+      return 0
+    fi
+  "#;
+
+/// The write script (after `ef_keep`). Arguments: the number of rollback copies to keep, then 11 per file
+/// (dest size mode owner group rollback_name backup_beside ensure_parent pmode powner pgroup; a directory to
+/// ensure has size `-`); contents arrive concatenated on stdin, read exactly by `head -c`. Prints
+/// `B|<file#>|<backup path>` for each backup made beside a file.
+const WRITE: &str = r#"keep=$1; shift
+tmp=
 trap 'if [ -n "$tmp" ]; then rm -f -- "$tmp"; fi' EXIT
 trap 'exit 129' HUP
 trap 'exit 143' TERM
@@ -24,14 +41,16 @@ ef_own() {
   elif [ -n "$3" ]; then chgrp -- "$3" "$1" || return 1
   fi
 }
-while [ $# -ge 10 ]; do
-  d=$1; size=$2; mode=$3; owner=$4; group=$5; backup=$6; ensure=$7; pmode=$8; powner=$9; shift 9; pgroup=$1; shift
+n=0
+while [ $# -ge 11 ]; do
+  d=$1; size=$2; mode=$3; owner=$4; group=$5; rb=$6; ab=$7; ensure=$8; pmode=$9; shift 9; powner=$1; pgroup=$2; shift 2
   if [ "$size" = "-" ]; then
     [ -d "$d" ] || mkdir -p -- "$d" || ef_fail "cannot create directory $d"
     if [ -n "$mode" ]; then chmod -- "$mode" "$d" || ef_fail "cannot set mode $mode on $d"; fi
     ef_own "$d" "$owner" "$group" || ef_fail "cannot set owner $owner:$group on $d"
     continue
   fi
+  n=$((n+1))
   dir=$(dirname -- "$d")
   if [ "$ensure" = 1 ]; then
     [ -d "$dir" ] || mkdir -p -- "$dir" || ef_fail "cannot create directory $dir"
@@ -46,9 +65,16 @@ while [ $# -ge 10 ]; do
   got=$(wc -c < "$tmp")
   [ "$got" -eq "$size" ] || ef_fail "incomplete write to $d ($got of $size bytes; connection lost?)"
   sync -- "$tmp" 2>/dev/null || sync
-  if [ "$backup" = 1 ] && [ -f "$d" ]; then
-    ln -f -- "$d" "$d.edgefleet.bak" 2>/dev/null || cp -p -- "$d" "$d.edgefleet.bak" || ef_fail "cannot keep a backup of $d"
+  if [ -f "$d" ]; then
+    if [ -n "$rb" ]; then ef_keep "$d" "$rb" "$keep" || ef_fail "cannot keep a rollback copy of $d in the state directory"; fi
+    if [ "$ab" = 1 ]; then
+      bf="$d.$$.$(date +%Y-%m-%d@%H:%M:%S)~"
+      cp -p -- "$d" "$bf" || ef_fail "cannot back up $d to $bf"
+      printf 'B|%s|%s\n' "$((n-1))" "$bf"
+    fi
   fi
+  # Earlier versions kept their copy beside the file, where include directories read it.
+  if [ -f "$d.edgefleet.bak" ]; then rm -f -- "$d.edgefleet.bak"; fi
   mv -f -- "$tmp" "$d" || ef_fail "cannot move the new $d into place"
   tmp=
   sync -- "$dir" 2>/dev/null || true
@@ -70,7 +96,7 @@ pub fn dirs_and_write_exec(
     become_: Option<Become>,
     timeout: Option<std::time::Duration>,
 ) -> Exec {
-    let mut cmd = Cmd::new("set --");
+    let mut cmd = Cmd::new("set --").arg(ROLLBACK_KEEP.to_string());
     for d in dirs {
         cmd = cmd
             .arg(d.path.clone())
@@ -78,7 +104,7 @@ pub fn dirs_and_write_exec(
             .arg(d.mode.map(|m| format!("{m:04o}")).unwrap_or_default())
             .arg(d.owner.clone().unwrap_or_default())
             .arg(d.group.clone().unwrap_or_default())
-            .args(["0", "0", "", "", ""]);
+            .args(["", "0", "0", "", "", ""]);
     }
     let mut stdin = BytesMut::new();
     let mut secret = false;
@@ -99,7 +125,12 @@ pub fn dirs_and_write_exec(
             .arg(mode)
             .arg(f.owner.clone().unwrap_or_default())
             .arg(f.group.clone().unwrap_or_default())
-            .arg(if f.backup { "1" } else { "0" })
+            .arg(if f.backup {
+                rollback_name(&f.path)
+            } else {
+                String::new()
+            })
+            .arg(if f.backup_beside { "1" } else { "0" })
             .arg(ensure)
             .arg(pmode)
             .arg(powner)
@@ -107,7 +138,13 @@ pub fn dirs_and_write_exec(
         stdin.extend_from_slice(&f.content);
         secret |= f.secret;
     }
-    let cmd = cmd.raw(";").raw(WRITE);
+    let cmd = cmd
+        .raw("; ef_keep() {\n  for bd in")
+        .raw(ROLLBACK_DIRS_SH)
+        .raw("; do")
+        .raw(KEEP)
+        .raw("done\n  return 1\n}\n")
+        .raw(WRITE);
     let data: Bytes = stdin.freeze();
     let e = Exec::new(cmd).become_(become_).timeout(timeout);
     if secret {
@@ -115,6 +152,18 @@ pub fn dirs_and_write_exec(
     } else {
         e.stdin(data)
     }
+}
+
+/// The backups beside files a write step made (`backup: yes`), from its output: (file path, backup path).
+pub fn backups_made(files: &[FileWrite], stdout: &[u8]) -> Vec<(String, String)> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .filter_map(|l| {
+            let (i, b) = l.strip_prefix("B|")?.split_once('|')?;
+            let f = files.get(i.parse::<usize>().ok()?)?;
+            Some((f.path.clone(), b.to_string()))
+        })
+        .collect()
 }
 
 /// Render a diff for display: unified diff of text, `<secret changed>` for secrets, attribute lines.
@@ -173,6 +222,7 @@ mod tests {
             owner: None,
             group: None,
             backup: true,
+            backup_beside: false,
             parent: None,
         }
     }
@@ -199,10 +249,13 @@ mod tests {
         assert!(out.status.success(), "{}", out.stderr_str());
         assert_eq!(t.stats().execs, 1);
         assert_eq!(std::fs::read_to_string(&a).unwrap(), "new content\n");
-        assert_eq!(
-            std::fs::read_to_string(format!("{a}.edgefleet.bak")).unwrap(),
-            "old\n"
+        // The previous version is kept in the state directory, not beside the file.
+        let kept = format!(
+            "/var/lib/edgefleet/backup/{}.1",
+            crate::modules::rollback_name(&a)
         );
+        assert_eq!(std::fs::read_to_string(&kept).unwrap(), "old\n");
+        assert!(!std::path::Path::new(&format!("{a}.edgefleet.bak")).exists());
         assert_eq!(std::fs::read_to_string(&b).unwrap(), "bee\n");
         let m = std::fs::metadata(&a).unwrap().permissions().mode() & 0o7777;
         assert_eq!(m, 0o640);

@@ -1,6 +1,11 @@
 //! One attempt of one task on one host: render the arguments, parse them once into the module's types, let the
 //! module plan (read-only), then apply the plan's steps and hand the results back to the module to interpret.
 //!
+//! Every task sees the effects of the tasks before it: the paths a change writes or touches are re-stated in the
+//! same round trip as the change (the fact cache learns their new state for free), command facts it touched are
+//! forgotten, and after steps whose effects are unknown (`command`, `shell`) the whole cache is invalidated, so
+//! the next question re-gathers everything the play asks about in one round trip.
+//!
 //! Check mode is the same path stopped early ([`Decision::in_check_mode`]): read-only steps still run, a
 //! change is reported without running, and steps whose effects are unknown are skipped. A module's check
 //! matrix (verification results) goes to the report as it is: this file does not know what it checks.
@@ -12,9 +17,10 @@ use serde_json::{json, Value};
 
 use super::host::{HostRun, ItemResult};
 use super::tasks::{failed, skipped, transport_failure};
+use crate::facts::gather::{parse_restat, split_restat, with_restat};
 use crate::modules::{
     ArgCtx, Decision, Effects, InCheckMode, Interpret, Module, Outcome, Plan, PlanCtx, Ran, Step,
-    UNPREDICTABLE_IN_CHECK,
+    Touched, UNPREDICTABLE_IN_CHECK,
 };
 use crate::playbook::Task;
 use crate::report::{Event, TaskStatus};
@@ -23,8 +29,9 @@ use crate::transport::{Become, Output, SharedTransport, TransportError};
 
 /// What applying a plan's steps gave: the commands' outputs, or a failure of the executor's own steps.
 enum Applied {
-    /// One entry per command that ran (stops after the first that failed).
-    Ran(Vec<(String, Output)>),
+    /// One entry per command that ran (stops after the first that failed), and the backups made beside
+    /// files (`backup: yes`).
+    Ran(Vec<(String, Output)>, Vec<String>),
     /// A write or directory step failed: the message.
     Failed(String),
 }
@@ -113,10 +120,34 @@ impl HostRun {
             msg,
             warnings,
             set_facts,
+            touched,
         } = plan;
         for w in warnings {
             self.warn(w);
         }
+        // Under --diff the registered result carries the diffs as Ansible's do: before/after with headers.
+        let result_diff = (diff_mode && !diffs.is_empty()).then(|| {
+            Value::Array(
+                diffs
+                    .iter()
+                    .map(|d| {
+                        let text = |t: &Option<String>| {
+                            if d.secret {
+                                json!("<secret>")
+                            } else {
+                                json!(t.clone().unwrap_or_default())
+                            }
+                        };
+                        json!({
+                            "before_header": d.path,
+                            "after_header": d.path,
+                            "before": text(&d.before),
+                            "after": text(&d.after),
+                        })
+                    })
+                    .collect(),
+            )
+        });
         let diff = if diff_mode && !diffs.is_empty() {
             let text: String = diffs.iter().map(super::apply::render_diff).collect();
             (!text.is_empty()).then_some(text)
@@ -172,10 +203,11 @@ impl HostRun {
                         &transport,
                         become_,
                         t,
+                        &touched,
                     )
                     .await;
                 if effects == Effects::Unknown {
-                    self.hs.facts.forget_all();
+                    self.hs.facts.invalidate();
                 }
                 match o {
                     Ok(o) => o,
@@ -184,7 +216,9 @@ impl HostRun {
             }
             Decision::ReadOnly { steps, state } => {
                 match self
-                    .run_steps(steps, state, false, result, msg, &transport, become_, t)
+                    .run_steps(
+                        steps, state, false, result, msg, &transport, become_, t, &touched,
+                    )
                     .await
                 {
                     Ok(o) => o,
@@ -208,6 +242,9 @@ impl HostRun {
             }
         }
         let mut result = outcome.result;
+        if let Some(d) = result_diff {
+            result.entry("diff").or_insert(d);
+        }
         result.insert("changed".into(), json!(outcome.changed));
         result.insert("failed".into(), json!(outcome.failed.is_some()));
         if let Some(msg) = outcome.msg.as_ref().or(outcome.failed.as_ref()) {
@@ -249,14 +286,27 @@ impl HostRun {
         transport: &SharedTransport,
         become_: Option<Become>,
         t: &Task,
+        touched: &[Touched],
     ) -> Result<Outcome, TransportError> {
-        Ok(match self.apply(&steps, transport, become_, t).await? {
-            Applied::Ran(outputs) => interpret.run(Ran {
-                changed,
-                result,
-                msg,
-                outputs,
-            }),
+        let applied = self.apply(&steps, transport, become_, t, touched).await;
+        for touch in touched {
+            if let Touched::Fact(key) = touch {
+                self.hs.facts.forget_command(key);
+            }
+        }
+        Ok(match applied? {
+            Applied::Ran(outputs, backups) => {
+                let mut o = interpret.run(Ran {
+                    changed,
+                    result,
+                    msg,
+                    outputs,
+                });
+                if let Some(b) = backups.into_iter().next() {
+                    o.result.insert("backup_file".into(), json!(b));
+                }
+                o
+            }
             Applied::Failed(failed) => Outcome {
                 failed: Some(failed),
                 result,
@@ -265,17 +315,32 @@ impl HostRun {
         })
     }
 
-    /// Execute steps in order; stop at the first failing command.
+    /// Execute steps in order; stop at the first failing command. The device step that runs last also re-states
+    /// the paths the plan touched; each write re-states what it wrote (and the directories it made).
     async fn apply(
         &self,
         steps: &[Step],
         transport: &SharedTransport,
         become_: Option<Become>,
         t: &Task,
+        touched: &[Touched],
     ) -> Result<Applied, TransportError> {
+        let facts = &self.hs.facts;
+        let touched_paths: Vec<(String, bool)> = touched
+            .iter()
+            .filter_map(|x| match x {
+                Touched::Path(p) | Touched::Tree(p) => Some((p.clone(), true)),
+                Touched::Fact(_) => None,
+            })
+            .collect();
+        let last = steps.len().checked_sub(1);
+        let mut restated_touched = touched_paths.is_empty();
         let mut outputs: Vec<(String, Output)> = Vec::new();
+        let mut backups: Vec<String> = Vec::new();
         let mut pending_dirs: Vec<crate::modules::DirSpec> = Vec::new();
+        let timeout = t.timeout.map(Duration::from_secs);
         for (i, step) in steps.iter().enumerate() {
+            let with_touched = Some(i) == last && !touched_paths.is_empty();
             match step {
                 Step::EnsureDirs(d) => {
                     pending_dirs.extend(d.iter().cloned());
@@ -283,13 +348,20 @@ impl HostRun {
                     if matches!(steps.get(i + 1), Some(Step::Write(_))) {
                         continue;
                     }
-                    let e = super::apply::dirs_and_write_exec(
-                        &std::mem::take(&mut pending_dirs),
-                        &[],
-                        become_.clone(),
-                        t.timeout.map(Duration::from_secs),
-                    );
-                    let o = transport.exec(e).await?;
+                    let dirs = std::mem::take(&mut pending_dirs);
+                    let mut restat: Vec<(String, bool)> =
+                        dirs.iter().map(|d| (d.path.clone(), false)).collect();
+                    if with_touched {
+                        restat.extend(touched_paths.iter().cloned());
+                        restated_touched = true;
+                    }
+                    let mut e =
+                        super::apply::dirs_and_write_exec(&dirs, &[], become_.clone(), timeout);
+                    if !restat.is_empty() {
+                        e.cmd = with_restat(e.cmd, &restat);
+                    }
+                    let mut o = transport.exec(e).await?;
+                    self.absorb_restat(&mut o, &restat, false);
                     if !o.status.success() {
                         return Ok(Applied::Failed(format!(
                             "preparing directories failed ({}): {}",
@@ -299,7 +371,15 @@ impl HostRun {
                     }
                 }
                 Step::Exec { exec, what } => {
-                    let o = transport.exec(exec.clone()).await?;
+                    let mut e = exec.clone();
+                    if with_touched {
+                        e.cmd = with_restat(e.cmd, &touched_paths);
+                        restated_touched = true;
+                    }
+                    let mut o = transport.exec(e).await?;
+                    if with_touched {
+                        self.absorb_restat(&mut o, &touched_paths, false);
+                    }
                     let ok = o.status.success();
                     outputs.push((what.clone(), o));
                     if !ok {
@@ -307,13 +387,48 @@ impl HostRun {
                     }
                 }
                 Step::Write(files) => {
-                    let e = super::apply::dirs_and_write_exec(
-                        &std::mem::take(&mut pending_dirs),
-                        files,
-                        become_.clone(),
-                        t.timeout.map(Duration::from_secs),
+                    let dirs = std::mem::take(&mut pending_dirs);
+                    let mut e =
+                        super::apply::dirs_and_write_exec(&dirs, files, become_.clone(), timeout);
+                    let mut restat: Vec<(String, bool)> = Vec::new();
+                    for f in files {
+                        if let Some(p) = &f.parent {
+                            restat.push((p.path.clone(), false));
+                        }
+                    }
+                    restat.extend(dirs.iter().map(|d| (d.path.clone(), false)));
+                    // A file whose owner or group was not given belongs to whoever wrote it: ask.
+                    restat.extend(
+                        files
+                            .iter()
+                            .filter(|f| f.owner.is_none() || f.group.is_none())
+                            .map(|f| (f.path.clone(), false)),
                     );
-                    let o = transport.exec(e).await?;
+                    if with_touched {
+                        restat.extend(touched_paths.iter().cloned());
+                        restated_touched = true;
+                    }
+                    if !restat.is_empty() {
+                        e.cmd = with_restat(e.cmd, &restat);
+                    }
+                    let mut o = transport.exec(e).await?;
+                    if o.status.success() {
+                        for f in files {
+                            facts.wrote(
+                                &f.path,
+                                &f.content,
+                                f.mode,
+                                f.owner.as_deref(),
+                                f.group.as_deref(),
+                            );
+                        }
+                    }
+                    self.absorb_restat(&mut o, &restat, true);
+                    backups.extend(
+                        super::apply::backups_made(files, &o.stdout)
+                            .into_iter()
+                            .map(|(_, b)| b),
+                    );
                     if !o.status.success() {
                         let err = o.stderr_str();
                         return Ok(Applied::Failed(format!(
@@ -327,18 +442,37 @@ impl HostRun {
                             err.trim()
                         )));
                     }
-                    for f in files {
-                        self.hs.facts.wrote(
-                            &f.path,
-                            &f.content,
-                            f.mode,
-                            f.owner.as_deref(),
-                            f.group.as_deref(),
-                        );
-                    }
                 }
             }
         }
-        Ok(Applied::Ran(outputs))
+        if !restated_touched {
+            for (p, _) in &touched_paths {
+                facts.forget(p);
+            }
+        }
+        for touch in touched {
+            if let Touched::Tree(p) = touch {
+                facts.forget_under(p);
+            }
+        }
+        Ok(Applied::Ran(outputs, backups))
+    }
+
+    /// Take the re-stat off a step's output and into the fact cache; without one (the step's shell exited
+    /// early), forget the paths instead. `written`: the files' content is what the step wrote.
+    fn absorb_restat(&self, o: &mut Output, paths: &[(String, bool)], written: bool) {
+        let facts = &self.hs.facts;
+        let (own, restat) = split_restat(&o.stdout);
+        let found = restat
+            .map(|r| parse_restat(paths, &String::from_utf8_lossy(r)))
+            .unwrap_or_default();
+        let own = own.to_vec();
+        for (p, _) in paths {
+            if !found.iter().any(|f| &f.path == p) {
+                facts.forget(p);
+            }
+        }
+        facts.restated(found, written);
+        o.stdout = own;
     }
 }

@@ -1,5 +1,5 @@
-//! Blocks: `block`, `rescue`, `always`, with `ansible_failed_task`/`ansible_failed_result` for the rescue and
-//! the host's error record restored when a rescue succeeds.
+//! Blocks: `block`, `rescue`, `always`, with `ansible_failed_task` and `ansible_failed_result` (the failing
+//! task's whole result) for the rescue and the host's error record restored when a rescue succeeds.
 
 use serde_json::json;
 
@@ -20,16 +20,16 @@ impl HostRun {
         let mut flow = self.run_list(block).await;
         if let Flow::Failed(msg) = &flow {
             if !rescue.is_empty() {
-                let (name, m) = self
+                let (name, result) = self
                     .last_failed
                     .lock()
                     .ok()
                     .and_then(|l| l.clone())
-                    .unwrap_or_else(|| (t.display_name(), msg.clone()));
+                    .unwrap_or_else(|| (t.display_name(), json!({ "msg": msg, "failed": true })));
                 self.hs
                     .set_runtime("ansible_failed_task", json!({ "name": name }));
-                self.hs
-                    .set_runtime("ansible_failed_result", json!({ "msg": m, "failed": true }));
+                // The failing task's whole result, as registered (rc, stdout, msg, ...).
+                self.hs.set_runtime("ansible_failed_result", result);
                 self.hs.acc(|a| {
                     a.rescued += 1;
                     a.failed = a.failed.saturating_sub(1);

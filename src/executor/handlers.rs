@@ -1,5 +1,6 @@
 //! Handlers: notified handlers run once each, in definition order, when flushed (after each section or at
-//! `meta: flush_handlers`); a handler may notify later handlers.
+//! `meta: flush_handlers`); a handler may notify later handlers. A handler written once runs once, however many
+//! times its role was brought into the play.
 
 use super::host::{Flow, HostRun};
 use crate::playbook::Task;
@@ -11,13 +12,13 @@ impl HostRun {
         if self.notified.is_empty() {
             return Flow::Continue;
         }
-        let handlers: Vec<Task> = self
-            .rt
-            .handlers
-            .iter()
-            .chain(self.dyn_handlers.iter())
-            .cloned()
-            .collect();
+        // A handler brought in more than once (a role imported or included twice) is one handler.
+        let mut handlers: Vec<Task> = Vec::new();
+        for h in self.rt.handlers.iter().chain(self.dyn_handlers.iter()) {
+            if !handlers.iter().any(|x| x.loc == h.loc) {
+                handlers.push(h.clone());
+            }
+        }
         let mut ran = vec![false; handlers.len()];
         loop {
             let mut progress = false;

@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use serde_json::{Map, Value};
 
-use super::layers::VarsFiles;
+use super::layers::{TaskLayers, VarsFiles};
 use super::{Executor, HostState, PlayRt};
 use crate::facts::FactReq;
 use crate::playbook::{Task, TaskKind};
@@ -47,6 +47,15 @@ pub(crate) struct ItemResult {
 
 pub(super) type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+/// How a host of a lockstep play moves: it waits for its batch before each task, and holds a fork only while
+/// it runs one.
+pub(crate) struct Stepping {
+    pub lockstep: Arc<super::lockstep::Lockstep>,
+    pub forks: Arc<tokio::sync::Semaphore>,
+    /// Which serial batch (0-based), for messages.
+    pub batch_index: usize,
+}
+
 pub(crate) struct HostRun {
     pub(super) ex: Arc<Executor>,
     pub(super) hs: Arc<HostState>,
@@ -57,8 +66,19 @@ pub(crate) struct HostRun {
     pub(super) notified: Vec<String>,
     pub(super) dyn_handlers: Vec<Task>,
     pub(super) handler_mode: bool,
-    /// The last task that failed on this host and its message (for `ansible_failed_task` in rescue).
-    pub(super) last_failed: std::sync::Mutex<Option<(String, String)>>,
+    /// The last task that failed on this host and its full result (`ansible_failed_task` and
+    /// `ansible_failed_result` in a rescue).
+    pub(super) last_failed: std::sync::Mutex<Option<(String, Value)>>,
+    /// Lockstep plays: the batch's barrier and the forks, and the fork this host holds while it runs a task.
+    pub(super) stepping: Option<Stepping>,
+    pub(super) permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    /// How many times this host reached each `run_once` task in this play (a task file included twice
+    /// runs its `run_once` tasks twice).
+    pub(super) run_once_seen: std::collections::HashMap<String, usize>,
+    /// This host's serial batch.
+    pub(super) batch: Arc<Vec<String>>,
+    /// The run's `fail_gen` when the magic variables in `base` were built.
+    pub(super) magic_gen: u64,
     /// What this host's renders want to tell the operator (`lookup(..., errors='warn')`), reported as
     /// warnings about the host by [`HostRun::report_warnings`].
     pub(super) warnings: Arc<Warnings>,
@@ -72,6 +92,7 @@ impl Executor {
         hs: Arc<HostState>,
         rt: Arc<PlayRt>,
         batch: Arc<Vec<String>>,
+        stepping: Option<Stepping>,
     ) -> bool {
         if self.interrupted.load(Ordering::SeqCst) || hs.is_out() {
             return false;
@@ -81,7 +102,9 @@ impl Executor {
         if let Ok(mut s) = hs.started.lock() {
             s.get_or_insert_with(Instant::now);
         }
-        let fut = self.clone().run_host_play_inner(hs.clone(), rt, batch);
+        let fut = self
+            .clone()
+            .run_host_play_inner(hs.clone(), rt, batch, stepping);
         let flow = match self.opts.device_timeout {
             Some(t) => match tokio::time::timeout(t, fut).await {
                 Ok(f) => f,
@@ -90,22 +113,8 @@ impl Executor {
             None => fut.await,
         };
         match flow {
-            Flow::Failed(msg) => {
-                hs.acc(|a| {
-                    a.status = Some(HostStatus::Failed);
-                    if a.first_error.is_none() {
-                        a.first_error = Some(msg);
-                    }
-                });
-            }
-            Flow::Unreachable(msg) => {
-                hs.acc(|a| {
-                    a.status = Some(HostStatus::Unreachable);
-                    if a.first_error.is_none() {
-                        a.first_error = Some(msg);
-                    }
-                });
-            }
+            Flow::Failed(msg) => hs.mark_out(HostStatus::Failed, msg, &self.fail_gen),
+            Flow::Unreachable(msg) => hs.mark_out(HostStatus::Unreachable, msg, &self.fail_gen),
             Flow::Continue | Flow::EndHost | Flow::EndPlay => return true,
             Flow::Stopped => {}
         }
@@ -172,8 +181,15 @@ impl Executor {
         hs: Arc<HostState>,
         rt: Arc<PlayRt>,
         batch: Arc<Vec<String>>,
+        stepping: Option<Stepping>,
     ) -> Flow {
+        // Lockstep: connecting takes a fork too (given back at the first task's step).
+        let permit = match &stepping {
+            Some(s) => s.forks.clone().acquire_owned().await.ok(),
+            None => None,
+        };
         let warnings = Arc::new(Warnings::default());
+        let magic_gen = self.fail_gen.load(Ordering::SeqCst);
         let base = self.host_play_layers(&hs, &rt, &batch, VarsFiles::Required, &warnings);
         self.report_warnings(&hs.name, &warnings);
         let base = match base {
@@ -182,7 +198,7 @@ impl Executor {
         };
         let cx = Context::collecting(
             &self.templar,
-            self.layers(&base, &[], &[], &hs),
+            self.layers(&base, &[], &TaskLayers::default(), &hs),
             warnings.clone(),
         );
         let connected = self.connect(&hs, &cx).await;
@@ -212,6 +228,11 @@ impl Executor {
             dyn_handlers: vec![],
             handler_mode: false,
             last_failed: std::sync::Mutex::new(None),
+            stepping,
+            permit,
+            run_once_seen: Default::default(),
+            batch,
+            magic_gen,
             warnings,
         };
         run.prefetch().await;
@@ -296,7 +317,10 @@ impl Executor {
         scope: &[Arc<Vars>],
         hs: &HostState,
     ) -> Context {
-        Context::new(&self.templar, self.layers(base, scope, &[], hs))
+        Context::new(
+            &self.templar,
+            self.layers(base, scope, &TaskLayers::default(), hs),
+        )
     }
 }
 
@@ -318,6 +342,49 @@ impl HostRun {
             self.ex.layers(&self.base, &self.scope, &task, &self.hs),
             warnings,
         )
+    }
+
+    /// Lockstep plays: give back the fork, wait until every host of the batch finished the task under way,
+    /// take a fork again. Returns false when the play was stopped meanwhile (`any_errors_fatal`,
+    /// `max_fail_percentage`): this host starts no other task.
+    pub(super) async fn step(&mut self) -> bool {
+        let Some(s) = &self.stepping else {
+            return true;
+        };
+        self.permit = None;
+        s.lockstep.step().await;
+        let (forks, bi) = (s.forks.clone(), s.batch_index);
+        // Every host that failed the task has left the barrier by now, failure recorded.
+        let failed = self
+            .batch
+            .iter()
+            .filter(|h| self.ex.host_state(h).is_out())
+            .count();
+        if let Some(reason) = self.rt.over_max_fail(failed, self.batch.len(), bi) {
+            self.rt.stop_play(reason);
+        }
+        if self.rt.abort.load(Ordering::SeqCst) {
+            return false;
+        }
+        self.permit = forks.acquire_owned().await.ok();
+        true
+    }
+
+    /// Rebuild the magic variables when a host failed since they were built, so `ansible_play_hosts` and
+    /// `ansible_play_batch` leave it out (only when a template uses them).
+    pub(super) fn refresh_magic(&mut self) {
+        if !self.ex.refs.play_hosts {
+            return;
+        }
+        let gen = self.ex.fail_gen.load(Ordering::SeqCst);
+        if gen == self.magic_gen {
+            return;
+        }
+        self.magic_gen = gen;
+        let magic = Arc::new(self.ex.magic_vars(&self.hs.name, &self.rt, &self.batch));
+        if let Some(l) = self.base.get_mut(super::layers::MAGIC_LAYER) {
+            *l = magic;
+        }
     }
 
     /// Report the warnings this host's renders raised so far (before a task's result, and after each task).

@@ -9,21 +9,26 @@
 //! |---|-------|---------------------|
 //! | 1 | role defaults | the play's roles' `defaults/` |
 //! | 2 | inventory | group vars (all < parents < children) < host vars, merged by `inventory/` |
-//! | 3 | magic variables | `inventory_hostname`, `group_names`, `playbook_dir`, `groups`, `hostvars`, ... |
+//! | 3 | magic variables | `inventory_hostname`, `group_names`, `playbook_dir`, `groups`, `ansible_play_hosts`, ... |
 //! | 4 | play vars | the play's `vars:` |
 //! | 5 | play vars_files | in the order listed (file names rendered with layers 1-4) |
 //! | 6 | role vars | the play's roles' `vars/` |
-//! | 7 | scope | `include_tasks` vars and loop item; `include_role` defaults (only names not yet defined) and vars |
-//! | 8 | role params | the role's parameters (`roles: [{role: x, param: ...}]`, `include_role` vars) |
-//! | 9 | role identity | `role_name`, `role_path` |
-//! | 10 | lookup search path | [`crate::template::SEARCH_PATH_VAR`]: role dir, task file dir, playbook dir |
-//! | 11 | task vars | the task's (and its blocks') `vars:` |
+//! | 7 | scope | `include_tasks` vars and loop item; `include_role` defaults (only names not yet defined) and vars; the vars of `public` roles included earlier |
+//! | 8 | role identity | `role_name`, `role_path` |
+//! | 9 | lookup search path | [`crate::template::SEARCH_PATH_VAR`]: role dir, task file dir, playbook dir |
+//! | 10 | task vars | the task's (and its blocks') `vars:` |
+//! | 11 | hostvars | `hostvars` (every host's inventory variables and runtime variables), when a template uses it |
 //! | 12 | runtime | `set_fact`, registered results, gathered facts |
-//! | 13 | extra vars | `-e` |
+//! | 13 | role params | the role's parameters (`roles: [{role: x, param: ...}]`, `include_role` vars) |
+//! | 14 | extra vars | `-e` |
 //!
-//! Layers 1-6 are a host's play layers ([`play_layers`]), 7 is the task loop's scope, 8-11 a task's own
-//! layers ([`task_layers`]), and [`stack`] puts them together with 12-13. The task loop adds per-item layers on
-//! top of the whole stack: the loop variable (and `ansible_loop_var`, `loop_control.index_var`), and the
+//! As in Ansible's table ("Variable precedence": task vars 17 < set_fact/registered 19 < role params 20 < extra
+//! vars 22), `set_fact` beats task and block vars but not the parameters a role was given.
+//!
+//! Layers 1-6 are a host's play layers ([`play_layers`]), 7 is the task loop's scope, 8-10 and 13 a task's own
+//! layers ([`task_layers`]), and [`stack`] puts them together with 11, 12 and 14. The task loop adds per-item
+//! layers on top of the whole stack: the loop variable (and `ansible_loop_var`, `loop_control.index_var`), what
+//! `set_fact` set in the loop's earlier items (Ansible updates the task's variables between items), and the
 //! registered result while `changed_when` / `failed_when` / `until` are evaluated.
 //!
 //! Layers are shared (`Arc`), never copied or flattened. This module must not render templates itself (the
@@ -47,6 +52,10 @@ pub(crate) struct PlaySources {
     pub play_vars: Arc<Vars>,
     pub role_vars: Arc<Vars>,
 }
+
+/// Where the magic variables are in a host's play layers (rebuilt in place when hosts fail: see
+/// `HostRun::refresh_magic`).
+pub(crate) const MAGIC_LAYER: usize = 2;
 
 /// Layers 1-6. Each vars_files name is handed to `load` with the layers below it (to render the name); `load`
 /// returns the file's variables, `None` to leave it out, or an error that stops the build.
@@ -75,16 +84,26 @@ pub(crate) fn search_dirs(t: &Task, playbook_dir: &std::path::Path) -> Vec<PathB
     )
 }
 
-/// Layers 8-11: a task's own (role params, role identity, lookup search path, task vars).
-pub(crate) fn task_layers(t: &Task, playbook_dir: &std::path::Path) -> Vec<Arc<Vars>> {
+/// A task's own layers: below the runtime variables (8-10) and above them (13, the role's parameters).
+#[derive(Default)]
+pub(crate) struct TaskLayers {
+    /// Role identity, lookup search path, task vars.
+    pub below: Vec<Arc<Vars>>,
+    /// The role's parameters, when it has any.
+    pub params: Option<Arc<Vars>>,
+}
+
+/// Layers 8-10 and 13: a task's own (role identity, lookup search path, task vars; role params).
+pub(crate) fn task_layers(t: &Task, playbook_dir: &std::path::Path) -> TaskLayers {
     own_layers(t.role.as_deref(), &search_dirs(t, playbook_dir), &t.vars)
 }
 
-fn own_layers(role: Option<&RoleCtx>, search: &[PathBuf], vars: &Vars) -> Vec<Arc<Vars>> {
+fn own_layers(role: Option<&RoleCtx>, search: &[PathBuf], vars: &Vars) -> TaskLayers {
     let mut out = Vec::new();
+    let mut params = None;
     if let Some(r) = role {
         if !r.params.is_empty() {
-            out.push(Arc::new(r.params.clone()));
+            params = Some(Arc::new(r.params.clone()));
         }
         let mut rv = Vars::new();
         rv.insert("role_name".into(), json!(r.name));
@@ -100,23 +119,26 @@ fn own_layers(role: Option<&RoleCtx>, search: &[PathBuf], vars: &Vars) -> Vec<Ar
     if !vars.is_empty() {
         out.push(Arc::new(vars.clone()));
     }
-    out
+    TaskLayers { below: out, params }
 }
 
-/// The whole stack: play layers (1-6), scope (7), the task's layers (8-11), runtime (12), extra vars (13;
-/// `None` or empty: left out).
+/// The whole stack: play layers (1-6), scope (7), the task's layers below the runtime (8-10), hostvars (11;
+/// `None`: left out), runtime (12), role params (13), extra vars (14; `None` or empty: left out).
 pub(crate) fn stack(
     play: &[Arc<Vars>],
     scope: &[Arc<Vars>],
-    task: &[Arc<Vars>],
+    task: &TaskLayers,
+    hostvars: Option<Arc<Vars>>,
     runtime: Arc<Vars>,
     extra: Option<&Arc<Vars>>,
 ) -> Vec<Arc<Vars>> {
-    let mut layers = Vec::with_capacity(play.len() + scope.len() + task.len() + 2);
+    let mut layers = Vec::with_capacity(play.len() + scope.len() + task.below.len() + 4);
     layers.extend(play.iter().cloned());
     layers.extend(scope.iter().cloned());
-    layers.extend(task.iter().cloned());
+    layers.extend(task.below.iter().cloned());
+    layers.extend(hostvars);
     layers.push(runtime);
+    layers.extend(task.params.iter().cloned());
     if let Some(e) = extra.filter(|e| !e.is_empty()) {
         layers.push(e.clone());
     }
@@ -159,16 +181,23 @@ impl Executor {
         })
     }
 
-    /// The stack for `play` layers, `scope` and a task's own layers, with the host's runtime variables and the
-    /// extra vars on top.
+    /// The stack for `play` layers, `scope` and a task's own layers, with `hostvars` (when a template uses it),
+    /// the host's runtime variables and the extra vars.
     pub(crate) fn layers(
         &self,
         play: &[Arc<Vars>],
         scope: &[Arc<Vars>],
-        task: &[Arc<Vars>],
+        task: &TaskLayers,
         hs: &HostState,
     ) -> Vec<Arc<Vars>> {
-        stack(play, scope, task, hs.runtime(), Some(&self.extra_vars))
+        stack(
+            play,
+            scope,
+            task,
+            self.hostvars_layer(),
+            hs.runtime(),
+            Some(&self.extra_vars),
+        )
     }
 }
 
@@ -213,6 +242,7 @@ mod tests {
             Ok(Some(named(&format!("vars_file {f}"))))
         })
         .unwrap();
+        assert_eq!(order(&play[MAGIC_LAYER..=MAGIC_LAYER]), vec!["magic"]);
         // Each vars_files name is rendered with everything below it.
         assert_eq!(
             seen_below,
@@ -230,7 +260,11 @@ mod tests {
         let all = stack(
             &play,
             &[named("scope")],
-            &[named("role_params"), named("task_vars")],
+            &TaskLayers {
+                below: vec![named("task_vars")],
+                params: Some(named("role_params")),
+            },
+            Some(named("hostvars")),
             named("runtime"),
             Some(&named("extra_vars")),
         );
@@ -245,9 +279,10 @@ mod tests {
                 "vars_file b.yml",
                 "role_vars",
                 "scope",
-                "role_params",
                 "task_vars",
+                "hostvars",
                 "runtime",
+                "role_params",
                 "extra_vars",
             ]
         );
@@ -281,7 +316,8 @@ mod tests {
         let s = stack(
             &play,
             &[],
-            &[],
+            &TaskLayers::default(),
+            None,
             named("runtime"),
             Some(&Arc::new(Vars::new())),
         );
@@ -300,17 +336,27 @@ mod tests {
             PathBuf::from("/pb/roles/edge/tasks"),
             PathBuf::from("/pb"),
         ];
-        let layers = own_layers(Some(&role), &search, &named("task_vars"));
-        // role params < role identity < search path < task vars
-        assert_eq!(order(&layers), vec!["role_params", "?", "?", "task_vars"]);
+        let own = own_layers(Some(&role), &search, &named("task_vars"));
+        // role identity < search path < task vars, and the role params apart (above the runtime variables)
+        assert_eq!(order(&own.below), vec!["?", "?", "task_vars"]);
+        assert_eq!(
+            own.params.as_deref().map(|p| p["who"].clone()),
+            Some(json!("role_params"))
+        );
+        let layers = stack(&[], &[], &own, None, named("runtime"), None);
+        assert_eq!(
+            order(&layers),
+            vec!["?", "?", "task_vars", "runtime", "role_params"]
+        );
         let cx = Context::new(&crate::template::Templar::new(), layers);
-        assert_eq!(cx.get("who").unwrap(), Some(json!("task_vars")));
+        assert_eq!(cx.get("who").unwrap(), Some(json!("role_params")));
         assert_eq!(cx.get("role_name").unwrap(), Some(json!("edge")));
         assert_eq!(
             cx.get(crate::template::SEARCH_PATH_VAR).unwrap(),
             Some(json!(["/pb/roles/edge", "/pb/roles/edge/tasks", "/pb"]))
         );
         // No role, no task vars: only the search path.
-        assert_eq!(own_layers(None, &search, &Vars::new()).len(), 1);
+        let own = own_layers(None, &search, &Vars::new());
+        assert_eq!((own.below.len(), own.params.is_none()), (1, true));
     }
 }

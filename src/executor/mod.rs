@@ -23,6 +23,7 @@ mod handlers;
 mod host;
 mod includes;
 mod layers;
+mod lockstep;
 pub mod logged;
 pub mod preflight;
 mod tasks;
@@ -31,7 +32,7 @@ use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -103,6 +104,10 @@ pub(crate) struct HostState {
     pub acc: Mutex<HostSummary>,
     pub started: Mutex<Option<Instant>>,
     pub done: AtomicBool,
+    /// Bumped (run-wide) whenever some host's runtime variables change, so `hostvars` is rebuilt only then.
+    pub runtime_gen: Arc<AtomicU64>,
+    /// The index of the last play this host left (ran to its end, failed or stopped), plus one (0: none).
+    pub left: AtomicU64,
 }
 
 impl HostState {
@@ -113,6 +118,33 @@ impl HostState {
         if let Ok(mut r) = self.runtime.lock() {
             Arc::make_mut(&mut r).insert(k.to_string(), v);
         }
+        self.runtime_gen.fetch_add(1, Ordering::SeqCst);
+    }
+    /// This host is out of play `idx`.
+    pub fn left_play(&self, idx: usize) {
+        self.left.store(idx as u64 + 1, Ordering::SeqCst);
+    }
+    /// Has this host left play `idx`?
+    pub fn has_left(&self, idx: usize) -> bool {
+        self.left.load(Ordering::SeqCst) > idx as u64
+    }
+    /// Forget every runtime variable (`meta: clear_facts`, a finished host).
+    pub fn clear_runtime(&self) {
+        if let Ok(mut r) = self.runtime.lock() {
+            *r = Arc::new(Vars::new());
+        }
+        self.runtime_gen.fetch_add(1, Ordering::SeqCst);
+    }
+    /// Mark this host failed (or unreachable) with its first error, telling the run that the set of hosts
+    /// still in the play changed.
+    pub fn mark_out(&self, status: HostStatus, msg: String, fail_gen: &AtomicU64) {
+        self.acc(|a| {
+            a.status = Some(status);
+            if a.first_error.is_none() {
+                a.first_error = Some(msg);
+            }
+        });
+        fail_gen.fetch_add(1, Ordering::SeqCst);
     }
     /// Read or update the host's accounting. A poisoned lock (a panic while it was held) is recovered, and the
     /// host is then marked failed: an accounting that cannot be trusted never says ok.
@@ -216,12 +248,46 @@ pub(crate) struct PlayRt {
     pub handlers: Vec<Task>,
     pub hosts: Vec<String>,
     pub abort: AtomicBool,
+    /// Why `abort` was set.
+    pub abort_reason: Mutex<Option<String>>,
+    /// The hosts of a batch start each task together (`any_errors_fatal`, `max_fail_percentage`, `hostvars`,
+    /// `ansible_play_hosts`).
+    pub lockstep: bool,
 }
 
 impl PlayRt {
     /// Where a task's `src:`-like files are found (the same path in pre-flight and at run time).
     pub(crate) fn search_dirs(&self, t: &Task) -> Vec<PathBuf> {
         layers::search_dirs(t, &self.playbook_dir)
+    }
+
+    /// Stop the play (every host stops before its next task), saying why; the first reason stays.
+    pub(crate) fn stop_play(&self, reason: String) {
+        if let Ok(mut r) = self.abort_reason.lock() {
+            r.get_or_insert(reason);
+        }
+        self.abort.store(true, Ordering::SeqCst);
+    }
+
+    /// Why the play was stopped, if it was.
+    pub(crate) fn abort_reason(&self) -> Option<String> {
+        if !self.abort.load(Ordering::SeqCst) {
+            return None;
+        }
+        self.abort_reason.lock().ok().and_then(|r| r.clone())
+    }
+
+    /// `max_fail_percentage`: why the play must stop when `failed` of the `size` hosts of batch `bi` failed.
+    pub(crate) fn over_max_fail(&self, failed: usize, size: usize, bi: usize) -> Option<String> {
+        let max = self.play.max_fail_percentage?;
+        let pct = failed as f64 * 100.0 / size.max(1) as f64;
+        (pct > max).then(|| {
+            format!(
+                "play '{}' stopped: {failed} of {size} hosts in batch {} failed ({pct:.0}% > max_fail_percentage {max})",
+                self.play.name,
+                bi + 1
+            )
+        })
     }
 }
 
@@ -278,6 +344,17 @@ pub struct Executor {
     order: Mutex<Vec<String>>,
     pub(crate) run_once: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<host::ItemResult>>>>,
     pub(crate) vars_files: Mutex<HashMap<PathBuf, Arc<Vars>>>,
+    /// Bumped whenever some host's runtime variables change (shared with every [`HostState`]).
+    runtime_gen: Arc<AtomicU64>,
+    /// `hostvars` as last built, with the `runtime_gen` it was built at.
+    hostvars_cache: Mutex<Option<(u64, Arc<Vars>)>>,
+    /// Every inventory host's variables (with `inventory_hostname`): the base of `hostvars`, built once.
+    hostvars_base: std::sync::OnceLock<serde_json::Map<String, Value>>,
+    /// Bumped whenever a host fails or becomes unreachable (`ansible_play_hosts` and `ansible_play_batch`
+    /// leave it out from then on).
+    pub(crate) fail_gen: AtomicU64,
+    /// Woken when a `run_once` result is ready or a host leaves a play (what `run_once` waiters wait for).
+    pub(crate) progress: tokio::sync::Notify,
 }
 
 /// Everything needed to build an executor.
@@ -320,6 +397,11 @@ impl Executor {
             order: Mutex::new(Vec::new()),
             run_once: Mutex::new(HashMap::new()),
             vars_files: Mutex::new(HashMap::new()),
+            runtime_gen: Arc::new(AtomicU64::new(0)),
+            hostvars_cache: Mutex::new(None),
+            hostvars_base: std::sync::OnceLock::new(),
+            fail_gen: AtomicU64::new(0),
+            progress: tokio::sync::Notify::new(),
         })
     }
 
@@ -334,7 +416,7 @@ impl Executor {
         }
     }
 
-    fn host_state(&self, name: &str) -> Arc<HostState> {
+    pub(crate) fn host_state(&self, name: &str) -> Arc<HostState> {
         let mut m = match self.hosts.lock() {
             Ok(m) => m,
             Err(p) => p.into_inner(),
@@ -354,6 +436,8 @@ impl Executor {
             }),
             started: Mutex::new(None),
             done: AtomicBool::new(false),
+            runtime_gen: self.runtime_gen.clone(),
+            left: AtomicU64::new(0),
         });
         m.insert(name.to_string(), h.clone());
         if let Ok(mut o) = self.order.lock() {
@@ -487,7 +571,33 @@ impl Executor {
         }
         let sections = play.sections();
         let handlers = play.handlers.clone();
+        // What depends on what the other hosts did needs the hosts in step: failure semantics, reading another
+        // host's variables (`hostvars[...]` sees what it set or registered in an earlier task), and reading which
+        // hosts are still in the play (a host that failed an earlier task has left `ansible_play_hosts`).
+        let leaves: Vec<&Task> = sections
+            .iter()
+            .flat_map(|(_, ts)| crate::playbook::leaves(ts))
+            .chain(crate::playbook::leaves(&handlers))
+            .collect();
+        let mut needles = Vec::new();
+        if self.refs.hostvars {
+            needles.push("hostvars");
+        }
+        if self.refs.play_hosts {
+            needles.extend(["play_hosts", "ansible_play_batch"]);
+        }
+        let reads_others = needles.iter().any(|n| {
+            leaves.iter().any(|t| mentions(t, n))
+                || [&play.vars, &defaults, &rvars]
+                    .iter()
+                    .any(|v| Value::Object((*v).clone()).to_string().contains(n))
+        });
+        let lockstep = play.any_errors_fatal
+            || play.max_fail_percentage.is_some()
+            || reads_others
+            || leaves.iter().any(|t| t.any_errors_fatal);
         PlayRt {
+            lockstep,
             play_vars: Arc::new(play.vars.clone()),
             play,
             idx,
@@ -498,6 +608,7 @@ impl Executor {
             handlers,
             hosts,
             abort: AtomicBool::new(false),
+            abort_reason: Mutex::new(None),
         }
     }
 
@@ -520,6 +631,7 @@ impl Executor {
                 });
             }
             let batch = Arc::new(batch);
+            let lockstep = rt.lockstep.then(|| lockstep::Lockstep::new(batch.len()));
             let mut set = tokio::task::JoinSet::new();
             let mut spawned: HashMap<tokio::task::Id, Arc<HostState>> = HashMap::new();
             for h in batch.iter() {
@@ -530,12 +642,30 @@ impl Executor {
                 let hs = self.host_state(h);
                 let last = last_play.get(h).copied() == Some(rt.idx);
                 let task_hs = hs.clone();
+                let lockstep = lockstep.clone();
                 let handle = set.spawn(async move {
-                    let Ok(_permit) = sem.acquire_owned().await else {
-                        return;
+                    // In lockstep, a host holds a fork only while it runs a task (as Ansible's forks), so a
+                    // batch larger than --forks still moves task by task.
+                    let member = lockstep.as_ref().map(|l| l.member());
+                    let step = lockstep.map(|l| host::Stepping {
+                        lockstep: l,
+                        forks: sem.clone(),
+                        batch_index: bi,
+                    });
+                    let permit = if step.is_none() {
+                        match sem.acquire_owned().await {
+                            Ok(p) => Some(p),
+                            Err(_) => return,
+                        }
+                    } else {
+                        None
                     };
-                    let play =
-                        CatchPanic(Box::pin(ex.clone().run_host_play(hs.clone(), rt, batch)));
+                    let play = CatchPanic(Box::pin(ex.clone().run_host_play(
+                        hs.clone(),
+                        rt.clone(),
+                        batch,
+                        step,
+                    )));
                     let completed = match play.await {
                         Ok(completed) => completed,
                         Err(payload) => {
@@ -544,6 +674,12 @@ impl Executor {
                             false
                         }
                     };
+                    // Out of the play: a run_once waiting for this host learns it, the batch goes on without
+                    // it.
+                    hs.left_play(rt.idx);
+                    ex.progress.notify_waiters();
+                    drop(member);
+                    drop(permit);
                     if last && completed {
                         hs.acc(|a| {
                             a.status.get_or_insert(HostStatus::Ok);
@@ -571,22 +707,25 @@ impl Executor {
                 }
             }
             let failed = batch.iter().filter(|h| self.host_state(h).is_out()).count();
-            if failed > 0 && (rt.play.any_errors_fatal || rt.abort.load(Ordering::SeqCst)) {
+            if let Some(reason) = rt.abort_reason() {
+                return Some(reason);
+            }
+            if failed > 0 && rt.play.any_errors_fatal {
                 return Some(format!(
                     "play '{}' stopped: any_errors_fatal and {failed} host(s) failed",
                     rt.play.name
                 ));
             }
-            if let Some(max) = rt.play.max_fail_percentage {
-                let pct = failed as f64 * 100.0 / batch.len().max(1) as f64;
-                if pct > max {
-                    return Some(format!(
-                        "play '{}' stopped: {failed} of {} hosts in batch {} failed ({pct:.0}% > max_fail_percentage {max})",
-                        rt.play.name,
-                        batch.len(),
-                        bi + 1
-                    ));
-                }
+            if let Some(reason) = rt.over_max_fail(failed, batch.len(), bi) {
+                return Some(reason);
+            }
+            // As Ansible: a batch in which every host failed ends the run (no later batch or play).
+            if failed == batch.len() {
+                return Some(format!(
+                    "play '{}' stopped: every host of batch {} failed",
+                    rt.play.name,
+                    bi + 1
+                ));
             }
         }
         None
@@ -603,9 +742,7 @@ impl Executor {
         // The host runs nothing more: its facts and registered results can go (a thousand devices' worth adds
         // up); the summary below is all that is kept.
         hs.facts.forget_all();
-        if let Ok(mut r) = hs.runtime.lock() {
-            *r = Arc::new(Vars::new());
-        }
+        hs.clear_runtime();
         let stats = match &t {
             Some(t) => {
                 let s = t.stats();
@@ -692,15 +829,50 @@ impl Executor {
                 .collect();
             m.insert("groups".into(), Value::Object(g));
         }
+        // `ansible_run_tags` is `['all']` without `--tags`, as in Ansible.
+        let run_tags = if self.opts.tags.is_empty() {
+            vec!["all".to_string()]
+        } else {
+            self.opts.tags.clone()
+        };
+        m.insert("ansible_run_tags".into(), json!(run_tags));
+        m.insert("ansible_skip_tags".into(), json!(self.opts.skip_tags));
         if self.refs.play_hosts {
+            // The play's hosts still in it (failed and unreachable ones leave; `_all` keeps them).
+            let active = |hs: &[String]| -> Vec<String> {
+                hs.iter()
+                    .filter(|h| !self.host_state(h).is_out())
+                    .cloned()
+                    .collect()
+            };
             m.insert("ansible_play_hosts_all".into(), json!(rt.hosts));
-            m.insert("ansible_play_hosts".into(), json!(rt.hosts));
-            m.insert("play_hosts".into(), json!(rt.hosts));
-            m.insert("ansible_play_batch".into(), json!(batch));
+            let hosts = active(&rt.hosts);
+            m.insert("ansible_play_hosts".into(), json!(hosts));
+            m.insert("play_hosts".into(), json!(hosts));
+            m.insert("ansible_play_batch".into(), json!(active(batch)));
         }
-        if self.refs.hostvars {
-            let hv: serde_json::Map<String, Value> = self
-                .inv
+        m
+    }
+
+    /// `hostvars` (only when a template mentions it): every inventory host's variables with its runtime
+    /// variables (`set_fact`, registered results, facts) over them, rebuilt only after some host's runtime
+    /// variables changed.
+    pub(crate) fn hostvars_layer(&self) -> Option<Arc<Vars>> {
+        if !self.refs.hostvars {
+            return None;
+        }
+        let gen = self.runtime_gen.load(Ordering::SeqCst);
+        let mut cache = match self.hostvars_cache.lock() {
+            Ok(c) => c,
+            Err(p) => p.into_inner(),
+        };
+        if let Some((g, layer)) = cache.as_ref() {
+            if *g == gen {
+                return Some(layer.clone());
+            }
+        }
+        let base = self.hostvars_base.get_or_init(|| {
+            self.inv
                 .host_names()
                 .into_iter()
                 .map(|h| {
@@ -708,11 +880,55 @@ impl Executor {
                     v.insert("inventory_hostname".into(), json!(h));
                     (h, Value::Object(v))
                 })
-                .collect();
-            m.insert("hostvars".into(), Value::Object(hv));
+                .collect()
+        });
+        let states = match self.hosts.lock() {
+            Ok(m) => m.clone(),
+            Err(p) => p.into_inner().clone(),
+        };
+        let mut hv = base.clone();
+        for (name, hs) in &states {
+            let runtime = hs.runtime();
+            if runtime.is_empty() {
+                continue;
+            }
+            if let Some(Value::Object(v)) = hv.get_mut(name) {
+                for (k, x) in runtime.iter() {
+                    v.insert(k.clone(), x.clone());
+                }
+            }
         }
-        m
+        let mut layer = Vars::new();
+        layer.insert("hostvars".into(), Value::Object(hv));
+        let layer = Arc::new(layer);
+        *cache = Some((gen, layer.clone()));
+        Some(layer)
     }
+}
+
+/// Does a task's text mention `needle` (its arguments, conditions, loop, vars)? A dynamic include might bring
+/// anything, so it counts as mentioning everything.
+fn mentions(t: &Task, needle: &str) -> bool {
+    use crate::playbook::{Cond, TaskKind};
+    let cond = |c: &Option<Cond>| match c {
+        Some(Cond::Exprs(es)) => es.iter().any(|e| e.contains(needle)),
+        _ => false,
+    };
+    match &t.kind {
+        TaskKind::IncludeTasks { .. } | TaskKind::IncludeRole { .. } => return true,
+        TaskKind::Module { args, .. } if args.to_string().contains(needle) => return true,
+        _ => {}
+    }
+    t.when.iter().any(|w| w.contains(needle))
+        || t.loop_
+            .as_ref()
+            .is_some_and(|l| l.to_string().contains(needle))
+        || Value::Object(t.vars.clone()).to_string().contains(needle)
+        || t.role
+            .as_ref()
+            .is_some_and(|r| Value::Object(r.params.clone()).to_string().contains(needle))
+        || cond(&t.changed_when)
+        || cond(&t.failed_when)
 }
 
 /// Split hosts into `serial` batches (the last size repeats).

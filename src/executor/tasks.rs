@@ -38,6 +38,12 @@ impl HostRun {
             if self.rt.abort.load(Ordering::SeqCst) || self.ex.stop.load(Ordering::SeqCst) {
                 return Flow::Stopped;
             }
+            if !matches!(t.kind, TaskKind::Block { .. }) {
+                if !self.step().await {
+                    return Flow::Stopped;
+                }
+                self.refresh_magic();
+            }
             match &t.kind {
                 TaskKind::Block {
                     block,
@@ -59,21 +65,28 @@ impl HostRun {
                         "end_host" => Flow::EndHost,
                         "end_play" | "end_batch" => Flow::EndPlay,
                         "clear_facts" => {
-                            if let Ok(mut r) = self.hs.runtime.lock() {
-                                *r = Arc::new(Vars::new());
-                            }
+                            self.hs.clear_runtime();
                             Flow::Continue
                         }
                         _ => Flow::Continue,
                     }
                 }
-                TaskKind::IncludeTasks { file, base } => self.run_include(t, file, base).await,
+                TaskKind::IncludeTasks { file, base, apply } => {
+                    if !self.ex.tags_allow(t) {
+                        return Flow::Continue;
+                    }
+                    self.run_include(t, file, base, apply.as_deref()).await
+                }
                 TaskKind::IncludeRole {
                     name,
                     search,
                     tasks_from,
+                    public,
                 } => {
-                    self.run_include_role(t, name, search, tasks_from.as_deref())
+                    if !self.ex.tags_allow(t) {
+                        return Flow::Continue;
+                    }
+                    self.run_include_role(t, name, search, tasks_from.as_deref(), *public)
                         .await
                 }
                 TaskKind::Module { module, args } => {
@@ -149,29 +162,23 @@ impl HostRun {
     }
 
     pub(super) fn fail_task(&self, t: &Task, msg: &str, module: Option<&str>) -> Flow {
-        let msg = crate::redact::redact(msg).into_owned();
-        let r = ItemResult {
-            status: if t.ignore_errors {
-                TaskStatus::Ignored
-            } else {
-                TaskStatus::Failed
-            },
-            result: Map::new(),
-            msg: Some(msg.clone()),
-            diff: None,
-            unreachable: None,
-        };
+        let mut r = failed(msg.to_string());
+        if t.ignore_errors {
+            r.status = TaskStatus::Ignored;
+        }
         self.emit_result(t, module.unwrap_or("-"), &r, None, Duration::ZERO);
         if t.ignore_errors {
             Flow::Continue
         } else {
-            self.note_failure(t, &msg)
+            let msg = r.msg.clone().unwrap_or_default();
+            self.note_failure(t, &msg, &r.result)
         }
     }
 
-    pub(super) fn note_failure(&self, t: &Task, msg: &str) -> Flow {
+    /// Record a failure of `t` with its full `result` (what a rescue sees as `ansible_failed_result`).
+    pub(super) fn note_failure(&self, t: &Task, msg: &str, result: &Map<String, Value>) -> Flow {
         if let Ok(mut l) = self.last_failed.lock() {
-            *l = Some((t.display_name(), msg.to_string()));
+            *l = Some((t.display_name(), Value::Object(result.clone())));
         }
         let first = format!("{}: {}", t.display_name(), msg.lines().next().unwrap_or(""));
         self.hs.acc(|a| {
@@ -179,8 +186,13 @@ impl HostRun {
                 a.first_error = Some(first.clone());
             }
         });
-        if t.any_errors_fatal {
-            self.rt.abort.store(true, Ordering::SeqCst);
+        if t.any_errors_fatal || self.rt.play.any_errors_fatal {
+            self.rt.stop_play(format!(
+                "play '{}' stopped: any_errors_fatal and task '{}' failed on {}",
+                self.rt.play.name,
+                t.display_name(),
+                self.hs.name
+            ));
         }
         Flow::Failed(first)
     }
@@ -198,26 +210,88 @@ impl HostRun {
             host: self.hs.name.clone(),
             task: t.display_name(),
         });
-        // run_once: the first host to arrive runs it; everyone else takes its result.
         if t.run_once {
-            let key = format!("{}:{}", self.rt.idx, t.loc);
-            let cell = {
-                let mut m2 = match self.ex.run_once.lock() {
-                    Ok(g) => g,
-                    Err(p) => p.into_inner(),
-                };
-                m2.entry(key)
-                    .or_insert_with(|| Arc::new(tokio::sync::OnceCell::new()))
-                    .clone()
-            };
-            let r = cell
-                .get_or_init(|| async { self.run_items(t, &m, args, &cx).await })
-                .await
-                .clone();
-            return self.finish_task(t, module, r, start);
+            let (r, ran_here) = self.run_once(t, &m, args, &cx).await;
+            if !ran_here {
+                // What it set and registered applies to every host of the batch; the result was reported
+                // once, by the host that ran it.
+                for (k, v) in set_facts_of(&r.result) {
+                    self.hs.set_runtime(&k, v);
+                }
+            }
+            return self.finish_task(t, module, r, start, ran_here);
         }
         let r = self.run_items(t, &m, args, &cx).await;
-        self.finish_task(t, module, r, start)
+        self.finish_task(t, module, r, start, true)
+    }
+
+    /// `run_once`: the batch's first host still in the play runs the task (as Ansible does), the others take
+    /// its result. Returns the result and whether this host ran it. When that host leaves the play before it
+    /// reaches the task, the next one in the batch runs it.
+    async fn run_once(
+        &mut self,
+        t: &Task,
+        m: &Arc<dyn Module>,
+        args: &Value,
+        cx: &Context,
+    ) -> (ItemResult, bool) {
+        let seen = {
+            let n = self.run_once_seen.entry(t.loc.to_string()).or_insert(0);
+            *n += 1;
+            *n
+        };
+        let first = self.batch.first().cloned().unwrap_or_default();
+        let key = format!("{}:{first}:{}:{seen}", self.rt.idx, t.loc);
+        let cell = {
+            let mut all = match self.ex.run_once.lock() {
+                Ok(g) => g,
+                Err(p) => p.into_inner(),
+            };
+            all.entry(key)
+                .or_insert_with(|| Arc::new(tokio::sync::OnceCell::new()))
+                .clone()
+        };
+        let idx = self.rt.idx;
+        let ex = self.ex.clone();
+        let batch = self.batch.clone();
+        let me = self.hs.name.clone();
+        // The host that runs it: the first of the batch that has neither failed nor left the play.
+        let runner = move || {
+            batch
+                .iter()
+                .find(|h| {
+                    let hs = ex.host_state(h);
+                    !hs.is_out() && !hs.has_left(idx)
+                })
+                .cloned()
+        };
+        let wait = async {
+            loop {
+                let progress = self.ex.progress.notified();
+                tokio::pin!(progress);
+                progress.as_mut().enable();
+                if let Some(r) = cell.get() {
+                    return Some(r.clone());
+                }
+                if runner().as_deref() == Some(me.as_str()) {
+                    return None;
+                }
+                progress.await;
+            }
+        };
+        let waited = match &self.stepping {
+            Some(s) => s.lockstep.clone().away(wait).await,
+            None => wait.await,
+        };
+        if let Some(r) = waited {
+            return (r, false);
+        }
+        let r = cell
+            .get_or_init(|| async { self.run_items(t, m, args, cx).await })
+            .await
+            .clone();
+        self.ex.progress.notify_waiters();
+        (r, true)
     }
 
     pub(super) fn finish_task(
@@ -226,12 +300,13 @@ impl HostRun {
         module: &str,
         r: ItemResult,
         start: Instant,
+        report: bool,
     ) -> Flow {
         if let Some(reg) = &t.register {
             self.hs.set_runtime(reg, Value::Object(r.result.clone()));
         }
-        if r.result.get("results").is_some() {
-            // Loop: per-item events were emitted already; count the task once more only if it failed.
+        if r.result.get("results").is_some() || !report {
+            // Loop: per-item events were emitted already. run_once: reported by the host that ran it.
         } else {
             self.emit_result(t, module, &r, None, start.elapsed());
         }
@@ -245,7 +320,7 @@ impl HostRun {
             });
             return Flow::Unreachable(format!("{}: {u}", t.display_name()));
         }
-        if r.status == TaskStatus::Changed {
+        if r.status == TaskStatus::Changed && report {
             for n in &t.notify {
                 if !self.notified.contains(n) {
                     self.notified.push(n.clone());
@@ -253,7 +328,9 @@ impl HostRun {
             }
         }
         match r.status {
-            TaskStatus::Failed => self.note_failure(t, r.msg.as_deref().unwrap_or("failed")),
+            TaskStatus::Failed => {
+                self.note_failure(t, r.msg.as_deref().unwrap_or("failed"), &r.result)
+            }
             _ => Flow::Continue,
         }
     }
@@ -300,11 +377,14 @@ impl HostRun {
             .unwrap_or_else(|| "item".into());
         let mut results = Vec::new();
         let (mut any_changed, mut any_failed, mut all_skipped) = (false, None, true);
+        // What `set_fact` set in earlier items (Ansible updates the task's variables between items, so
+        // `acc: "{{ acc + [item] }}"` accumulates).
+        let mut loop_facts = Vars::new();
         for (i, item) in items.iter().enumerate() {
             if self.ex.interrupted.load(Ordering::SeqCst) {
                 break;
             }
-            let mut lv = Vars::new();
+            let mut lv = loop_facts.clone();
             lv.insert(loop_var.clone(), item.clone());
             lv.insert("ansible_loop_var".into(), json!(loop_var));
             if let Some(iv) = &t.loop_control.index_var {
@@ -326,6 +406,7 @@ impl HostRun {
                 Ok(false) => skipped("Conditional result was False"),
                 Err(e) => failed(e),
             };
+            loop_facts.extend(set_facts_of(&r.result));
             r.result.insert(loop_var.clone(), item.clone());
             r.result.insert("ansible_loop_var".into(), json!(loop_var));
             let label = if t.no_log {
@@ -481,6 +562,23 @@ impl HostRun {
         ));
         last
     }
+}
+
+/// The variables a result sets on its host (`ansible_facts`, as `set_fact` returns them; of every item of a
+/// loop's result).
+pub(super) fn set_facts_of(result: &Map<String, Value>) -> Vec<(String, Value)> {
+    let mut out = Vec::new();
+    if let Some(Value::Object(f)) = result.get("ansible_facts") {
+        out.extend(f.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
+    if let Some(Value::Array(items)) = result.get("results") {
+        for i in items {
+            if let Some(Value::Object(f)) = i.get("ansible_facts") {
+                out.extend(f.iter().map(|(k, v)| (k.clone(), v.clone())));
+            }
+        }
+    }
+    out
 }
 
 pub(super) fn eval_cond(cx: &Context, c: &Cond, what: &str) -> Result<bool, String> {

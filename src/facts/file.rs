@@ -1,8 +1,10 @@
-//! File facts: what edgefleet knows about one path on a device (existence, kind, mode, owner, size, hash,
-//! content when asked), and the hash function that matches what `sha256sum` prints on the device.
+//! File facts: what edgefleet knows about one path on a device (existence, kind, mode, owner, size, hashes,
+//! the symlink target, content when asked), and the hash functions that match what `sha256sum` and `sha1sum`
+//! print on the device.
 //!
 //! Plain data and pure functions; gathered by [`super::gather`], cached by [`super::FactCache`].
 
+use sha1::Sha1;
 use sha2::{Digest, Sha256};
 
 /// What we know about one path on the device.
@@ -12,7 +14,7 @@ pub struct FileFact {
     pub path: String,
     /// Does it exist?
     pub exists: bool,
-    /// "file", "directory", "link", "other".
+    /// "file", "directory", "other" — of the path with symlinks followed (see `link`).
     pub kind: String,
     /// Permission bits.
     pub mode: u32,
@@ -30,6 +32,11 @@ pub struct FileFact {
     pub sha256: Option<String>,
     /// Content, when it was asked for.
     pub content: Option<Vec<u8>>,
+    /// sha1 (hex) of a readable regular file, when it was asked for (`stat`'s default checksum).
+    pub sha1: Option<String>,
+    /// The path itself is a symlink: its target as `readlink` prints it. The other fields describe what it
+    /// points to (`exists` is false for a dangling link).
+    pub link: Option<String>,
 }
 
 impl FileFact {
@@ -67,6 +74,11 @@ impl FileFact {
             .as_ref()
             .map(|c| String::from_utf8_lossy(c).into_owned())
     }
+}
+
+/// sha1 hex of bytes (what `sha1sum` prints).
+pub fn sha1_hex(b: &[u8]) -> String {
+    hex::encode(Sha1::digest(b))
 }
 
 /// sha256 hex of bytes (what `sha256sum` prints).

@@ -11,11 +11,12 @@ use crate::transport::Cmd;
 /// The gather script, written to start as few processes as possible on the device: one `stat` and one
 /// `sha256sum` for all paths, one `base64` per file whose content is wanted, one subshell per command.
 ///
-/// Arguments: the kinds of the file requests (`f` stat+hash, `c` also content) as one word, the number of
-/// commands, the commands, then the paths. Output sections:
+/// Arguments: the kinds of the file requests (`f` stat+hash, `c` also content, `s` also sha1, `b` both) as one
+/// word, the number of commands, the commands, then the paths. Output sections:
 /// `X|<cmd#>|<rc>|<base64 stdout>` per command; `M|<map>` with one character per path (0 missing, 1 exists but
 /// not a readable regular file, 2 readable regular file); `S` then one `stat` line per existing path; `H` then one
-/// `sha256sum` line per readable regular file; `C|<path#>|<base64>` per content request.
+/// `sha256sum` line per readable regular file; `C|<path#>|<base64>` per content request; `A|<path#>|<sha1sum
+/// line>` per sha1 request; `L|<path#>|<base64 target>` per path that is a symlink (dangling ones too).
 const GATHER: &str = r#"kinds=$1; m=$2; shift 2
 j=0
 while [ "$j" -lt "$m" ]; do
@@ -34,7 +35,9 @@ i=0; rest=$map
 for p; do
   k=${kinds%"${kinds#?}"}; kinds=${kinds#?}
   c=${rest%"${rest#?}"}; rest=${rest#?}
-  if [ "$k" = c ] && [ "$c" = 2 ]; then printf 'C|%s|' "$i"; base64 -w0 < "$p"; printf '\n'; fi
+  if [ "$c" = 2 ]; then case $k in [cb]) printf 'C|%s|' "$i"; base64 -w0 < "$p"; printf '\n' ;; esac; fi
+  if [ "$c" = 2 ]; then case $k in [sb]) printf 'A|%s|' "$i"; sha1sum < "$p" ;; esac; fi
+  if [ -L "$p" ]; then printf 'L|%s|' "$i"; readlink -- "$p" | base64 -w0; printf '\n'; fi
   i=$((i+1))
 done"#;
 
@@ -47,6 +50,10 @@ pub fn gather_cmd(reqs: &[FactReq]) -> Cmd {
         match r {
             FactReq::File { path, content } => {
                 kinds.push(if *content { 'c' } else { 'f' });
+                paths.push(path.clone());
+            }
+            FactReq::Checksum { path, content } => {
+                kinds.push(if *content { 'b' } else { 's' });
                 paths.push(path.clone());
             }
             FactReq::Command { cmd, .. } => cmds.push(cmd.to_shell()),
@@ -87,7 +94,7 @@ pub fn parse_gather(reqs: &[FactReq], stdout: &str) -> Vec<(usize, Gathered)> {
     let file_idx: Vec<usize> = reqs
         .iter()
         .enumerate()
-        .filter(|(_, r)| matches!(r, FactReq::File { .. }))
+        .filter(|(_, r)| r.path().is_some())
         .map(|(i, _)| i)
         .collect();
     let cmd_idx: Vec<usize> = reqs
@@ -101,6 +108,8 @@ pub fn parse_gather(reqs: &[FactReq], stdout: &str) -> Vec<(usize, Gathered)> {
     let mut stat_lines: Vec<&str> = Vec::new();
     let mut hash_lines: Vec<&str> = Vec::new();
     let mut contents: std::collections::HashMap<usize, Vec<u8>> = std::collections::HashMap::new();
+    let mut sha1s: std::collections::HashMap<usize, String> = std::collections::HashMap::new();
+    let mut links: std::collections::HashMap<usize, String> = std::collections::HashMap::new();
     #[derive(PartialEq)]
     enum Sec {
         None,
@@ -134,6 +143,22 @@ pub fn parse_gather(reqs: &[FactReq], stdout: &str) -> Vec<(usize, Gathered)> {
                     contents.insert(i, b);
                 }
             }
+        } else if let Some(rest) = line.strip_prefix("A|") {
+            sec = Sec::None;
+            if let Some((i, data)) = rest.split_once('|') {
+                let h: String = data.chars().take(40).collect();
+                if let (Ok(i), true) = (i.parse::<usize>(), is_hex(&h, 40)) {
+                    sha1s.insert(i, h);
+                }
+            }
+        } else if let Some(rest) = line.strip_prefix("L|") {
+            sec = Sec::None;
+            if let Some((i, data)) = rest.split_once('|') {
+                if let (Ok(i), Ok(b)) = (i.parse::<usize>(), b64.decode(data.trim())) {
+                    let t = String::from_utf8_lossy(&b);
+                    links.insert(i, t.strip_suffix('\n').unwrap_or(&t).to_string());
+                }
+            }
         } else if sec == Sec::Stat {
             stat_lines.push(line);
         } else if sec == Sec::Hash {
@@ -149,11 +174,20 @@ pub fn parse_gather(reqs: &[FactReq], stdout: &str) -> Vec<(usize, Gathered)> {
     let hashes_ok = hash_lines.len() == regular;
     let (mut si, mut hi) = (0, 0);
     for (k, &state) in map.iter().enumerate() {
-        let FactReq::File { path, content } = &reqs[file_idx[k]] else {
+        let req = &reqs[file_idx[k]];
+        let (Some(path), content, want_sha1) = (req.path(), req.wants_content(), req.wants_sha1())
+        else {
             continue;
         };
+        let link = links.remove(&k);
         if state == b'0' {
-            out.push((file_idx[k], Gathered::File(FileFact::missing(path))));
+            out.push((
+                file_idx[k],
+                Gathered::File(FileFact {
+                    link,
+                    ..FileFact::missing(path)
+                }),
+            ));
             continue;
         }
         let stat = stat_lines.get(si).copied();
@@ -172,12 +206,7 @@ pub fn parse_gather(reqs: &[FactReq], stdout: &str) -> Vec<(usize, Gathered)> {
         if f.len() < 7 {
             continue;
         }
-        let kind = match f[0] {
-            "regular file" | "regular empty file" => "file",
-            "directory" => "directory",
-            "symbolic link" => "link",
-            _ => "other",
-        };
+        let kind = kind_of(f[0]);
         let sha256 = hash.map(|h| {
             h.trim_start_matches('\\')
                 .chars()
@@ -187,9 +216,17 @@ pub fn parse_gather(reqs: &[FactReq], stdout: &str) -> Vec<(usize, Gathered)> {
         if sha256.as_ref().map(|h| h.len() != 64).unwrap_or(false) {
             continue;
         }
-        let content_bytes = if *content && state == b'2' {
+        let content_bytes = if content && state == b'2' {
             match contents.remove(&k) {
                 Some(b) => Some(b),
+                None => continue,
+            }
+        } else {
+            None
+        };
+        let sha1 = if want_sha1 && state == b'2' {
+            match sha1s.remove(&k) {
+                Some(h) => Some(h),
                 None => continue,
             }
         } else {
@@ -198,7 +235,7 @@ pub fn parse_gather(reqs: &[FactReq], stdout: &str) -> Vec<(usize, Gathered)> {
         out.push((
             file_idx[k],
             Gathered::File(FileFact {
-                path: path.clone(),
+                path: path.to_string(),
                 exists: true,
                 kind: kind.to_string(),
                 mode: u32::from_str_radix(f[1], 8).unwrap_or(0),
@@ -209,10 +246,130 @@ pub fn parse_gather(reqs: &[FactReq], stdout: &str) -> Vec<(usize, Gathered)> {
                 size: f[6].parse().unwrap_or(0),
                 sha256,
                 content: content_bytes,
+                sha1,
+                link,
             }),
         ));
     }
     out
+}
+
+fn is_hex(s: &str, len: usize) -> bool {
+    s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// The re-stat appended to a command that changes paths, so the cache learns their new state in the same round
+/// trip. Arguments: one word of kinds (`h`: also hash a regular file, `n`: stat only), then the paths. One line
+/// per path: `R|<path#>|0|<base64 link target>` for a missing path, else
+/// `R|<path#>|1|<stat -L fields>|<sha256sum line or empty>|<base64 link target>`.
+const RESTAT: &str = r#"k=$1;shift;i=0
+for p;do l=;[ -L "$p" ]&&l=$(readlink -- "$p"|base64 -w0);h=${k%"${k#?}"};k=${k#?}
+if [ -e "$p" ];then x=;[ $h = h ]&&[ -f "$p" ]&&[ -r "$p" ]&&x=$(sha256sum<"$p")
+printf 'R|%s|1|%s|%.64s|%s\n' $i "$(stat -L -c '%F|%a|%u|%g|%U|%G|%s' -- "$p")" "$x" "$l"
+else printf 'R|%s|0|%s\n' $i "$l";fi;i=$((i+1));done"#;
+
+/// The marker line between a command's own output and the re-stat's.
+pub const RESTAT_MARK: &str = "\u{1e}EF:restat\n";
+
+/// Append a re-stat of `paths` (with `hash`: also their sha256) to `cmd`, keeping `cmd`'s exit status. The
+/// command's own output is what comes before the last [`RESTAT_MARK`]; [`split_restat`] separates them.
+pub fn with_restat(cmd: Cmd, paths: &[(String, bool)]) -> Cmd {
+    let mut out = Cmd::new("{");
+    for part in cmd.parts() {
+        out = match part {
+            crate::transport::Part::Raw(r) => out.raw(r),
+            crate::transport::Part::Arg(a) => out.arg(a.clone()),
+        };
+    }
+    out.raw("\n}; ef_rc=$?; printf '\\036EF:restat\\n'; set --")
+        .arg(
+            paths
+                .iter()
+                .map(|(_, h)| if *h { 'h' } else { 'n' })
+                .collect::<String>()
+                + "-",
+        )
+        .args(paths.iter().map(|(p, _)| p.clone()))
+        .raw(";")
+        .raw(RESTAT)
+        .raw("; exit $ef_rc")
+}
+
+/// Split a re-stated command's stdout into its own output and the re-stat's.
+pub fn split_restat(stdout: &[u8]) -> (&[u8], Option<&[u8]>) {
+    let mark = RESTAT_MARK.as_bytes();
+    match stdout.windows(mark.len()).rposition(|w| w == mark) {
+        Some(i) => (&stdout[..i], Some(&stdout[i + mark.len()..])),
+        None => (stdout, None),
+    }
+}
+
+/// Parse the re-stat's output (pure): the facts of every path it answered for. Hashes are there only for
+/// paths re-stated with `hash`.
+pub fn parse_restat(paths: &[(String, bool)], text: &str) -> Vec<FileFact> {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let link = |s: &str| -> Option<String> {
+        let s = s.trim();
+        if s.is_empty() {
+            return None;
+        }
+        let b = b64.decode(s).ok()?;
+        let t = String::from_utf8_lossy(&b);
+        Some(t.strip_suffix('\n').unwrap_or(&t).to_string())
+    };
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix("R|") else {
+            continue;
+        };
+        let f: Vec<&str> = rest.split('|').collect();
+        let Some((path, _)) = f
+            .first()
+            .and_then(|i| i.parse::<usize>().ok())
+            .and_then(|i| paths.get(i))
+        else {
+            continue;
+        };
+        match (f.get(1).copied(), f.len()) {
+            (Some("0"), 3) => out.push(FileFact {
+                link: link(f[2]),
+                ..FileFact::missing(path)
+            }),
+            (Some("1"), 11) => {
+                let sha = f[9].trim_start_matches('\\');
+                let sha256 = is_hex(sha, 64).then(|| sha.to_string());
+                out.push(FileFact {
+                    path: path.clone(),
+                    exists: true,
+                    kind: kind_of(f[2]).to_string(),
+                    mode: match u32::from_str_radix(f[3], 8) {
+                        Ok(m) => m,
+                        Err(_) => continue,
+                    },
+                    uid: f[4].parse().unwrap_or(0),
+                    gid: f[5].parse().unwrap_or(0),
+                    owner: f[6].to_string(),
+                    group: f[7].to_string(),
+                    size: f[8].parse().unwrap_or(0),
+                    sha256,
+                    content: None,
+                    sha1: None,
+                    link: link(f[10]),
+                });
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+fn kind_of(stat_type: &str) -> &'static str {
+    match stat_type {
+        "regular file" | "regular empty file" => "file",
+        "directory" => "directory",
+        "symbolic link" => "link",
+        _ => "other",
+    }
 }
 
 #[cfg(test)]

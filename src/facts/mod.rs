@@ -2,10 +2,16 @@
 //!
 //! Owns the fact requests modules make ([`FactReq`]), the per-device cache modules read while planning
 //! ([`FactCache`]), and every device-side read-only script with its pure parser, tested on recorded output:
-//! the batched file/command gather ([`gather`]), the setup facts ([`setup`]), systemd unit state ([`systemd`]),
-//! the IoT Edge verify gather ([`iotedge`]) and the certificate gather of `certs report` ([`certs`]). It must
-//! never change anything on a device, and it knows neither
-//! modules nor the executor: they ask, it answers.
+//! the batched file/command gather ([`gather`]) and the re-stat that follows a change, the setup facts
+//! ([`setup`]), systemd unit state ([`systemd`]), the IoT Edge verify gather ([`iotedge`]) and the certificate
+//! gather of `certs report` ([`certs`]). It must never change anything on a device, and it knows neither modules
+//! nor the executor: they ask, it answers.
+//!
+//! The cache never answers with a stale fact: whoever changes the device tells it which paths and command
+//! facts it touched ([`FactCache::restated`], [`FactCache::forget`], [`FactCache::forget_command`]) or that
+//! anything may have changed ([`FactCache::invalidate`]). Every request ever made is remembered, so the first
+//! question after an invalidation re-gathers everything the play still asks about in one round trip, not one
+//! per task.
 
 pub mod certs;
 pub mod file;
@@ -19,7 +25,7 @@ use std::sync::Mutex;
 
 use crate::transport::{Become, Cmd, Exec, ExitStatus, Output, SharedTransport, TransportError};
 
-pub use file::{sha256_hex, FileFact};
+pub use file::{sha1_hex, sha256_hex, FileFact};
 use gather::{gather_cmd, parse_gather, Gathered};
 
 /// Facts a module wants gathered before the play runs (batched into one round trip with everyone else's).
@@ -32,7 +38,15 @@ pub enum FactReq {
         /// Also fetch the content (small files only).
         content: bool,
     },
-    /// A read-only command (built from quoted parts), cached under `key`.
+    /// stat + sha256 + sha1 (+ content when `content`) of a path (`stat`'s default checksum is sha1).
+    Checksum {
+        /// Path.
+        path: String,
+        /// Also fetch the content (small files only).
+        content: bool,
+    },
+    /// A read-only command (built from quoted parts), cached under `key`. Keys starting with `__` are asked
+    /// once (the setup facts): they are not gathered again after an invalidation.
     Command {
         /// Cache key.
         key: String,
@@ -41,11 +55,55 @@ pub enum FactReq {
     },
 }
 
+impl FactReq {
+    /// A plain file request (stat + sha256).
+    pub fn file(path: impl Into<String>) -> Self {
+        FactReq::File {
+            path: path.into(),
+            content: false,
+        }
+    }
+
+    /// The path of a file request.
+    pub fn path(&self) -> Option<&str> {
+        match self {
+            FactReq::File { path, .. } | FactReq::Checksum { path, .. } => Some(path),
+            FactReq::Command { .. } => None,
+        }
+    }
+
+    /// Does it want the content?
+    pub fn wants_content(&self) -> bool {
+        matches!(
+            self,
+            FactReq::File { content: true, .. } | FactReq::Checksum { content: true, .. }
+        )
+    }
+
+    /// Does it want the sha1?
+    pub fn wants_sha1(&self) -> bool {
+        matches!(self, FactReq::Checksum { .. })
+    }
+
+    /// One request for a path that answers both (content and sha1 when either wants them).
+    fn merged(path: &str, content: bool, sha1: bool) -> Self {
+        let path = path.to_string();
+        if sha1 {
+            FactReq::Checksum { path, content }
+        } else {
+            FactReq::File { path, content }
+        }
+    }
+}
+
 /// The per-device fact cache for one run.
 #[derive(Default)]
 pub struct FactCache {
     files: Mutex<HashMap<String, FileFact>>,
     commands: Mutex<HashMap<String, Output>>,
+    /// Every request made in this run (per path the widest; commands by key), in order: what is gathered again
+    /// after an invalidation.
+    wanted: Mutex<Vec<FactReq>>,
 }
 
 impl FactCache {
@@ -63,7 +121,22 @@ impl FactCache {
         FactCache {
             files: Mutex::new(files.into_iter().map(|f| (f.path.clone(), f)).collect()),
             commands: Mutex::new(commands.into_iter().collect()),
+            wanted: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Remember requests (merged per path and per command key).
+    fn remember(&self, reqs: &[FactReq]) {
+        let Ok(mut w) = self.wanted.lock() else {
+            return;
+        };
+        merge_into(&mut w, reqs.iter().filter(|r| !is_once(r)).cloned());
+    }
+
+    /// What was asked before and is not cached now.
+    fn missing_wanted(&self) -> Vec<FactReq> {
+        let wanted = self.wanted.lock().map(|w| w.clone()).unwrap_or_default();
+        wanted.into_iter().filter(|r| !self.has(r)).collect()
     }
 
     /// Gather many facts in one round trip. Already-cached ones are skipped.
@@ -73,27 +146,8 @@ impl FactCache {
         reqs: &[FactReq],
         become_: Option<Become>,
     ) -> Result<(), TransportError> {
-        // One request per path: content wins over a plain stat (a later stat must not drop fetched content).
-        let mut todo: Vec<FactReq> = Vec::new();
-        for r in reqs.iter().filter(|r| !self.has(r)) {
-            match r {
-                FactReq::File { path, content } => {
-                    if let Some(FactReq::File { content: c, .. }) = todo
-                        .iter_mut()
-                        .find(|t| matches!(t, FactReq::File { path: p, .. } if p == path))
-                    {
-                        *c |= *content;
-                    } else {
-                        todo.push(r.clone());
-                    }
-                }
-                FactReq::Command { .. } => {
-                    if !todo.contains(r) {
-                        todo.push(r.clone());
-                    }
-                }
-            }
-        }
+        self.remember(reqs);
+        let todo = self.todo(reqs.iter().cloned());
         if todo.is_empty() {
             return Ok(());
         }
@@ -109,6 +163,26 @@ impl FactCache {
         }
         self.absorb(&todo, &out.stdout_str());
         Ok(())
+    }
+
+    /// The requests not answered by the cache yet, one per path (content and sha1 when any wants them) and
+    /// one per command key.
+    fn todo(&self, reqs: impl Iterator<Item = FactReq>) -> Vec<FactReq> {
+        let mut todo = Vec::new();
+        merge_into(&mut todo, reqs.filter(|r| !self.has(r)));
+        todo
+    }
+
+    /// Gather `req` now, with everything asked before that is no longer cached (one round trip).
+    async fn fetch(
+        &self,
+        t: &SharedTransport,
+        req: FactReq,
+        become_: Option<Become>,
+    ) -> Result<(), TransportError> {
+        let mut reqs = vec![req];
+        reqs.extend(self.missing_wanted());
+        self.gather(t, &reqs, become_).await
     }
 
     fn absorb(&self, reqs: &[FactReq], stdout: &str) {
@@ -138,12 +212,16 @@ impl FactCache {
 
     fn has(&self, r: &FactReq) -> bool {
         match r {
-            FactReq::File { path, content } => self
+            FactReq::File { path, .. } | FactReq::Checksum { path, .. } => self
                 .files
                 .lock()
                 .map(|m| {
-                    m.get(path)
-                        .map(|f| !content || !f.is_file() || f.content.is_some())
+                    m.get(path.as_str())
+                        .map(|f| {
+                            !f.is_file()
+                                || ((!r.wants_content() || f.content.is_some())
+                                    && (!r.wants_sha1() || f.sha1.is_some()))
+                        })
                         .unwrap_or(false)
                 })
                 .unwrap_or(false),
@@ -163,13 +241,47 @@ impl FactCache {
         content: bool,
         become_: Option<Become>,
     ) -> Result<FileFact, TransportError> {
-        let req = FactReq::File {
-            path: path.to_string(),
-            content,
-        };
+        self.file_with(
+            t,
+            FactReq::File {
+                path: path.to_string(),
+                content,
+            },
+            become_,
+        )
+        .await
+    }
+
+    /// A file's facts with its sha1 too (fetched now if not cached).
+    pub async fn file_checksum(
+        &self,
+        t: &SharedTransport,
+        path: &str,
+        content: bool,
+        become_: Option<Become>,
+    ) -> Result<FileFact, TransportError> {
+        self.file_with(
+            t,
+            FactReq::Checksum {
+                path: path.to_string(),
+                content,
+            },
+            become_,
+        )
+        .await
+    }
+
+    async fn file_with(
+        &self,
+        t: &SharedTransport,
+        req: FactReq,
+        become_: Option<Become>,
+    ) -> Result<FileFact, TransportError> {
+        let path = req.path().unwrap_or_default().to_string();
         if !self.has(&req) {
-            self.gather(t, std::slice::from_ref(&req), become_).await?;
+            self.fetch(t, req, become_).await?;
         }
+        let path = path.as_str();
         self.files
             .lock()
             .ok()
@@ -192,7 +304,7 @@ impl FactCache {
             cmd,
         };
         if !self.has(&req) {
-            self.gather(t, std::slice::from_ref(&req), become_).await?;
+            self.fetch(t, req, become_).await?;
         }
         self.commands
             .lock()
@@ -244,25 +356,116 @@ impl FactCache {
                     size: content.len() as u64,
                     sha256: Some(sha256_hex(content)),
                     content: Some(content.to_vec()),
+                    sha1: None,
+                    link: None,
                 },
             );
         }
     }
 
-    /// Forget what we know about a path (after a command that may have changed it).
-    pub fn forget(&self, path: &str) {
-        if let Ok(mut m) = self.files.lock() {
-            m.remove(path);
+    /// Take what a re-stat after a change found. `known`: the content is what we just wrote (a re-stat
+    /// without a hash keeps the written content's hash); otherwise a fact without a hash has lost it.
+    pub fn restated(&self, facts: Vec<FileFact>, known: bool) {
+        let Ok(mut m) = self.files.lock() else {
+            return;
+        };
+        for mut f in facts {
+            if let Some(old) = m.get(&f.path) {
+                let same = old.is_file() && f.is_file() && old.size == f.size;
+                if same && known && f.sha256.is_none() {
+                    f.sha256 = old.sha256.clone();
+                    f.content = old.content.clone();
+                    f.sha1 = old.sha1.clone();
+                } else if same && f.sha256.is_some() && f.sha256 == old.sha256 {
+                    f.content = old.content.clone();
+                    f.sha1 = old.sha1.clone();
+                }
+            }
+            if f.is_file() && f.sha256.is_none() {
+                // Unknown content: ask again when someone needs it.
+                m.remove(&f.path);
+            } else {
+                m.insert(f.path.clone(), f);
+            }
         }
     }
 
-    /// Forget everything (after a command task that may have changed anything).
-    pub fn forget_all(&self) {
+    /// Forget what we know about a path and everything under it (after a change that may have touched them).
+    pub fn forget(&self, path: &str) {
+        let under = format!("{}/", path.trim_end_matches('/'));
+        if let Ok(mut m) = self.files.lock() {
+            m.retain(|p, _| p != path && !p.starts_with(&under));
+        }
+    }
+
+    /// Forget everything under a path (its children changed; its own facts are current).
+    pub fn forget_under(&self, path: &str) {
+        let under = format!("{}/", path.trim_end_matches('/'));
+        if let Ok(mut m) = self.files.lock() {
+            m.retain(|p, _| !p.starts_with(&under));
+        }
+    }
+
+    /// Forget a command fact (after a change to what it reports).
+    pub fn forget_command(&self, key: &str) {
+        if let Ok(mut m) = self.commands.lock() {
+            m.remove(key);
+        }
+    }
+
+    /// Forget every fact, keeping what was asked (after a command that may have changed anything): the next
+    /// question gathers them all again in one round trip.
+    pub fn invalidate(&self) {
         if let Ok(mut m) = self.files.lock() {
             m.clear();
         }
         if let Ok(mut m) = self.commands.lock() {
+            m.retain(|k, _| k.starts_with("__"));
+        }
+    }
+
+    /// Forget everything, what was asked too (the host runs nothing more).
+    pub fn forget_all(&self) {
+        self.invalidate();
+        if let Ok(mut m) = self.commands.lock() {
             m.clear();
+        }
+        if let Ok(mut w) = self.wanted.lock() {
+            *w = Vec::new();
+        }
+    }
+}
+
+/// A command asked once (the setup facts), never gathered again.
+fn is_once(r: &FactReq) -> bool {
+    matches!(r, FactReq::Command { key, .. } if key.starts_with("__"))
+}
+
+/// Add `reqs` to `list`: one request per path (content and sha1 when any wants them), one per command key.
+fn merge_into(list: &mut Vec<FactReq>, reqs: impl Iterator<Item = FactReq>) {
+    for r in reqs {
+        match r.path() {
+            Some(path) => {
+                if let Some(slot) = list.iter_mut().find(|t| t.path() == Some(path)) {
+                    let m = FactReq::merged(
+                        path,
+                        slot.wants_content() || r.wants_content(),
+                        slot.wants_sha1() || r.wants_sha1(),
+                    );
+                    *slot = m;
+                } else {
+                    list.push(r);
+                }
+            }
+            None => {
+                let key = |x: &FactReq| match x {
+                    FactReq::Command { key, .. } => Some(key.clone()),
+                    _ => None,
+                };
+                if !list.iter().any(|t| key(t) == key(&r)) {
+                    list.push(r);
+                }
+            }
         }
     }
 }
@@ -314,5 +517,84 @@ mod tests {
         assert_eq!(o.stdout, b"hi");
         assert_eq!(o.status, ExitStatus::Code(3));
         assert_eq!(t.stats().execs, 1, "answers came from the cache");
+    }
+
+    #[tokio::test]
+    async fn after_an_invalidation_one_question_regathers_everything_asked_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a").display().to_string();
+        let b = dir.path().join("b").display().to_string();
+        let t: SharedTransport =
+            std::sync::Arc::new(crate::transport::local::LocalTransport::new("localhost"));
+        let cache = FactCache::new();
+        let reqs = [FactReq::file(a.clone()), FactReq::file(b.clone())];
+        cache.gather(&t, &reqs, None).await.unwrap();
+        assert!(!cache.file(&t, &a, false, None).await.unwrap().exists);
+        // Something behind our back (a shell task) creates both.
+        std::fs::write(&a, "A").unwrap();
+        std::fs::create_dir(&b).unwrap();
+        cache.invalidate();
+        assert_eq!(t.stats().execs, 1);
+        assert!(cache.file(&t, &a, false, None).await.unwrap().is_file());
+        assert!(cache.file(&t, &b, false, None).await.unwrap().is_dir());
+        assert_eq!(t.stats().execs, 2, "one round trip for both");
+        // A sha1 question for a cached path asks again, once.
+        let f = cache.file_checksum(&t, &a, false, None).await.unwrap();
+        assert_eq!(f.sha1.as_deref(), Some(sha1_hex(b"A").as_str()));
+        assert_eq!(t.stats().execs, 3);
+        cache.file_checksum(&t, &a, false, None).await.unwrap();
+        assert_eq!(t.stats().execs, 3);
+    }
+
+    #[tokio::test]
+    async fn restat_after_a_change_updates_the_cache_in_the_same_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("d").display().to_string();
+        let l = dir.path().join("l").display().to_string();
+        let paths = vec![(d.clone(), true), (l.clone(), true)];
+        let cmd = gather::with_restat(
+            Cmd::new("mkdir")
+                .arg(d.clone())
+                .raw("&& ln -s")
+                .arg("/nowhere")
+                .arg(l.clone())
+                .raw("&& echo made && exit 3"),
+            &paths,
+        );
+        let t = crate::transport::local::LocalTransport::new("localhost");
+        use crate::transport::Transport;
+        let o = t.exec(Exec::new(cmd)).await.unwrap();
+        // `exit 3` inside the command: no re-stat, the status is the command's.
+        assert_eq!(o.status, ExitStatus::Code(3));
+        assert_eq!(gather::split_restat(&o.stdout), (&b"made\n"[..], None));
+        std::fs::remove_dir(&d).unwrap();
+        std::fs::remove_file(&l).unwrap();
+        let cmd = gather::with_restat(
+            Cmd::new("mkdir")
+                .arg(d.clone())
+                .raw("&& ln -s")
+                .arg("/nowhere")
+                .arg(l.clone())
+                .raw("&& echo made && false"),
+            &paths,
+        );
+        let o = t.exec(Exec::new(cmd)).await.unwrap();
+        assert_eq!(
+            o.status,
+            ExitStatus::Code(1),
+            "the command's status is kept"
+        );
+        let (own, rest) = gather::split_restat(&o.stdout);
+        assert_eq!(own, b"made\n");
+        let facts = gather::parse_restat(&paths, &String::from_utf8_lossy(rest.unwrap()));
+        assert_eq!(facts.len(), 2, "{facts:?}");
+        let cache = FactCache::new();
+        cache.restated(facts, false);
+        let st: SharedTransport = std::sync::Arc::new(t);
+        assert!(cache.file(&st, &d, false, None).await.unwrap().is_dir());
+        let lf = cache.file(&st, &l, false, None).await.unwrap();
+        assert!(!lf.exists);
+        assert_eq!(lf.link.as_deref(), Some("/nowhere"));
+        assert_eq!(st.stats().execs, 2, "answers came from the re-stat");
     }
 }

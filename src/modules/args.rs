@@ -169,15 +169,54 @@ pub fn arg_error(module: &str, msg: &str, path: &[String]) -> ArgError {
     }
 }
 
-/// A file mode, from an octal string (`"0644"`, `"644"`), a symbolic one (`u=rw,g=r,o=r`), or an unquoted YAML
-/// number (see [`parse_mode`] for which numbers are refused).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Mode(pub u32);
+/// A file mode, from an octal string (`"0644"`, `"644"`), a symbolic one (`u=rwX,g=rX,o=`, `g+w,o-rwx`), or an
+/// unquoted YAML number (see [`parse_mode`] for which numbers are refused). A symbolic mode depends on the
+/// path's current mode and kind: [`Mode::resolve`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    /// Absolute permission bits.
+    Octal(u32),
+    /// A symbolic mode as written (validated), applied like Ansible does (chmod's rules; the umask for clauses
+    /// without a `who` is taken as 022, the usual one).
+    Symbolic(String),
+}
 
 impl<'de> Deserialize<'de> for Mode {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let v = Value::deserialize(d)?;
-        parse_mode(&v).map(Mode).map_err(serde::de::Error::custom)
+        if let Value::String(s) = &v {
+            let t = s.trim();
+            if !t.is_empty() && !t.chars().all(|c| c.is_ascii_digit()) {
+                return apply_symbolic(t, 0, false)
+                    .map(|_| Mode::Symbolic(t.to_string()))
+                    .ok_or_else(|| serde::de::Error::custom(format!("invalid mode '{s}'")));
+            }
+        }
+        parse_mode(&v)
+            .map(Mode::Octal)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+impl Mode {
+    /// The bits for a path whose current mode is `current` (None: it does not exist yet and is created with
+    /// the default mode, 0644 for a file and 0755 for a directory).
+    pub fn resolve(&self, current: Option<u32>, is_dir: bool) -> u32 {
+        match self {
+            Mode::Octal(m) => *m,
+            Mode::Symbolic(s) => {
+                let base = current.unwrap_or(if is_dir { 0o755 } else { 0o644 });
+                apply_symbolic(s, base, is_dir).unwrap_or(base)
+            }
+        }
+    }
+
+    /// The bits when they do not depend on the path (an octal mode).
+    pub fn octal(&self) -> Option<u32> {
+        match self {
+            Mode::Octal(m) => Some(*m),
+            Mode::Symbolic(_) => None,
+        }
     }
 }
 
@@ -245,33 +284,97 @@ pub fn parse_mode(v: &Value) -> Result<u32, String> {
                     .filter(|m| *m <= 0o7777)
                     .ok_or_else(|| format!("invalid octal mode '{s}'"))
             } else {
-                parse_symbolic_mode(t).ok_or_else(|| format!("invalid mode '{s}'"))
+                apply_symbolic(t, 0, false).ok_or_else(|| format!("invalid mode '{s}'"))
             }
         }
         _ => Err("mode must be an octal string like \"0644\"".into()),
     }
 }
 
-fn parse_symbolic_mode(s: &str) -> Option<u32> {
-    let mut mode = 0u32;
+/// Apply a symbolic mode to `current` the way Ansible does (`AnsibleModule._symbolic_mode_to_octal`): clauses
+/// separated by `,`, each `who` (`u`, `g`, `o`, `a`; empty is `a` limited by the umask, taken as 022) followed by
+/// one or more `op perms` (`=`, `+`, `-`; `r w x X s t` or a copy of `u`, `g`, `o`). `X` is execute only for a
+/// directory or when some execute bit is already set. None when it does not parse.
+fn apply_symbolic(s: &str, current: u32, is_dir: bool) -> Option<u32> {
+    const UMASK: u32 = 0o022;
+    let rev_umask = UMASK ^ 0o7777;
+    let mut mode = current & 0o7777;
+    if s.is_empty() {
+        return None;
+    }
     for clause in s.split(',') {
-        let (who, perms) = clause.split_once('=')?;
-        let mut bits = 0;
-        for c in perms.chars() {
-            bits |= match c {
-                'r' => 4,
-                'w' => 2,
-                'x' => 1,
-                _ => return None,
-            };
+        let start = clause.find(['=', '+', '-'])?;
+        let who = &clause[..start];
+        if !who.chars().all(|c| matches!(c, 'u' | 'g' | 'o' | 'a')) {
+            return None;
         }
-        for w in who.chars() {
-            match w {
-                'u' => mode |= bits << 6,
-                'g' => mode |= bits << 3,
-                'o' => mode |= bits,
-                'a' => mode |= bits << 6 | bits << 3 | bits,
-                _ => return None,
+        let use_umask = who.is_empty();
+        let users: Vec<char> = if who.is_empty() || who.contains('a') {
+            vec!['u', 'g', 'o']
+        } else {
+            who.chars().collect()
+        };
+        // Pairs of operator and permissions.
+        let mut rest = &clause[start..];
+        while !rest.is_empty() {
+            let op = rest.chars().next()?;
+            let tail = &rest[1..];
+            let end = tail.find(['=', '+', '-']).unwrap_or(tail.len());
+            let perms = &tail[..end];
+            rest = &tail[end..];
+            if !perms
+                .chars()
+                .all(|c| matches!(c, 'r' | 'w' | 'x' | 'X' | 's' | 't' | 'u' | 'g' | 'o'))
+            {
+                return None;
+            }
+            for &user in &users {
+                let prev = mode;
+                let apply_x = is_dir || prev & 0o111 != 0;
+                let mut bits = 0;
+                for p in perms.chars() {
+                    let shift = match user {
+                        'u' => 6,
+                        'g' => 3,
+                        _ => 0,
+                    };
+                    let masked = |b: u32| if use_umask { b & rev_umask } else { b };
+                    bits |= match p {
+                        'r' => masked(4 << shift),
+                        'w' => masked(2 << shift),
+                        'x' => masked(1 << shift),
+                        'X' if apply_x => 1 << shift,
+                        'X' => 0,
+                        's' => match user {
+                            'u' => 0o4000,
+                            'g' => 0o2000,
+                            _ => 0,
+                        },
+                        't' if user == 'o' => 0o1000,
+                        't' => 0,
+                        'u' | 'g' | 'o' => {
+                            let from = match p {
+                                'u' => 6,
+                                'g' => 3,
+                                _ => 0,
+                            };
+                            ((prev >> from) & 7) << shift
+                        }
+                        _ => 0,
+                    };
+                }
+                mode = match op {
+                    '=' => {
+                        let mask = match user {
+                            'u' => 0o4700,
+                            'g' => 0o2070,
+                            _ => 0o1007,
+                        };
+                        (mode & !mask & 0o7777) | bits
+                    }
+                    '+' => mode | bits,
+                    _ => mode & !bits,
+                };
             }
         }
     }
@@ -290,6 +393,20 @@ mod tests {
         assert_eq!(parse_mode(&json!("0600")), Ok(0o600));
         assert_eq!(parse_mode(&json!("644")), Ok(0o644)); // a string is always octal
         assert_eq!(parse_mode(&json!("u=rw,g=r,o=r")), Ok(0o644));
+        let sym = |s: &str, cur: Option<u32>, dir: bool| {
+            let m: Mode = serde_json::from_value(json!(s)).unwrap();
+            m.resolve(cur, dir)
+        };
+        assert_eq!(sym("u=rwX,g=rX,o=", Some(0o644), false), 0o640);
+        assert_eq!(sym("u=rwX,g=rX,o=", Some(0o755), false), 0o750);
+        assert_eq!(sym("u=rwX,g=rX,o=", None, true), 0o750);
+        assert_eq!(sym("g+w,o-rwx", Some(0o644), false), 0o660);
+        assert_eq!(sym("a=rx,u+w", Some(0o700), true), 0o755);
+        assert_eq!(sym("+x", Some(0o644), false), 0o755);
+        assert_eq!(sym("u+s,o+t", Some(0o755), true), 0o5755);
+        assert_eq!(sym("g=u", Some(0o740), false), 0o770);
+        assert!(serde_json::from_value::<Mode>(json!("u=rwq")).is_err());
+        assert!(serde_json::from_value::<Mode>(json!("z=r")).is_err());
         assert!(parse_mode(&json!(99999)).is_err());
         assert!(parse_mode(&json!("0o644")).is_err());
     }

@@ -2,7 +2,11 @@
 //!
 //! `command` splits its string like a shell would and quotes every word (no shell features); `shell` runs the
 //! string with `/bin/sh -c`. Both are skipped in check mode (they cannot predict their effect) unless the task
-//! says `check_mode: false`, and honour `creates`/`removes`. Secrets belong on `stdin`, never in the command.
+//! says `check_mode: false`, and honour `creates`/`removes` (relative to `chdir`) like Ansible: a command that
+//! does not run for them is ok (not skipped) with `rc` 0 and Ansible's "skipped, since ..." output. In the
+//! free form (`command: make install chdir=/src creates=/usr/bin/x`) the words `creates=`, `removes=`, `chdir=`,
+//! `executable=`, `stdin=`, `stdin_add_newline=`, `strip_empty_ends=` and `warn=` are options, as in Ansible.
+//! Secrets belong on `stdin`, never in the command.
 
 use async_trait::async_trait;
 use serde::Deserialize;
@@ -20,8 +24,11 @@ pub struct Command {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Args {
-    #[serde(default, alias = "_raw_params")]
+    #[serde(default)]
     cmd: Option<String>,
+    /// The free form, options still inside (see [`Args::resolve`]).
+    #[serde(default, rename = "_raw_params")]
+    raw_params: Option<String>,
     #[serde(default)]
     argv: Option<Vec<String>>,
     #[serde(default)]
@@ -48,6 +55,176 @@ fn yes() -> bool {
     true
 }
 
+/// The options the free form may carry as `key=value` words (Ansible's `parse_kv(check_raw=True)` list).
+const FREE_FORM_OPTIONS: &[&str] = &[
+    "creates",
+    "removes",
+    "chdir",
+    "executable",
+    "warn",
+    "stdin",
+    "stdin_add_newline",
+    "strip_empty_ends",
+];
+
+/// Split the free form into its command and its `key=value` options. Words are separated by unquoted
+/// whitespace outside `{{ }}`; an option word is removed from the command text (with the space before it), the
+/// rest of the text is kept as written (newlines of a multi-line script included).
+fn split_free_form(s: &str) -> (String, Vec<(String, String)>) {
+    let b = s.as_bytes();
+    let mut words: Vec<(usize, usize)> = Vec::new();
+    let (mut i, mut start, mut quote, mut depth) = (0usize, None::<usize>, None::<u8>, 0usize);
+    while i < b.len() {
+        let c = b[i];
+        if let Some(q) = quote {
+            if c == b'\\' && q == b'"' {
+                i += 1;
+            } else if c == q {
+                quote = None;
+            }
+        } else if c == b'{' && b.get(i + 1) == Some(&b'{') {
+            depth += 1;
+            start.get_or_insert(i);
+            i += 1;
+        } else if c == b'}' && b.get(i + 1) == Some(&b'}') && depth > 0 {
+            depth -= 1;
+            i += 1;
+        } else if depth == 0 && c.is_ascii_whitespace() {
+            if let Some(st) = start.take() {
+                words.push((st, i));
+            }
+        } else {
+            start.get_or_insert(i);
+            if depth == 0 && (c == b'"' || c == b'\'') {
+                quote = Some(c);
+            }
+        }
+        i += 1;
+    }
+    if let Some(st) = start {
+        words.push((st, b.len()));
+    }
+    let mut opts = Vec::new();
+    let mut cmd = String::new();
+    let mut last = 0;
+    for (st, en) in words {
+        let w = &s[st..en];
+        let Some((k, v)) = w.split_once('=') else {
+            continue;
+        };
+        if !FREE_FORM_OPTIONS.contains(&k) {
+            continue;
+        }
+        let unquoted = match v.as_bytes() {
+            [q @ (b'"' | b'\''), .., e] if q == e && v.len() >= 2 => &v[1..v.len() - 1],
+            _ => v,
+        };
+        opts.push((k.to_string(), unquoted.to_string()));
+        // Drop the word and the whitespace before it.
+        let cut = s[last..st].trim_end_matches([' ', '\t']).len() + last;
+        cmd.push_str(&s[last..cut]);
+        last = en;
+    }
+    cmd.push_str(&s[last..]);
+    (cmd.trim().to_string(), opts)
+}
+
+/// The arguments with the free form's options applied.
+struct Resolved {
+    cmd: Option<String>,
+    argv: Option<Vec<String>>,
+    chdir: Option<String>,
+    creates: Option<String>,
+    removes: Option<String>,
+    stdin: Option<String>,
+    stdin_add_newline: bool,
+    strip_empty_ends: bool,
+    executable: Option<String>,
+}
+
+fn truthy(v: &str) -> Result<bool, ArgError> {
+    match v.to_ascii_lowercase().as_str() {
+        "yes" | "true" | "on" | "1" | "y" | "t" => Ok(true),
+        "no" | "false" | "off" | "0" | "n" | "f" => Ok(false),
+        _ => Err(ArgError::new(format!("`{v}` is not a boolean"))),
+    }
+}
+
+impl Args {
+    /// Apply the free form's `key=value` options (they win over nothing: giving one both ways is refused).
+    fn resolve(&self) -> Result<Resolved, ArgError> {
+        let mut r = Resolved {
+            cmd: self.cmd.clone(),
+            argv: self.argv.clone(),
+            chdir: self.chdir.clone(),
+            creates: self.creates.clone(),
+            removes: self.removes.clone(),
+            stdin: self.stdin.clone(),
+            stdin_add_newline: self.stdin_add_newline,
+            strip_empty_ends: self.strip_empty_ends,
+            executable: self.executable.clone(),
+        };
+        let Some(raw) = &self.raw_params else {
+            return Ok(r);
+        };
+        let (cmd, opts) = split_free_form(raw);
+        if r.cmd.is_some() && !cmd.is_empty() {
+            return Err(ArgError::key(
+                "cmd",
+                "give the command either as the free form or as `cmd`, not both",
+            ));
+        }
+        if !cmd.is_empty() {
+            r.cmd = Some(cmd);
+        }
+        for (k, v) in opts {
+            let slot = match k.as_str() {
+                "creates" => &mut r.creates,
+                "removes" => &mut r.removes,
+                "chdir" => &mut r.chdir,
+                "executable" => &mut r.executable,
+                "stdin" => &mut r.stdin,
+                "stdin_add_newline" => {
+                    r.stdin_add_newline = truthy(&v)?;
+                    continue;
+                }
+                "strip_empty_ends" => {
+                    r.strip_empty_ends = truthy(&v)?;
+                    continue;
+                }
+                _ => continue,
+            };
+            *slot = Some(v);
+        }
+        Ok(r)
+    }
+}
+
+/// A `creates`/`removes` path as the device sees it: relative ones are relative to `chdir`, as in Ansible.
+fn under_chdir(p: &str, chdir: Option<&str>) -> String {
+    match chdir {
+        Some(d) if !p.starts_with('/') => format!("{}/{p}", d.trim_end_matches('/')),
+        _ => p.to_string(),
+    }
+}
+
+/// What Ansible returns for a command that did not run because of `creates`/`removes`.
+fn not_run(display: &str, given: &str, why: &str) -> Map<String, serde_json::Value> {
+    let stdout = format!("skipped, since {given} {why}");
+    let mut r = Map::new();
+    r.insert("cmd".into(), json!(display));
+    r.insert("rc".into(), json!(0));
+    r.insert("stdout".into(), json!(stdout));
+    r.insert("stdout_lines".into(), json!([stdout]));
+    r.insert("stderr".into(), json!(""));
+    r.insert("stderr_lines".into(), json!([]));
+    r.insert(
+        "msg".into(),
+        json!(format!("Did not run command since '{given}' {why}")),
+    );
+    r
+}
+
 #[async_trait]
 impl TypedModule for Command {
     type Args = Args;
@@ -63,10 +240,11 @@ impl TypedModule for Command {
     }
 
     fn free_form_key(&self) -> Option<&'static str> {
-        Some("cmd")
+        Some("_raw_params")
     }
 
     fn check_args(&self, a: &Args) -> Result<(), ArgError> {
+        let a = a.resolve()?;
         match (&a.cmd, &a.argv) {
             (None, None) => Err(ArgError::key(
                 "cmd",
@@ -88,6 +266,7 @@ impl TypedModule for Command {
     }
 
     fn preflight(&self, a: &Args, _cx: &ArgCtx<'_>) -> Result<Vec<String>, ArgError> {
+        let a = a.resolve()?;
         let mut warnings = Vec::new();
         if let Some(c) = &a.cmd {
             if crate::redact::contains_secret(c) {
@@ -101,25 +280,39 @@ impl TypedModule for Command {
     }
 
     fn prefetch(&self, a: &Args, _vars: &Context) -> Vec<FactReq> {
+        let Ok(a) = a.resolve() else {
+            return Vec::new();
+        };
         a.creates
             .iter()
             .chain(a.removes.iter())
-            .map(|p| FactReq::File {
-                path: p.clone(),
-                content: false,
-            })
+            .map(|p| FactReq::file(under_chdir(p, a.chdir.as_deref())))
             .collect()
     }
 
     async fn plan(&self, a: &Args, cx: &PlanCtx<'_>) -> Result<Plan<bool>, ModuleError> {
+        let a = &a.resolve()?;
+        let shown = || match (&a.argv, &a.cmd) {
+            (Some(v), _) => v.join(" "),
+            (None, Some(c)) => c.clone(),
+            _ => String::new(),
+        };
         if let Some(p) = &a.creates {
-            if cx.file(p, false).await?.exists {
-                return Ok(Plan::skip(format!("{p} exists")));
+            if cx
+                .file(&under_chdir(p, a.chdir.as_deref()), false)
+                .await?
+                .exists
+            {
+                return Ok(Plan::unchanged().with_result(not_run(&shown(), p, "exists")));
             }
         }
         if let Some(p) = &a.removes {
-            if !cx.file(p, false).await?.exists {
-                return Ok(Plan::skip(format!("{p} does not exist")));
+            if !cx
+                .file(&under_chdir(p, a.chdir.as_deref()), false)
+                .await?
+                .exists
+            {
+                return Ok(Plan::unchanged().with_result(not_run(&shown(), p, "does not exist")));
             }
         }
         let words: Vec<String> = match (&a.argv, &a.cmd) {
@@ -238,5 +431,29 @@ impl TypedModule for Command {
             msg: None,
             ..Outcome::default()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn free_form_options_are_taken_out_and_the_rest_kept_as_written() {
+        let (cmd, opts) = split_free_form("touch  'a b' creates=/tmp/x chdir=\"/my dir\"");
+        assert_eq!(cmd, "touch  'a b'");
+        assert_eq!(
+            opts,
+            vec![
+                ("creates".to_string(), "/tmp/x".to_string()),
+                ("chdir".to_string(), "/my dir".to_string())
+            ]
+        );
+        let (cmd, opts) = split_free_form("echo {{ a = b }} x=1\nsecond line removes={{ p }}/f");
+        assert_eq!(cmd, "echo {{ a = b }} x=1\nsecond line");
+        assert_eq!(opts, vec![("removes".to_string(), "{{ p }}/f".to_string())]);
+        let (cmd, opts) = split_free_form("echo 'creates=not an option'");
+        assert_eq!(cmd, "echo 'creates=not an option'");
+        assert!(opts.is_empty());
     }
 }

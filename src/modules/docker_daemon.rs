@@ -143,6 +143,7 @@ impl TypedModule for DockerDaemon {
                 owner: Some("root".into()),
                 group: Some("root".into()),
                 backup: true,
+                backup_beside: false,
                 parent: Some(DirSpec {
                     path: "/etc/docker".into(),
                     mode: None,

@@ -339,6 +339,7 @@ impl TypedModule for EdgeCa {
                 owner: Some(owner),
                 group: None,
                 backup: true,
+                backup_beside: false,
                 parent: Some(dir),
             });
         }

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::util::{file_result, join_and, Attrs};
+use super::util::{ancestors, file_result, join_and, Attrs};
 use super::*;
 
 /// The `file` module.
@@ -43,9 +43,13 @@ impl Args {
         self.state.as_deref().unwrap_or("file")
     }
 
-    fn attrs(&self) -> Attrs {
+    /// The wanted attributes for the path as it is (`cur`), or as it will be created (`dir`: a directory).
+    fn attrs(&self, cur: &FileFact, dir: bool) -> Attrs {
         Attrs {
-            mode: self.mode.map(|m| m.0),
+            mode: self
+                .mode
+                .as_ref()
+                .map(|m| m.resolve(cur.exists.then_some(cur.mode), cur.is_dir() || dir)),
             owner: self.owner.clone(),
             group: self.group.clone(),
         }
@@ -79,27 +83,30 @@ impl TypedModule for File {
     }
 
     fn prefetch(&self, a: &Args, _c: &Context) -> Vec<FactReq> {
-        vec![FactReq::File {
-            path: a.path.clone(),
-            content: false,
-        }]
+        let mut reqs = vec![FactReq::file(a.path.clone())];
+        // A directory's missing parents get its mode and owner too: know which are missing in the same gather.
+        if a.state() == "directory" {
+            reqs.extend(ancestors(&a.path).into_iter().map(FactReq::file));
+        }
+        reqs
     }
 
     async fn plan(&self, a: &Args, cx: &PlanCtx<'_>) -> Result<Plan<()>, ModuleError> {
-        let attrs = a.attrs();
         let state = a.state().to_string();
         let p = a.path.clone();
         let cur = cx.file(&p, false).await?;
+        let attrs = a.attrs(&cur, state == "directory");
         let mut result = file_result(&cur);
         let mut steps = Vec::new();
         let mut diffs = Vec::new();
+        let mut touched_extra: Vec<Touched> = Vec::new();
         let run = |cmd: Cmd, what: String| Step::Exec {
             exec: cx.exec(cmd),
             what,
         };
         match state.as_str() {
             "absent" => {
-                if cur.exists {
+                if cur.exists || cur.link.is_some() {
                     steps.push(run(
                         Cmd::new("rm").raw("-rf").raw("--").arg(p.clone()),
                         format!("remove {p}"),
@@ -124,7 +131,18 @@ impl TypedModule for File {
                 let mut cmds = Vec::new();
                 let mut changes = attrs.diff(&cur);
                 if !cur.exists {
+                    // Like Ansible, every directory this creates gets the mode and owner asked for.
+                    let mut created = Vec::new();
+                    for d in ancestors(&p) {
+                        if !cx.file(&d, false).await?.exists {
+                            created.push(d);
+                        }
+                    }
                     cmds.push(Cmd::new("mkdir").raw("-p").raw("--").arg(p.clone()));
+                    for d in &created {
+                        cmds.extend(a.attrs(&FileFact::missing(d), true).fix_cmd(d));
+                    }
+                    touched_extra.extend(created.into_iter().map(Touched::Path));
                     changes = vec!["state: absent -> directory".into()];
                 }
                 if (!cur.exists || !attrs.diff(&cur).is_empty() || a.recurse)
@@ -199,10 +217,7 @@ impl TypedModule for File {
             }
             "link" => {
                 let src = a.src.clone().unwrap_or_default();
-                let out = cx
-                    .probe(Cmd::new("readlink").raw("--").arg(p.clone()).raw("|| true"))
-                    .await?;
-                let target = out.stdout_str().trim_end_matches('\n').to_string();
+                let target = cur.link.clone().unwrap_or_default();
                 if target != src {
                     if cur.exists && target.is_empty() && !a.force {
                         return Err(ModuleError::Failed(format!(
@@ -244,7 +259,14 @@ impl TypedModule for File {
         let plan = if steps.is_empty() {
             Plan::unchanged()
         } else {
-            Plan::change(steps, ())
+            // Removing or changing recursively touches everything under the path.
+            let touched = if state == "absent" || a.recurse {
+                Touched::Tree(p.clone())
+            } else {
+                Touched::Path(p.clone())
+            };
+            touched_extra.push(touched);
+            Plan::change(steps, ()).touching(touched_extra)
         };
         Ok(plan.with_diffs(diffs).with_result(result))
     }

@@ -1,9 +1,10 @@
 //! `iotedge_apply` (used as a handler): runs `iotedge config apply` at most once per device per run.
 //!
 //! `config apply` always restarts the IoT Edge services, so it must only run when the configuration really
-//! changed (the playbook notifies it from `iotedge_config`). If apply fails, the previous config.toml (kept by
-//! the atomic write as `config.toml.edgefleet.bak`) is restored and applied again, and the device's own error
-//! text is reported. The hostname-change refusal is recognised and explained. One round trip.
+//! changed (the playbook notifies it from `iotedge_config`). If apply fails, the previous config.toml (the
+//! newest rollback copy the atomic write kept in edgefleet's state directory, see [`rollback_name`]) is restored
+//! and applied again, the rejected file is kept beside that copy (`<name>.failed`, never in /etc/aziot), and the
+//! device's own error text is reported. The hostname-change refusal is recognised and explained. One round trip.
 
 use async_trait::async_trait;
 use serde::Deserialize;
@@ -31,14 +32,17 @@ fn yes() -> bool {
     true
 }
 
-const SCRIPT: &str = r#"cfg=$1; restore=$2
+/// Arguments: the config path, restore (1/0), the rollback name; then the state directories to look in.
+const SCRIPT: &str = r#"cfg=$1; restore=$2; name=$3; shift 3
 out=$(iotedge config apply -c "$cfg" 2>&1); rc=$?
 printf '%s\n' "$out"
+bak=
+for bd; do if [ -f "$bd/$name.1" ]; then bak="$bd/$name"; break; fi; done
 if [ "$rc" -ne 0 ] && [ "$restore" = 1 ]; then
-  if [ -f "$cfg.edgefleet.bak" ]; then
-    cp -p -- "$cfg" "$cfg.edgefleet.failed" 2>/dev/null
-    cp -p -- "$cfg.edgefleet.bak" "$cfg.edgefleet.tmp" && mv -f -- "$cfg.edgefleet.tmp" "$cfg" && sync -- "$cfg" 2>/dev/null
-    printf '\036EF:restored\n'
+  if [ -n "$bak" ]; then
+    cp -p -- "$cfg" "$bak.failed" 2>/dev/null
+    tmp=$(mktemp -- "$cfg.XXXXXX") && cp -p -- "$bak.1" "$tmp" && mv -f -- "$tmp" "$cfg" && sync -- "$cfg" 2>/dev/null
+    printf '\036EF:restored %s\n' "$bak.failed"
     out2=$(iotedge config apply -c "$cfg" 2>&1); rc2=$?
     printf '\036EF:reapply %s\n%s\n' "$rc2" "$out2"
   else
@@ -100,6 +104,8 @@ impl TypedModule for IotedgeApply {
         let cmd = Cmd::new("set --")
             .arg(a.config.clone())
             .arg(if a.restore_on_failure { "1" } else { "0" })
+            .arg(rollback_name(&a.config))
+            .raw(ROLLBACK_DIRS_SH)
             .raw(";")
             .raw(SCRIPT);
         Ok(Plan::change(
@@ -111,7 +117,9 @@ impl TypedModule for IotedgeApply {
             }],
             (),
         )
-        .with_facts(facts))
+        .with_facts(facts)
+        // A failed apply restores the previous file.
+        .touching(vec![Touched::Path(a.config.clone())]))
     }
 
     fn interpret(&self, _state: (), ran: Ran) -> Outcome {
@@ -171,11 +179,19 @@ impl TypedModule for IotedgeApply {
         match tail.as_deref() {
             Some(t) if t.starts_with("restored") => {
                 let reapply_ok = t.contains("EF:reapply 0");
-                msg.push_str(if reapply_ok {
-                    ". The previous config.toml was restored and re-applied successfully (the rejected one is kept as config.toml.edgefleet.failed)"
+                let failed_copy = t
+                    .lines()
+                    .next()
+                    .and_then(|l| l.strip_prefix("restored "))
+                    .unwrap_or("")
+                    .trim()
+                    .to_string();
+                if reapply_ok {
+                    msg.push_str(&format!(". The previous config.toml was restored and re-applied successfully (the rejected one is kept as {failed_copy})"));
                 } else {
-                    ". The previous config.toml was restored, but re-applying it failed too: the device needs attention"
-                });
+                    msg.push_str(". The previous config.toml was restored, but re-applying it failed too: the device needs attention");
+                }
+                result.insert("rejected_copy".into(), json!(failed_copy));
                 result.insert("restored".into(), json!(true));
                 result.insert("reapplied".into(), json!(reapply_ok));
             }

@@ -61,7 +61,7 @@ impl HostDir {
     fn spec(&self) -> DirSpec {
         DirSpec {
             path: self.path.clone(),
-            mode: self.mode.map(|m| m.0),
+            mode: self.mode.as_ref().map(|m| m.resolve(None, true)),
             owner: self.owner.clone(),
             group: self.group.clone(),
         }
@@ -301,6 +301,7 @@ impl TypedModule for IotedgeConfig {
             owner: Some("root".into()),
             group: Some("root".into()),
             backup: true,
+            backup_beside: false,
             parent: None,
         }]));
         let mut diffs = dir_diffs;

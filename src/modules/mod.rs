@@ -27,8 +27,8 @@ pub use args::{
     arg_error, contains_template, parse_args, parse_mode, waits_for_templates, ArgError, Mode,
 };
 pub use plan::{
-    Decision, Diff, DirSpec, Effects, FileWrite, InCheckMode, Interpret, Outcome, Plan, Ran, Step,
-    UNPREDICTABLE_IN_CHECK,
+    rollback_name, Decision, Diff, DirSpec, Effects, FileWrite, InCheckMode, Interpret, Outcome,
+    Plan, Ran, Step, Touched, ROLLBACK_DIRS_SH, ROLLBACK_KEEP, UNPREDICTABLE_IN_CHECK,
 };
 
 pub mod assert;
@@ -38,6 +38,7 @@ pub mod debug;
 pub mod docker_daemon;
 pub mod edge_ca;
 pub mod file;
+pub mod include_vars;
 pub mod iotedge_apply;
 pub mod iotedge_config;
 pub mod iotedge_verify;
@@ -380,6 +381,7 @@ impl Registry {
             erase(assert::Fail),
             erase(debug::Debug),
             erase(set_fact::SetFact),
+            erase(include_vars::IncludeVars),
             erase(wait_for::WaitFor),
             erase(service::Service),
             erase(ping::Ping),

@@ -25,8 +25,13 @@ pub struct FileWrite {
     pub owner: Option<String>,
     /// Group (name or gid).
     pub group: Option<String>,
-    /// Keep the previous version as `<path>.edgefleet.bak` (always true for files we own).
+    /// Keep a rollback copy of the previous version in edgefleet's state directory on the device (see
+    /// [`rollback_name`]), never beside the file: in include directories (`sudoers.d`, `cron.d`, `conf.d`,
+    /// systemd unit directories) a stray file is read by the service.
     pub backup: bool,
+    /// Ansible's `backup: yes`: also a timestamped copy beside the file (`NAME.PID.YYYY-MM-DD@HH:MM:SS~`),
+    /// named in the result as `backup_file`. Only when the task asks.
+    pub backup_beside: bool,
     /// Create the parent directory with this spec if missing.
     pub parent: Option<DirSpec>,
 }
@@ -40,8 +45,38 @@ impl std::fmt::Debug for FileWrite {
             .field("mode", &self.mode.map(|m| format!("{m:04o}")))
             .field("owner", &self.owner)
             .field("group", &self.group)
+            .field("backup", &self.backup)
+            .field("backup_beside", &self.backup_beside)
             .finish()
     }
+}
+
+/// Where rollback copies live on the device, as the word list of a shell `for` loop: the first of these
+/// directories that can be used (the second for a login without root and without become). Created with mode
+/// 0700: copies of secret files must stay private.
+pub const ROLLBACK_DIRS_SH: &str =
+    r#"/var/lib/edgefleet/backup "${HOME:-/root}/.edgefleet/backup""#;
+
+/// How many rollback copies are kept per file: the newest (`NAME.1`, what a failed `iotedge config apply` is
+/// restored from) and two older ones, so an operator can step back across the last runs by hand, while a
+/// device with little flash never accumulates copies.
+pub const ROLLBACK_KEEP: u32 = 3;
+
+/// The name of a file's rollback copies in the state directory (without the `.N` suffix): the path with `%`
+/// and `/` percent-encoded, so every managed file has its own flat, reversible name (`%2Fetc%2Faziot%2Fconfig.toml`).
+/// Paths too long for one file name are shortened to a hash of the path plus the file name.
+pub fn rollback_name(path: &str) -> String {
+    let enc = path.replace('%', "%25").replace('/', "%2F");
+    if enc.len() <= 200 {
+        return enc;
+    }
+    let base = path.rsplit('/').next().unwrap_or(path);
+    let base: String = base.chars().take(100).collect();
+    format!(
+        "{}-{}",
+        &crate::facts::sha256_hex(path.as_bytes())[..16],
+        base.replace('%', "%25")
+    )
 }
 
 /// A directory to ensure.
@@ -55,6 +90,18 @@ pub struct DirSpec {
     pub owner: Option<String>,
     /// Group.
     pub group: Option<String>,
+}
+
+/// What a change touches on the device besides the files it writes (those the executor knows), so that the
+/// fact cache is brought up to date in the same round trip and later tasks see the effects of this one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Touched {
+    /// This path (re-stated after the steps ran).
+    Path(String),
+    /// This path and everything under it (re-stated; what was known under it is forgotten).
+    Tree(String),
+    /// A command fact, by its cache key (forgotten: asked again when needed).
+    Fact(String),
 }
 
 /// Something the executor does on the device to apply a plan.
@@ -209,6 +256,8 @@ pub struct Plan<S> {
     pub warnings: Vec<String>,
     /// Variables to set on the host (set_fact, and facts modules leave for later tasks).
     pub set_facts: Option<Map<String, Value>>,
+    /// What the steps touch besides the files they write (see [`Touched`]).
+    pub touched: Vec<Touched>,
 }
 
 impl<S> Plan<S> {
@@ -220,6 +269,7 @@ impl<S> Plan<S> {
             msg: None,
             warnings: Vec::new(),
             set_facts: None,
+            touched: Vec::new(),
         }
     }
 
@@ -300,6 +350,12 @@ impl<S> Plan<S> {
         self
     }
 
+    /// Touching these paths or facts (see [`Touched`]).
+    pub fn touching(mut self, touched: Vec<Touched>) -> Self {
+        self.touched = touched;
+        self
+    }
+
     /// The same plan with its state turned into another type (the adapter erases module states this way).
     pub fn map_state<T>(self, f: impl FnOnce(S) -> T) -> Plan<T> {
         let decision = match self.decision {
@@ -327,6 +383,7 @@ impl<S> Plan<S> {
             msg: self.msg,
             warnings: self.warnings,
             set_facts: self.set_facts,
+            touched: self.touched,
         }
     }
 }

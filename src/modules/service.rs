@@ -164,6 +164,11 @@ impl TypedModule for Service {
             (true, false) => Plan::change(steps, ()),
             (false, false) => Plan::unreported(steps, ()),
         };
-        Ok(plan.with_result(result))
+        let touched = a
+            .name
+            .iter()
+            .map(|n| Touched::Fact(systemd::key(n)))
+            .collect();
+        Ok(plan.with_result(result).touching(touched))
     }
 }

@@ -64,6 +64,21 @@ impl Attrs {
     }
 }
 
+/// The directories above `path`, outermost first (`/a/b/c` -> `/a`, `/a/b`; relative paths likewise).
+pub fn ancestors(path: &str) -> Vec<String> {
+    let trimmed = path.trim_end_matches('/');
+    let mut out = Vec::new();
+    let mut at = 0;
+    while let Some(i) = trimmed[at..].find('/') {
+        let end = at + i;
+        if end > 0 {
+            out.push(trimmed[..end].to_string());
+        }
+        at = end + 1;
+    }
+    out
+}
+
 /// Join commands with `&&`.
 pub fn join_and(parts: Vec<Cmd>) -> Option<Cmd> {
     let mut it = parts.into_iter();
@@ -108,6 +123,14 @@ pub fn file_result(f: &FileFact) -> Map<String, Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ancestors_outermost_first() {
+        assert_eq!(ancestors("/a/b/c"), vec!["/a", "/a/b"]);
+        assert_eq!(ancestors("/a/b/"), vec!["/a"]);
+        assert_eq!(ancestors("a/b"), vec!["a"]);
+        assert!(ancestors("/a").is_empty());
+    }
 
     #[test]
     fn attr_diff_and_fix() {

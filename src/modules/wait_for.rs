@@ -1,11 +1,14 @@
-//! `wait_for`: wait on the device until a port answers or a path exists (or the opposite), bounded.
+//! `wait_for`: wait on the device until a port answers or a path exists (or holds a line matching
+//! `search_regex`), or the opposite, bounded; with neither a port nor a path, just wait `timeout` seconds (as
+//! Ansible does). The regex is matched on the device with `grep -E` (POSIX extended, line by line); the first
+//! matching line comes back and gives `match_groups`/`match_groupdict` with Python's regex semantics.
 //!
 //! One round trip: the wait loop runs on the device in POSIX sh. Ports are probed with bash's /dev/tcp when
 //! bash exists, else `nc -z`; local listening ports are also found in /proc/net/tcp{,6} without any tool.
 
 use async_trait::async_trait;
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::*;
 
@@ -72,18 +75,69 @@ ef_ready() {
   esac
 }
 [ "$delay" -gt 0 ] && sleep "$delay"
+if [ -z "$path" ] && [ -z "$port" ]; then sleep "$timeout"; echo "elapsed=$timeout"; exit 0; fi
 start=$(date +%s)
 while :; do
-  if ef_ready; then now=$(date +%s); echo "elapsed=$((now - start))"; exit 0; fi
+  if ef_ready; then
+    now=$(date +%s); echo "elapsed=$((now - start))"
+    if [ -n "$path" ] && [ -n "$regex" ]; then printf 'match='; grep -Em1 -- "$regex" "$path" | base64 -w0; echo; fi
+    exit 0
+  fi
   now=$(date +%s)
   if [ $((now - start)) -ge "$timeout" ]; then echo "elapsed=$((now - start))"; exit 1; fi
   sleep "$sleep_s"
 done"#;
 
-/// What `interpret` needs: the message for a timeout, and the timeout.
+/// A Python regex as `grep -E` reads it, for the common cases: groups lose their names and `?:`, and the
+/// classes `\d`, `\s`, `\w` (and their negations) become POSIX bracket expressions.
+fn to_ere(re: &str) -> String {
+    let mut out = String::new();
+    let mut chars = re.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.next() {
+                Some('d') => out.push_str("[0-9]"),
+                Some('D') => out.push_str("[^0-9]"),
+                Some('s') => out.push_str("[[:space:]]"),
+                Some('S') => out.push_str("[^[:space:]]"),
+                Some('w') => out.push_str("[[:alnum:]_]"),
+                Some('W') => out.push_str("[^[:alnum:]_]"),
+                Some(o) => {
+                    out.push('\\');
+                    out.push(o);
+                }
+                None => out.push('\\'),
+            },
+            '(' if chars.peek() == Some(&'?') => {
+                chars.next();
+                match chars.peek() {
+                    Some(':') => {
+                        chars.next();
+                        out.push('(');
+                    }
+                    Some('P') => {
+                        chars.next();
+                        for n in chars.by_ref() {
+                            if n == '>' {
+                                break;
+                            }
+                        }
+                        out.push('(');
+                    }
+                    _ => out.push_str("(?"),
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// What `interpret` needs: the message for a timeout, the timeout, and the regex.
 pub struct Waited {
     msg: Option<String>,
     timeout: u64,
+    regex: Option<String>,
 }
 
 #[async_trait]
@@ -96,8 +150,11 @@ impl TypedModule for WaitFor {
     }
 
     fn check_args(&self, a: &Args) -> Result<(), ArgError> {
-        if a.port.is_none() && a.path.is_none() {
-            return Err(ArgError::new("wait_for: give `port` or `path`"));
+        if a.search_regex.is_some() && a.path.is_none() && a.port.is_none() {
+            return Err(ArgError::key(
+                "search_regex",
+                "wait_for: search_regex needs a `path` to search",
+            ));
         }
         if let Some(s) = &a.state {
             if !["started", "stopped", "present", "absent", "drained"].contains(&s.as_str()) {
@@ -119,7 +176,7 @@ impl TypedModule for WaitFor {
             .arg(a.timeout.to_string())
             .arg(a.delay.to_string())
             .arg(a.sleep.max(1).to_string())
-            .arg(a.search_regex.clone().unwrap_or_default())
+            .arg(a.search_regex.as_deref().map(to_ere).unwrap_or_default())
             .raw(";")
             .raw(SCRIPT);
         // The device enforces `timeout`; give the transport a little longer before it gives up.
@@ -129,13 +186,14 @@ impl TypedModule for WaitFor {
         let what = match (&a.path, a.port) {
             (Some(p), _) => format!("wait for {p}"),
             (None, Some(port)) => format!("wait for port {port}"),
-            _ => "wait".into(),
+            _ => format!("wait {}s", a.timeout),
         };
         Ok(Plan::read_only(
             vec![Step::Exec { exec, what }],
             Waited {
                 msg: a.msg.clone(),
                 timeout: a.timeout,
+                regex: a.search_regex.clone(),
             },
         ))
     }
@@ -154,6 +212,37 @@ impl TypedModule for WaitFor {
             .unwrap_or(0);
         let mut result = Map::new();
         result.insert("elapsed".into(), json!(elapsed));
+        let matched = o.stdout_str().lines().find_map(|l| {
+            let b = l.strip_prefix("match=")?;
+            use base64::Engine;
+            let raw = base64::engine::general_purpose::STANDARD
+                .decode(b.trim())
+                .ok()?;
+            Some(String::from_utf8_lossy(&raw).into_owned())
+        });
+        if let (Some(line), Some(re)) = (matched, &w.regex) {
+            if let Ok(re) = crate::template::pyre::compile(re, false, true) {
+                if let Some(c) = re.captures(&line) {
+                    let groups: Vec<Value> = c
+                        .iter()
+                        .skip(1)
+                        .map(|g| g.map(|m| json!(m.as_str())).unwrap_or(Value::Null))
+                        .collect();
+                    let named: Map<String, Value> = re
+                        .capture_names()
+                        .flatten()
+                        .map(|n| {
+                            (
+                                n.to_string(),
+                                c.name(n).map(|m| json!(m.as_str())).unwrap_or(Value::Null),
+                            )
+                        })
+                        .collect();
+                    result.insert("match_groups".into(), Value::Array(groups));
+                    result.insert("match_groupdict".into(), Value::Object(named));
+                }
+            }
+        }
         let failed = (!o.status.success()).then(|| {
             w.msg
                 .unwrap_or_else(|| format!("Timeout when waiting (waited {}s)", w.timeout))
@@ -165,5 +254,22 @@ impl TypedModule for WaitFor {
             msg: None,
             ..Outcome::default()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::to_ere;
+
+    #[test]
+    fn python_regexes_become_extended_ones() {
+        assert_eq!(
+            to_ere(r"ready on port (?P<port>\d+)"),
+            "ready on port ([0-9]+)"
+        );
+        assert_eq!(
+            to_ere(r"^(?:a|b)\s\w\."),
+            r"^(a|b)[[:space:]][[:alnum:]_]\."
+        );
     }
 }

@@ -152,6 +152,8 @@ pub(super) struct RoleInclude<'n> {
     pub tasks_from: Option<String>,
     /// `vars`: the role's parameters.
     pub params: Vars,
+    /// `public` as written (None: the default, public for `import_role`, private for `include_role`).
+    pub public: Option<bool>,
 }
 
 /// Read `import_role` / `include_role` options. None when the role cannot be loaded at all (no name, bad
@@ -184,6 +186,15 @@ pub(super) fn role_include<'n>(
         name: scalar_text(name_node),
         tasks_from: vnode.get("tasks_from").map(scalar_text),
         params,
+        public: vnode.get("public").and_then(|p| match &p.value {
+            NodeValue::Bool(b) => Some(*b),
+            NodeValue::Str(s) => match s.to_ascii_lowercase().as_str() {
+                "yes" | "true" | "on" | "1" => Some(true),
+                "no" | "false" | "off" | "0" => Some(false),
+                _ => None,
+            },
+            _ => None,
+        }),
     })
 }
 

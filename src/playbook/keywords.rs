@@ -214,9 +214,14 @@ pub(super) fn read_task_keywords(
         let key = k.as_str().unwrap_or_default();
         let r = match find(TASK_KEYWORDS, key) {
             Some(row) => apply(row, task, v, ctx.templar),
-            None if key.starts_with("with_") => Err(format!(
-                "`{key}` is not supported; use `loop:` (with_items, with_list and with_dict are supported)"
-            )),
+            None if key.starts_with("with_") => {
+                let module = map
+                    .iter()
+                    .filter_map(|(k, _)| k.as_str())
+                    .find(|k| !is_task_keyword(k) && !matches!(*k, "args" | "vars"));
+                super::loops::with_lookup(&key[5..], &v.to_json(), module)
+                    .and_then(|l| set_loop(task, l, false))
+            }
             None => Ok(()),
         };
         if let Err(m) = r {

@@ -20,6 +20,7 @@
 mod action;
 mod ctx;
 mod keywords;
+mod loops;
 pub mod model;
 mod plays;
 pub mod role;
@@ -29,5 +30,7 @@ mod values;
 pub use ctx::LoadCtx;
 pub use model::*;
 pub use plays::{handler_names, load_playbook, load_playbook_text};
-pub use tasks::{load_handler_file, load_role, load_task_file, parse_role_use, parse_task_list};
+pub use tasks::{
+    apply_to, load_handler_file, load_role, load_task_file, parse_role_use, parse_task_list,
+};
 pub use values::parse_kv;

@@ -81,6 +81,8 @@ pub struct Role {
     pub handlers: Vec<Task>,
     /// `meta/main.yml` dependencies, loaded, in order.
     pub dependencies: Vec<RoleUse>,
+    /// `meta/main.yml` `allow_duplicates`: run each time it is listed, even with the same parameters.
+    pub allow_duplicates: bool,
 }
 
 /// A play.
@@ -94,7 +96,8 @@ pub struct Play {
     pub vars: Vars,
     /// `vars_files` (paths as written; templated at run time against the host's vars).
     pub vars_files: Vec<String>,
-    /// Roles, in order, dependencies expanded (each dependency before its dependant).
+    /// Roles, in order, dependencies expanded (each dependency before its dependant); a role use equal to an
+    /// earlier one (same role, parameters, `when` and tags) is left out unless the role allows duplicates.
     pub roles: Vec<RoleUse>,
     /// Roles brought in by `import_role`: their tasks are inlined where imported, their defaults and vars apply
     /// to the play like the others'.
@@ -176,6 +179,8 @@ pub enum TaskKind {
         file: String,
         /// Directory relative paths resolve from.
         base: PathBuf,
+        /// `apply:` keywords (tags, when, become, vars, ...) given to every included task.
+        apply: Option<Box<Task>>,
     },
     /// `include_role` (dynamic).
     IncludeRole {
@@ -185,6 +190,8 @@ pub enum TaskKind {
         search: Vec<PathBuf>,
         /// `tasks_from`.
         tasks_from: Option<String>,
+        /// `public: true`: the role's defaults and vars stay visible to the rest of the play.
+        public: bool,
     },
     /// `meta: flush_handlers` and friends.
     Meta(String),

@@ -157,6 +157,7 @@ fn parse_play(node: &Node, file: &Arc<PathBuf>, dir: &Path, ctx: &mut LoadCtx<'_
             None => ctx.err(file, roles, "roles must be a list"),
         }
     }
+    play.roles = super::role::without_repeats(std::mem::take(&mut play.roles));
     let base = dir.to_path_buf();
     let sections: [(&str, &mut Vec<Task>); 4] = [
         ("pre_tasks", &mut play.pre_tasks),
@@ -180,8 +181,13 @@ fn parse_play(node: &Node, file: &Arc<PathBuf>, dir: &Path, ctx: &mut LoadCtx<'_
         }
     }
     // An empty role is legal (Ansible allows it).
+    // A role used twice (with other parameters) brings its handlers once.
     for r in &play.roles {
-        play.handlers.extend(r.role.handlers.iter().cloned());
+        for h in &r.role.handlers {
+            if !play.handlers.iter().any(|x| x.loc == h.loc) {
+                play.handlers.push(h.clone());
+            }
+        }
     }
     play.handlers.append(&mut ctx.extra_handlers);
     play.imported_roles.append(&mut ctx.extra_roles);

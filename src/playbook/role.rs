@@ -1,7 +1,8 @@
 //! Roles on disk: `roles/NAME/{tasks,handlers,templates,files,defaults,vars,meta}/main.yml`, the role search
 //! path, a role entry (`- role: x` with params, `when`, `tags`), and `meta/main.yml` dependencies as written.
 //!
-//! Owns locating a role, reading its defaults, vars and meta, and reading a role entry's parameters. It must
+//! Owns locating a role, reading its defaults, vars and meta (`dependencies`, `allow_duplicates`), reading a
+//! role entry's parameters, and leaving out the role uses that repeat an earlier one. It must
 //! not load task files nor assemble a `Role` (that is `tasks.rs`, which loads task lists: keeping it there
 //! keeps the files free of an import cycle while "a role's tasks import roles" recurses), and must not run
 //! anything.
@@ -150,6 +151,42 @@ pub(super) fn dependencies<'n>(
             &[]
         }
     }
+}
+
+/// `allow_duplicates:` of a meta file's root (false when absent; reported when not a boolean).
+pub(super) fn allow_duplicates(meta: &Node, file: &Arc<PathBuf>, ctx: &mut LoadCtx<'_>) -> bool {
+    match meta.get("allow_duplicates").map(|n| &n.value) {
+        None | Some(NodeValue::Null) => false,
+        Some(NodeValue::Bool(b)) => *b,
+        Some(NodeValue::Str(s)) if matches!(s.to_ascii_lowercase().as_str(), "yes" | "true") => {
+            true
+        }
+        Some(NodeValue::Str(s)) if matches!(s.to_ascii_lowercase().as_str(), "no" | "false") => {
+            false
+        }
+        Some(_) => {
+            if let Some(n) = meta.get("allow_duplicates") {
+                ctx.err(file, n, "allow_duplicates must be true or false");
+            }
+            false
+        }
+    }
+}
+
+/// A play's role uses without repeats, as Ansible runs them: a use equal to an earlier one (the same role with
+/// the same parameters, `when` and tags; a dependency shared by two roles, say) runs once, unless the role's
+/// meta says `allow_duplicates: true`.
+pub(super) fn without_repeats(uses: Vec<RoleUse>) -> Vec<RoleUse> {
+    let mut out: Vec<RoleUse> = Vec::with_capacity(uses.len());
+    for u in uses {
+        let seen = out.iter().any(|o| {
+            o.role.dir == u.role.dir && o.params == u.params && o.when == u.when && o.tags == u.tags
+        });
+        if !seen || u.role.allow_duplicates {
+            out.push(u);
+        }
+    }
+    out
 }
 
 /// One entry of a play's `roles:` list or of a role's dependencies, read but not loaded.

@@ -14,7 +14,7 @@ use serde_json::Map;
 
 use super::action::{self, Action};
 use super::ctx::{absolute, loc, LoadCtx};
-use super::keywords::read_task_keywords;
+use super::keywords::{is_task_keyword, read_task_keywords};
 use super::model::{role_tasks_for, LoopControl, Role, RoleCtx, RoleUse, Task, TaskKind};
 use super::role::{self, RoleEntry};
 use super::values::scalar_text;
@@ -107,7 +107,9 @@ pub fn load_role(
         .and_then(|p| load_handler_file(&p, Some(rc.clone()), ctx))
         .unwrap_or_default();
     let mut dependencies = Vec::new();
+    let mut allow_duplicates = false;
     if let Some((mfile, meta)) = role::read_meta(&dir, ctx) {
+        allow_duplicates = role::allow_duplicates(&meta, &mfile, ctx);
         let deps = role::dependencies(&meta, &mfile, ctx);
         if !deps.is_empty() {
             let dsearch = role::dependency_search(&dir, search);
@@ -127,6 +129,7 @@ pub fn load_role(
         tasks,
         handlers,
         dependencies,
+        allow_duplicates,
     });
     ctx.role_cache.insert(dir, role.clone());
     Some(role)
@@ -356,6 +359,14 @@ fn include_tasks(mut task: Task, a: &Action<'_>, at: &At<'_>, ctx: &mut LoadCtx<
         }
     };
     let dynamic = action != "import_tasks";
+    if let (false, Some(n)) = (dynamic, vnode.get("apply")) {
+        ctx.err(
+            file,
+            n,
+            "import_tasks takes no `apply:` (it is static): put the keywords on the import_tasks task itself",
+        );
+        return vec![];
+    }
     if Templar::is_template(&fname) {
         if !dynamic {
             ctx.err(
@@ -390,6 +401,13 @@ fn include_tasks(mut task: Task, a: &Action<'_>, at: &At<'_>, ctx: &mut LoadCtx<
         // Dynamic: validate the file now too, so mistakes surface before contact.
         let _ = load_task_file(&target, at.role.clone(), ctx);
     }
+    let apply = match vnode.get("apply") {
+        None => None,
+        Some(n) => match apply_keywords(n, at, ctx) {
+            Some(t) => Some(Box::new(t)),
+            None => return vec![],
+        },
+    };
     task.kind = TaskKind::IncludeTasks {
         file: fname,
         base: at
@@ -397,8 +415,47 @@ fn include_tasks(mut task: Task, a: &Action<'_>, at: &At<'_>, ctx: &mut LoadCtx<
             .as_ref()
             .map(|r| r.dir.join("tasks"))
             .unwrap_or_else(|| at.base.to_path_buf()),
+        apply,
     };
     vec![task]
+}
+
+/// `include_tasks: {file: ..., apply: {...}}`: the keywords given to every included task, read as a task's.
+fn apply_keywords(n: &Node, at: &At<'_>, ctx: &mut LoadCtx<'_>) -> Option<Task> {
+    let Some(map) = n.as_map() else {
+        ctx.err(
+            at.file,
+            n,
+            "apply must be a mapping of task keywords (tags, when, become, vars, ...)",
+        );
+        return None;
+    };
+    let mut t = new_task(
+        TaskKind::Meta("noop".into()),
+        at.file,
+        n,
+        at.base,
+        at.role.clone(),
+    );
+    read_task_keywords(map, &mut t, at.file, ctx);
+    for (k, _) in map {
+        let key = k.as_str().unwrap_or_default();
+        if !is_task_keyword(key) {
+            ctx.err(
+                at.file,
+                k,
+                format!("apply: `{key}` is not a task keyword (tags, when, become, vars, ...)"),
+            );
+        }
+    }
+    Some(t)
+}
+
+/// Give every task of an `include_tasks` the include's `apply:` keywords (at run time, once loaded).
+pub fn apply_to(tasks: &mut [Task], apply: &Task) {
+    for t in tasks {
+        inherit(t, apply);
+    }
 }
 
 /// `import_role` (the role's tasks, inlined now; its handlers, defaults and vars join the play) and
@@ -421,6 +478,7 @@ fn include_role(mut task: Task, a: &Action<'_>, at: &At<'_>, ctx: &mut LoadCtx<'
         name: inc.name,
         search,
         tasks_from: inc.tasks_from,
+        public: inc.public.unwrap_or(false),
     };
     task.vars.extend(inc.params);
     vec![task]
@@ -464,6 +522,7 @@ fn import_role(
             tasks,
             handlers: vec![],
             dependencies: vec![],
+            allow_duplicates: r.allow_duplicates,
         }),
         params,
         when: vec![],

@@ -6,6 +6,10 @@
 //! context, with loop detection, and the result is cached for the context's lifetime. Errors inside such a
 //! variable surface where it is used, naming the variable. It must not know where layers come from.
 //!
+//! Template strings and files are prepared as Ansible 2.19 does (`#jinja2:` line, newlines, one trailing
+//! newline dropped, see overrides.rs): a source that is then exactly one `{{ expression }}` keeps the
+//! expression's type (`"{{ n | int }}\n"` is a number), and text gets back the trailing newlines it lacks.
+//!
 //! A context also carries a [`Warnings`] collector: what a render wants to tell the operator (a
 //! `lookup(..., errors='warn')` that failed) is collected there, never printed; the caller drains it
 //! ([`Context::take_warnings`]) and reports it. Contexts made with [`Context::with_layer`] share their parent's
@@ -18,8 +22,9 @@ use minijinja::value::{Enumerator, Object, ObjectRepr, Value as JValue};
 use minijinja::{Error, ErrorKind};
 use serde_json::Value;
 
-use crate::template::rewrite::{rewrite_expression, rewrite_template};
-use crate::template::{single_expression, truthy, Templar, TemplateError};
+use crate::template::overrides::Overrides;
+use crate::template::rewrite::{rewrite_expression, rewrite_template, rewrite_template_with};
+use crate::template::{single_expression, single_expression_with, truthy, Templar, TemplateError};
 use crate::vars::Vars;
 
 /// Warnings raised while rendering, collected for the caller to report (templates never print).
@@ -126,7 +131,13 @@ impl Lazy {
             Value::String(s) if Templar::is_template(s) => {
                 let ctx = JValue::from_dyn_object(self.clone());
                 let env = self.templar.env();
-                if let Some(expr) = single_expression(s) {
+                let p = Prepared::new(s, &Overrides::default()).map_err(|e| {
+                    Error::new(
+                        ErrorKind::SyntaxError,
+                        format!("{e} (in variable `{name}`)"),
+                    )
+                })?;
+                if let Some(expr) = p.single() {
                     let e =
                         env.compile_expression_owned(rewrite_expression(expr, true).into_owned())?;
                     let out = e.eval(ctx)?;
@@ -136,10 +147,17 @@ impl Lazy {
                             format!("`{expr}` is undefined (in variable `{name}`)"),
                         ));
                     }
-                    Ok(out)
+                    Ok(match out.as_str() {
+                        Some(text) => JValue::from(p.ov.restore_newlines(p.body, text.to_string())),
+                        None => out,
+                    })
                 } else {
-                    env.render_named_str(name, &rewrite_template(s, true), ctx)
-                        .map(JValue::from)
+                    let text = self
+                        .templar
+                        .env_for(&p.ov)
+                        .map_err(|e| Error::new(ErrorKind::SyntaxError, e))?
+                        .render_named_str(name, &p.rewritten(true), ctx)?;
+                    Ok(JValue::from(p.ov.restore_newlines(p.body, text)))
                 }
             }
             Value::Array(a) if has_template(v) => a
@@ -166,6 +184,35 @@ impl Lazy {
             }
             other => Ok(JValue::from(minijinja::value::Serde(other))),
         }
+    }
+}
+
+/// A template string made ready for minijinja the way Ansible does it (see overrides.rs): `#jinja2:` line
+/// applied, newlines normalized, one trailing newline dropped.
+pub(crate) struct Prepared<'a> {
+    /// The source after its `#jinja2:` line (what the result's trailing newlines are counted against).
+    pub body: &'a str,
+    /// What minijinja compiles.
+    pub source: std::borrow::Cow<'a, str>,
+    /// The settings in force.
+    pub ov: Overrides,
+}
+
+impl<'a> Prepared<'a> {
+    pub fn new(src: &'a str, base: &Overrides) -> Result<Self, String> {
+        let (body, ov) = base.with_header(src)?;
+        let source = ov.prepare(body);
+        Ok(Prepared { body, source, ov })
+    }
+
+    /// The expression, when the whole source is one `{{ expr }}` (its value keeps its type, as in Ansible).
+    pub fn single(&self) -> Option<&str> {
+        single_expression_with(&self.source, &self.ov.delims())
+    }
+
+    /// The source through the rewriter.
+    pub fn rewritten(&self, escape_backslashes: bool) -> String {
+        rewrite_template_with(&self.source, escape_backslashes, &self.ov.delims()).into_owned()
     }
 }
 
@@ -252,6 +299,15 @@ fn short(e: &Error) -> String {
         }
     }
     m
+}
+
+/// A bad `#jinja2:` line or delimiter setting, naming the template.
+fn syntax_error(e: String, name: &str) -> TemplateError {
+    TemplateError {
+        message: format!("{e} (in {name})"),
+        line: Some(1),
+        undefined: false,
+    }
 }
 
 fn convert(e: &Error, name: &str) -> TemplateError {
@@ -356,31 +412,91 @@ impl Context {
         e
     }
 
-    /// Render a template string.
+    /// Render a template string to text (a single expression's value printed as text).
     pub fn render_str(&self, source: &str, name: &str) -> Result<String, TemplateError> {
         if !Templar::is_template(source) {
             return Ok(source.to_string());
         }
-        self.inner
-            .templar
-            .env()
-            .render_named_str(name, &rewrite_template(source, true), self.value())
-            .map_err(|e| self.explain(convert(&e, name)))
+        let p = Prepared::new(source, &Overrides::default()).map_err(|e| syntax_error(e, name))?;
+        self.render_text(&p, name, true)
     }
 
-    /// Render a template file.
+    /// Render a prepared template as text, its trailing newlines given back.
+    fn render_text(
+        &self,
+        p: &Prepared<'_>,
+        name: &str,
+        escape_backslashes: bool,
+    ) -> Result<String, TemplateError> {
+        let env = self
+            .inner
+            .templar
+            .env_for(&p.ov)
+            .map_err(|e| syntax_error(e, name))?;
+        let text = env
+            .render_named_str(name, &p.rewritten(escape_backslashes), self.value())
+            .map_err(|e| self.explain(convert(&e, name)))?;
+        Ok(p.ov.restore_newlines(p.body, text))
+    }
+
+    /// Render a template string as Ansible does a task argument: exactly one `{{ expression }}` (after the
+    /// one trailing newline Jinja drops) keeps the expression's type; anything else is text.
+    pub fn render_string(&self, source: &str, name: &str) -> Result<Value, TemplateError> {
+        let p = Prepared::new(source, &Overrides::default()).map_err(|e| syntax_error(e, name))?;
+        match p.single() {
+            Some(expr) => match self.eval_expr(expr, name)? {
+                Value::String(text) => Ok(Value::String(p.ov.restore_newlines(p.body, text))),
+                other => Ok(other),
+            },
+            None => self.render_text(&p, name, true).map(Value::String),
+        }
+    }
+
+    /// Render a template file (the `template` module) with Ansible's default settings.
     pub fn render_file(&self, path: &std::path::Path) -> Result<String, TemplateError> {
+        self.render_file_with(path, &Overrides::default())
+    }
+
+    /// Render a template file with the `template` module's settings (its `#jinja2:` line overrides them). A
+    /// file that is one `{{ expression }}` prints its value as Python's `str()` would, as Ansible writes it.
+    pub fn render_file_with(
+        &self,
+        path: &std::path::Path,
+        ov: &Overrides,
+    ) -> Result<String, TemplateError> {
         let src = std::fs::read_to_string(path).map_err(|e| TemplateError {
             message: format!("cannot read template {}: {e}", path.display()),
             line: None,
             undefined: false,
         })?;
         let name = crate::diag::display_path(path);
-        self.inner
-            .templar
-            .env()
-            .render_named_str(&name, &rewrite_template(&src, false), self.value())
-            .map_err(|e| self.explain(convert(&e, &name)))
+        let p = Prepared::new(&src, ov).map_err(|e| syntax_error(e, &name))?;
+        // What Ansible's template action adds for the file being rendered.
+        let full = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        let mut extra = Vars::new();
+        extra.insert(
+            "ansible_managed".into(),
+            Value::String("Ansible managed".into()),
+        );
+        extra.insert(
+            "template_path".into(),
+            Value::String(full.display().to_string()),
+        );
+        extra.insert(
+            "template_fullpath".into(),
+            Value::String(full.display().to_string()),
+        );
+        extra.insert("template_host".into(), Value::String(controller_hostname()));
+        extra.insert("template_uid".into(), Value::String(file_owner(path)));
+        let cx = self.with_layer(Arc::new(extra));
+        if let Some(expr) = p.single() {
+            return Ok(match cx.eval_expr_with(expr, &name, false)? {
+                Value::String(text) => p.ov.restore_newlines(p.body, text),
+                Value::Null => String::new(),
+                other => crate::pycompat::str_value(&other),
+            });
+        }
+        cx.render_text(&p, &name, false)
     }
 
     /// Evaluate an expression (braces optional), as the inside of a task argument's `{{ }}` (string literals
@@ -433,10 +549,7 @@ impl Context {
     /// Render every string in a value; `"{{ expr }}"` keeps the expression's type.
     pub fn render_value(&self, v: &Value, name: &str) -> Result<Value, TemplateError> {
         match v {
-            Value::String(s) if Templar::is_template(s) => match single_expression(s) {
-                Some(expr) => self.eval_expr(expr, name),
-                None => Ok(Value::String(self.render_str(s, name)?)),
-            },
+            Value::String(s) if Templar::is_template(s) => self.render_string(s, name),
             Value::Array(a) => a
                 .iter()
                 .map(|x| self.render_value(x, name))
@@ -452,6 +565,30 @@ impl Context {
             _ => Ok(v.clone()),
         }
     }
+}
+
+/// The controller's host name (`template_host`).
+fn controller_hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// The name of a file's owner (`template_uid`), or its numeric id when it has no name.
+fn file_owner(path: &std::path::Path) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(uid) = std::fs::metadata(path).map(|m| m.uid()) else {
+        return String::new();
+    };
+    std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|p| {
+            p.lines().find_map(|l| {
+                let f: Vec<&str> = l.split(':').collect();
+                (f.len() > 2 && f[2] == uid.to_string()).then(|| f[0].to_string())
+            })
+        })
+        .unwrap_or_else(|| uid.to_string())
 }
 
 /// Convert to JSON, failing on invalid values (errors from lazy variables) and keeping them readable.

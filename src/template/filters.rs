@@ -4,7 +4,8 @@
 //! `ansible.builtin.<name>`), and the helpers the filter families share (undefined checks, text and JSON
 //! conversions, error constructor). The filters themselves live by family: `basics` (defaults, bool, int,
 //! float, ternary, types, the undefined-rewrite chain), `serialize` (JSON/YAML), `encoding` (base64,
-//! hashes), `strings` (regex, quote), `paths`, `lists` (lists and sets), `dicts`. Each filter follows
+//! hashes), `strings` (regex, quote), `paths`, `lists` (lists and sets), `dicts`, `units` (`human_readable`,
+//! `human_to_bytes`), `text` (`comment`, `wordcount`, `urlsplit`). Each filter follows
 //! ansible-core 2.19's behaviour (checked against it; expected values in the tests come from real runs).
 //!
 //! Rules every filter keeps: never put an input *value* into an error message (inputs may be secrets: name
@@ -25,9 +26,12 @@ mod lists;
 mod paths;
 mod serialize;
 mod strings;
+mod text;
+mod units;
 
 pub use basics::ansible_bool;
 pub use encoding::hexdigest;
+pub use lists::subelements_j;
 pub use strings::shell_quote;
 
 /// Add our filters, tests and functions to `env`.
@@ -81,6 +85,13 @@ pub fn register(env: &mut Environment<'static>) {
     filter!("zip_longest", lists::zip_longest);
     filter!("type_debug", basics::type_debug);
     filter!("extract", dicts::extract);
+    filter!("product", lists::product);
+    filter!("subelements", lists::subelements);
+    filter!("human_readable", units::human_readable);
+    filter!("human_to_bytes", units::human_to_bytes);
+    filter!("comment", text::comment);
+    filter!("wordcount", text::wordcount);
+    filter!("urlsplit", text::urlsplit);
     env.add_function(rewrite::CHAIN_FN, basics::chain);
 }
 

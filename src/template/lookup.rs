@@ -11,8 +11,9 @@
 //! [`SEARCH_PATH_VAR`] (`__ef_search_path`): a list of directories, most specific first. For each directory `d`
 //! it tries `d/files/x`, then `d/x` (Ansible's order for role and playbook directories). Without that
 //! variable, relative names are resolved from the current directory. The executor sets it per task (role dir,
-//! playbook dir) with [`search_path_value`]. Errors name the file, never its content. This module must not
-//! run commands on the controller (no `pipe` lookup) and must not touch devices.
+//! playbook dir) with [`search_path_value`]. Errors name the file, never its content. The other plugins
+//! (`template`, `pipe`, `lines`, `fileglob`, `first_found`, `sequence`, `nested`, `together`, `subelements`)
+//! live in [`super::lookup_plugins`]; this module runs no commands itself and must not touch devices.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -227,11 +228,15 @@ fn run(state: &State, name: &str, terms: &[Value], kwargs: &Kwargs) -> Result<Ve
             }
             Ok(out)
         }
-        other => Err(err(format!(
-            "lookup plugin {} is not available (edgefleet provides file, env, vars, items, list, dict, \
-             indexed_items)",
-            shown_name(other)
-        ))),
+        other => match super::lookup_plugins::run(state, other, terms, kwargs, &search_path(state)) {
+            Some(r) => r,
+            None => Err(err(format!(
+                "lookup plugin {} is not available (edgefleet provides file, env, vars, items, list, dict, \
+                 indexed_items, template, pipe, lines, fileglob, first_found, sequence, nested, together, \
+                 subelements)",
+                shown_name(other)
+            ))),
+        },
     }
 }
 
@@ -272,6 +277,11 @@ fn term_str(t: &Value, plugin: &str) -> Result<String, Error> {
         )),
         None => Ok(t.to_string()),
     }
+}
+
+/// The lookup search path of the render in progress (empty: the current directory).
+pub(super) fn search_path_of(state: &State) -> Vec<PathBuf> {
+    search_path(state)
 }
 
 fn search_path(state: &State) -> Vec<PathBuf> {

@@ -1,6 +1,6 @@
 //! Source rewriting applied to every template and expression before minijinja compiles it.
 //!
-//! Owns the two places where Ansible's templar differs from plain Jinja in ways minijinja has no switch for:
+//! Owns the places where Ansible's templar differs from plain Jinja in ways minijinja has no switch for:
 //!
 //! 1. **Chained undefined.** Ansible's undefined is strict (printing, iterating or testing it fails) but
 //!    *chainable*: `x.y | default(1)` and `x.y is defined` work when `x` itself is undefined. minijinja's
@@ -13,18 +13,64 @@
 //!    what it says). minijinja would turn `'\1'` into `\x01`. With `escape_backslashes`, each such literal is
 //!    re-encoded so that minijinja's unescaping yields exactly the characters written. Statements (`{% %}`),
 //!    template files and conditions are left alone, as in Ansible.
+//! 3. **Python operators.** A binary `%` becomes `__ef_mod(left, right)` (Python string formatting, or modulo)
+//!    and a `-` with `to_datetime`/`now()` in an operand becomes `__ef_sub(left, right)` (datetime arithmetic),
+//!    see pyops.rs. Operands are found as Jinja parses them (unary operand with postfix, filters, tests, `**`);
+//!    an operator inside a left-associative chain (`a * b % c`) is left to minijinja.
+//!
+//! Templates written with other delimiters (`#jinja2:` lines, the `template` module's options) are rewritten
+//! with those ([`rewrite_template_with`]); the newline after `{% raw %}` is kept as Jinja does.
 //!
 //! The rewriter never adds or removes line breaks, so error line numbers stay right. It must not evaluate
 //! anything and must leave text it does not understand untouched (minijinja reports the syntax errors).
 
 use std::borrow::Cow;
 
+use crate::template::pyops::{MOD_FN, SUB_FN};
+
 /// Name of the global function the chain rewrite calls.
 pub const CHAIN_FN: &str = "__ef_chain";
 
+/// The delimiters a template is written with (Ansible's defaults, or a `#jinja2:` header's / the `template`
+/// module's `variable_start_string` and friends).
+#[derive(Debug, Clone, Copy)]
+pub struct Delims<'a> {
+    /// `{{` `}}`
+    pub var: (&'a str, &'a str),
+    /// `{%` `%}`
+    pub block: (&'a str, &'a str),
+    /// `{#` `#}`
+    pub comment: (&'a str, &'a str),
+}
+
+impl Delims<'static> {
+    /// Jinja's.
+    pub const DEFAULT: Delims<'static> = Delims {
+        var: ("{{", "}}"),
+        block: ("{%", "%}"),
+        comment: ("{#", "#}"),
+    };
+}
+
 /// Rewrite a whole template source (text with `{{ }}`, `{% %}`, `{# #}` blocks).
 pub fn rewrite_template(src: &str, escape_backslashes: bool) -> Cow<'_, str> {
-    if !src.contains("{{") && !src.contains("{%") {
+    rewrite_template_with(src, escape_backslashes, &Delims::DEFAULT)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Region {
+    Var,
+    Block,
+    Comment,
+}
+
+/// Rewrite a whole template source written with the delimiters `d`.
+pub fn rewrite_template_with<'s>(
+    src: &'s str,
+    escape_backslashes: bool,
+    d: &Delims<'_>,
+) -> Cow<'s, str> {
+    if !src.contains(d.var.0) && !src.contains(d.block.0) {
         return Cow::Borrowed(src);
     }
     let b = src.as_bytes();
@@ -32,25 +78,41 @@ pub fn rewrite_template(src: &str, escape_backslashes: bool) -> Cow<'_, str> {
     let mut changed = false;
     let mut i = 0;
     let mut text_start = 0;
-    while i + 1 < b.len() {
-        if b[i] != b'{' || !matches!(b[i + 1], b'{' | b'%' | b'#') {
+    while i < b.len() {
+        // The longest start delimiter that matches here.
+        let Some(rest) = src.get(i..) else {
             i += 1;
             continue;
-        }
+        };
+        let region = [
+            (Region::Var, d.var.0),
+            (Region::Block, d.block.0),
+            (Region::Comment, d.comment.0),
+        ]
+        .into_iter()
+        .filter(|(_, s)| !s.is_empty() && rest.starts_with(s))
+        .max_by_key(|(_, s)| s.len());
+        let Some((region, open)) = region else {
+            i += 1;
+            continue;
+        };
         out.push_str(&src[text_start..i]);
-        let kind = b[i + 1];
-        let code_start = i + 2;
-        match kind {
-            b'#' => {
+        let code_start = i + open.len();
+        match region {
+            Region::Comment => {
                 let end = src[code_start..]
-                    .find("#}")
-                    .map(|p| code_start + p + 2)
+                    .find(d.comment.1)
+                    .map(|p| code_start + p + d.comment.1.len())
                     .unwrap_or(b.len());
                 out.push_str(&src[i..end]);
                 i = end;
             }
-            _ => {
-                let close = if kind == b'{' { b'}' } else { b'%' };
+            Region::Var | Region::Block => {
+                let close = if region == Region::Var {
+                    d.var.1
+                } else {
+                    d.block.1
+                };
                 let Some(code_end) = find_block_end(src, code_start, close) else {
                     // Unterminated: leave the rest alone, minijinja reports it.
                     out.push_str(&src[i..]);
@@ -58,22 +120,31 @@ pub fn rewrite_template(src: &str, escape_backslashes: bool) -> Cow<'_, str> {
                 };
                 let code = &src[code_start..code_end];
                 out.push_str(&src[i..code_start]);
-                if kind == b'%' && is_raw_tag(code) {
-                    // `{% raw %}` ... `{% endraw %}` is copied verbatim.
-                    let after = code_end + 2;
-                    let end = find_endraw(src, after).unwrap_or(b.len());
-                    out.push_str(&src[code_start..end]);
+                if region == Region::Block && is_raw_tag(code) {
+                    // `{% raw %}` ... `{% endraw %}` is copied verbatim. Jinja's `trim_blocks` does not apply to
+                    // the `{% raw %}` tag itself (the newline after it is kept); minijinja's does, unless the
+                    // tag says `+`: add it.
+                    let after = code_end + close.len();
+                    let end = find_endraw(src, after, d).unwrap_or(b.len());
+                    if code.ends_with(['-', '+']) {
+                        out.push_str(&src[code_start..end]);
+                    } else {
+                        out.push_str(code);
+                        out.push('+');
+                        out.push_str(&src[code_end..end]);
+                        changed = true;
+                    }
                     i = end;
                     text_start = i;
                     continue;
                 }
-                let rewritten = rewrite_code(code, kind == b'{' && escape_backslashes);
+                let rewritten = rewrite_code(code, region == Region::Var && escape_backslashes);
                 if let Cow::Owned(_) = rewritten {
                     changed = true;
                 }
                 out.push_str(&rewritten);
-                out.push_str(&src[code_end..code_end + 2]);
-                i = code_end + 2;
+                out.push_str(close);
+                i = code_end + close.len();
             }
         }
         text_start = i;
@@ -90,26 +161,23 @@ pub fn rewrite_expression(src: &str, escape_backslashes: bool) -> Cow<'_, str> {
     rewrite_code(src, escape_backslashes)
 }
 
-/// Find the `}}` / `%}` that closes a block starting at `from`, skipping strings and nested brackets.
-fn find_block_end(src: &str, from: usize, close: u8) -> Option<usize> {
+/// Find the end delimiter (`}}`, `%}`) that closes a block starting at `from`, skipping strings and nested
+/// brackets.
+fn find_block_end(src: &str, from: usize, close: &str) -> Option<usize> {
     let b = src.as_bytes();
     let mut depth = 0usize;
     let mut i = from;
     while i < b.len() {
+        if depth == 0 && src.get(i..).is_some_and(|r| r.starts_with(close)) {
+            return Some(i);
+        }
         match b[i] {
             q @ (b'\'' | b'"') => {
                 i = skip_string(b, i, q);
                 continue;
             }
             b'(' | b'[' | b'{' => depth += 1,
-            c @ (b')' | b']' | b'}' | b'%') => {
-                if depth == 0 && c == close && b.get(i + 1) == Some(&b'}') {
-                    return Some(i);
-                }
-                if c != b'%' {
-                    depth = depth.saturating_sub(1);
-                }
-            }
+            b')' | b']' | b'}' => depth = depth.saturating_sub(1),
             _ => {}
         }
         i += 1;
@@ -138,16 +206,19 @@ fn is_raw_tag(code: &str) -> bool {
 }
 
 /// Position just past the `{% endraw %}` tag at or after `from`.
-fn find_endraw(src: &str, from: usize) -> Option<usize> {
+fn find_endraw(src: &str, from: usize, d: &Delims<'_>) -> Option<usize> {
+    let (open, close) = d.block;
     let mut pos = from;
-    while let Some(p) = src[pos..].find("{%") {
+    while let Some(p) = src[pos..].find(open) {
         let start = pos + p;
-        let end = src[start..].find("%}").map(|e| start + e + 2)?;
-        let inner = &src[start + 2..end - 2];
+        let end = src[start + open.len()..]
+            .find(close)
+            .map(|e| start + open.len() + e + close.len())?;
+        let inner = &src[start + open.len()..end - close.len()];
         if inner.trim_matches(|c: char| c == '-' || c == '+' || c.is_whitespace()) == "endraw" {
             return Some(end);
         }
-        pos = start + 2;
+        pos = start + open.len();
     }
     None
 }
@@ -235,12 +306,17 @@ enum Accessor {
 
 #[derive(Debug)]
 struct Edit {
-    /// First token (the base name).
+    /// First token (the base name, or the left operand).
     start: usize,
-    /// One past the last token of the chain.
+    /// One past the last token of the chain (or of the right operand).
     end: usize,
     accessors: Vec<Accessor>,
+    /// A binary operator rewritten into a call `f(left, right)`: the function and the operator's token.
+    call: Option<(&'static str, usize)>,
 }
+
+/// Words that are operators, not operands.
+const OPERATOR_WORDS: &[&str] = &["not", "and", "or", "in", "is", "if", "else"];
 
 const KEYWORDS: &[&str] = &[
     "true", "false", "none", "True", "False", "None", "not", "and", "or", "in", "is", "if", "else",
@@ -349,6 +425,174 @@ impl Code<'_> {
             start: base,
             end,
             accessors,
+            call: None,
+        })
+    }
+
+    fn is_open(&self, t: usize) -> bool {
+        matches!(self.text(t), "(" | "[" | "{")
+    }
+
+    /// Does token `t` end an operand (so a `-` after it is binary)?
+    fn ends_operand(&self, t: usize) -> bool {
+        let tok = self.toks[t];
+        match tok.kind {
+            Kind::Str | Kind::Int | Kind::Number => true,
+            Kind::Ident => !OPERATOR_WORDS.contains(&self.text(t)),
+            Kind::Punct => matches!(self.text(t), ")" | "]" | "}"),
+        }
+    }
+
+    /// The bracket closing the one opened at `open`.
+    fn matching_close(&self, open: usize) -> Option<usize> {
+        let mut depth = 0usize;
+        for j in open..self.toks.len() {
+            match self.text(j) {
+                "(" | "[" | "{" => depth += 1,
+                ")" | "]" | "}" => {
+                    depth = depth.checked_sub(1)?;
+                    if depth == 0 {
+                        return Some(j);
+                    }
+                }
+                _ => {}
+            }
+        }
+        None
+    }
+
+    /// The bracket opening the one closed at `close`.
+    fn matching_open_any(&self, close: usize) -> Option<usize> {
+        let mut depth = 0usize;
+        let mut j = close;
+        loop {
+            match self.text(j) {
+                ")" | "]" | "}" => depth += 1,
+                "(" | "[" | "{" => {
+                    depth = depth.checked_sub(1)?;
+                    if depth == 0 {
+                        return Some(j);
+                    }
+                }
+                _ => {}
+            }
+            j = j.checked_sub(1)?;
+        }
+    }
+
+    /// One past the end of the unary operand starting at `t` (Jinja's `parse_unary` with filters and tests,
+    /// then `**`).
+    fn operand_end(&self, mut t: usize) -> Option<usize> {
+        let n = self.toks.len();
+        while t < n && matches!(self.text(t), "-" | "+") {
+            t += 1;
+        }
+        if t >= n {
+            return None;
+        }
+        let tok = self.toks[t];
+        t = match tok.kind {
+            Kind::Str | Kind::Int | Kind::Number => t + 1,
+            Kind::Ident if !OPERATOR_WORDS.contains(&self.text(t)) => t + 1,
+            Kind::Punct if self.is_open(t) => self.matching_close(t)? + 1,
+            _ => return None,
+        };
+        loop {
+            if t + 1 < n
+                && self.is(t, ".")
+                && matches!(self.toks[t + 1].kind, Kind::Ident | Kind::Int)
+            {
+                t += 2;
+            } else if t < n && (self.is(t, "[") || self.is(t, "(")) {
+                t = self.matching_close(t)? + 1;
+            } else if t < n && self.is(t, "|") {
+                let (_, after) = self.dotted_name(t + 1)?;
+                t = after;
+            } else if t < n && self.is(t, "is") {
+                let at = if self.is(t + 1, "not") { t + 2 } else { t + 1 };
+                let (_, after) = self.dotted_name(at)?;
+                t = after;
+            } else {
+                break;
+            }
+        }
+        if t < n && self.is(t, "**") {
+            return self.operand_end(t + 1);
+        }
+        Some(t)
+    }
+
+    /// The first token of the unary operand that ends with token `t`.
+    fn operand_start(&self, mut t: usize) -> Option<usize> {
+        loop {
+            let start = if matches!(self.text(t), ")" | "]" | "}") {
+                self.matching_open_any(t)?
+            } else if self.ends_operand(t) {
+                t
+            } else {
+                return None;
+            };
+            let Some(prev) = start.checked_sub(1) else {
+                return Some(start);
+            };
+            let bracket = self.is(start, "(") || self.is(start, "[");
+            let word = matches!(self.toks[start].kind, Kind::Ident | Kind::Int);
+            if bracket && self.ends_operand(prev) {
+                // A call or subscript of what precedes it.
+                t = prev;
+            } else if word && matches!(self.text(prev), "." | "|" | "is") && prev >= 1 {
+                // An attribute, a filter or a test of what precedes it.
+                t = prev - 1;
+            } else if word && self.is(prev, "not") && prev >= 2 && self.is(prev - 1, "is") {
+                t = prev - 2;
+            } else if matches!(self.text(prev), "-" | "+")
+                && (prev == 0 || !self.ends_operand(prev - 1))
+            {
+                return Some(prev);
+            } else {
+                return Some(start);
+            }
+        }
+    }
+
+    /// A binary `%` (always: Python formatting for strings) or a `-` with a datetime operand at token `op`,
+    /// as a call edit. Operators in a left-associative chain (`a * b % c`) are left to minijinja.
+    fn binop(&self, op: usize) -> Option<Edit> {
+        let func = match self.text(op) {
+            "%" => MOD_FN,
+            "-" => SUB_FN,
+            _ => return None,
+        };
+        if op == 0 || !self.ends_operand(op - 1) {
+            return None;
+        }
+        let start = self.operand_start(op - 1)?;
+        let mut end = self.operand_end(op + 1)?;
+        if func == SUB_FN {
+            // `a - b * c` subtracts the product.
+            while end < self.toks.len() && matches!(self.text(end), "*" | "/" | "//" | "%") {
+                end = self.operand_end(end + 1)?;
+            }
+            let text = &self.src[self.toks[start].start..self.toks[end - 1].end];
+            if !(text.contains("to_datetime") || text.contains("now(")) {
+                return None;
+            }
+        }
+        if let Some(before) = start.checked_sub(1) {
+            let chained: &[&str] = if func == MOD_FN {
+                &["*", "/", "//", "%", "**"]
+            } else {
+                &["*", "/", "//", "%", "**", "+", "-", "~"]
+            };
+            if chained.contains(&self.text(before)) {
+                return None;
+            }
+        }
+        Some(Edit {
+            start,
+            end,
+            accessors: Vec::new(),
+            call: Some((func, op)),
         })
     }
 
@@ -412,6 +656,16 @@ impl Code<'_> {
     }
 
     fn render_edit(&self, e: &Edit, edits: &[Edit], out: &mut String) {
+        if let Some((func, op)) = e.call {
+            out.push_str(func);
+            out.push('(');
+            self.render(e.start, op, edits, out);
+            out.push_str(", ");
+            out.push_str(self.src[self.toks[op].end..self.toks[op + 1].start].trim_start());
+            self.render(op + 1, e.end, edits, out);
+            out.push(')');
+            return;
+        }
         let last = e.end - 1;
         let path: String = self.src[self.toks[e.start].start..self.toks[last].end]
             .chars()
@@ -465,6 +719,9 @@ fn rewrite_code(code: &str, escape_backslashes: bool) -> Cow<'_, str> {
             if let Some(e) = c.chain_before(op, allow_bare) {
                 edits.push(e);
             }
+        }
+        if let Some(e) = c.binop(op) {
+            edits.push(e);
         }
     }
     let needs_escape = escape_backslashes
@@ -529,12 +786,33 @@ mod tests {
             "{{ [1, 2] | default(3) }}",
             "{{ v | ansible.builtin.to_json | default('x') }}",
             "{# {{ x.y | default(1) }} #}",
-            "{% raw %}{{ x.y | default(1) }}{% endraw %}",
             "plain text",
             "{{ 'a.b' | default(1) }}",
         ] {
             assert_eq!(t(s), s, "{s}");
         }
+    }
+
+    #[test]
+    fn raw_tags_keep_their_newline() {
+        assert_eq!(
+            t("{% raw %}{{ x.y | default(1) }}{% endraw %}"),
+            "{% raw +%}{{ x.y | default(1) }}{% endraw %}"
+        );
+        assert_eq!(
+            t("{% raw -%}\n{{ x }}{% endraw %}"),
+            "{% raw -%}\n{{ x }}{% endraw %}"
+        );
+        let env = minijinja::Environment::new();
+        let mut env = env;
+        env.set_syntax(
+            minijinja::syntax::SyntaxConfig::builder()
+                .trim_blocks(true)
+                .build()
+                .unwrap(),
+        );
+        let src = t("a\n{% raw %}\n{{ x }}\n{% endraw %}\nb");
+        assert_eq!(env.render_str(&src, ()).unwrap(), "a\n\n{{ x }}\nb");
     }
 
     #[test]
@@ -564,6 +842,43 @@ mod tests {
             r"{% set a = '\n' %}"
         );
         assert_eq!(rewrite_template(r"{{ '\n' }}", false), r"{{ '\n' }}");
+    }
+
+    #[test]
+    fn percent_and_date_minus_become_calls() {
+        assert_eq!(t("{{ '%03d' % n }}"), "{{ __ef_mod('%03d', n) }}");
+        assert_eq!(
+            t("{{ 'a' ~ '%s-%s' % ('x', n + 1) ~ 'b' }}"),
+            "{{ 'a' ~ __ef_mod('%s-%s', ('x', n + 1)) ~ 'b' }}"
+        );
+        assert_eq!(
+            t("{% if loop.index0 % 2 == 0 %}"),
+            "{% if __ef_mod(loop.index0, 2) == 0 %}"
+        );
+        assert_eq!(
+            t("{{ 'n%02d' % x.y | int }}"),
+            "{{ __ef_mod('n%02d', x.y | int) }}"
+        );
+        assert_eq!(
+            t("{{ (b | to_datetime - a | to_datetime('%Y')).days }}"),
+            "{{ (__ef_sub(b | to_datetime, a | to_datetime(__ef_mod('%Y')))).days }}"
+                .replace("__ef_mod('%Y')", "'%Y'")
+        );
+        assert_eq!(
+            t("{{ (now() - d|to_datetime).seconds }}"),
+            "{{ (__ef_sub(now(), d|to_datetime)).seconds }}"
+        );
+        // Other minus signs, whitespace control and chains are left alone.
+        for s in [
+            "{{ a - b }}",
+            "{{ x -}}",
+            "{%- if a -%}",
+            "{{ [1, -2] }}",
+            "{{ a * b % c }}",
+            "{{ -1 }}",
+        ] {
+            assert_eq!(t(s), s, "{s}");
+        }
     }
 
     #[test]

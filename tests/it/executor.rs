@@ -1,5 +1,6 @@
 //! Executor behaviour that is not about one feature of the language: failure accounting (a device fails unless it
-//! finished ok), isolation of one device's failure or panic from the others, and warnings reaching every output.
+//! finished ok), isolation of one device's failure or panic from the others, warnings reaching every output, and
+//! what ties hosts together (a lockstep batch with fewer forks than hosts, which host a `run_once` runs on).
 
 use std::path::Path;
 use std::process::Output;
@@ -217,4 +218,62 @@ fn a_limit_warning_reaches_the_report() {
             .all(|d| d["name"] == "local1"),
         "{doc}"
     );
+}
+
+/// Three local devices (`local1`..`local3`, `out` = `dir`) running `playbook` with `args`.
+fn play_three(dir: &Path, playbook: &str, args: &[&str]) -> Output {
+    let (_, inv) = three_local_devices(dir);
+    let pb = dir.join("three.yml");
+    std::fs::write(&pb, playbook).unwrap();
+    edgefleet()
+        .arg("play")
+        .arg(&pb)
+        .args(["-i", &inv])
+        .args(args)
+        .output()
+        .expect("run edgefleet")
+}
+
+#[test]
+fn any_errors_fatal_stops_every_host_before_its_next_task_even_with_fewer_forks_than_hosts() {
+    // One fork for three hosts: the batch still moves task by task (no host runs ahead, none waits forever).
+    let dir = tempfile::tempdir().unwrap();
+    let o = play_three(
+        dir.path(),
+        "- hosts: all\n  gather_facts: false\n  any_errors_fatal: true\n  tasks:\n    - copy: {content: one, dest: \"{{ out }}/{{ inventory_hostname }}.one\"}\n    - fail: {msg: broken}\n      when: inventory_hostname == 'local2'\n    - copy: {content: three, dest: \"{{ out }}/{{ inventory_hostname }}.three\"}\n",
+        &["--forks", "1"],
+    );
+    let out = text(&o.stdout);
+    assert_eq!(o.status.code(), Some(2), "{out}\n{}", text(&o.stderr));
+    for h in ["local1", "local2", "local3"] {
+        assert!(dir.path().join(format!("{h}.one")).exists(), "{h}: {out}");
+        assert!(
+            !dir.path().join(format!("{h}.three")).exists(),
+            "{h}: {out}"
+        );
+    }
+    assert!(out.contains("any_errors_fatal"), "{out}");
+}
+
+#[test]
+fn run_once_falls_to_the_next_host_when_the_first_has_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = play_three(
+        dir.path(),
+        "- hosts: all\n  gather_facts: false\n  tasks:\n    - fail: {msg: first one down}\n      when: inventory_hostname == 'local1'\n    - shell: echo {{ inventory_hostname }} > {{ out }}/{{ inventory_hostname }}.once; echo {{ inventory_hostname }}\n      run_once: true\n      register: once\n    - copy: {content: \"{{ once.stdout }}\", dest: \"{{ out }}/{{ inventory_hostname }}.seen\"}\n",
+        &[],
+    );
+    let out = text(&o.stdout);
+    assert_eq!(o.status.code(), Some(2), "{out}\n{}", text(&o.stderr));
+    let once: Vec<String> = ["local1", "local2", "local3"]
+        .iter()
+        .filter(|h| dir.path().join(format!("{h}.once")).exists())
+        .map(|h| h.to_string())
+        .collect();
+    assert_eq!(once, vec!["local2".to_string()], "{out}");
+    for h in ["local2", "local3"] {
+        let seen = std::fs::read_to_string(dir.path().join(format!("{h}.seen"))).unwrap();
+        assert_eq!(seen, "local2", "{h}: {out}");
+    }
+    assert!(!dir.path().join("local1.seen").exists());
 }

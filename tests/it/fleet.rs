@@ -203,6 +203,15 @@ fn a_failed_apply_restores_the_previous_config_and_the_others_succeed() {
         before,
         "edge-002 keeps its previous config.toml byte for byte"
     );
+    // The rollback copies live in edgefleet's state directory on the device, never beside the file.
+    let root = lab.device_root("edge-002");
+    assert!(!root.join("etc/aziot/config.toml.edgefleet.bak").exists());
+    let state = root.join("var/lib/edgefleet/backup");
+    assert_eq!(
+        std::fs::read(state.join("%2Fetc%2Faziot%2Fconfig.toml.1")).unwrap(),
+        before
+    );
+    assert!(state.join("%2Fetc%2Faziot%2Fconfig.toml.failed").exists());
     for d in ["edge-001", "edge-003", "edge-004"] {
         assert_eq!(rep[d]["status"], "changed", "{d}: {}", rep[d]);
         assert!(
@@ -453,8 +462,11 @@ fn proxyjump_through_a_bastion_reaches_fifty_devices() {
 fn five_hundred_devices_in_one_run_within_the_round_trip_targets() {
     let dir = tempfile::tempdir().unwrap();
     let lab = lab(dir.path(), 500, LabBackend::Embedded);
+    // What is measured here is round trips, not latency: on a loaded 2-core machine 500 handshakes served by one
+    // lab process can take longer than the 10 s default to authenticate, which is a slow machine, not a bug.
+    let patient = ["--connect-timeout", "60"];
     let r = dir.path().join("r.json");
-    let o = play(&lab, "playbooks/provision.yml", &r, &[]);
+    let o = play(&lab, "playbooks/provision.yml", &r, &patient);
     assert_eq!(o.status.code(), Some(0), "{}", out(&o));
     let rep = report(&r);
     assert_eq!(rep["verify"]["passed"], 500);
@@ -465,7 +477,7 @@ fn five_hundred_devices_in_one_run_within_the_round_trip_targets() {
         .unwrap();
     assert!(max <= 7, "first run: {max} round trips (target 6 + verify)");
     let r2 = dir.path().join("r2.json");
-    let o = play(&lab, "playbooks/provision.yml", &r2, &[]);
+    let o = play(&lab, "playbooks/provision.yml", &r2, &patient);
     assert_eq!(o.status.code(), Some(0), "{}", out(&o));
     let max = devices(&report(&r2))
         .values()

@@ -135,6 +135,8 @@ const GOOD: &str = r#"        hostname: edge-1
           cert: file:///var/aziot/certs/edge-ca.cert.pem
           pk: file:///var/aziot/secrets/edge-ca.key.pem
         agent:
+          name: edgeAgent
+          type: docker
           config:
             image: mcr.microsoft.com/azureiotedge-agent:1.5.21"#;
 
@@ -156,6 +158,9 @@ fn every_invalid_case_is_refused_before_contact() {
         ("        edge_ca:\n          cert: file:///var/aziot/certs/edge-ca.cert.pem\n          pk: file:///var/aziot/secrets/edge-ca.key.pem\n", "", "quickstart CA"),
         ("azureiotedge-agent:1.5.21", "azureiotedge-agent:1.5", "__warn__rolling tag"),
         ("hostname: edge-1", "hostname: edge-1\n        production: true\n        agent_x: 1", "unknown key `agent_x`"),
+        ("          name: edgeAgent\n", "", "`agent.name`: is required"),
+        ("hostname: edge-1", "hostname: edge-1\n        watchdog:\n          max_retries: -1", "`watchdog.max_retries`"),
+        ("hostname: edge-1", "hostname: edge-1\n        listen:\n          min_tls_version: tls1.3", "`listen.workload_uri`: is required"),
     ];
     for (from, to, want) in cases {
         if *want == "__skip__" {

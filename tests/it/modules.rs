@@ -18,7 +18,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde_json::{json, Map, Value};
 
-use edgefleet::facts::{sha256_hex, FactCache, FileFact};
+use edgefleet::facts::{sha1_hex, sha256_hex, FactCache, FileFact};
 use edgefleet::modules::{ArgCtx, Decision, InCheckMode, PlanCtx, Ran, Registry, Step};
 use edgefleet::report::StatsSnapshot;
 use edgefleet::template::context::Context;
@@ -86,6 +86,12 @@ fn file_fact(path: &str, v: &Value) -> FileFact {
         "root" => 0,
         other => other.parse().unwrap_or(1000),
     };
+    let sha1 = (kind == "file").then(|| {
+        v.get("sha1")
+            .and_then(Value::as_str)
+            .map(String::from)
+            .unwrap_or_else(|| sha1_hex(content.as_deref().unwrap_or_default()))
+    });
     FileFact {
         path: path.to_string(),
         exists: true,
@@ -105,6 +111,8 @@ fn file_fact(path: &str, v: &Value) -> FileFact {
                 .unwrap_or_else(|| sha256_hex(content.as_deref().unwrap_or_default()))
         }),
         content: if kind == "file" { content } else { None },
+        sha1,
+        link: v.get("link").and_then(Value::as_str).map(String::from),
         kind,
     }
 }

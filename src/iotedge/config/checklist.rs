@@ -1,5 +1,6 @@
 //! The production-checklist findings for a super config: quickstart Edge CA, rolling or debug runtime images,
-//! an `UpstreamProtocol` that is not one of the four, elevated docker permissions.
+//! an `UpstreamProtocol` that is not one of the four, elevated docker permissions, and certificates given as
+//! URLs `iotedge config apply` accepts but the certificates service cannot read (anything but `file:`).
 //!
 //! Findings are advice (warnings, or errors under `production: true`); the caller decides which. It must not
 //! hold the rules `iotedge config apply` enforces (that is `validate`'s). Pure: no I/O.
@@ -28,6 +29,18 @@ pub fn production_findings(c: &SuperConfig) -> Vec<String> {
                     UPSTREAM_PROTOCOLS.join(", ")
                 ));
             }
+        }
+    }
+    let certs = [
+        ("trust_bundle_cert", c.trust_bundle_cert.as_deref()),
+        (
+            "edge_ca.cert",
+            c.edge_ca.as_ref().and_then(|e| e.cert.as_deref()),
+        ),
+    ];
+    for (key, url) in certs {
+        if let Some(u) = url.filter(|u| !u.starts_with("file:")) {
+            out.push(format!("{key}: `{u}` is accepted by `iotedge config apply` but aziot-certd reads only `file://` certificates; use a file:///... URL"));
         }
     }
     if c.allow_elevated_docker_permissions == Some(true) {
@@ -80,5 +93,9 @@ mod tests {
         assert!(image_finding("x/azureiotedge-hub:1.5.21-linux-arm32v7.debug").is_some());
         assert!(image_finding("x/azureiotedge-hub:1.5.21").is_none());
         assert!(image_finding("x/azureiotedge-hub").is_some());
+        let mut v = base();
+        v["trust_bundle_cert"] = json!("https://example.com/root.pem");
+        let f = production_findings(&cfg(v));
+        assert!(f.len() == 1 && f[0].contains("only `file://`"), "{f:?}");
     }
 }

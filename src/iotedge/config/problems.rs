@@ -46,6 +46,23 @@ pub fn from_value(v: &Value) -> Result<SuperConfig, ConfigProblem> {
     })
 }
 
+/// Deserialize a part of the config (a table the model keeps as JSON because the device accepts it in several
+/// shapes) as `T`, with errors that name the key under `prefix`.
+pub(super) fn deserialize_at<T: serde::de::DeserializeOwned>(
+    prefix: &str,
+    v: &Value,
+) -> Result<T, ConfigProblem> {
+    serde_path_to_error::deserialize::<_, T>(v.clone()).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner().to_string();
+        let path = match path.as_str() {
+            "." | "" => prefix.to_string(),
+            p => format!("{prefix}.{p}"),
+        };
+        describe_serde_error(&path, &inner)
+    })
+}
+
 fn describe_serde_error(path: &str, inner: &str) -> ConfigProblem {
     // Paths look like `edge_ca.crt` for unknown fields (the unknown key is the last segment) and
     // `agent.config` for missing fields.

@@ -1,6 +1,10 @@
 //! The super config as text: deterministic TOML rendering (with the "managed by edgefleet" header), TOML
 //! parsing into JSON-like data, and comparison by meaning (comments, order and whitespace don't count).
 //!
+//! Parsing uses the TOML 1.0 parser IoT Edge 1.5 is built with (`toml` 0.7.6): a file is TOML when the device
+//! says so, and TOML 1.1 additions (`\e`, `\xHH`, times without seconds, newlines and trailing commas in
+//! inline tables) are refused as the device refuses them.
+//!
 //! It must not validate. Pure: no I/O.
 
 use serde_json::Value;
@@ -17,7 +21,7 @@ pub fn render(c: &SuperConfig) -> Result<String, String> {
 
 /// Parse TOML text into JSON-like data (for semantic comparison and for validating `src:` templates).
 pub fn parse_toml(text: &str) -> Result<Value, String> {
-    let t: toml::Table = toml::from_str(text).map_err(|e| e.to_string())?;
+    let t: toml_07::Table = toml_07::from_str(text).map_err(|e| e.to_string())?;
     serde_json::to_value(t).map_err(|e| e.to_string())
 }
 
@@ -54,5 +58,13 @@ mod tests {
         assert!(!same_meaning(a, b));
         let b = "hostname=\"a\" # c\n\n[provisioning]\nsource = 'none'\n";
         assert!(same_meaning(a, b));
+    }
+
+    #[test]
+    fn parsing_is_toml_1_0_like_the_device() {
+        assert!(parse_toml("a = \"\\e[1m\"\n").is_err());
+        assert!(parse_toml("a = { b = 1, }\n").is_err());
+        assert!(parse_toml("a = 07:30\n").is_err());
+        assert!(parse_toml("a = 07:30:00\n").is_ok());
     }
 }

@@ -1,5 +1,5 @@
 //! Filters on lists and sets: `flatten`, `union`, `intersect`, `difference`, `symmetric_difference`, `zip`,
-//! `zip_longest`.
+//! `zip_longest`, `product`, `subelements` (and [`subelements_j`], which the `subelements` lookup shares).
 //!
 //! Owns Ansible's list semantics (order kept, duplicates dropped by equality, strings and dicts iterated like
 //! Python) and [`flatten_j`], which `combine` shares. It must not merge or reshape dicts.
@@ -157,6 +157,117 @@ pub(super) fn zip_longest(
 fn listify(state: &State, v: &Value) -> Result<Vec<Value>, Error> {
     require(state, v)?;
     Ok(v.try_iter()?.collect())
+}
+
+/// `product(*others, repeat=1)`: itertools.product, as a list of lists.
+pub(super) fn product(
+    state: &State,
+    v: &Value,
+    others: Rest<Value>,
+    kwargs: Kwargs,
+) -> Result<Value, Error> {
+    let repeat = kwargs.get::<Option<i64>>("repeat")?.unwrap_or(1).max(0) as usize;
+    kwargs.assert_all_used()?;
+    let mut pools = vec![list_j(state, v, "product")?];
+    for o in others.iter() {
+        pools.push(list_j(state, o, "product")?);
+    }
+    let pools: Vec<Vec<J>> = (0..repeat).flat_map(|_| pools.clone()).collect();
+    let mut out: Vec<Vec<J>> = vec![vec![]];
+    for pool in &pools {
+        let mut next = Vec::with_capacity(out.len() * pool.len());
+        for prefix in &out {
+            for x in pool {
+                let mut p = prefix.clone();
+                p.push(x.clone());
+                next.push(p);
+            }
+        }
+        out = next;
+    }
+    Ok(from_j(&J::Array(out.into_iter().map(J::Array).collect())))
+}
+
+/// `subelements(key_path, skip_missing=False)`: each element paired with each value of its sub-list.
+pub(super) fn subelements(
+    state: &State,
+    v: &Value,
+    path: &Value,
+    skip_missing: Option<bool>,
+    kwargs: Kwargs,
+) -> Result<Value, Error> {
+    let skip_missing = match skip_missing {
+        Some(b) => b,
+        None => kwargs.get::<Option<bool>>("skip_missing")?.unwrap_or(false),
+    };
+    kwargs.assert_all_used()?;
+    let pairs = subelements_j(&to_j(state, v)?, &to_j(state, path)?, skip_missing)?;
+    Ok(from_j(&J::Array(pairs)))
+}
+
+/// The pairs `subelements` (filter and lookup) produce.
+pub fn subelements_j(obj: &J, path: &J, skip_missing: bool) -> Result<Vec<J>, Error> {
+    let elements: Vec<J> = match obj {
+        J::Object(m) => m.values().cloned().collect(),
+        J::Array(a) => a.clone(),
+        _ => {
+            return Err(err(
+                "subelements: obj must be a list of dicts or a nested dict",
+            ))
+        }
+    };
+    let keys: Vec<String> = match path {
+        J::String(s) => s.split('.').map(str::to_string).collect(),
+        J::Array(a) => a
+            .iter()
+            .map(|k| {
+                k.as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| k.to_string())
+            })
+            .collect(),
+        _ => return Err(err("subelements: the key must be a list or a string")),
+    };
+    let mut out = Vec::new();
+    for e in elements {
+        let mut values = &e;
+        let mut missing = false;
+        for k in &keys {
+            match values {
+                J::Object(m) => match m.get(k) {
+                    Some(x) => values = x,
+                    None if skip_missing => {
+                        missing = true;
+                        break;
+                    }
+                    None => {
+                        return Err(err(format!(
+                            "subelements: could not find {k:?} key in an iterated item"
+                        )))
+                    }
+                },
+                _ => {
+                    return Err(err(format!(
+                        "subelements: the key {k} should point to a dictionary"
+                    )))
+                }
+            }
+        }
+        if missing {
+            continue;
+        }
+        let J::Array(list) = values else {
+            return Err(err(format!(
+                "subelements: the key {:?} should point to a list, got {}",
+                keys.join("."),
+                py_type(values)
+            )));
+        };
+        for x in list {
+            out.push(J::Array(vec![e.clone(), x.clone()]));
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

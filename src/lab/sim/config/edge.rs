@@ -1,7 +1,10 @@
-//! The IoT Edge tables of the super config: `[agent]` (the edgeAgent module spec with its Docker
-//! `createOptions`, `imagePullPolicy`, `env` and `auth`), `[moby_runtime]` and `[image_garbage_collection]`.
+//! The IoT Edge tables of the super config, as aziot-edged's serde types (release 1.5): `[agent]` (the
+//! edgeAgent module spec with its Docker `createOptions`, `imagePullPolicy`, `env`, `auth` and `digest`),
+//! `[connect]`, `[listen]`, `[watchdog]`, `[edge_ca]`, `[moby_runtime]` (with `content_trust`),
+//! `[iotedge_max_requests]` and `[image_garbage_collection]`.
 //!
-//! Serde types only, as aziot-edged's; value rules come from `values`. It must NOT import anything from
+//! Serde types only, as the device's; value rules come from `values`, the Docker body from `docker`, the
+//! issuance options shared with the identity service from `identity`. It must NOT import anything from
 //! `crate::iotedge`.
 
 use std::collections::BTreeMap;
@@ -9,20 +12,24 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::values::{deserialize_hhmm, deserialize_humantime, deserialize_recurrence, Url};
+use super::docker::{AuthConfig, ContainerCreateBody};
+use super::identity::{AutoRenewConfig, CertIssuanceOptions, CertSubject};
+use super::values::{
+    deserialize_hhmm, deserialize_humantime, deserialize_recurrence, MaxRetries, MinTlsVersion, Url,
+};
 
-/// `[agent]`: the edgeAgent module spec.
+/// `[agent]`: the edgeAgent module spec (if present, `name`, `type` and `config` are required).
 #[derive(Debug, Clone, Deserialize)]
 pub struct ModuleSpec {
-    /// `name` (required).
+    /// `name`.
     pub name: String,
-    /// `type` (required).
+    /// `type`.
     #[serde(rename = "type")]
     pub kind: String,
     /// `imagePullPolicy`.
     #[serde(default, rename = "imagePullPolicy")]
     pub image_pull_policy: ImagePullPolicy,
-    /// `[agent.config]` (required).
+    /// `[agent.config]`.
     pub config: DockerConfig,
     /// `[agent.env]`: string values only.
     #[serde(default)]
@@ -45,7 +52,7 @@ pub enum ImagePullPolicy {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DockerConfig {
-    /// `image` (required).
+    /// `image` (required; emptiness is not checked at apply).
     pub image: String,
     /// `imageHash`.
     pub image_hash: Option<String>,
@@ -56,65 +63,79 @@ pub struct DockerConfig {
     pub digest: Option<String>,
     /// `[agent.config.auth]`.
     pub auth: Option<AuthConfig>,
+    /// `allowElevatedDockerPermissions`.
+    #[serde(default = "default_true")]
+    pub allow_elevated_docker_permissions: bool,
 }
 
-/// The subset of Docker's `ContainerCreateBody` the simulator uses (other keys are accepted and ignored, as
-/// the generated Docker model ignores unknown fields).
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct ContainerCreateBody {
-    /// `Env`.
-    #[serde(rename = "Env")]
-    pub env: Option<Vec<String>>,
-    /// `Labels`.
-    #[serde(rename = "Labels")]
-    pub labels: Option<BTreeMap<String, String>>,
-    /// `HostConfig`.
-    #[serde(rename = "HostConfig")]
-    pub host_config: Option<HostConfig>,
+/// `[connect]`: both URIs required when present.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Connect {
+    /// `workload_uri`.
+    pub workload_uri: Url,
+    /// `management_uri`.
+    pub management_uri: Url,
 }
 
-/// The subset of Docker's `HostConfig` the simulator uses.
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct HostConfig {
-    /// `Binds`.
-    #[serde(rename = "Binds")]
-    pub binds: Option<Vec<String>>,
-    /// `Dns`.
-    #[serde(rename = "Dns")]
-    pub dns: Option<Vec<String>>,
-    /// `LogConfig`.
-    #[serde(rename = "LogConfig")]
-    pub log_config: Option<HostLogConfig>,
-    /// `ExtraHosts`.
-    #[serde(rename = "ExtraHosts")]
-    pub extra_hosts: Option<Vec<String>>,
-    /// `Memory`.
-    #[serde(rename = "Memory")]
-    pub memory: Option<i64>,
+/// `[listen]`: both URIs required when present.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Listen {
+    /// `workload_uri`.
+    pub workload_uri: Url,
+    /// `management_uri`.
+    pub management_uri: Url,
+    /// `min_tls_version` (`tls1.0` default, case-insensitive).
+    #[serde(default)]
+    pub min_tls_version: MinTlsVersion,
 }
 
-/// `HostConfig.LogConfig`.
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct HostLogConfig {
-    /// `Type`.
-    #[serde(rename = "Type")]
-    pub kind: Option<String>,
-    /// `Config`.
-    #[serde(rename = "Config")]
-    pub config: Option<BTreeMap<String, String>>,
+/// `[watchdog]`.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+pub struct Watchdog {
+    /// `max_retries` (`"infinite"` default).
+    #[serde(default)]
+    pub max_retries: MaxRetries,
 }
 
-/// `[agent.config.auth]`.
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct AuthConfig {
-    /// `username`.
-    pub username: Option<String>,
-    /// `password`.
-    pub password: Option<String>,
-    /// `email`.
-    pub email: Option<String>,
-    /// `serveraddress`.
-    pub serveraddress: Option<String>,
+/// `[iotedge_max_requests]`: both required when present.
+#[derive(Debug, Clone, Copy, Deserialize)]
+pub struct IotedgeMaxRequests {
+    /// `management`.
+    pub management: usize,
+    /// `workload`.
+    pub workload: usize,
+}
+
+/// `[edge_ca]`: one of three shapes, tried in this order; any mismatch is "data did not match any variant of
+/// untagged enum EdgeCa".
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum EdgeCa {
+    /// `method = "est" | "local_ca" | "self_signed"` plus its fields.
+    Issued {
+        /// Issuance options.
+        #[serde(flatten)]
+        cert: CertIssuanceOptions,
+    },
+    /// `cert = "file:///..."`, `pk = "file:///..."` (both plain URLs here).
+    Preloaded {
+        /// Certificate (full chain) URL.
+        cert: Url,
+        /// Private key URL.
+        pk: Url,
+    },
+    /// `auto_generated_edge_ca_expiry_days = N`.
+    Quickstart {
+        /// Validity of the generated CA (a u32; 0 is accepted).
+        auto_generated_edge_ca_expiry_days: u32,
+        /// `auto_renew`.
+        #[serde(default)]
+        auto_renew: AutoRenewConfig,
+        /// `common_name` or `subject` (flattened `Option`).
+        #[serde(flatten)]
+        subject: Option<CertSubject>,
+    },
 }
 
 /// `[moby_runtime]`: if present, both `uri` and `network` are required.
@@ -124,18 +145,26 @@ pub struct MobyRuntime {
     pub uri: Url,
     /// `network`.
     pub network: MobyNetwork,
-    /// `content_trust`.
-    pub content_trust: Option<toml::Value>,
+    /// `[moby_runtime.content_trust]`.
+    pub content_trust: Option<ContentTrust>,
 }
 
 impl Default for MobyRuntime {
     fn default() -> Self {
         MobyRuntime {
-            uri: Url("unix:///var/run/docker.sock".into()),
+            uri: Url::parse("unix:///var/run/docker.sock")
+                .unwrap_or_else(|e| unreachable!("a constant URL: {e}")),
             network: MobyNetwork::Name("azure-iot-edge".into()),
             content_trust: None,
         }
     }
+}
+
+/// `[moby_runtime.content_trust]`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ContentTrust {
+    /// `[moby_runtime.content_trust.ca_certs]`: registry -> root CA URL.
+    pub ca_certs: Option<BTreeMap<String, Url>>,
 }
 
 /// `network = "name"` or `[moby_runtime.network] name = ..., ipv6 = ...`.
@@ -177,8 +206,26 @@ pub struct Network {
     pub name: String,
     /// `ipv6`.
     pub ipv6: Option<bool>,
-    /// `ipam`.
-    pub ipam: Option<toml::Value>,
+    /// `[moby_runtime.network.ipam]`.
+    pub ipam: Option<Ipam>,
+}
+
+/// `[moby_runtime.network.ipam]`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Ipam {
+    /// `[[moby_runtime.network.ipam.config]]`.
+    pub config: Option<Vec<IpamConfig>>,
+}
+
+/// One IPAM pool.
+#[derive(Debug, Clone, Deserialize)]
+pub struct IpamConfig {
+    /// `gateway`.
+    pub gateway: Option<String>,
+    /// `subnet`.
+    pub subnet: Option<String>,
+    /// `ip_range`.
+    pub ip_range: Option<String>,
 }
 
 /// `[image_garbage_collection]`.

@@ -1,115 +1,177 @@
-//! The scalar values of the super config and their rules, with the real error texts: URLs (`url::Url`), key
-//! locations (`PreloadedKeyLocation`), connection strings, base64 keys, `cloud_timeout_sec` (>= 70),
-//! `expiry_days` (> 0), humantime durations, whole-day recurrences and `HH:MM` times.
+//! The scalar values of the super config and their rules, with the device's error texts: URLs (`url` 2.4, the
+//! crate the 1.5 CLI is built with), key locations (`aziot_keys_common::PreloadedKeyLocation` with its PKCS#11
+//! URI parser), connection strings, base64 keys, `cloud_timeout_sec` (>= 70), `expiry_days` (> 0), renewal
+//! policies (`cert_renewal::Policy`), watchdog `max_retries`, `min_tls_version`, the TPM `auth_key_index`,
+//! humantime durations, whole-day recurrences and chrono `%H:%M` times.
 //!
 //! Each rule is a plain parser plus the serde deserializer the config types name in `deserialize_with`; the
-//! message a rule fails with is what `toml` reports inside its "TOML parse error" text. It must not know the
-//! config's tables (`identity`, `edge`, `mod`) and must NOT import anything from `crate::iotedge`.
+//! message a rule fails with is what `toml` reports inside its "TOML parse error" text. Warnings the device
+//! prints on stderr while parsing (plain-HTTP EST URLs) are collected with [`take_warnings`]. It must not know
+//! the config's tables (`identity`, `edge`, `docker`, `mod`) and must NOT import anything from `crate::iotedge`.
 
+use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::de::{self, Deserializer, Unexpected};
 use serde::Deserialize;
 
-/// A URL as `url::Url` accepts it (enough of the WHATWG rules for config values: scheme required, special
-/// schemes need a host).
+thread_local! {
+    static WARNINGS: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The warnings printed (on stderr, by the device) while the last config was parsed, in order.
+pub fn take_warnings() -> Vec<String> {
+    WARNINGS.with(|w| std::mem::take(&mut *w.borrow_mut()))
+}
+
+fn warn(msg: String) {
+    WARNINGS.with(|w| w.borrow_mut().push(msg));
+}
+
+/// A URL as `url::Url` 2.4 parses it (the device's crate, so its texts: `relative URL without a base`,
+/// `empty host`, ...).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Url(pub String);
+pub struct Url(pub url_24::Url);
 
 impl Url {
-    /// Parse like `url::Url::parse`, with its error texts for the cases that matter here.
+    /// Parse like `url::Url::parse`; `Err` is the url crate's message.
     pub fn parse(s: &str) -> Result<Url, String> {
-        let s = s.trim();
-        let Some(colon) = s.find(':') else {
-            return Err("relative URL without a base".into());
-        };
-        let scheme = &s[..colon];
-        let valid_scheme = scheme
-            .chars()
-            .next()
-            .map(|c| c.is_ascii_alphabetic())
-            .unwrap_or(false)
-            && scheme
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '+' || c == '-' || c == '.');
-        if !valid_scheme {
-            return Err("relative URL without a base".into());
-        }
-        let rest = &s[colon + 1..];
-        let scheme_l = scheme.to_ascii_lowercase();
-        if matches!(scheme_l.as_str(), "http" | "https" | "ws" | "wss" | "ftp") {
-            let after = rest.trim_start_matches(['/', '\\']);
-            let host = after
-                .split(['/', '?', '#'])
-                .next()
-                .unwrap_or("")
-                .rsplit('@')
-                .next()
-                .unwrap_or("");
-            let host_only = if host.starts_with('[') {
-                host
-            } else {
-                host.split(':').next().unwrap_or("")
-            };
-            if host_only.is_empty() {
-                return Err("empty host".into());
-            }
-            if let Some(port) = host
-                .strip_prefix(host_only)
-                .and_then(|p| p.strip_prefix(':'))
-            {
-                if !port.is_empty() && port.parse::<u16>().is_err() {
-                    return Err("invalid port number".into());
-                }
-            }
-        }
-        Ok(Url(format!("{scheme_l}:{rest}")))
+        url_24::Url::parse(s).map(Url).map_err(|e| e.to_string())
     }
 
     /// The scheme, lowercased.
     pub fn scheme(&self) -> &str {
-        self.0.split(':').next().unwrap_or("")
+        self.0.scheme()
     }
 
-    /// For a `file:` URL, the path (`file:///a/b` -> `/a/b`, percent-decoding `%20` style escapes).
+    /// For a `file:` URL naming a local path (no host, or `localhost`), the decoded path.
     pub fn file_path(&self) -> Option<String> {
         if self.scheme() != "file" {
             return None;
         }
-        let rest = &self.0[5..];
-        let path = if let Some(r) = rest.strip_prefix("//") {
-            // file://host/path: only an empty host or localhost names a local path.
-            let (host, path) = match r.find('/') {
-                Some(i) => (&r[..i], &r[i..]),
-                None => (r, "/"),
-            };
-            if !host.is_empty() && host != "localhost" {
-                return None;
-            }
-            path
-        } else {
-            rest
-        };
-        if !path.starts_with('/') {
-            return None;
-        }
-        Some(percent_decode(path))
+        self.0
+            .to_file_path()
+            .ok()
+            .map(|p| p.to_string_lossy().into_owned())
     }
 
-    /// The URL as written (normalised scheme).
+    /// The URL in its normalised form (what the device writes back into the service configs).
     pub fn as_str(&self) -> &str {
-        &self.0
+        self.0.as_str()
     }
 }
 
-fn percent_decode(s: &str) -> String {
+impl fmt::Display for Url {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Url {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Url, D::Error> {
+        url_24::Url::deserialize(d).map(Url)
+    }
+}
+
+/// A PKCS#11 URI as aziot's `pkcs11::Uri` parses it (slot id or token label required).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pkcs11Uri {
+    /// `slot-id=N` (wins over `token`).
+    pub slot_id: Option<u64>,
+    /// `token=LABEL`.
+    pub token: Option<String>,
+    /// `object=LABEL`.
+    pub object: Option<String>,
+    /// `?pin-value=PIN`.
+    pub pin: Option<String>,
+}
+
+impl Pkcs11Uri {
+    /// Parse like `pkcs11::Uri::from_str`, with its error texts.
+    pub fn parse(s: &str) -> Result<Pkcs11Uri, String> {
+        let rest = s
+            .strip_prefix("pkcs11:")
+            .ok_or("URI does not have pkcs11 scheme")?;
+        let mut parts = rest.split('?');
+        let path = parts.next().unwrap_or_default();
+        let query = parts.next().unwrap_or_default();
+        let mut uri = Pkcs11Uri {
+            slot_id: None,
+            token: None,
+            object: None,
+            pin: None,
+        };
+        for comp in path.split(';') {
+            let (k, v) = comp.split_once('=').unwrap_or((comp, ""));
+            let value = || {
+                String::from_utf8(percent_decode(v)).map_err(|_| {
+                    format!(
+                        "URI component with key [{:?}] is not valid UTF-8",
+                        k.as_bytes()
+                    )
+                })
+            };
+            match percent_decode(k).as_slice() {
+                b"object" => uri.object = Some(value()?),
+                b"slot-id" => {
+                    let v = value()?;
+                    uri.slot_id = Some(v.parse::<u64>().map_err(|_| {
+                        format!("pin-value path component has malformed value [{v}]")
+                    })?);
+                }
+                b"token" => uri.token = Some(value()?),
+                _ => {}
+            }
+        }
+        for comp in query.split('&') {
+            let (k, v) = comp.split_once('=').unwrap_or((comp, ""));
+            if percent_decode(k) == b"pin-value" {
+                uri.pin = Some(String::from_utf8(percent_decode(v)).map_err(|_| {
+                    format!(
+                        "URI component with key [{:?}] is not valid UTF-8",
+                        k.as_bytes()
+                    )
+                })?);
+            }
+        }
+        if uri.slot_id.is_none() && uri.token.is_none() {
+            return Err("URI has neither [slot-id] nor [token] components".into());
+        }
+        Ok(uri)
+    }
+}
+
+impl fmt::Display for Pkcs11Uri {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("pkcs11:")?;
+        match (&self.slot_id, &self.token) {
+            (Some(id), _) => write!(f, "slot-id={}", percent_encode(&id.to_string()))?,
+            (None, Some(t)) => write!(f, "token={}", percent_encode(t))?,
+            (None, None) => {}
+        }
+        if let Some(o) = &self.object {
+            write!(f, ";object={}", percent_encode(o))?;
+        }
+        if let Some(p) = &self.pin {
+            write!(f, "?pin-value={}", percent_encode(p))?;
+        }
+        Ok(())
+    }
+}
+
+fn percent_decode(s: &str) -> Vec<u8> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+        if b[i] == b'%' {
+            if let Some(v) = s
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+            {
                 out.push(v);
                 i += 3;
                 continue;
@@ -118,29 +180,19 @@ fn percent_decode(s: &str) -> String {
         out.push(b[i]);
         i += 1;
     }
-    String::from_utf8_lossy(&out).into_owned()
+    out
 }
 
-impl fmt::Display for Url {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for Url {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Url, D::Error> {
-        struct V;
-        impl de::Visitor<'_> for V {
-            type Value = Url;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string representing an URL")
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                (c as char).to_string()
+            } else {
+                format!("%{c:02X}")
             }
-            fn visit_str<E: de::Error>(self, s: &str) -> Result<Url, E> {
-                Url::parse(s).map_err(|e| E::custom(format!("{e}: {s:?}")))
-            }
-        }
-        d.deserialize_str(V)
-    }
+        })
+        .collect()
 }
 
 /// A key location (`aziot_keys_common::PreloadedKeyLocation`): `file:` or `pkcs11:` URIs only.
@@ -149,12 +201,12 @@ pub enum KeyLocation {
     /// A key file.
     Filesystem {
         /// Absolute path on the device.
-        path: String,
+        path: PathBuf,
     },
     /// A PKCS#11 object.
     Pkcs11 {
-        /// The URI as written.
-        uri: String,
+        /// The parsed URI.
+        uri: Pkcs11Uri,
     },
 }
 
@@ -166,22 +218,26 @@ impl KeyLocation {
         };
         match &s[..i] {
             "file" => {
-                let u = Url::parse(s)?;
+                let u = url_24::Url::parse(s).map_err(|e| e.to_string())?;
                 let path = u
-                    .file_path()
-                    .ok_or_else(|| "cannot convert to file path".to_string())?;
+                    .to_file_path()
+                    .map_err(|()| "cannot convert to file path".to_string())?;
                 Ok(KeyLocation::Filesystem { path })
             }
-            "pkcs11" => Ok(KeyLocation::Pkcs11 { uri: s.to_string() }),
+            "pkcs11" => Ok(KeyLocation::Pkcs11 {
+                uri: Pkcs11Uri::parse(s)?,
+            }),
             _ => Err("unrecognized scheme".into()),
         }
     }
 
-    /// The location as a URI string (as written to keyd's config).
+    /// The location as a URI string (as the device writes it into keyd's config).
     pub fn uri(&self) -> String {
         match self {
-            KeyLocation::Filesystem { path } => format!("file://{path}"),
-            KeyLocation::Pkcs11 { uri } => uri.clone(),
+            KeyLocation::Filesystem { path } => url_24::Url::from_file_path(path)
+                .map(|u| u.to_string())
+                .unwrap_or_else(|()| format!("file://{}", path.display())),
+            KeyLocation::Pkcs11 { uri } => uri.to_string(),
         }
     }
 }
@@ -229,6 +285,37 @@ pub(super) fn deserialize_expiry_days<'de, D: Deserializer<'de>>(
     Ok(v)
 }
 
+/// aziotcertd's `deserialize_url_map_check_https`: a map of URLs, warning (on stderr) about plain HTTP.
+pub(super) fn deserialize_url_map_check_https<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<BTreeMap<String, Url>, D::Error> {
+    let map = BTreeMap::<String, Url>::deserialize(d)?;
+    for url in map.values() {
+        warn_http(url);
+    }
+    Ok(map)
+}
+
+/// The same check for a single optional EST URL.
+pub(super) fn deserialize_url_check_https<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Url>, D::Error> {
+    let url = Option::<Url>::deserialize(d)?;
+    if let Some(u) = &url {
+        warn_http(u);
+    }
+    Ok(url)
+}
+
+fn warn_http(url: &Url) {
+    if url.scheme() == "http" {
+        warn(format!(
+            "Warning: EST server URL {:?} is configured with unencrypted HTTP, which may expose device to man-in-the-middle attacks. To clear this warning, configure HTTPS for your EST server and update the URL.",
+            url.as_str()
+        ));
+    }
+}
+
 /// A connection string whose parts were validated.
 #[derive(Debug, Clone)]
 pub struct ConnectionString {
@@ -240,7 +327,8 @@ pub struct ConnectionString {
     pub key: Vec<u8>,
 }
 
-/// Parse a connection string like aziotctl's `parse_manual_connection_string`.
+/// Parse a connection string like aziotctl's `parse_manual_connection_string` (sections split on `;`, each
+/// on `=`: the value is the text up to the next `=`, so base64 padding never matters).
 pub fn parse_connection_string(s: &str) -> Result<ConnectionString, String> {
     let mut hostname = None;
     let mut device_id = None;
@@ -250,8 +338,7 @@ pub fn parse_connection_string(s: &str) -> Result<ConnectionString, String> {
         match parts.next().unwrap_or("") {
             "HostName" => hostname = parts.next(),
             "DeviceId" => device_id = parts.next(),
-            // A base64 key may end with '=' padding: keep everything after the first '='.
-            "SharedAccessKey" => key = section.split_once('=').map(|(_, v)| v),
+            "SharedAccessKey" => key = parts.next(),
             _ => {}
         }
     }
@@ -309,6 +396,160 @@ pub(super) fn deserialize_base64<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<
         }
     }
     d.deserialize_str(V)
+}
+
+/// A certificate renewal policy (`cert_renewal::Policy`): `N%` (0 < N < 100), `Nmin` or `Nday`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    /// Percentage of the lifetime.
+    Percentage(i64),
+    /// Seconds before expiry.
+    Time(i64),
+}
+
+impl Policy {
+    /// Parse like the device, with its texts.
+    pub fn parse(s: &str) -> Result<Policy, &'static str> {
+        let mut policy = s.to_string();
+        let last = policy.pop().ok_or("policy not specified")?;
+        let mut unit = last.to_string();
+        if last == 'n' || last == 'y' {
+            for _ in 0..2 {
+                let c = policy.pop().ok_or("bad units for policy")?;
+                unit.insert(0, c);
+            }
+        }
+        let value: i64 = policy
+            .parse()
+            .map_err(|_| "policy could not be parsed as number")?;
+        if value <= 0 {
+            return Err("renewal policy values must be positive");
+        }
+        match unit.as_str() {
+            "%" if value >= 100 => Err("lifetime percentage must be less than 100"),
+            "%" => Ok(Policy::Percentage(value)),
+            "min" => Ok(Policy::Time(value * 60)),
+            "day" => Ok(Policy::Time(value * 86_400)),
+            _ => Err("bad units for policy"),
+        }
+    }
+}
+
+impl fmt::Display for Policy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Policy::Percentage(p) => write!(f, "{p}%"),
+            Policy::Time(t) if t % 86_400 == 0 => write!(f, "{}day", t / 86_400),
+            Policy::Time(t) => write!(f, "{}min", t / 60),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Policy {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Policy, D::Error> {
+        let s = String::deserialize(d)?;
+        Policy::parse(&s).map_err(de::Error::custom)
+    }
+}
+
+/// `[watchdog] max_retries`: `"infinite"` (any case) or a u32.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum MaxRetries {
+    /// Retry forever (the default).
+    #[default]
+    Infinite,
+    /// At most this many retries.
+    Num(u32),
+}
+
+impl<'de> Deserialize<'de> for MaxRetries {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<MaxRetries, D::Error> {
+        struct V;
+        impl de::Visitor<'_> for V {
+            type Value = MaxRetries;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(r#""infinite" or u32"#)
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<MaxRetries, E> {
+                if s.eq_ignore_ascii_case("infinite") {
+                    Ok(MaxRetries::Infinite)
+                } else {
+                    Err(E::invalid_value(Unexpected::Str(s), &self))
+                }
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<MaxRetries, E> {
+                u32::try_from(v).map(MaxRetries::Num).map_err(E::custom)
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<MaxRetries, E> {
+                u32::try_from(v).map(MaxRetries::Num).map_err(E::custom)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// `[listen] min_tls_version`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum MinTlsVersion {
+    /// TLS 1.0 (the default).
+    #[default]
+    Tls10,
+    /// TLS 1.1.
+    Tls11,
+    /// TLS 1.2.
+    Tls12,
+}
+
+impl MinTlsVersion {
+    /// How edged's config spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MinTlsVersion::Tls10 => "tls1.0",
+            MinTlsVersion::Tls11 => "tls1.1",
+            MinTlsVersion::Tls12 => "tls1.2",
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for MinTlsVersion {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<MinTlsVersion, D::Error> {
+        struct V;
+        impl de::Visitor<'_> for V {
+            type Value = MinTlsVersion;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(r#"one of "tls1.0", "tls1.1", "tls1.2""#)
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<MinTlsVersion, E> {
+                match v.to_lowercase().as_str() {
+                    "tls" | "tls1" | "tls10" | "tls1.0" | "tls1_0" | "tlsv10" => {
+                        Ok(MinTlsVersion::Tls10)
+                    }
+                    "tls11" | "tls1.1" | "tls1_1" | "tlsv11" => Ok(MinTlsVersion::Tls11),
+                    "tls12" | "tls1.2" | "tls1_2" | "tlsv12" => Ok(MinTlsVersion::Tls12),
+                    _ => Err(E::invalid_value(Unexpected::Str(v), &self)),
+                }
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+pub(super) fn default_auth_key_index() -> u32 {
+    0x00_01_00
+}
+
+/// aziot-tpmd's `persistent_index`: a u32 no larger than 0x7F_FF_FF.
+pub(super) fn deserialize_persistent_index<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<u32, D::Error> {
+    let v = u32::deserialize(d)?;
+    if v > 0x7F_FF_FF {
+        return Err(de::Error::invalid_value(
+            Unexpected::Unsigned(u64::from(v)),
+            &"integer in range 0x00_00_00..=0x7F_FF_FF",
+        ));
+    }
+    Ok(v)
 }
 
 struct HumantimeVisitor;
@@ -416,12 +657,12 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         }
         let unit = &s[us..i];
         let nanos: u128 = match unit {
-            "nsec" | "ns" => 1,
+            "nanos" | "nsec" | "ns" => 1,
             "usec" | "us" => 1_000,
-            "msec" | "ms" => 1_000_000,
-            "seconds" | "second" | "sec" | "s" => 1_000_000_000,
-            "minutes" | "minute" | "min" | "m" => 60_000_000_000,
-            "hours" | "hour" | "hr" | "h" => 3_600_000_000_000,
+            "millis" | "msec" | "ms" => 1_000_000,
+            "seconds" | "second" | "secs" | "sec" | "s" => 1_000_000_000,
+            "minutes" | "minute" | "min" | "mins" | "m" => 60_000_000_000,
+            "hours" | "hour" | "hr" | "hrs" | "h" => 3_600_000_000_000,
             "days" | "day" | "d" => 86_400_000_000_000,
             "weeks" | "week" | "w" => 604_800_000_000_000,
             "months" | "month" | "M" => 2_630_016_000_000_000,
@@ -464,10 +705,46 @@ mod tests {
             KeyLocation::parse("https://vault/k").unwrap_err(),
             "unrecognized scheme"
         );
-        assert!(matches!(
-            KeyLocation::parse("pkcs11:token=t;object=o").unwrap(),
-            KeyLocation::Pkcs11 { .. }
-        ));
+        assert_eq!(
+            KeyLocation::parse("file://var/k.pem").unwrap_err(),
+            "cannot convert to file path"
+        );
+        assert_eq!(
+            KeyLocation::parse("pkcs11:object=k").unwrap_err(),
+            "URI has neither [slot-id] nor [token] components"
+        );
+        assert_eq!(
+            KeyLocation::parse("pkcs11:slot-id=abc;object=k").unwrap_err(),
+            "pin-value path component has malformed value [abc]"
+        );
+        let k = KeyLocation::parse("pkcs11:token=my%20token;object=o?pin-value=1234").unwrap();
+        assert_eq!(k.uri(), "pkcs11:token=my%20token;object=o?pin-value=1234");
+        assert_eq!(
+            KeyLocation::parse("file:///var/a%20b.pem").unwrap().uri(),
+            "file:///var/a%20b.pem"
+        );
+    }
+
+    #[test]
+    fn policies_retries_and_tls() {
+        assert_eq!(Policy::parse("80%"), Ok(Policy::Percentage(80)));
+        assert_eq!(Policy::parse("10day"), Ok(Policy::Time(864_000)));
+        assert_eq!(Policy::parse("90min"), Ok(Policy::Time(5_400)));
+        assert_eq!(Policy::parse(""), Err("policy not specified"));
+        assert_eq!(Policy::parse("80"), Err("bad units for policy"));
+        assert_eq!(
+            Policy::parse("0%"),
+            Err("renewal policy values must be positive")
+        );
+        assert_eq!(
+            Policy::parse("3days"),
+            Err("policy could not be parsed as number")
+        );
+        assert_eq!(
+            Policy::parse("100%"),
+            Err("lifetime percentage must be less than 100")
+        );
+        assert_eq!(Policy::Time(864_000).to_string(), "10day");
     }
 
     #[test]

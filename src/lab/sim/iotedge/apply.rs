@@ -10,536 +10,38 @@
 //! Docker. The `apply-fails` fault makes it exit 1 before writing anything. `systemctl` runs as a child process
 //! (the dispatcher's `Spawn`), so its calls show up in `invocations.log`; this module must not import a program.
 //!
+//! The device-independent steps are pure functions tests call in-process: [`parse_and_check`] (parse with
+//! the device's crates, then aziotctl's checks; warnings such as plain-HTTP EST URLs go to stderr) and
+//! [`read_inputs`] (the imported master encryption key, then `additional_info`, in the device's order); what
+//! each service's file contains is built by the `generate` submodule.
+//!
 //! Messages: every failure is printed as `Command failed: <message>` on stderr with exit code 1. The hostname
 //! refusal reproduces the real code's argument order, which names the PREVIOUS hostname first (`the hostname
 //! in the config PREVIOUS is different from the previous hostname NEW`) — a quirk of the real binary.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
 use crate::lab::sim::applied::{self, HEADER};
-use crate::lab::sim::config::{
-    self, CertIssuanceMethod, DpsAttestationMethod, EdgeCa, LocalCa, ManualAuthMethod,
-    ManualProvisioning, MobyNetwork, PreloadedCert, ProvisioningType, SuperConfig, SymmetricKey,
-    X509Identity,
-};
+use crate::lab::sim::config::{self, ProvisioningType, SuperConfig};
 use crate::lab::sim::edged;
 use crate::lab::sim::engine;
 use crate::lab::sim::program::{spawn_child, Io, Spawn};
 use crate::lab::sim::state::{State, StateError, AZIOT_SERVICES, AZIOT_SOCKETS};
 use crate::lab::sim::users::Accounts;
 
+mod generate;
+
+use generate::s;
+pub use generate::{generate, Generated, Uids};
+
 /// The default super-config location.
 pub const DEFAULT_CONFIG: &str = "/etc/aziot/config.toml";
 
 const SERVICE_USERS: [&str; 5] = ["aziotks", "aziotcs", "aziotid", "aziottpm", "iotedge"];
-
-/// The generated per-service configs.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Generated {
-    /// keyd config.
-    pub keyd: toml::Table,
-    /// certd config.
-    pub certd: toml::Table,
-    /// identityd config.
-    pub identityd: toml::Table,
-    /// tpmd config.
-    pub tpmd: toml::Table,
-    /// edged config.
-    pub edged: toml::Table,
-    /// Bytes of an inline device-id symmetric key, to be written to `/var/secrets/aziot/keyd/device-id`.
-    pub device_id_key: Option<Vec<u8>>,
-}
-
-/// Uids of the service users, for the `[[principal]]` entries.
-#[derive(Debug, Clone, Copy)]
-pub struct Uids {
-    /// aziotcs.
-    pub aziotcs: u32,
-    /// aziotid.
-    pub aziotid: u32,
-    /// iotedge.
-    pub iotedge: u32,
-}
-
-fn s(v: &str) -> toml::Value {
-    toml::Value::String(v.to_string())
-}
-
-fn arr(v: &[&str]) -> toml::Value {
-    toml::Value::Array(v.iter().map(|x| s(x)).collect())
-}
-
-fn principal(uid: u32, key: &str, ids: &[String]) -> toml::Value {
-    let mut t = toml::Table::new();
-    t.insert("uid".into(), toml::Value::Integer(i64::from(uid)));
-    t.insert(
-        key.into(),
-        toml::Value::Array(ids.iter().map(|x| s(x)).collect()),
-    );
-    toml::Value::Table(t)
-}
-
-fn cert_options(opts: &config::CertIssuanceOptions, default_cn: Option<String>) -> toml::Table {
-    let mut t = toml::Table::new();
-    let method = match &opts.method {
-        CertIssuanceMethod::Est { .. } => "est",
-        CertIssuanceMethod::LocalCa => "local_ca",
-        CertIssuanceMethod::SelfSigned => "self_signed",
-    };
-    t.insert("method".into(), s(method));
-    if let Some(cn) = opts.common_name.clone().or(default_cn) {
-        t.insert("common_name".into(), s(&cn));
-    }
-    if let Some(d) = opts.expiry_days {
-        t.insert("expiry_days".into(), toml::Value::Integer(i64::from(d)));
-    }
-    if let CertIssuanceMethod::Est { url: Some(u) } = &opts.method {
-        t.insert("url".into(), s(u.as_str()));
-    }
-    t
-}
-
-/// Turn a parsed super config into the five service configs (aziotctl `apply::run` + iotedge's additions).
-pub fn generate(cfg: &SuperConfig, raw: &toml::Table, hostname: &str, uids: Uids) -> Generated {
-    const DEVICE_ID: &str = "device-id";
-    const EDGE_CA: &str = "aziot-edged-ca";
-    let mut preloaded_keys: Vec<(String, String)> = cfg
-        .aziot
-        .preloaded_keys
-        .iter()
-        .map(|(k, v)| (k.clone(), v.uri()))
-        .collect();
-    let mut preloaded_certs: Vec<(String, toml::Value)> = cfg
-        .aziot
-        .preloaded_certs
-        .iter()
-        .map(|(k, v)| {
-            (
-                k.clone(),
-                match v {
-                    PreloadedCert::Uri(u) => s(u.as_str()),
-                    PreloadedCert::Ids(ids) => {
-                        toml::Value::Array(ids.iter().map(|x| s(x)).collect())
-                    }
-                },
-            )
-        })
-        .collect();
-    let mut issuance: Vec<(String, toml::Table)> = Vec::new();
-    let mut aziotid_keys = vec!["aziot_identityd_master_id".to_string()];
-    let mut aziotid_certs: Vec<String> = Vec::new();
-    let mut aziotcs_keys: Vec<String> = Vec::new();
-    let mut device_id_key = None;
-
-    let mut prov = toml::Table::new();
-    let mut inline_or_uri = |k: &SymmetricKey, keys: &mut Vec<(String, String)>| match k {
-        SymmetricKey::Inline { value } => {
-            device_id_key = Some(value.clone());
-            keys.push((
-                DEVICE_ID.into(),
-                "file:///var/secrets/aziot/keyd/device-id".into(),
-            ));
-        }
-        SymmetricKey::Preloaded { uri } => keys.push((DEVICE_ID.into(), uri.uri())),
-    };
-    match &cfg.aziot.provisioning.provisioning {
-        ProvisioningType::Manual { inner } => {
-            prov.insert("source".into(), s("manual"));
-            match inner {
-                ManualProvisioning::ConnectionString { connection_string } => {
-                    prov.insert("iothub_hostname".into(), s(&connection_string.hostname));
-                    prov.insert("device_id".into(), s(&connection_string.device_id));
-                    inline_or_uri(
-                        &SymmetricKey::Inline {
-                            value: connection_string.key.clone(),
-                        },
-                        &mut preloaded_keys,
-                    );
-                    aziotid_keys.push(DEVICE_ID.into());
-                    let mut a = toml::Table::new();
-                    a.insert("method".into(), s("sas"));
-                    a.insert("device_id_pk".into(), s(DEVICE_ID));
-                    prov.insert("authentication".into(), toml::Value::Table(a));
-                }
-                ManualProvisioning::Explicit {
-                    iothub_hostname,
-                    device_id,
-                    authentication,
-                } => {
-                    prov.insert("iothub_hostname".into(), s(iothub_hostname));
-                    prov.insert("device_id".into(), s(device_id));
-                    let mut a = toml::Table::new();
-                    match authentication {
-                        ManualAuthMethod::SharedPrivateKey { device_id_pk } => {
-                            inline_or_uri(device_id_pk, &mut preloaded_keys);
-                            aziotid_keys.push(DEVICE_ID.into());
-                            a.insert("method".into(), s("sas"));
-                            a.insert("device_id_pk".into(), s(DEVICE_ID));
-                        }
-                        ManualAuthMethod::X509 { identity } => {
-                            x509_identity(
-                                identity,
-                                &mut preloaded_keys,
-                                &mut preloaded_certs,
-                                &mut issuance,
-                                &mut aziotid_certs,
-                            );
-                            aziotid_keys.push(DEVICE_ID.into());
-                            a.insert("method".into(), s("x509"));
-                            a.insert("identity_cert".into(), s(DEVICE_ID));
-                            a.insert("identity_pk".into(), s(DEVICE_ID));
-                        }
-                    }
-                    prov.insert("authentication".into(), toml::Value::Table(a));
-                }
-            }
-        }
-        ProvisioningType::Dps {
-            global_endpoint,
-            id_scope,
-            attestation,
-            ..
-        } => {
-            prov.insert("source".into(), s("dps"));
-            prov.insert("global_endpoint".into(), s(global_endpoint.as_str()));
-            prov.insert("scope_id".into(), s(id_scope));
-            let mut a = toml::Table::new();
-            match attestation {
-                DpsAttestationMethod::SymmetricKey {
-                    registration_id,
-                    symmetric_key,
-                } => {
-                    inline_or_uri(symmetric_key, &mut preloaded_keys);
-                    aziotid_keys.push(DEVICE_ID.into());
-                    a.insert("method".into(), s("symmetric_key"));
-                    a.insert("registration_id".into(), s(registration_id));
-                    a.insert("symmetric_key".into(), s(DEVICE_ID));
-                }
-                DpsAttestationMethod::X509 {
-                    registration_id,
-                    identity,
-                } => {
-                    x509_identity(
-                        identity,
-                        &mut preloaded_keys,
-                        &mut preloaded_certs,
-                        &mut issuance,
-                        &mut aziotid_certs,
-                    );
-                    aziotid_keys.push(DEVICE_ID.into());
-                    a.insert("method".into(), s("x509"));
-                    if let Some(r) = registration_id {
-                        a.insert("registration_id".into(), s(r));
-                    }
-                    a.insert("identity_cert".into(), s(DEVICE_ID));
-                    a.insert("identity_pk".into(), s(DEVICE_ID));
-                }
-                DpsAttestationMethod::Tpm { registration_id } => {
-                    a.insert("method".into(), s("tpm"));
-                    a.insert("registration_id".into(), s(registration_id));
-                }
-            }
-            prov.insert("attestation".into(), toml::Value::Table(a));
-        }
-        ProvisioningType::None => {
-            prov.insert("source".into(), s("none"));
-        }
-    }
-    if let Some(p) = &cfg.aziot.parent_hostname {
-        prov.insert("local_gateway_hostname".into(), s(p));
-    }
-
-    // Local CA.
-    let mut local_ca_table = None;
-    if let Some(lc) = &cfg.aziot.cert_issuance.local_ca {
-        let mut t = toml::Table::new();
-        t.insert("cert".into(), s("local-ca"));
-        t.insert("pk".into(), s("local-ca"));
-        match lc {
-            LocalCa::Issued { cert } => {
-                issuance.push(("local-ca".into(), cert_options(cert, None)))
-            }
-            LocalCa::Preloaded { cert, pk } => {
-                preloaded_certs.push(("local-ca".into(), s(cert.as_str())));
-                preloaded_keys.push(("local-ca".into(), pk.uri()));
-            }
-        }
-        aziotcs_keys.push("local-ca".into());
-        local_ca_table = Some(t);
-    }
-
-    // Edge CA.
-    let default_cn = format!("iotedged workload ca {hostname}");
-    let mut edge_ca = toml::Table::new();
-    let mut iotedge_certs = vec![EDGE_CA.to_string(), "aziot-edged/module/*".to_string()];
-    let mut iotedge_keys = vec![
-        EDGE_CA.to_string(),
-        "iotedge_master_encryption_id".to_string(),
-    ];
-    match &cfg.edge_ca {
-        None | Some(EdgeCa::Quickstart { .. }) => {
-            let days = match &cfg.edge_ca {
-                Some(EdgeCa::Quickstart {
-                    auto_generated_edge_ca_expiry_days,
-                    ..
-                }) => *auto_generated_edge_ca_expiry_days,
-                _ => 90,
-            };
-            let mut t = toml::Table::new();
-            t.insert("method".into(), s("self_signed"));
-            t.insert("common_name".into(), s(&default_cn));
-            t.insert("expiry_days".into(), toml::Value::Integer(i64::from(days)));
-            issuance.push((EDGE_CA.into(), t.clone()));
-            issuance.push((format!("{EDGE_CA}-temp"), t));
-            aziotcs_keys.push(EDGE_CA.into());
-            aziotcs_keys.push(format!("{EDGE_CA}-temp"));
-            iotedge_certs.push(format!("{EDGE_CA}-temp"));
-        }
-        Some(EdgeCa::Issued { cert }) => {
-            let t = cert_options(cert, Some(default_cn));
-            issuance.push((EDGE_CA.into(), t.clone()));
-            issuance.push((format!("{EDGE_CA}-temp"), t));
-            aziotcs_keys.push(EDGE_CA.into());
-            iotedge_certs.push(format!("{EDGE_CA}-temp"));
-            if cert
-                .auto_renew
-                .as_ref()
-                .map(|a| a.rotate_key)
-                .unwrap_or(false)
-            {
-                iotedge_keys.push(format!("{EDGE_CA}-temp"));
-            }
-            edge_ca.insert("cert".into(), s(EDGE_CA));
-            edge_ca.insert("key".into(), s(EDGE_CA));
-        }
-        Some(EdgeCa::Preloaded { cert, pk }) => {
-            preloaded_keys.push((EDGE_CA.into(), pk.as_str().to_string()));
-            preloaded_certs.push((EDGE_CA.into(), s(cert.as_str())));
-            edge_ca.insert("cert".into(), s(EDGE_CA));
-            edge_ca.insert("key".into(), s(EDGE_CA));
-        }
-    }
-    let mut bundle = vec![EDGE_CA];
-    if let Some(tb) = &cfg.trust_bundle_cert {
-        preloaded_certs.push(("trust-bundle-user".into(), s(tb.as_str())));
-        bundle.push("trust-bundle-user");
-    }
-    preloaded_certs.push(("aziot-edged-trust-bundle".into(), arr(&bundle)));
-
-    // keyd.
-    let mut keyd = toml::Table::new();
-    let mut aziot_keys = toml::Table::new();
-    for (k, v) in &cfg.aziot.aziot_keys {
-        aziot_keys.insert(k.clone(), s(v));
-    }
-    aziot_keys.insert("homedir_path".into(), s("/var/lib/aziot/keyd"));
-    keyd.insert("aziot_keys".into(), toml::Value::Table(aziot_keys));
-    let mut pk = toml::Table::new();
-    for (k, v) in &preloaded_keys {
-        pk.insert(k.clone(), s(v));
-    }
-    keyd.insert("preloaded_keys".into(), toml::Value::Table(pk));
-    let mut kp = vec![principal(uids.aziotid, "keys", &aziotid_keys)];
-    if !aziotcs_keys.is_empty() {
-        kp.push(principal(uids.aziotcs, "keys", &aziotcs_keys));
-    }
-    kp.push(principal(uids.iotedge, "keys", &iotedge_keys));
-    keyd.insert("principal".into(), toml::Value::Array(kp));
-
-    // certd.
-    let mut certd = toml::Table::new();
-    certd.insert("homedir_path".into(), s("/var/lib/aziot/certd"));
-    let mut ci = toml::Table::new();
-    if let Some(t) = local_ca_table {
-        ci.insert("local_ca".into(), toml::Value::Table(t));
-    }
-    for (k, t) in issuance {
-        ci.insert(k, toml::Value::Table(t));
-    }
-    certd.insert("cert_issuance".into(), toml::Value::Table(ci));
-    let mut pc = toml::Table::new();
-    for (k, v) in preloaded_certs {
-        pc.insert(k, v);
-    }
-    certd.insert("preloaded_certs".into(), toml::Value::Table(pc));
-    let mut cp = Vec::new();
-    if !aziotid_certs.is_empty() {
-        cp.push(principal(uids.aziotid, "certs", &aziotid_certs));
-    }
-    cp.push(principal(uids.iotedge, "certs", &iotedge_certs));
-    certd.insert("principal".into(), toml::Value::Array(cp));
-
-    // identityd.
-    let mut identityd = toml::Table::new();
-    identityd.insert("hostname".into(), s(hostname));
-    identityd.insert("homedir".into(), s("/var/lib/aziot/identityd"));
-    if cfg.aziot.cloud_timeout_sec != 70 {
-        identityd.insert(
-            "cloud_timeout_sec".into(),
-            toml::Value::Integer(cfg.aziot.cloud_timeout_sec as i64),
-        );
-    }
-    if cfg.aziot.cloud_retries != 1 {
-        identityd.insert(
-            "cloud_retries".into(),
-            toml::Value::Integer(i64::from(cfg.aziot.cloud_retries)),
-        );
-    }
-    identityd.insert("provisioning".into(), toml::Value::Table(prov));
-    let mut ip = toml::Table::new();
-    ip.insert("uid".into(), toml::Value::Integer(i64::from(uids.iotedge)));
-    ip.insert("name".into(), s("aziot-edge"));
-    identityd.insert(
-        "principal".into(),
-        toml::Value::Array(vec![toml::Value::Table(ip)]),
-    );
-
-    // tpmd.
-    let mut tpmd = toml::Table::new();
-    let mut shared = toml::Table::new();
-    shared.insert("tcti".into(), s("device"));
-    tpmd.insert("shared".into(), toml::Value::Table(shared));
-
-    // edged.
-    let agent = cfg.agent_spec();
-    let mut edged = toml::Table::new();
-    edged.insert("hostname".into(), s(hostname));
-    if let Some(p) = &cfg.aziot.parent_hostname {
-        edged.insert("parent_hostname".into(), s(p));
-    }
-    edged.insert("trust_bundle_cert".into(), s("aziot-edged-trust-bundle"));
-    edged.insert(
-        "auto_reprovisioning_mode".into(),
-        s(&format!("{:?}", cfg.auto_reprovisioning_mode)),
-    );
-    edged.insert("homedir".into(), s("/var/lib/aziot/edged"));
-    edged.insert(
-        "allow_elevated_docker_permissions".into(),
-        toml::Value::Boolean(cfg.allow_elevated_docker_permissions.unwrap_or(true)),
-    );
-    if !edge_ca.is_empty() {
-        edged.insert("edge_ca".into(), toml::Value::Table(edge_ca));
-    }
-    let mut agent_t = toml::Table::new();
-    agent_t.insert("name".into(), s(&agent.name));
-    agent_t.insert("type".into(), s(&agent.kind));
-    agent_t.insert(
-        "imagePullPolicy".into(),
-        s(match agent.image_pull_policy {
-            config::ImagePullPolicy::OnCreate => "on-create",
-            config::ImagePullPolicy::Never => "never",
-        }),
-    );
-    let mut agent_cfg = toml::Table::new();
-    agent_cfg.insert("image".into(), s(&agent.config.image));
-    let raw_agent_cfg = raw
-        .get("agent")
-        .and_then(|a| a.get("config"))
-        .and_then(|c| c.as_table());
-    if let Some(co) = raw_agent_cfg.and_then(|c| c.get("createOptions")) {
-        agent_cfg.insert("createOptions".into(), co.clone());
-    }
-    if let Some(auth) = raw_agent_cfg.and_then(|c| c.get("auth")) {
-        agent_cfg.insert("auth".into(), auth.clone());
-    }
-    agent_t.insert("config".into(), toml::Value::Table(agent_cfg));
-    let mut env = toml::Table::new();
-    for (k, v) in &agent.env {
-        env.insert(k.clone(), s(v));
-    }
-    agent_t.insert("env".into(), toml::Value::Table(env));
-    edged.insert("agent".into(), toml::Value::Table(agent_t));
-    let mut connect = toml::Table::new();
-    connect.insert(
-        "workload_uri".into(),
-        s("unix:///var/run/iotedge/workload.sock"),
-    );
-    connect.insert(
-        "management_uri".into(),
-        s("unix:///var/run/iotedge/mgmt.sock"),
-    );
-    edged.insert("connect".into(), toml::Value::Table(connect));
-    let mut listen = toml::Table::new();
-    listen.insert("workload_uri".into(), s("fd://aziot-edged.workload.socket"));
-    listen.insert("management_uri".into(), s("fd://aziot-edged.mgmt.socket"));
-    listen.insert("min_tls_version".into(), s("tls1.0"));
-    edged.insert("listen".into(), toml::Value::Table(listen));
-    let mut watchdog = toml::Table::new();
-    watchdog.insert("max_retries".into(), s("infinite"));
-    edged.insert("watchdog".into(), toml::Value::Table(watchdog));
-    let mut moby = toml::Table::new();
-    moby.insert("uri".into(), s(cfg.moby_runtime.uri.as_str()));
-    match &cfg.moby_runtime.network {
-        MobyNetwork::Name(n) => {
-            moby.insert("network".into(), s(n));
-        }
-        MobyNetwork::Network(n) => {
-            let mut t = toml::Table::new();
-            t.insert("name".into(), s(&n.name));
-            if let Some(v6) = n.ipv6 {
-                t.insert("ipv6".into(), toml::Value::Boolean(v6));
-            }
-            moby.insert("network".into(), toml::Value::Table(t));
-        }
-    }
-    edged.insert("moby_runtime".into(), toml::Value::Table(moby));
-    if cfg.image_garbage_collection != config::ImagePruneSettings::default() {
-        let g = &cfg.image_garbage_collection;
-        let mut t = toml::Table::new();
-        t.insert("enabled".into(), toml::Value::Boolean(g.enabled));
-        t.insert(
-            "cleanup_recurrence".into(),
-            s(&format!("{}d", g.cleanup_recurrence.as_secs() / 86_400)),
-        );
-        t.insert(
-            "image_age_cleanup_threshold".into(),
-            s(&format!("{}s", g.image_age_cleanup_threshold.as_secs())),
-        );
-        t.insert(
-            "cleanup_time".into(),
-            s(&format!(
-                "{:02}:{:02}",
-                g.cleanup_time / 60,
-                g.cleanup_time % 60
-            )),
-        );
-        edged.insert("image_garbage_collection".into(), toml::Value::Table(t));
-    }
-
-    Generated {
-        keyd,
-        certd,
-        identityd,
-        tpmd,
-        edged,
-        device_id_key,
-    }
-}
-
-fn x509_identity(
-    identity: &X509Identity,
-    keys: &mut Vec<(String, String)>,
-    certs: &mut Vec<(String, toml::Value)>,
-    issuance: &mut Vec<(String, toml::Table)>,
-    aziotid_certs: &mut Vec<String>,
-) {
-    match identity {
-        X509Identity::Preloaded {
-            identity_cert,
-            identity_pk,
-        } => {
-            keys.push(("device-id".into(), identity_pk.uri()));
-            certs.push(("device-id".into(), s(identity_cert.as_str())));
-        }
-        X509Identity::Issued { identity_cert } => {
-            issuance.push(("device-id".into(), cert_options(identity_cert, None)));
-            aziotid_certs.push("device-id".into());
-        }
-    }
-}
 
 fn is_dps(cfg: &SuperConfig) -> bool {
     matches!(
@@ -580,6 +82,60 @@ fn io_text(e: &io::Error) -> String {
     e.to_string()
 }
 
+/// Parse a super config and run aziotctl's checks on it, as `iotedge config apply` does before it looks at the
+/// device: `Err` is the message the device prints after `Command failed: `.
+pub fn parse_and_check(text: &str) -> Result<config::Parsed, String> {
+    let parsed = config::parse(text).map_err(|e| format!("could not parse config file: {e}"))?;
+    if is_dps(&parsed.config) && parsed.config.aziot.parent_hostname.is_some() {
+        return Err("DPS provisioning is not supported in nested mode".into());
+    }
+    Ok(parsed)
+}
+
+/// The device files a config makes apply read, once parsed and checked.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Inputs {
+    /// The bytes of `imported_master_encryption_key`.
+    pub master_encryption_key: Option<Vec<u8>>,
+    /// The table `additional_info` names.
+    pub additional_info: BTreeMap<String, String>,
+}
+
+/// Read what the config refers to, in the device's order (the imported master encryption key, then
+/// `additional_info`), through `read` (a device path to its bytes). `Err` is the device's message.
+pub fn read_inputs(
+    cfg: &SuperConfig,
+    read: &dyn Fn(&str) -> io::Result<Vec<u8>>,
+) -> Result<Inputs, String> {
+    let mut inputs = Inputs::default();
+    if let Some(k) = &cfg.imported_master_encryption_key {
+        let shown = k.display();
+        let bytes = read(&k.to_string_lossy()).map_err(|e| {
+            format!(
+                "could not import master encryption key file {shown}: {}",
+                io_text(&e)
+            )
+        })?;
+        inputs.master_encryption_key = Some(bytes);
+    }
+    if let Some(ai) = &cfg.additional_info {
+        if ai.scheme() != "file" {
+            return Err(format!(
+                "unsupported additional_info scheme: {}",
+                ai.scheme()
+            ));
+        }
+        let path = ai.file_path().ok_or("additional_info is an invalid URI")?;
+        let bytes = read(&path)
+            .map_err(|e| format!("failed to read additional_info from {path}: {e:?}"))?;
+        let text = std::str::from_utf8(&bytes)
+            .map_err(|e| format!("failed to parse additional_info: {e}"))?;
+        inputs.additional_info =
+            toml_07::from_str(text).map_err(|e| format!("invalid toml at {path}: {e:?}"))?;
+    }
+    Ok(inputs)
+}
+
 fn apply_inner(
     st: &mut State,
     config_file: &str,
@@ -614,16 +170,17 @@ fn apply_inner(
         Ok(t) => t,
         Err(e) => return Ok(Err(format!("error parsing config: {}", e.utf8_error()))),
     };
-    let cfg = match config::parse(&text) {
-        Ok(c) => c,
-        Err(e) => return Ok(Err(format!("could not parse config file: {e}"))),
+    let parsed = parse_and_check(&text);
+    if let Ok(p) = &parsed {
+        for w in &p.warnings {
+            io.errln(w);
+        }
+    }
+    let cfg = match parsed {
+        Ok(p) => p.config,
+        Err(e) => return Ok(Err(e)),
     };
     let raw: toml::Table = text.parse().unwrap_or_default();
-    if is_dps(&cfg) && cfg.aziot.parent_hostname.is_some() {
-        return Ok(Err(
-            "DPS provisioning is not supported in nested mode".into()
-        ));
-    }
     let hostname = cfg
         .aziot
         .hostname
@@ -659,40 +216,11 @@ fn apply_inner(
         None => io.outln("Warning: the previous identity config file is unreadable"),
     }
 
-    if let Some(ai) = &cfg.additional_info {
-        if ai.scheme() != "file" {
-            return Ok(Err(format!(
-                "unsupported additional_info scheme: {}",
-                ai.scheme()
-            )));
-        }
-        let Some(p) = ai.file_path() else {
-            return Ok(Err("additional_info is an invalid URI".into()));
-        };
-        match fs::read_to_string(st.env.path(&p)) {
-            Err(e) => {
-                return Ok(Err(format!(
-                    "failed to read additional_info from {p}: Os {{ code: {}, kind: {:?}, message: {:?} }}",
-                    e.raw_os_error().unwrap_or(0),
-                    e.kind(),
-                    e.to_string().split(" (os error").next().unwrap_or("")
-                )))
-            }
-            Ok(t) => {
-                if let Err(e) = t.parse::<toml::Table>() {
-                    return Ok(Err(format!("invalid toml at {p}: {e:?}")));
-                }
-            }
-        }
-    }
-    if let Some(k) = &cfg.imported_master_encryption_key {
-        if let Err(e) = fs::read(st.env.path(k)) {
-            return Ok(Err(format!(
-                "could not import master encryption key file {k}: {}",
-                io_text(&e)
-            )));
-        }
-    }
+    let env = st.env.clone();
+    let inputs = match read_inputs(&cfg, &|p| fs::read(env.path(p))) {
+        Ok(i) => i,
+        Err(e) => return Ok(Err(e)),
+    };
 
     if let Some(msg) = st.env.fault("apply-fails") {
         // The fault's content is printed as the failure message; the default mimics a full disk.
@@ -705,7 +233,15 @@ fn apply_inner(
         }));
     }
 
-    let generated = generate(&cfg, &raw, &hostname, uids);
+    let mut generated = generate(&cfg, &raw, &inputs.additional_info, &hostname, uids);
+    if inputs.master_encryption_key.is_some() {
+        if let Some(toml::Value::Table(pk)) = generated.keyd.get_mut("preloaded_keys") {
+            pk.insert(
+                "iotedge_master_encryption_id".into(),
+                s("file:///var/secrets/aziot/keyd/imported-master-encryption-key"),
+            );
+        }
+    }
     let text_of = |t: &toml::Table| format!("{HEADER}{}", toml::to_string(t).unwrap_or_default());
 
     if let Some(key) = &generated.device_id_key {
@@ -720,6 +256,22 @@ fn apply_inner(
         if let Err(e) = write_owned(&dir.join("device-id"), key, ks.uid, ks.gid, 0o600) {
             return Ok(Err(format!(
                 "could not create /var/secrets/aziot/keyd/device-id\n\nCaused by:\n    {e}"
+            )));
+        }
+    }
+    if let Some(key) = &inputs.master_encryption_key {
+        io.outln("Note: Imported master encryption key will be written to /var/secrets/aziot/keyd/imported-master-encryption-key");
+        let ks = user("aziotks");
+        let dir = st.env.path("/var/secrets/aziot/keyd");
+        if let Err(e) = create_dir_owned(&dir, ks.uid, ks.gid, 0o700) {
+            return Ok(Err(format!(
+                "could not create /var/secrets/aziot/keyd directory\n\nCaused by:\n    {e}"
+            )));
+        }
+        let path = dir.join("imported-master-encryption-key");
+        if let Err(e) = write_owned(&path, key, ks.uid, ks.gid, 0o600) {
+            return Ok(Err(format!(
+                "could not create /var/secrets/aziot/keyd/imported-master-encryption-key\n\nCaused by:\n    {e}"
             )));
         }
     }
@@ -821,51 +373,4 @@ pub fn restart_services(st: &mut State, io: &mut Io, spawn: Spawn) -> Result<(),
         print_command_error(io, &out, &err);
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn generates_service_configs_for_manual_connection_string() {
-        let text = "hostname = \"edge-1\"\ntrust_bundle_cert = \"file:///var/aziot/certs/root.pem\"\n[provisioning]\nsource = \"manual\"\nconnection_string = \"HostName=hub.azure-devices.net;DeviceId=edge-1;SharedAccessKey=QUJD\"\n[edge_ca]\ncert = \"file:///var/aziot/certs/ca.pem\"\npk = \"file:///var/aziot/secrets/ca.key.pem\"\n[agent]\nname = \"edgeAgent\"\ntype = \"docker\"\n[agent.config]\nimage = \"mcr.microsoft.com/azureiotedge-agent:1.5.21\"\n[agent.config.createOptions.HostConfig]\nBinds = [\"/srv/a:/tmp/edgeAgent\"]\n[agent.env]\nstorageFolder = \"/tmp\"\n";
-        let cfg = config::parse(text).unwrap();
-        let raw: toml::Table = text.parse().unwrap();
-        let g = generate(
-            &cfg,
-            &raw,
-            "edge-1",
-            Uids {
-                aziotcs: 991,
-                aziotid: 992,
-                iotedge: 994,
-            },
-        );
-        assert_eq!(g.device_id_key.as_deref(), Some(&b"ABC"[..]));
-        let keys = applied::keyd_preloaded_keys(&g.keyd);
-        assert_eq!(
-            keys["device-id"],
-            "file:///var/secrets/aziot/keyd/device-id"
-        );
-        assert_eq!(
-            keys["aziot-edged-ca"],
-            "file:///var/aziot/secrets/ca.key.pem"
-        );
-        let certd = applied::certd_settings(&g.certd);
-        assert_eq!(
-            certd.preloaded_certs["aziot-edged-trust-bundle"],
-            applied::CertEntry::Ids(vec!["aziot-edged-ca".into(), "trust-bundle-user".into()])
-        );
-        let id = applied::identity_settings(&g.identityd).unwrap();
-        assert_eq!(id.iothub_hostname.as_deref(), Some("hub.azure-devices.net"));
-        assert_eq!(id.method.as_deref(), Some("sas"));
-        let e = applied::edged_settings(&g.edged).unwrap();
-        assert_eq!(e.agent_env["storageFolder"], "/tmp");
-        assert_eq!(e.edge_ca_cert.as_deref(), Some("aziot-edged-ca"));
-        // The generated files are valid TOML that reads back identically.
-        let text = toml::to_string(&g.edged).unwrap();
-        let back: toml::Table = text.parse().unwrap();
-        assert_eq!(back, g.edged);
-    }
 }
