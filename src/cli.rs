@@ -3,7 +3,8 @@
 //! Owns the flags and subcommands, their help texts and their defaults (each default is a constant of the layer
 //! that owns the value). It must not do any work: `commands/` turns these into actions. Nothing below
 //! `commands/` imports this file; the enums a flag chooses from belong to their owners (`report`, `transport`,
-//! `lab`) and are offered to clap here, so no lower layer depends on clap.
+//! `lab`) and are offered to clap here, so no lower layer depends on clap (the certificate defaults are
+//! `iotedge::certs`'s constants).
 
 use std::path::PathBuf;
 
@@ -11,6 +12,9 @@ use clap::builder::PossibleValue;
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
 use crate::executor::DEFAULT_FORKS;
+use crate::iotedge::certs::{
+    DEFAULT_CRITICAL_DAYS, DEFAULT_RENEW_BEFORE_DAYS, DEFAULT_VALIDITY_DAYS, DEFAULT_WARN_DAYS,
+};
 use crate::lab::{FaultKind, LabBackend, LabUser};
 use crate::report::{ColorMode, OutputFormat, ProgressMode};
 use crate::transport::ssh::HostKeyPolicy;
@@ -38,6 +42,8 @@ pub enum Command {
     Lab(LabArgs),
     /// age-encrypted secrets (the ansible-vault of edgefleet).
     Vault(VaultArgs),
+    /// Edge CA certificates: sign new ones from your issuing CA, report expiry across the fleet.
+    Certs(CertsArgs),
 }
 
 /// Where the inventory comes from.
@@ -267,7 +273,7 @@ pub enum LabCommand {
         #[arg(long, default_value = "lab")]
         dir: PathBuf,
         /// For slow-link: added latency per round trip, in ms (default 200). For reboot: downtime in ms
-        /// (default 2000).
+        /// (default 2000). For clock-skew: how far ahead the device clock is, in ms (default 3 years).
         #[arg(long, value_name = "MS")]
         ms: Option<u64>,
     },
@@ -393,6 +399,93 @@ pub enum VaultCommand {
     },
 }
 
+/// `edgefleet certs`.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Exit codes of `certs report` (for monitoring): 0 every certificate has more than --warn-days left;
+10 (warning) some certificate has --warn-days or fewer left, or a device's clock is off by more than 5
+minutes; 11 (critical) some certificate has --critical-days or fewer left, or has expired. A device that
+could not be reached or read makes it 3 (unreachable) or 2 (failed) unless a certificate is critical;
+4 and 5 are bad inventory and bad options, as for every command.")]
+pub struct CertsArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: CertsCommand,
+}
+
+/// Certs subcommands.
+#[derive(Debug, Subcommand)]
+pub enum CertsCommand {
+    /// Sign a new Edge CA for each device from your issuing CA; writes each chain and age-encrypted key where
+    /// the device's `edge_ca_cert` / `edge_ca_key` variables point (roles/edge_ca), or under --out-dir.
+    ///
+    /// A device whose current Edge CA file has more than --renew-before days left is skipped (unless
+    /// --force), so re-running renews nothing twice. The previous files are kept as `*.prev`.
+    Issue(CertsIssueArgs),
+    /// Fleet-wide certificate expiry: Edge CA, device identity, trust bundle and aziot-certd's certificates,
+    /// read on each device in one round trip, sorted by days left.
+    Report(CertsReportArgs),
+}
+
+/// `edgefleet certs issue`.
+#[derive(Debug, Args)]
+pub struct CertsIssueArgs {
+    /// Inventory and --limit.
+    #[command(flatten)]
+    pub inv: InventorySource,
+    /// The issuing CA's certificate (PEM; the chain above it may follow).
+    #[arg(long, value_name = "FILE", required = true)]
+    pub ca_cert: PathBuf,
+    /// The issuing CA's private key, age-encrypted (`edgefleet vault encrypt KEY`); decrypted in memory only.
+    #[arg(long, value_name = "FILE.age", required = true)]
+    pub ca_key: PathBuf,
+    /// Key of the new Edge CAs.
+    #[arg(long, value_name = "TYPE", default_value = "ec-p256",
+          value_parser = ["ec-p256", "rsa-2048", "rsa-3072", "rsa-4096"])]
+    pub key_type: String,
+    /// Validity of the new Edge CAs, in days.
+    #[arg(long, value_name = "DAYS", default_value_t = DEFAULT_VALIDITY_DAYS.to_string())]
+    pub days: String,
+    /// Renew only Edge CAs with this many days left or fewer (or none yet).
+    #[arg(long, value_name = "DAYS", default_value_t = DEFAULT_RENEW_BEFORE_DAYS.to_string())]
+    pub renew_before: String,
+    /// Issue for every selected device, whatever its current Edge CA.
+    #[arg(long)]
+    pub force: bool,
+    /// Write DIR/HOST/edge-ca.cert.pem and DIR/HOST/edge-ca.key.pem.age instead of the inventory's paths.
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: Option<PathBuf>,
+    /// Who can decrypt the new keys (default: the `.age-recipients` found upwards from each key file).
+    #[command(flatten)]
+    pub rcpt: RecipientOptions,
+    /// Identity to decrypt the issuing CA's key and the inventory's encrypted vars.
+    #[arg(long = "identity", value_name = "FILE")]
+    pub identity: Vec<PathBuf>,
+}
+
+/// `edgefleet certs report`.
+#[derive(Debug, Args)]
+pub struct CertsReportArgs {
+    /// Inventory and --limit.
+    #[command(flatten)]
+    pub inv: InventorySource,
+    /// Output: a table sorted by days left, one JSON document, or CSV.
+    #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = ["text", "json", "csv"])]
+    pub format: String,
+    /// Warn about certificates with this many days left or fewer.
+    #[arg(long, value_name = "DAYS", default_value_t = DEFAULT_WARN_DAYS.to_string())]
+    pub warn_days: String,
+    /// Critical: certificates with this many days left or fewer (and expired ones).
+    #[arg(long, value_name = "DAYS", default_value_t = DEFAULT_CRITICAL_DAYS.to_string())]
+    pub critical_days: String,
+    /// Identity to decrypt the inventory's encrypted vars.
+    #[arg(long = "identity", value_name = "FILE")]
+    pub identity: Vec<PathBuf>,
+    /// Connection options.
+    #[command(flatten)]
+    pub conn: ConnectOptions,
+}
+
 /// Offers an enum owned by another layer to clap: the values it takes on the command line, with their help.
 macro_rules! choices {
     ($ty:ty { $($variant:ident => $name:literal: $help:literal),+ $(,)? }) => {
@@ -448,6 +541,9 @@ choices!(FaultKind {
     CheckError => "check-error": "`iotedge check` reports an error",
     DiskFull => "disk-full": "Writes under /etc fail with \"No space left on device\"",
     Reboot => "reboot": "The SSH server dies and comes back after a delay",
+    EdgeCaExpiring => "edge-ca-expiring": "The installed Edge CA expires in 10 days (same key; `none` restores it)",
+    EdgeCaExpired => "edge-ca-expired": "The installed Edge CA expired 5 days ago (same key; `none` restores it)",
+    ClockSkew => "clock-skew": "The device clock is ahead (default 3 years; --ms)",
 });
 
 #[cfg(test)]

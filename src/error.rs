@@ -1,4 +1,4 @@
-//! Exit codes, mapped in one place (Ansible's numbering).
+//! Exit codes, mapped in one place (Ansible's numbering, plus 10/11 for `certs report`'s monitoring verdict).
 //!
 //! Owns the translation from "how the run ended" to the process exit code. Every command returns a
 //! `Result<ExitCode, AppError>` to `commands::main`, and `main` calls [`ExitCode::code`]; nothing else calls `std::process::exit`.
@@ -20,6 +20,10 @@ pub enum ExitCode {
     Parse,
     /// 5: bad command-line options.
     BadOptions,
+    /// 10: `certs report`: a certificate is within `--warn-days` of expiry (or a device clock is off).
+    CertWarning,
+    /// 11: `certs report`: a certificate is within `--critical-days` of expiry, or expired.
+    CertCritical,
     /// 99: interrupted by the user (Ctrl-C).
     Interrupted,
     /// 250: an unexpected error (a bug).
@@ -36,6 +40,8 @@ impl ExitCode {
             ExitCode::Unreachable => 3,
             ExitCode::Parse => 4,
             ExitCode::BadOptions => 5,
+            ExitCode::CertWarning => 10,
+            ExitCode::CertCritical => 11,
             ExitCode::Interrupted => 99,
             ExitCode::Unexpected => 250,
         }
@@ -101,6 +107,8 @@ mod tests {
             (ExitCode::Unreachable, 3),
             (ExitCode::Parse, 4),
             (ExitCode::BadOptions, 5),
+            (ExitCode::CertWarning, 10),
+            (ExitCode::CertCritical, 11),
             (ExitCode::Interrupted, 99),
             (ExitCode::Unexpected, 250),
         ];

@@ -20,6 +20,7 @@ use crate::cli::{Cli, Command};
 use crate::diag::Diagnostics;
 use crate::error::{AppError, ExitCode};
 
+mod certs;
 mod inventory;
 mod lab;
 mod ping;
@@ -124,5 +125,6 @@ pub fn run(cli: Cli) -> Result<ExitCode, AppError> {
         Command::Ping(a) => ping::run(a),
         Command::Vault(a) => vault::run(a),
         Command::Lab(a) => lab::run(a),
+        Command::Certs(a) => certs::run(a),
     }
 }

@@ -3,8 +3,9 @@
 //! Owns the fact requests modules make ([`FactReq`]), the per-device cache modules read while planning
 //! ([`FactCache`]), and every device-side read-only script with its pure parser, tested on recorded output:
 //! the batched file/command gather ([`gather`]) and the re-stat that follows a change, the setup facts
-//! ([`setup`]), systemd unit state ([`systemd`]) and the IoT Edge verify gather ([`iotedge`]). It must never
-//! change anything on a device, and it knows neither modules nor the executor: they ask, it answers.
+//! ([`setup`]), systemd unit state ([`systemd`]), the IoT Edge verify gather ([`iotedge`]) and the certificate
+//! gather of `certs report` ([`certs`]). It must never change anything on a device, and it knows neither modules
+//! nor the executor: they ask, it answers.
 //!
 //! The cache never answers with a stale fact: whoever changes the device tells it which paths and command
 //! facts it touched ([`FactCache::restated`], [`FactCache::forget`], [`FactCache::forget_command`]) or that
@@ -12,6 +13,7 @@
 //! question after an invalidation re-gathers everything the play still asks about in one round trip, not one
 //! per task.
 
+pub mod certs;
 pub mod file;
 pub mod gather;
 pub mod iotedge;

@@ -4,7 +4,8 @@
 //! lab age identity, the lab root CA and each device's Edge CA / DPS identity certificate (rcgen, P-256) with their
 //! keys age-encrypted, the age-encrypted per-device secrets (`host_vars/NAME/secrets.yml.age`), each device's
 //! state root (users, sudoers, homes, authorized_keys, see /work/notes/device-contract.md), the `bin/` wrappers
-//! that run the simulator, the per-device sshd configuration, and `inventory.yml` / `known_hosts`.
+//! that run the simulator (and the device's `date`, which the clock-skew fault shifts), the per-device sshd
+//! configuration, and `inventory.yml` / `known_hosts`.
 //! Device files that belong to a device user (not root) are not chowned here but listed in [`DeviceOut::owners`]:
 //! `lab up` gives them their owners, directly as root or inside the unprivileged lab's user namespace (`userns`).
 //! It must not start processes, and it never writes a private key or a secret in clear except the lab's own
@@ -611,7 +612,19 @@ fn sh_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
 }
 
-/// Write `bin/` with one wrapper per simulated program.
+/// The device's `date`: the real one, shifted by the `clock-skew` fault's offset (seconds) while it is set; with
+/// an explicit date (`-d`, `-r`, `-s`) it is the real one unchanged.
+const DATE_WRAPPER: &str = r#"#!/bin/sh
+# edgefleet lab: the device clock (the clock-skew fault shifts it by the seconds in this file).
+f=/var/lib/edgefleet-lab/faults/clock-skew
+if [ -r "$f" ] && off=$(cat "$f") && [ -n "$off" ]; then
+  case " $* " in *" -d"*|*" --date"*|*" -r"*|*" --reference"*|*" -s"*|*" --set"*) exec /bin/date "$@" ;; esac
+  exec /bin/date -d "@$(( $(/bin/date +%s) + off ))" "$@"
+fi
+exec /bin/date "$@"
+"#;
+
+/// Write `bin/` with one wrapper per simulated program, and the device clock (`date`).
 pub fn wrappers(paths: &Paths, exe: &Path) -> Result<(), LabError> {
     let bin = paths.bin();
     mkdir(&bin, 0o755)?;
@@ -622,6 +635,7 @@ pub fn wrappers(paths: &Paths, exe: &Path) -> Result<(), LabError> {
         );
         write_file(&bin.join(prog), text.as_bytes(), 0o755)?;
     }
+    write_file(&bin.join("date"), DATE_WRAPPER.as_bytes(), 0o755)?;
     Ok(())
 }
 

@@ -1,6 +1,7 @@
 //! The one integration-test binary: behaviour tests against the real CLI, lab devices and OpenSSH.
 
 mod canary;
+mod certs;
 mod compat;
 mod config_variants;
 mod differential;

@@ -1,7 +1,11 @@
 //! The faults a device can be given and what applying each does: network faults and the wrong host key change
 //! the device's desired endpoint (`device`), `reboot` kills every process in the device and keeps its server
 //! down for a while, `disk-full` mounts full tmpfs copies over /etc/aziot and /etc/docker, `apply-fails` /
-//! `check-error` create the simulator's fault files, `none` clears everything. Also the faults' CLI spelling.
+//! `check-error` create the simulator's fault files, `edge-ca-expiring` / `edge-ca-expired` replace the
+//! installed Edge CA certificate with one for the same key that expires in 10 days / expired 5 days ago (the
+//! original is kept on the host, outside the device, and put back by `none`), `clock-skew` shifts what the
+//! device's `date` prints (the lab's `date` wrapper reads the offset), `none` clears everything. Also the
+//! faults' CLI spelling.
 //!
 //! It must not speak the control protocol (that is `control`).
 
@@ -36,6 +40,12 @@ pub enum FaultKind {
     DiskFull,
     /// The SSH server dies and comes back after a delay.
     Reboot,
+    /// The installed Edge CA certificate expires in 10 days.
+    EdgeCaExpiring,
+    /// The installed Edge CA certificate expired 5 days ago.
+    EdgeCaExpired,
+    /// The device clock is off (default: 3 years ahead).
+    ClockSkew,
 }
 
 impl FaultKind {
@@ -50,6 +60,9 @@ impl FaultKind {
         FaultKind::CheckError,
         FaultKind::DiskFull,
         FaultKind::Reboot,
+        FaultKind::EdgeCaExpiring,
+        FaultKind::EdgeCaExpired,
+        FaultKind::ClockSkew,
     ];
 }
 
@@ -57,6 +70,15 @@ impl FaultKind {
 pub const DEFAULT_SLOW_MS: u64 = 200;
 /// Default downtime of `reboot`.
 pub const DEFAULT_REBOOT_MS: u64 = 2000;
+/// Default offset of `clock-skew`: three years ahead.
+pub const DEFAULT_CLOCK_SKEW_MS: u64 = 3 * 365 * 86_400_000;
+/// Days left of the Edge CA after `edge-ca-expiring`.
+pub const EXPIRING_DAYS: i64 = 10;
+/// Days since the Edge CA expired after `edge-ca-expired`.
+pub const EXPIRED_DAYS_AGO: i64 = 5;
+/// Where the lab's provisioning installs the Edge CA (roles/edge_ca's defaults).
+const EDGE_CA_CERT: &str = "/var/aziot/certs/edge-ca.cert.pem";
+const EDGE_CA_KEY: &str = "/var/aziot/secrets/edge-ca.key.pem";
 
 /// The CLI spelling of a fault kind.
 pub fn fault_name(k: FaultKind) -> &'static str {
@@ -70,6 +92,9 @@ pub fn fault_name(k: FaultKind) -> &'static str {
         FaultKind::CheckError => "check-error",
         FaultKind::DiskFull => "disk-full",
         FaultKind::Reboot => "reboot",
+        FaultKind::EdgeCaExpiring => "edge-ca-expiring",
+        FaultKind::EdgeCaExpired => "edge-ca-expired",
+        FaultKind::ClockSkew => "clock-skew",
     }
 }
 
@@ -107,21 +132,109 @@ done
 "#;
 
 async fn disk_script(dev: &Dev, script: &'static str) -> Result<(), String> {
+    root_script(dev, script.to_string(), "disk-full")
+        .await
+        .map(|_| ())
+}
+
+/// Run `script` as root inside the device; its stdout.
+async fn root_script(dev: &Dev, script: String, what: &str) -> Result<Vec<u8>, String> {
     let (pid, ino) = (dev.host.holder_pid, dev.host.mnt_ns);
-    let out = tokio::task::spawn_blocking(move || ns::run_as_root(pid, ino, script))
+    let out = tokio::task::spawn_blocking(move || ns::run_as_root(pid, ino, &script))
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
     if out.status.success() {
-        Ok(())
+        Ok(out.stdout)
     } else {
         Err(format!(
-            "{}: disk-full script failed ({}): {}",
+            "{}: {what} script failed ({}): {}",
             dev.spec.name,
             out.status,
             String::from_utf8_lossy(&out.stderr).trim()
         ))
     }
+}
+
+/// The host-side copy of the device's Edge CA certificate from before the first certificate fault.
+fn edge_ca_backup(sh: &Shared, dev: &Dev) -> PathBuf {
+    sh.paths
+        .device(&dev.spec.name)
+        .join("edge-ca.cert.pem.before-fault")
+}
+
+/// Replace the device's Edge CA certificate file in place (owner and mode kept, atomic rename).
+async fn write_edge_ca(dev: &Dev, pem: &str) -> Result<(), String> {
+    if pem.contains("EDGEFLEET_PEM") || !pem.is_ascii() {
+        return Err(format!(
+            "{}: refusing to write an odd certificate",
+            dev.spec.name
+        ));
+    }
+    let script = format!(
+        "set -e\np={EDGE_CA_CERT}\ncat > \"$p.lab-tmp\" <<'EDGEFLEET_PEM'\n{}\nEDGEFLEET_PEM\nchown --reference=\"$p\" \"$p.lab-tmp\"\nchmod 644 \"$p.lab-tmp\"\nmv -f \"$p.lab-tmp\" \"$p\"\n",
+        pem.trim_end()
+    );
+    root_script(dev, script, "Edge CA").await.map(|_| ())
+}
+
+/// Re-sign the device's Edge CA (same key, same name) so that it ends `days_left` days from now, by a throwaway
+/// root (the lab's root key is not kept after `lab up`). The first time, the original is saved on the host.
+async fn edge_ca_fault(sh: &Shared, dev: &Dev, days_left: i64) -> Result<(), String> {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
+    let name = &dev.spec.name;
+    let missing = |what: &str| {
+        format!("{name}: no Edge CA {what} is installed yet: provision the device first (`lab run --keep`, or play playbooks/provision.yml)")
+    };
+    let cert = root_script(dev, format!("cat {EDGE_CA_CERT}"), "Edge CA")
+        .await
+        .map_err(|_| missing("certificate"))?;
+    let key = root_script(dev, format!("cat {EDGE_CA_KEY}"), "Edge CA")
+        .await
+        .map_err(|_| missing("key"))?;
+    let backup = edge_ca_backup(sh, dev);
+    if !backup.exists() {
+        std::fs::write(&backup, &cert).map_err(|e| format!("{name}: {e}"))?;
+    }
+    let key = KeyPair::from_pem(&String::from_utf8_lossy(&key))
+        .map_err(|e| format!("{name}: the installed Edge CA key cannot be read: {e}"))?;
+    let err = |e: rcgen::Error| format!("{name}: {e}");
+    let now = time::OffsetDateTime::now_utc();
+    let root_key = KeyPair::generate().map_err(err)?;
+    let mut rp = CertificateParams::default();
+    rp.distinguished_name
+        .push(DnType::CommonName, "edgefleet lab fault root CA");
+    rp.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    rp.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    rp.not_before = now - time::Duration::days(400);
+    rp.not_after = now + time::Duration::days(3650);
+    let root = rp.self_signed(&root_key).map_err(err)?;
+    let mut p = CertificateParams::default();
+    p.distinguished_name
+        .push(DnType::CommonName, format!("edgefleet lab Edge CA {name}"));
+    p.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    p.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    p.use_authority_key_identifier_extension = true;
+    // An hour past the whole day, so "days left" reads exactly `days_left` for the next hour.
+    p.not_after = now + time::Duration::days(days_left) + time::Duration::hours(1);
+    p.not_before = p.not_after - time::Duration::days(365);
+    let leaf = p
+        .signed_by(&key, &rcgen::Issuer::new(rp, root_key))
+        .map_err(err)?;
+    write_edge_ca(dev, &format!("{}{}", leaf.pem(), root.pem())).await
+}
+
+/// Put back the Edge CA saved by the first certificate fault, if any.
+async fn restore_edge_ca(sh: &Shared, dev: &Dev) -> Result<(), String> {
+    let backup = edge_ca_backup(sh, dev);
+    let Ok(orig) = std::fs::read_to_string(&backup) else {
+        return Ok(());
+    };
+    write_edge_ca(dev, &orig).await?;
+    std::fs::remove_file(&backup).map_err(|e| format!("{}: {e}", dev.spec.name))
 }
 
 pub(super) async fn apply_fault(
@@ -134,7 +247,8 @@ pub(super) async fn apply_fault(
     let io_err = |e: io::Error| format!("{}: {e}", dev.spec.name);
     match kind {
         FaultKind::None => {
-            for f in ["apply-fails", "check-error"] {
+            restore_edge_ca(sh, dev).await?;
+            for f in ["apply-fails", "check-error", "clock-skew"] {
                 match std::fs::remove_file(sim_fault_file(sh, dev, f)) {
                     Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(io_err(e)),
                     _ => {}
@@ -167,6 +281,17 @@ pub(super) async fn apply_fault(
             std::fs::write(&p, b"").map_err(io_err)?;
         }
         FaultKind::DiskFull => disk_script(dev, DISK_FULL_ON).await?,
+        FaultKind::EdgeCaExpiring => edge_ca_fault(sh, dev, EXPIRING_DAYS).await?,
+        FaultKind::EdgeCaExpired => edge_ca_fault(sh, dev, -EXPIRED_DAYS_AGO).await?,
+        FaultKind::ClockSkew => {
+            // Seconds the device's `date` adds to the real clock (the lab's `date` wrapper reads this file).
+            let secs = ms.unwrap_or(DEFAULT_CLOCK_SKEW_MS) / 1000;
+            let p = sim_fault_file(sh, dev, &name);
+            if let Some(parent) = p.parent() {
+                std::fs::create_dir_all(parent).map_err(io_err)?;
+            }
+            std::fs::write(&p, format!("{secs}\n")).map_err(io_err)?;
+        }
         FaultKind::Reboot => {
             let ms = ms.unwrap_or(DEFAULT_REBOOT_MS);
             let until = tokio::time::Instant::now() + Duration::from_millis(ms);
@@ -196,6 +321,9 @@ pub(super) async fn apply_fault(
             f.retain(|x| {
                 !matches!(x.as_str(), "unreachable" | "black-hole") && !x.starts_with("slow-link")
             });
+        }
+        if matches!(kind, FaultKind::EdgeCaExpiring | FaultKind::EdgeCaExpired) {
+            f.retain(|x| !x.starts_with("edge-ca-"));
         }
         if kind == FaultKind::SlowLink {
             f.insert(format!("slow-link({}ms)", ms.unwrap_or(DEFAULT_SLOW_MS)));
