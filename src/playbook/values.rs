@@ -1,5 +1,5 @@
 //! Reading one keyword's value from YAML: booleans (Ansible's spellings), scalars as text, string lists,
-//! conditions, variable mappings, `serial`, and free-form `key=value` strings.
+//! conditions, variable mappings and `serial` (free-form `key=value` strings are `kv`'s).
 //!
 //! Owns the shapes a value may take and the message when it takes another. Every reader is pure: a node in,
 //! a value or a message out (the caller places the message at the keyword). It must not record diagnostics,
@@ -8,7 +8,6 @@
 use serde_json::{Map, Value};
 
 use super::model::{Cond, Serial};
-use crate::shell::split_words;
 use crate::vars::Vars;
 use crate::yaml::{Node, NodeValue};
 
@@ -151,37 +150,12 @@ pub(super) fn is_identifier(s: &str) -> bool {
         && c.all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
 }
 
-/// Parse Ansible's free-form `key=value key2="quoted value"` arguments.
-pub fn parse_kv(s: &str) -> Result<Map<String, Value>, String> {
-    let mut out = Map::new();
-    for word in split_words(s)? {
-        let Some((k, v)) = word.split_once('=') else {
-            return Err(format!("expected key=value arguments, found `{word}`"));
-        };
-        if !is_identifier(k) {
-            return Err(format!("`{k}` is not a valid argument name"));
-        }
-        out.insert(k.to_string(), Value::String(v.to_string()));
-    }
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn node(yaml: &str) -> Node {
         crate::yaml::parse_str(yaml, std::path::Path::new("t.yml")).unwrap()
-    }
-
-    #[test]
-    fn kv_parsing() {
-        let m = parse_kv("src=a.txt dest='/tmp/x y' mode=0644 msg=\"{{ a b }}\"").unwrap();
-        assert_eq!(m["dest"], "/tmp/x y");
-        assert_eq!(m["mode"], "0644");
-        assert_eq!(m["msg"], "{{ a b }}");
-        assert!(parse_kv("justaword").is_err());
-        assert!(parse_kv("a='open").is_err());
     }
 
     #[test]
