@@ -312,13 +312,7 @@ impl Refs {
             r.groups |= t.contains("groups");
             r.hostvars |= t.contains("hostvars");
             r.play_hosts |= t.contains("play_hosts") || t.contains("ansible_play_batch");
-            r.facts |= t.contains("ansible_facts")
-                || t.contains("ansible_hostname")
-                || t.contains("ansible_distribution")
-                || t.contains("ansible_architecture")
-                || t.contains("ansible_kernel")
-                || t.contains("ansible_os_family")
-                || t.contains("ansible_fqdn");
+            r.facts |= crate::facts::setup::mentioned(t);
         }
         r
     }

@@ -305,7 +305,12 @@ impl HostRun {
         if let Some(reg) = &t.register {
             self.hs.set_runtime(reg, Value::Object(r.result.clone()));
         }
-        if r.result.get("results").is_some() || !report {
+        let items_reported = r
+            .result
+            .get("results")
+            .and_then(Value::as_array)
+            .is_some_and(|a| !a.is_empty());
+        if items_reported || !report {
             // Loop: per-item events were emitted already. run_once: reported by the host that ran it.
         } else {
             self.emit_result(t, module, &r, None, start.elapsed());
@@ -370,6 +375,15 @@ impl HostRun {
             }
             Err(e) => return failed(format!("loop: {}", e.message)),
         };
+        if items.is_empty() {
+            // Ansible: the task is skipped as a whole (one result, no items, `when` not evaluated).
+            let mut r = skipped("No items in the list");
+            r.result.remove("skip_reason");
+            r.result
+                .insert("skipped_reason".into(), json!("No items in the list"));
+            r.result.insert("results".into(), json!([]));
+            return r;
+        }
         let loop_var = t
             .loop_control
             .loop_var
@@ -389,6 +403,14 @@ impl HostRun {
             lv.insert("ansible_loop_var".into(), json!(loop_var));
             if let Some(iv) = &t.loop_control.index_var {
                 lv.insert(iv.clone(), json!(i));
+                lv.insert("ansible_index_var".into(), json!(iv));
+            }
+            let ansible_loop = t
+                .loop_control
+                .extended
+                .then(|| extended_loop(&items, i, t.loop_control.extended_allitems));
+            if let Some(al) = &ansible_loop {
+                lv.insert("ansible_loop".into(), al.clone());
             }
             let icx = cx.with_layer(Arc::new(lv));
             let label = match &t.loop_control.label {
@@ -409,6 +431,13 @@ impl HostRun {
             loop_facts.extend(set_facts_of(&r.result));
             r.result.insert(loop_var.clone(), item.clone());
             r.result.insert("ansible_loop_var".into(), json!(loop_var));
+            if let Some(iv) = &t.loop_control.index_var {
+                r.result.insert(iv.clone(), json!(i));
+                r.result.insert("ansible_index_var".into(), json!(iv));
+            }
+            if let Some(al) = ansible_loop {
+                r.result.insert("ansible_loop".into(), al);
+            }
             let label = if t.no_log {
                 "(item hidden: no_log)".to_string()
             } else {
@@ -432,7 +461,7 @@ impl HostRun {
         result.insert("results".into(), Value::Array(results));
         result.insert("changed".into(), json!(any_changed));
         result.insert("failed".into(), json!(any_failed.is_some()));
-        result.insert("skipped".into(), json!(all_skipped && !items.is_empty()));
+        result.insert("skipped".into(), json!(all_skipped));
         result.insert(
             "msg".into(),
             json!(if any_failed.is_some() {
@@ -596,6 +625,30 @@ pub(super) fn eval_cond(cx: &Context, c: &Cond, what: &str) -> Result<bool, Stri
             Ok(true)
         }
     }
+}
+
+/// `ansible_loop` for item `i` of `items` under `loop_control.extended` (Ansible's keys: `nextitem` is absent
+/// on the last item and `previtem` on the first).
+fn extended_loop(items: &[Value], i: usize, allitems: bool) -> Value {
+    let n = items.len();
+    let mut m = Map::new();
+    m.insert("index".into(), json!(i + 1));
+    m.insert("index0".into(), json!(i));
+    m.insert("first".into(), json!(i == 0));
+    m.insert("last".into(), json!(i + 1 == n));
+    m.insert("length".into(), json!(n));
+    m.insert("revindex".into(), json!(n - i));
+    m.insert("revindex0".into(), json!(n - i - 1));
+    if allitems {
+        m.insert("allitems".into(), Value::Array(items.to_vec()));
+    }
+    if let Some(next) = items.get(i + 1) {
+        m.insert("nextitem".into(), next.clone());
+    }
+    if let Some(prev) = i.checked_sub(1).and_then(|p| items.get(p)) {
+        m.insert("previtem".into(), prev.clone());
+    }
+    Value::Object(m)
 }
 
 pub(super) fn skipped(reason: &str) -> ItemResult {

@@ -13,8 +13,9 @@ use serde_json::{Map, Value};
 
 use super::ctx::LoadCtx;
 use super::keywords::{is_task_keyword, suggestions, TASK_KEYWORDS};
+use super::kv::parse_kv;
 use super::model::TaskKind;
-use super::values::{parse_kv, scalar_text, vars_of};
+use super::values::{scalar_text, vars_of};
 use crate::template::Templar;
 use crate::vars::Vars;
 use crate::yaml::{Node, NodeValue};
@@ -164,6 +165,10 @@ pub(super) fn role_include<'n>(
     ctx: &mut LoadCtx<'_>,
 ) -> Option<RoleInclude<'n>> {
     let (action, vnode) = (&a.name, a.value);
+    // `include_role: name=x tasks_from=y`: Ansible reads a string as `key=value` options.
+    if let NodeValue::Str(s) = &vnode.value {
+        return role_include_kv(action, s, vnode, file, ctx);
+    }
     let Some(name_node) = vnode.get("name") else {
         ctx.err(file, vnode, format!("{action} needs `name:`"));
         return None;
@@ -188,13 +193,62 @@ pub(super) fn role_include<'n>(
         params,
         public: vnode.get("public").and_then(|p| match &p.value {
             NodeValue::Bool(b) => Some(*b),
-            NodeValue::Str(s) => match s.to_ascii_lowercase().as_str() {
-                "yes" | "true" | "on" | "1" => Some(true),
-                "no" | "false" | "off" | "0" => Some(false),
-                _ => None,
-            },
+            NodeValue::Str(s) => public_of(s),
             _ => None,
         }),
+    })
+}
+
+/// `public` written as text.
+fn public_of(s: &str) -> Option<bool> {
+    match s.to_ascii_lowercase().as_str() {
+        "yes" | "true" | "on" | "1" => Some(true),
+        "no" | "false" | "off" | "0" => Some(false),
+        _ => None,
+    }
+}
+
+/// The free-form `name=x tasks_from=y public=yes` options (`vars` needs the mapping form).
+fn role_include_kv<'n>(
+    action: &str,
+    s: &str,
+    vnode: &'n Node,
+    file: &Arc<PathBuf>,
+    ctx: &mut LoadCtx<'_>,
+) -> Option<RoleInclude<'n>> {
+    let kv = match parse_kv(s) {
+        Ok(kv) => kv,
+        Err(e) => {
+            ctx.err(file, vnode, format!("{action}: {e}"));
+            return None;
+        }
+    };
+    let text = |k: &str| kv.get(k).and_then(Value::as_str).map(String::from);
+    for k in kv.keys() {
+        if k == "vars" {
+            ctx.err(
+                file,
+                vnode,
+                format!(
+                    "{action}: `vars` cannot be given as key=value; write the options as a mapping"
+                ),
+            );
+            return None;
+        }
+        if !ROLE_OPTIONS.contains(&k.as_str()) {
+            ctx.err(file, vnode, format!("{action}: unknown option `{k}`"));
+        }
+    }
+    let Some(name) = text("name") else {
+        ctx.err(file, vnode, format!("{action} needs `name=`"));
+        return None;
+    };
+    Some(RoleInclude {
+        name_node: vnode,
+        name,
+        tasks_from: text("tasks_from"),
+        params: Vars::new(),
+        public: text("public").as_deref().and_then(public_of),
     })
 }
 

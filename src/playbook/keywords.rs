@@ -357,7 +357,10 @@ fn loop_control(t: &mut Task, v: &Node) -> Result<(), String> {
     let Some(m) = v.as_map() else {
         return Err("loop_control must be a mapping".into());
     };
-    let mut lc = LoopControl::default();
+    let mut lc = LoopControl {
+        extended_allitems: true,
+        ..LoopControl::default()
+    };
     let mut bad = None;
     for (lk, lv) in m {
         match lk.as_str().unwrap_or_default() {
@@ -365,7 +368,14 @@ fn loop_control(t: &mut Task, v: &Node) -> Result<(), String> {
             "index_var" => lc.index_var = Some(scalar_text(lv)),
             "label" => lc.label = Some(scalar_text(lv)),
             "pause" => lc.pause = lv.to_json().as_f64(),
-            "extended" | "extended_allitems" => {}
+            "extended" => match bool_of(lv) {
+                Ok(b) => lc.extended = b,
+                Err(e) => bad = Some(format!("loop_control.extended: {e}")),
+            },
+            "extended_allitems" => match bool_of(lv) {
+                Ok(b) => lc.extended_allitems = b,
+                Err(e) => bad = Some(format!("loop_control.extended_allitems: {e}")),
+            },
             other => bad = Some(format!("unknown loop_control key `{other}`")),
         }
     }

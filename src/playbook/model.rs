@@ -143,6 +143,10 @@ pub struct LoopControl {
     pub label: Option<String>,
     /// `pause` seconds between items.
     pub pause: Option<f64>,
+    /// `extended`: each item sees `ansible_loop` (index, first, last, previtem, ...).
+    pub extended: bool,
+    /// `extended_allitems` (default true): `ansible_loop.allitems` holds the whole list.
+    pub extended_allitems: bool,
 }
 
 /// A condition list or a fixed boolean (`changed_when: false`).

@@ -1,5 +1,5 @@
 //! Reading one keyword's value from YAML: booleans (Ansible's spellings), scalars as text, string lists,
-//! conditions, variable mappings, `serial`, and free-form `key=value` strings.
+//! conditions, variable mappings and `serial` (free-form `key=value` strings are `kv`'s).
 //!
 //! Owns the shapes a value may take and the message when it takes another. Every reader is pure: a node in,
 //! a value or a message out (the caller places the message at the keyword). It must not record diagnostics,
@@ -150,172 +150,12 @@ pub(super) fn is_identifier(s: &str) -> bool {
         && c.all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
 }
 
-/// Parse Ansible's free-form `key=value key2="quoted value"` arguments, as its `parse_kv` does: words split at
-/// whitespace outside quotes and `{{ }}`/`{% %}`/`{# #}`, escape sequences (`\n`, `\t`, `\"`, `\x41`, ...)
-/// decoded, the key/value split at the first unescaped `=`, one pair of outer quotes removed from the value.
-pub fn parse_kv(s: &str) -> Result<Map<String, Value>, String> {
-    let mut out = Map::new();
-    for word in split_kv_words(s)? {
-        let word = decode_escapes(&word);
-        let pos = word
-            .char_indices()
-            .skip(1)
-            .find(|&(i, c)| c == '=' && !word[..i].ends_with('\\'))
-            .map(|(i, _)| i);
-        let Some(pos) = pos else {
-            return Err(format!("expected key=value arguments, found `{word}`"));
-        };
-        let (k, v) = (word[..pos].trim(), word[pos + 1..].trim());
-        if !is_identifier(k) {
-            return Err(format!("`{k}` is not a valid argument name"));
-        }
-        out.insert(k.to_string(), Value::String(unquote(v).to_string()));
-    }
-    Ok(out)
-}
-
-/// Split free-form arguments into words, keeping quotes and backslashes (Ansible's `split_args`).
-fn split_kv_words(s: &str) -> Result<Vec<String>, String> {
-    let chars: Vec<char> = s.chars().collect();
-    let mut words = Vec::new();
-    let mut cur = String::new();
-    let mut quote: Option<char> = None;
-    let mut depth = 0usize;
-    let mut i = 0;
-    while i < chars.len() {
-        let c = chars[i];
-        let next = chars.get(i + 1).copied();
-        if c == '\\' && (quote.is_some() || depth == 0) {
-            cur.push(c);
-            if let Some(n) = next {
-                cur.push(n);
-            }
-            i += 2;
-            continue;
-        }
-        if quote.is_none() && c == '{' && matches!(next, Some('{' | '%' | '#')) {
-            depth += 1;
-            cur.push(c);
-            cur.extend(next);
-            i += 2;
-            continue;
-        }
-        if quote.is_none() && depth > 0 && matches!(c, '}' | '%' | '#') && next == Some('}') {
-            depth -= 1;
-            cur.push(c);
-            cur.push('}');
-            i += 2;
-            continue;
-        }
-        match quote {
-            Some(q) if c == q => quote = None,
-            None if depth == 0 && (c == '"' || c == '\'') => quote = Some(c),
-            None if depth == 0 && c.is_whitespace() => {
-                if !cur.is_empty() {
-                    words.push(std::mem::take(&mut cur));
-                }
-                i += 1;
-                continue;
-            }
-            _ => {}
-        }
-        cur.push(c);
-        i += 1;
-    }
-    if quote.is_some() {
-        return Err("unbalanced quotes".into());
-    }
-    if !cur.is_empty() {
-        words.push(cur);
-    }
-    Ok(words)
-}
-
-/// Python's `unicode-escape` decoding of the escapes Ansible's `parse_kv` decodes.
-fn decode_escapes(s: &str) -> String {
-    let chars: Vec<char> = s.chars().collect();
-    let mut out = String::with_capacity(s.len());
-    let mut i = 0;
-    while i < chars.len() {
-        if chars[i] != '\\' || i + 1 >= chars.len() {
-            out.push(chars[i]);
-            i += 1;
-            continue;
-        }
-        let hex = |n: usize| -> Option<char> {
-            let digits: String = chars.get(i + 2..i + 2 + n)?.iter().collect();
-            if !digits.chars().all(|c| c.is_ascii_hexdigit()) {
-                return None;
-            }
-            char::from_u32(u32::from_str_radix(&digits, 16).ok()?)
-        };
-        let (decoded, used) = match chars[i + 1] {
-            '\\' => (Some('\\'), 2),
-            '\'' => (Some('\''), 2),
-            '"' => (Some('"'), 2),
-            'a' => (Some('\u{7}'), 2),
-            'b' => (Some('\u{8}'), 2),
-            'f' => (Some('\u{c}'), 2),
-            'n' => (Some('\n'), 2),
-            'r' => (Some('\r'), 2),
-            't' => (Some('\t'), 2),
-            'v' => (Some('\u{b}'), 2),
-            'x' => (hex(2), 4),
-            'u' => (hex(4), 6),
-            'U' => (hex(8), 10),
-            _ => (None, 0),
-        };
-        match decoded {
-            Some(c) => {
-                out.push(c);
-                i += used;
-            }
-            None => {
-                out.push('\\');
-                i += 1;
-            }
-        }
-    }
-    out
-}
-
-/// Remove one pair of matching outer quotes (Ansible's `unquote`).
-fn unquote(s: &str) -> &str {
-    let b = s.as_bytes();
-    if b.len() >= 2
-        && (b[0] == b'"' || b[0] == b'\'')
-        && b[b.len() - 1] == b[0]
-        && b[b.len() - 2] != b'\\'
-    {
-        &s[1..s.len() - 1]
-    } else {
-        s
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn node(yaml: &str) -> Node {
         crate::yaml::parse_str(yaml, std::path::Path::new("t.yml")).unwrap()
-    }
-
-    #[test]
-    fn kv_parsing() {
-        let m = parse_kv("src=a.txt dest='/tmp/x y' mode=0644 msg=\"{{ a b }}\"").unwrap();
-        assert_eq!(m["dest"], "/tmp/x y");
-        assert_eq!(m["mode"], "0644");
-        assert_eq!(m["msg"], "{{ a b }}");
-        assert!(parse_kv("justaword").is_err());
-        // Ansible decodes escapes and keeps what is inside templates together.
-        let m =
-            parse_kv(r#"content="{{ n }}\n" path=C:\\x re='a\.b' msg={{ a | b('x y') }}"#).unwrap();
-        assert_eq!(m["content"], "{{ n }}\n");
-        assert_eq!(m["path"], "C:\\x");
-        assert_eq!(m["re"], "a\\.b");
-        assert_eq!(m["msg"], "{{ a | b('x y') }}");
-        assert!(parse_kv("a='open").is_err());
     }
 
     #[test]
