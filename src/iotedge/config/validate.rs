@@ -15,22 +15,8 @@ use super::model::{
     KeySource, SuperConfig,
 };
 use super::problems::{deserialize_at, p, Problems};
-use super::validate_runtime;
-use super::values::{
-    base64_error, file_path, key_location_error, policy_error, url_error, url_scheme,
-};
-
-/// A URL (certificates, endpoints, sockets): the device parses it with the `url` crate.
-pub(super) fn check_url(key: &str, v: &str, out: &mut Problems) {
-    if let Some(e) = url_error(v) {
-        let hint = if v.starts_with('/') {
-            format!(" (a bare path is rejected by iotedge: write `file://{v}`)")
-        } else {
-            String::new()
-        };
-        out.push(p(key, format!("`{v}` is not a URL: {e}{hint}")));
-    }
-}
+use super::validate_runtime::{self, check_url};
+use super::values::{base64_error, file_path, key_location_error, policy_error, url_scheme};
 
 /// A key location: a `file:` URL naming a local path, or a `pkcs11:` URI with a slot id or token.
 fn check_key(key: &str, v: &str, out: &mut Problems) {

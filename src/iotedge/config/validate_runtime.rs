@@ -12,8 +12,19 @@ use serde_json::Value;
 
 use super::model::SuperConfig;
 use super::problems::{deserialize_at, p, Problems};
-use super::validate::check_url;
-use super::values::{duration, is_hhmm};
+use super::values::{duration, is_hhmm, url_error};
+
+/// A URL (certificates, endpoints, sockets): the device parses it with the `url` crate.
+pub(super) fn check_url(key: &str, v: &str, out: &mut Problems) {
+    if let Some(e) = url_error(v) {
+        let hint = if v.starts_with('/') {
+            format!(" (a bare path is rejected by iotedge: write `file://{v}`)")
+        } else {
+            String::new()
+        };
+        out.push(p(key, format!("`{v}` is not a URL: {e}{hint}")));
+    }
+}
 
 /// The keys of Docker's create body that IoT Edge 1.5 types (everything else goes to Docker as given).
 #[derive(Deserialize)]
