@@ -101,7 +101,7 @@ impl Templar {
         env.add_function("lookup", lookup::lookup);
         env.add_function("query", lookup::query);
         env.add_function("q", lookup::query);
-        env.add_function(WITH_LOOP_FN, lookup_plugins::with_loop);
+        env.add_function(WITH_LOOP_FN, lookup::with_loop);
         // Python semantics for `%` (string formatting) and date arithmetic, which the rewriter routes here.
         env.add_function(pyops::MOD_FN, pyops::py_mod);
         env.add_function(pyops::SUB_FN, pyops::py_sub);

@@ -280,10 +280,6 @@ fn term_str(t: &Value, plugin: &str) -> Result<String, Error> {
 }
 
 /// The lookup search path of the render in progress (empty: the current directory).
-pub(super) fn search_path_of(state: &State) -> Vec<PathBuf> {
-    search_path(state)
-}
-
 fn search_path(state: &State) -> Vec<PathBuf> {
     state
         .lookup(SEARCH_PATH_VAR)
@@ -315,6 +311,44 @@ fn describe_search(search: &[PathBuf], name: &str) -> String {
         .map(|d| format!("{0}/files, {0}", d.display()))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// `with_<name>: value` as a loop: the value's items are the terms (a string is one term), and the lookup's
+/// results are the loop items. `module` is the task's action (it decides `first_found`'s subdirectory).
+pub fn with_loop(
+    state: &State,
+    name: String,
+    value: Value,
+    module: Option<String>,
+) -> Result<Value, Error> {
+    let terms: Vec<Value> = if value.is_undefined() {
+        return Err(Error::new(
+            ErrorKind::UndefinedError,
+            format!("with_{name}: the value is undefined"),
+        ));
+    } else if value.as_str().is_some() || value.kind() != minijinja::value::ValueKind::Seq {
+        vec![value]
+    } else {
+        value.try_iter()?.collect()
+    };
+    let search = search_path(state);
+    if name == "first_found" {
+        let module = module.unwrap_or_default();
+        let subdir = ["template", "var", "file"]
+            .into_iter()
+            .find(|s| module.contains(s))
+            .unwrap_or("file");
+        let kw = Kwargs::from_iter(std::iter::empty::<(&str, Value)>());
+        return super::lookup_plugins::first_found(
+            &terms,
+            &kw,
+            &search,
+            Some(&format!("{subdir}s")),
+        )
+        .map(Value::from);
+    }
+    let kw = Kwargs::from_iter(std::iter::empty::<(&str, Value)>());
+    query(state, name, minijinja::value::Rest(terms), kw)
 }
 
 #[cfg(test)]

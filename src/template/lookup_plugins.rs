@@ -60,38 +60,6 @@ pub(super) fn run(
     })
 }
 
-/// `with_<name>: value` as a loop: the value's items are the terms (a string is one term), and the lookup's
-/// results are the loop items. `module` is the task's action (it decides `first_found`'s subdirectory).
-pub fn with_loop(
-    state: &State,
-    name: String,
-    value: Value,
-    module: Option<String>,
-) -> Result<Value, Error> {
-    let terms: Vec<Value> = if value.is_undefined() {
-        return Err(Error::new(
-            ErrorKind::UndefinedError,
-            format!("with_{name}: the value is undefined"),
-        ));
-    } else if value.as_str().is_some() || value.kind() != ValueKind::Seq {
-        vec![value]
-    } else {
-        value.try_iter()?.collect()
-    };
-    let search = super::lookup::search_path_of(state);
-    if name == "first_found" {
-        let module = module.unwrap_or_default();
-        let subdir = ["template", "var", "file"]
-            .into_iter()
-            .find(|s| module.contains(s))
-            .unwrap_or("file");
-        let kw = Kwargs::from_iter(std::iter::empty::<(&str, Value)>());
-        return first_found(&terms, &kw, &search, Some(&format!("{subdir}s"))).map(Value::from);
-    }
-    let kw = Kwargs::from_iter(std::iter::empty::<(&str, Value)>());
-    super::lookup::query(state, name, minijinja::value::Rest(terms), kw)
-}
-
 fn basedir(search: &[PathBuf]) -> PathBuf {
     search
         .last()
@@ -314,7 +282,7 @@ fn strings(v: &Value, seps: &[char]) -> Result<Vec<String>, Error> {
 
 /// `first_found`: `subdir` is None for `lookup()`/`query()` (names relative to the search directories), and
 /// `files`/`templates`/`vars` for `with_first_found` (Ansible decides by the task's action).
-fn first_found(
+pub(super) fn first_found(
     terms: &[Value],
     kwargs: &Kwargs,
     search: &[PathBuf],
