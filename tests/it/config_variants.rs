@@ -180,49 +180,6 @@ fn the_validator_agrees_with_the_device_except_where_the_device_ignores_keys() {
     assert_eq!(agree + IGNORED_BY_DEVICE.len(), all.len());
 }
 
-/// The plain OpenSSH client, logged in to a lab device the way the lab's inventory says.
-fn ssh(lab: &Lab, device: &str, cmd: &str) -> std::process::Output {
-    let text = std::fs::read_to_string(lab.inventory_path()).unwrap();
-    let inv: serde_json::Value =
-        edgefleet::yaml::parse_value(&text, &lab.inventory_path()).unwrap();
-    let host = inv["all"]["children"]
-        .as_object()
-        .unwrap()
-        .values()
-        .find_map(|g| {
-            g["hosts"]
-                .get(device)
-                .filter(|h| h.get("ansible_host").is_some())
-        })
-        .unwrap_or_else(|| panic!("{device} not in the inventory"))
-        .clone();
-    let s = |k: &str| match &host[k] {
-        serde_json::Value::String(s) => s.clone(),
-        v => v.to_string(),
-    };
-    let mut c = std::process::Command::new("ssh");
-    c.args(["-F", "/dev/null", "-i"])
-        .arg(s("ansible_ssh_private_key_file"));
-    for a in s("ansible_ssh_common_args").split_whitespace() {
-        c.arg(a);
-    }
-    c.args([
-        "-o",
-        "BatchMode=yes",
-        "-o",
-        "IdentitiesOnly=yes",
-        "-o",
-        "ConnectTimeout=10",
-    ])
-    .arg("-p")
-    .arg(s("ansible_port"))
-    .arg(format!("{}@{}", s("ansible_user"), s("ansible_host")))
-    .arg(cmd)
-    .stdin(std::process::Stdio::null())
-    .output()
-    .expect("run ssh")
-}
-
 /// A handful of variants through a real lab device's `iotedge config apply` over SSH: the in-process oracle
 /// above is the program the device runs.
 #[test]
@@ -253,7 +210,7 @@ fn a_lab_device_over_ssh_prints_the_device_messages() {
             .unwrap_or_else(|| panic!("{name}"));
         let path = lab.device_root("edge-001").join("etc/aziot/config.toml");
         std::fs::write(&path, &v.toml).unwrap();
-        let o = ssh(&lab, "edge-001", "iotedge config apply");
+        let o = crate::lab::ssh(&lab, "edge-001", "iotedge config apply");
         let out = String::from_utf8_lossy(&o.stdout);
         let err = String::from_utf8_lossy(&o.stderr);
         let agrees = match v.device.as_str() {

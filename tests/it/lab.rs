@@ -27,7 +27,7 @@ fn up(dir: &Path, n: usize, backend: LabBackend, user: LabUser) -> Lab {
 
 /// The plain OpenSSH client, connecting the way the generated inventory says: its host, port, user, key and
 /// common args (the lab's known_hosts, strict host key checking).
-fn ssh_cmd(lab: &Lab, device: &str) -> Command {
+pub(crate) fn ssh_cmd(lab: &Lab, device: &str) -> Command {
     let text = std::fs::read_to_string(lab.inventory_path()).unwrap();
     let inv: serde_json::Value =
         edgefleet::yaml::parse_value(&text, &lab.inventory_path()).unwrap();
@@ -68,7 +68,7 @@ fn ssh_cmd(lab: &Lab, device: &str) -> Command {
     c
 }
 
-fn ssh(lab: &Lab, device: &str, cmd: &str) -> Output {
+pub(crate) fn ssh(lab: &Lab, device: &str, cmd: &str) -> Output {
     ssh_cmd(lab, device)
         .arg(cmd)
         .stdin(Stdio::null())
