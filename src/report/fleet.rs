@@ -129,6 +129,8 @@ pub struct Device {
     pub summary_error: Option<String>,
     /// The last check matrix a verifying module reported for it.
     pub verify: Option<VerifyResult>,
+    /// Findings maintenance modules reported for it, in order.
+    pub findings: Vec<super::Finding>,
     /// Warnings about this device.
     pub warnings: Vec<String>,
     /// Transport counters.
@@ -158,6 +160,7 @@ impl Device {
             unreachable: None,
             summary_error: None,
             verify: None,
+            findings: Vec::new(),
             warnings: vec![],
             stats: StatsSnapshot::default(),
             duration: Duration::ZERO,
@@ -437,6 +440,10 @@ impl Fleet {
                     passed: *passed,
                     checks: checks.clone(),
                 });
+            }
+            Event::Findings { host, findings } => {
+                let i = self.active(host, now);
+                self.devices[i].findings.extend(findings.iter().cloned());
             }
             Event::HostFinished {
                 host,

@@ -157,6 +157,15 @@ fn lines(ev: &Event) -> Vec<(String, String)> {
             host.clone().unwrap_or_else(run),
             format!("WARNING: {message}"),
         )],
+        Event::Findings { host, findings } => findings
+            .iter()
+            .map(|f| {
+                (
+                    host.clone(),
+                    format!("finding {} [{}]: {}", f.id, f.severity.as_str(), f.message),
+                )
+            })
+            .collect(),
         Event::Verify {
             host,
             checks,

@@ -115,6 +115,50 @@ pub struct CheckMatrix {
     pub passed: bool,
 }
 
+/// How serious a maintenance finding is. Ordered: `Info < Warning < Critical`.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// Worth knowing (e.g. a certificate's days left, bytes freed); nothing to do.
+    Info,
+    /// Needs attention before it becomes a problem.
+    Warning,
+    /// Needs attention now (expired, out of space, a failing check).
+    Critical,
+}
+
+impl Severity {
+    /// The lowercase name used in every output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+/// One finding a maintenance module reports about one device: a stable id (e.g. `cert.edge_ca.expiring`,
+/// `disk.docker_root.low`), a severity, and what to do. Generic: the report groups and counts them, never
+/// interprets ids (except that `days_left` feeds the "min certificate days left" metric).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Finding {
+    /// Stable id (dotted, lowercase).
+    pub id: String,
+    /// How serious.
+    pub severity: Severity,
+    /// One line: what was found and what to do.
+    pub message: String,
+    /// For certificate findings: whole days until expiry (negative: expired).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub days_left: Option<i64>,
+    /// For clean-up findings: bytes freed (or that would be freed in check mode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+}
+
 /// Something the engine did or saw. Serialized as one JSON line per event in `--output jsonl`.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
@@ -229,6 +273,13 @@ pub enum Event {
         checks: Vec<HostCheck>,
         /// Did the host pass?
         passed: bool,
+    },
+    /// A maintenance module's findings for a host (see [`Finding`]).
+    Findings {
+        /// Host.
+        host: String,
+        /// The findings, in the module's order.
+        findings: Vec<Finding>,
     },
     /// A host finished the run.
     HostFinished {
