@@ -52,7 +52,8 @@ pub struct InventorySource {
     /// Inventory file or directory (repeatable). Default: $EDGEFLEET_INVENTORY.
     #[arg(short = 'i', long = "inventory", value_name = "INVENTORY")]
     pub inventory: Vec<PathBuf>,
-    /// Limit to hosts matching this pattern (`web:&prod`, `edge-0*`, `~re`, `@file`).
+    /// Limit to hosts matching this pattern (`web:&prod`, `edge-0*`, `~re`, `@file`; for `play`, `@failed`: the
+    /// devices the last run did not finish ok).
     #[arg(short = 'l', long = "limit", value_name = "PATTERN")]
     pub limit: Option<String>,
 }
@@ -106,9 +107,13 @@ pub struct ConnectOptions {
 
 /// `edgefleet play`.
 #[derive(Debug, Args)]
+#[command(after_help = "\
+Exit codes: 0 ok, 1 error, 2 a device failed, 3 a device was unreachable, 4 bad playbook/inventory, 5 bad options,
+12 (only with --detailed-exitcode) every device ok and something changed (with --check: would change), 99 interrupted.
+Every run is journaled in $XDG_STATE_HOME/edgefleet/runs/RUN-ID (default ~/.local/state/edgefleet/runs/).")]
 pub struct PlayArgs {
-    /// Playbook files.
-    #[arg(required = true, value_name = "PLAYBOOK")]
+    /// Playbook files (with --resume: default the resumed run's playbooks; if given, they must be the same).
+    #[arg(required_unless_present = "resume", value_name = "PLAYBOOK")]
     pub playbooks: Vec<PathBuf>,
     /// Inventory and --limit.
     #[command(flatten)]
@@ -140,6 +145,20 @@ pub struct PlayArgs {
     /// Identity to decrypt age-encrypted files (repeatable; default $EDGEFLEET_AGE_IDENTITY, then ~/.ssh keys).
     #[arg(long = "identity", value_name = "FILE")]
     pub identity: Vec<PathBuf>,
+    /// Exit 12 when every device finished ok and something changed (with --check: would change, i.e. the
+    /// devices drifted). Failures (2, 3, ...) still win. Without this flag a run with changes exits 0.
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+    /// Re-run only the devices of an earlier run that did not finish ok (failed, unreachable, interrupted, or
+    /// never finished because the controller died): `last`, or a run id from the journal directory. The
+    /// playbooks and inventory default to that run's; the other flags are taken as given now.
+    #[arg(long, value_name = "last|RUN-ID")]
+    pub resume: Option<String>,
+    /// Write the run's outcome in the Prometheus text format (node_exporter textfile collector) to FILE,
+    /// atomically: devices by outcome, changed devices, findings by severity, min certificate days left,
+    /// run duration and end time.
+    #[arg(long, value_name = "FILE")]
+    pub metrics: Option<PathBuf>,
     /// Output options.
     #[command(flatten)]
     pub out: OutputOptions,

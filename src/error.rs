@@ -1,4 +1,5 @@
-//! Exit codes, mapped in one place (Ansible's numbering, plus 10/11 for `certs report`'s monitoring verdict).
+//! Exit codes, mapped in one place (Ansible's numbering, plus 10/11 for `certs report`'s monitoring verdict and
+//! 12 for `play --detailed-exitcode`'s drift verdict).
 //!
 //! Owns the translation from "how the run ended" to the process exit code. Every command returns a
 //! `Result<ExitCode, AppError>` to `commands::main`, and `main` calls [`ExitCode::code`]; nothing else calls `std::process::exit`.
@@ -24,6 +25,9 @@ pub enum ExitCode {
     CertWarning,
     /// 11: `certs report`: a certificate is within `--critical-days` of expiry, or expired.
     CertCritical,
+    /// 12: `play --detailed-exitcode`: every device finished ok, and at least one task changed something (in check
+    /// mode: would change something, i.e. the devices drifted from the playbooks). Any failure code wins over it.
+    Changed,
     /// 99: interrupted by the user (Ctrl-C).
     Interrupted,
     /// 250: an unexpected error (a bug).
@@ -42,6 +46,7 @@ impl ExitCode {
             ExitCode::BadOptions => 5,
             ExitCode::CertWarning => 10,
             ExitCode::CertCritical => 11,
+            ExitCode::Changed => 12,
             ExitCode::Interrupted => 99,
             ExitCode::Unexpected => 250,
         }
@@ -109,6 +114,7 @@ mod tests {
             (ExitCode::BadOptions, 5),
             (ExitCode::CertWarning, 10),
             (ExitCode::CertCritical, 11),
+            (ExitCode::Changed, 12),
             (ExitCode::Interrupted, 99),
             (ExitCode::Unexpected, 250),
         ];

@@ -10,6 +10,7 @@ mod executor;
 mod fleet;
 mod inventory;
 mod iotedge_preflight;
+mod journal;
 mod lab;
 mod modules;
 mod nonroot;
