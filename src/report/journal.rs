@@ -377,12 +377,20 @@ impl Journal {
             .filter(|e| e.status == "ok")
             .map(|e| e.host.as_str())
             .collect();
-        self.header
+        let mut out: Vec<String> = self
+            .header
             .hosts
             .iter()
             .filter(|h| !ok.contains(h.as_str()))
             .cloned()
-            .collect()
+            .collect();
+        // A device that finished not ok but is missing from the header (it cannot be, but fail closed).
+        for e in &self.entries {
+            if !ok.contains(e.host.as_str()) && !out.contains(&e.host) {
+                out.push(e.host.clone());
+            }
+        }
+        out
     }
 }
 
@@ -539,20 +547,21 @@ mod tests {
         sink.emit(finished("b", HostStatus::Failed));
         sink.emit(finished("c", HostStatus::Unreachable));
         sink.emit(finished("d", HostStatus::Ok));
-        // "e" started but never finished (killed).
+        sink.emit(finished("x", HostStatus::Failed)); // not in the header: still named
+                                                      // "e" started but never finished (killed).
         sink.finish().unwrap();
         let j = open(dir.path(), "last").unwrap();
         assert_eq!(j.header.run_id, id);
-        assert_eq!(j.entries.len(), 4);
+        assert_eq!(j.entries.len(), 5);
         assert!(j.entries[0].changed && !j.entries[3].changed);
         assert_eq!(j.entries[1].error.as_deref(), Some("boom"));
         assert!(j.end.is_none());
-        assert_eq!(j.not_ok(), ["b", "c", "e"]);
+        assert_eq!(j.not_ok(), ["b", "c", "e", "x"]);
         // A torn last line (a crash mid-write) is ignored; the run ended normally after that.
         let mut text = std::fs::read_to_string(sink.path()).unwrap();
         text.push_str("{\"host\":\"e\",\"sta");
         let j2 = Journal::parse(&text, sink.path()).unwrap();
-        assert_eq!(j2.not_ok(), ["b", "c", "e"]);
+        assert_eq!(j2.not_ok(), ["b", "c", "e", "x"]);
         sink.emit(Event::RunFinished {
             duration: Duration::from_secs(1),
             interrupted: false,
@@ -560,7 +569,7 @@ mod tests {
         let j3 = open(dir.path(), &id).unwrap();
         assert_eq!(j3.end.as_ref().map(|e| e.duration_ms), Some(1000));
         let retry = write_retry(&j3).unwrap();
-        assert_eq!(std::fs::read_to_string(retry).unwrap(), "b\nc\ne\n");
+        assert_eq!(std::fs::read_to_string(retry).unwrap(), "b\nc\ne\nx\n");
         // The retry file is not a journal: `last` still finds the journal.
         assert_eq!(open(dir.path(), "last").unwrap().header.run_id, id);
     }
