@@ -1,7 +1,9 @@
 //! Loading and running playbooks, shared by `play`, `ping` and `lab run`: load and validate everything (inventory,
 //! playbooks, every task's arguments for every host) before any device is contacted, then run, report, and
 //! return the exit code. Also the translation of the connection and output flags into the options of the
-//! transport and the reporters.
+//! transport and the reporters. For `play`, what a run keeps besides its outputs ([`Record`]): the run journal
+//! (first sink of the run, so what any output reports finished is already on disk), the `--metrics` file
+//! (written after the report, with the final exit code) and `--detailed-exitcode`'s 12.
 //!
 //! Warnings found before a run (inventory load, `--limit`, secrets, pre-flight) are kept in order and, once
 //! the run is sure to start, emitted as events, so they reach the text output, `--report`, jsonl and `--log`
