@@ -523,4 +523,44 @@ fn the_systemd_units_verify() {
         !text.contains("edgefleet-maintenance"),
         "systemd-analyze verify complained:\n{text}"
     );
+    // verify does not know edgefleet's flags: the unit's command line must load and validate (--syntax-check)
+    // in a project laid out as the unit expects, with %d (the credentials directory) filled in.
+    let service = std::fs::read_to_string(src.join("edgefleet-maintenance.service")).unwrap();
+    let exec = service
+        .replace("\\\n", " ")
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart=").map(String::from))
+        .expect("ExecStart");
+    let project = dir.path().join("srv");
+    let creds = dir.path().join("credentials");
+    std::fs::create_dir_all(project.join("playbooks")).unwrap();
+    std::fs::create_dir_all(&creds).unwrap();
+    std::fs::write(
+        project.join("playbooks/maintenance.yml"),
+        "- hosts: all\n  gather_facts: false\n  tasks:\n    - ping:\n",
+    )
+    .unwrap();
+    std::fs::write(
+        project.join("inventory"),
+        "all:\n  hosts:\n    edge-001:\n      ansible_host: 127.0.0.1\n",
+    )
+    .unwrap();
+    let mut words = exec.split_whitespace().map(|w| {
+        w.replace("%d", &creds.display().to_string())
+            .replace("/srv/edgefleet", &project.display().to_string())
+    });
+    assert_eq!(words.next().as_deref(), Some("/usr/bin/edgefleet"));
+    let o = support::edgefleet()
+        .current_dir(&project)
+        .env("XDG_STATE_HOME", dir.path().join("state"))
+        .args(words)
+        .arg("--syntax-check")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{exec}\n{}", out(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("syntax check passed"),
+        "{}",
+        out(&o)
+    );
 }
