@@ -17,6 +17,7 @@
 //!
 //! Leaves, importable from anywhere: [`diag`], [`error`], [`yaml`], [`shell`], [`redact`], [`pycompat`].
 
+pub mod bundle;
 pub mod cli;
 pub mod commands;
 pub mod diag;
