@@ -1,4 +1,5 @@
-//! Exit codes, mapped in one place (Ansible's numbering, plus 10/11 for `certs report`'s monitoring verdict).
+//! Exit codes, mapped in one place (Ansible's numbering, plus 10/11 for `certs report`'s monitoring verdict and
+//! 20-23 for `bundle`'s verdicts).
 //!
 //! Owns the translation from "how the run ended" to the process exit code. Every command returns a
 //! `Result<ExitCode, AppError>` to `commands::main`, and `main` calls [`ExitCode::code`]; nothing else calls `std::process::exit`.
@@ -24,6 +25,14 @@ pub enum ExitCode {
     CertWarning,
     /// 11: `certs report`: a certificate is within `--critical-days` of expiry, or expired.
     CertCritical,
+    /// 20: `bundle verify`: unsigned, or not signed by an allowed signer, or changed after signing.
+    BundleSignature,
+    /// 21: `bundle verify`: an entry's size or hash differs, an entry is missing or extra, or it is truncated.
+    BundleIntegrity,
+    /// 22: `bundle create|verify`: a dependency is satisfied neither by the bundle nor by the base system.
+    BundleDependencies,
+    /// 23: `bundle verify|inspect`: not a bundle, a bad manifest, or a newer format version.
+    BundleFormat,
     /// 99: interrupted by the user (Ctrl-C).
     Interrupted,
     /// 250: an unexpected error (a bug).
@@ -42,6 +51,10 @@ impl ExitCode {
             ExitCode::BadOptions => 5,
             ExitCode::CertWarning => 10,
             ExitCode::CertCritical => 11,
+            ExitCode::BundleSignature => 20,
+            ExitCode::BundleIntegrity => 21,
+            ExitCode::BundleDependencies => 22,
+            ExitCode::BundleFormat => 23,
             ExitCode::Interrupted => 99,
             ExitCode::Unexpected => 250,
         }
@@ -109,6 +122,10 @@ mod tests {
             (ExitCode::BadOptions, 5),
             (ExitCode::CertWarning, 10),
             (ExitCode::CertCritical, 11),
+            (ExitCode::BundleSignature, 20),
+            (ExitCode::BundleIntegrity, 21),
+            (ExitCode::BundleDependencies, 22),
+            (ExitCode::BundleFormat, 23),
             (ExitCode::Interrupted, 99),
             (ExitCode::Unexpected, 250),
         ];
