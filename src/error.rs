@@ -87,6 +87,9 @@ pub enum AppError {
     /// Interrupted: exit 99.
     #[error("interrupted")]
     Interrupted,
+    /// A failure with its own exit code (the `bundle` verdicts, 20-23).
+    #[error("{1}")]
+    Coded(ExitCode, String),
 }
 
 impl AppError {
@@ -97,6 +100,7 @@ impl AppError {
             AppError::Usage(_) => ExitCode::BadOptions,
             AppError::Other(_) => ExitCode::Error,
             AppError::Interrupted => ExitCode::Interrupted,
+            AppError::Coded(code, _) => *code,
         }
     }
 }

@@ -28,10 +28,7 @@ pub fn run(args: BundleArgs) -> Result<ExitCode, AppError> {
         BundleCommand::Verify(a) => verify(&a),
         BundleCommand::Inspect(a) => inspect(&a),
     };
-    Ok(res.unwrap_or_else(|e| {
-        eprintln!("error: {}", e.message.replace('\n', "\nerror: "));
-        exit_code(e.kind)
-    }))
+    res.map_err(|e| AppError::Coded(exit_code(e.kind), e.message.replace('\n', "\nerror: ")))
 }
 
 /// The exit code of a failure kind.
