@@ -1041,3 +1041,235 @@ fn memory_is_independent_of_entry_size() {
         "verify: memory grows with the entry: {figures:?}"
     );
 }
+
+/// `--apt NAME=VERSION` runs the real `apt-get download`, here against a local flat repository (no network):
+/// the operator's apt configuration (`APT_CONFIG`) is honoured, the downloaded .deb is bundled like a local one.
+#[test]
+fn apt_download_from_a_local_repository() {
+    tools::require("apt-get");
+    let s = Site::new();
+    let deb = s.deb(
+        "aa-fetched",
+        "2.1-3",
+        "amd64",
+        "Depends: libc6 (>= 2.30)\n",
+        "xz",
+    );
+    let repo = s.p("repo");
+    fs::create_dir_all(&repo).unwrap();
+    let bytes = fs::read(&deb).unwrap();
+    fs::write(repo.join("aa-fetched_2.1-3_amd64.deb"), &bytes).unwrap();
+    let fields = Command::new("dpkg-deb")
+        .arg("--field")
+        .arg(&deb)
+        .output()
+        .unwrap();
+    assert!(fields.status.success());
+    let mut packages = String::from_utf8(fields.stdout).unwrap();
+    packages.push_str(&format!(
+        "Filename: ./aa-fetched_2.1-3_amd64.deb\nSize: {}\nSHA256: {}\n\n",
+        bytes.len(),
+        sha256_hex(&bytes)
+    ));
+    fs::write(repo.join("Packages"), packages).unwrap();
+    for d in ["empty", "state/lists/partial", "cache/archives/partial"] {
+        fs::create_dir_all(s.p(d)).unwrap();
+    }
+    fs::write(s.p("status"), "").unwrap();
+    fs::write(
+        s.p("sources.list"),
+        format!("deb [trusted=yes] file:{} ./\n", repo.display()),
+    )
+    .unwrap();
+    let root = s.dir.path().display().to_string();
+    let conf = s.write(
+        "apt.conf",
+        &format!(
+            "Dir::Etc::SourceList \"{root}/sources.list\";\nDir::Etc::SourceParts \"{root}/empty\";\n\
+             Dir::Etc::Preferences \"{root}/empty/prefs\";\nDir::Etc::PreferencesParts \"{root}/empty\";\n\
+             Dir::State \"{root}/state\";\nDir::State::status \"{root}/status\";\nDir::Cache \"{root}/cache\";\n\
+             APT::Sandbox::User \"root\";\nDebug::NoLocking \"true\";\n"
+        ),
+    );
+    let conf = conf.to_str().unwrap();
+    let up = Command::new("apt-get")
+        .arg("update")
+        .env("APT_CONFIG", conf)
+        .output()
+        .unwrap();
+    assert!(
+        up.status.success(),
+        "apt-get update: {}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    let r = s.run_env(
+        &[
+            "bundle",
+            "create",
+            "-o",
+            "apt.tar",
+            "--apt",
+            "aa-fetched=2.1-3",
+            "--sign-key",
+            "key",
+            "--base-system",
+            "base.txt",
+        ],
+        &[("APT_CONFIG", conf)],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let i = s.run(&["bundle", "inspect", "apt.tar", "--output", "json"]);
+    let j: serde_json::Value = serde_json::from_str(&i.stdout).unwrap();
+    let e = &j["manifest"]["entries"][0];
+    assert_eq!(e["name"], "aa-fetched");
+    assert_eq!(e["sha256"], sha256_hex(&bytes));
+    assert_eq!(e["depends"], "libc6 (>= 2.30)");
+    // A version the repository does not have: apt-get's own words, and what to do.
+    let r = s.run_env(
+        &[
+            "bundle",
+            "create",
+            "-o",
+            "none.tar",
+            "--apt",
+            "aa-fetched=9.9",
+            "--sign-key",
+            "key",
+        ],
+        &[("APT_CONFIG", conf)],
+    );
+    assert_eq!(r.code, 4);
+    assert!(
+        r.stderr.contains("apt-get download aa-fetched=9.9 failed"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("'9.9' for 'aa-fetched' was not found"),
+        "{}",
+        r.stderr
+    );
+    assert!(!s.p("none.tar").exists());
+    let r = s.run(&[
+        "bundle",
+        "create",
+        "-o",
+        "x.tar",
+        "--apt",
+        "aa-fetched",
+        "--sign-key",
+        "key",
+    ]);
+    assert_eq!(r.code, 4);
+    assert!(
+        r.stderr
+            .contains("--apt `aa-fetched`: expected NAME=VERSION"),
+        "{}",
+        r.stderr
+    );
+}
+
+/// `--docker IMAGE` needs a Docker engine on the operator's machine; without one (as here) it fails saying
+/// which command failed and what to check, and writes no bundle.
+#[test]
+fn docker_save_failure_is_explained() {
+    let s = Site::new();
+    let r = s.run(&[
+        "bundle",
+        "create",
+        "-o",
+        "d.tar",
+        "--docker",
+        "example.com/none:1",
+        "--sign-key",
+        "key",
+    ]);
+    assert_eq!(r.code, 4, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("docker save example.com/none:1"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains("is the image pulled on this machine (`docker pull`)?"),
+        "{}",
+        r.stderr
+    );
+    assert!(!s.p("d.tar").exists());
+    let r = s.run(&[
+        "bundle",
+        "create",
+        "-o",
+        "d.tar",
+        "--docker",
+        "--rm",
+        "--sign-key",
+        "key",
+    ]);
+    assert_ne!(r.code, 0);
+}
+
+/// ECDSA and RSA keys sign too, and `ssh-keygen -Y verify` accepts their signatures.
+#[test]
+fn ecdsa_and_rsa_signatures_interoperate() {
+    let s = Site::new();
+    let deb = s.deb("solo", "1.0", "all", "", "gzip");
+    for (name, kind) in [("ec", "ecdsa"), ("rsa", "rsa")] {
+        let st = Command::new("ssh-keygen")
+            .args(["-q", "-t", kind, "-N", "", "-C", name, "-f"])
+            .arg(s.p(name))
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let out = format!("{name}.tar");
+        let r = s.run(&[
+            "bundle",
+            "create",
+            "-o",
+            &out,
+            "--deb",
+            deb.to_str().unwrap(),
+            "--sign-key",
+            name,
+        ]);
+        assert_eq!(r.code, 0, "{kind}: {}", r.stderr);
+        let signers = s.write(
+            &format!("{name}_signers"),
+            &format!("ops {}\n", s.pubkey(name)),
+        );
+        let v = s.run(&[
+            "bundle",
+            "verify",
+            &out,
+            "--allowed-signers",
+            signers.to_str().unwrap(),
+        ]);
+        assert_eq!(v.code, 0, "{kind}: {}", v.stderr);
+        let m = members(&s.p(&out));
+        fs::write(s.p("m.json"), &m[0].1).unwrap();
+        fs::write(s.p("m.sig"), &m[1].1).unwrap();
+        let o = Command::new("ssh-keygen")
+            .args([
+                "-Y",
+                "verify",
+                "-I",
+                "ops",
+                "-n",
+                "edgefleet-bundle",
+                "-s",
+                "m.sig",
+                "-f",
+            ])
+            .arg(&signers)
+            .current_dir(s.dir.path())
+            .stdin(fs::File::open(s.p("m.json")).unwrap())
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{kind}: ssh-keygen refused: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+}
