@@ -1197,17 +1197,23 @@ fn docker_save_failure_is_explained() {
         r.stderr
     );
     assert!(!s.p("d.tar").exists());
+    // An option smuggled in as an image name never reaches docker's command line.
     let r = s.run(&[
         "bundle",
         "create",
         "-o",
         "d.tar",
-        "--docker",
-        "--rm",
+        "--docker=--output=/etc/passwd",
         "--sign-key",
         "key",
     ]);
-    assert_ne!(r.code, 0);
+    assert_eq!(r.code, 4);
+    assert!(
+        r.stderr
+            .contains("--docker `--output=/etc/passwd`: not an image name"),
+        "{}",
+        r.stderr
+    );
 }
 
 /// ECDSA and RSA keys sign too, and `ssh-keygen -Y verify` accepts their signatures.
