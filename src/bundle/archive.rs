@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use ssh_key::{HashAlg, PrivateKey, SshSig};
 
-use super::closure::check_closure;
+use super::closure::{check_closure, install_order};
 use super::deb::read_deb;
 use super::hash::{sha256_reader, HashingReader};
 use super::image::read_image_archive;
@@ -222,7 +222,10 @@ pub fn plan(spec: &CreateSpec) -> Result<(Manifest, Vec<PathBuf>), BundleError> 
             ));
         }
     }
-    let problems = check_closure(&entries, &spec.base_system);
+    let mut problems = check_closure(&entries, &spec.base_system);
+    if let Err(e) = install_order(&entries) {
+        problems.push(e);
+    }
     if !problems.is_empty() {
         return Err(BundleError::new(Failure::Dependencies, problems.join("\n")));
     }
@@ -557,7 +560,10 @@ pub fn verify(
         }
     }
     let base = base.unwrap_or(&head.manifest.base_system);
-    let dependencies = check_closure(&head.manifest.entries, base);
+    let mut dependencies = check_closure(&head.manifest.entries, base);
+    if let Err(e) = install_order(&head.manifest.entries) {
+        dependencies.push(e);
+    }
     Ok(Verified {
         head,
         signer,

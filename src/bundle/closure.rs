@@ -4,7 +4,8 @@
 //! Owns the base-system list (its file format, read with file:line errors) and the check, whose messages name
 //! the package, the relation with its constraint, what the bundle has instead, and what to do. Follows dpkg's
 //! rules: a real package satisfies a constraint by its version; a `Provides` satisfies an unversioned relation,
-//! or a versioned one through its own `(= version)`. Must not read files other than the base-system list.
+//! or a versioned one through its own `(= version)`. Also the install order of the debs (`install_order`), which
+//! the bootstrap playbook follows. Must not read files other than the base-system list.
 
 use std::path::Path;
 
@@ -139,6 +140,85 @@ pub fn check_closure(entries: &[Entry], base: &[BasePackage]) -> Vec<String> {
     problems
 }
 
+/// The bundle's debs in an order `dpkg -i` can take them one at a time: every deb after the bundle debs that
+/// satisfy its Pre-Depends and Depends (ties by name, so the order is stable). A Depends cycle (which Debian
+/// allows) is broken at the alphabetically first package still waiting; a Pre-Depends cycle cannot be
+/// installed and is an error naming its packages.
+pub fn install_order(entries: &[Entry]) -> Result<Vec<&Entry>, String> {
+    let debs: Vec<&Entry> = entries
+        .iter()
+        .filter(|e| e.kind == EntryKind::Deb)
+        .collect();
+    let cands: Vec<Candidate<'_>> = debs
+        .iter()
+        .map(|e| Candidate {
+            name: &e.name,
+            version: e.version.as_deref().and_then(|v| DebVersion::parse(v).ok()),
+            provides: flat(&e.provides),
+            from_bundle: true,
+        })
+        .collect();
+    // needs[i]: (j, pre) — deb i needs deb j first; `pre`: through Pre-Depends.
+    let mut needs: Vec<Vec<(usize, bool)>> = vec![Vec::new(); debs.len()];
+    for (i, e) in debs.iter().enumerate() {
+        for (pre, text) in [(true, &e.pre_depends), (false, &e.depends)] {
+            for rel in parse_relations(text).unwrap_or_default() {
+                let first = rel.0.iter().find_map(|alt| {
+                    (0..cands.len()).find(|&j| j != i && satisfies(&cands[j], alt))
+                });
+                if let Some(j) = first {
+                    needs[i].push((j, pre));
+                }
+            }
+        }
+    }
+    let mut done = vec![false; debs.len()];
+    let mut order = Vec::new();
+    // Can `start` reach itself through needs not yet installed (is it on a cycle)?
+    let on_cycle = |start: usize, done: &[bool]| {
+        let mut stack: Vec<usize> = needs[start]
+            .iter()
+            .map(|&(j, _)| j)
+            .filter(|&j| !done[j])
+            .collect();
+        let mut seen = vec![false; debs.len()];
+        while let Some(k) = stack.pop() {
+            if k == start {
+                return true;
+            }
+            if !std::mem::replace(&mut seen[k], true) {
+                stack.extend(needs[k].iter().map(|&(j, _)| j).filter(|&j| !done[j]));
+            }
+        }
+        false
+    };
+    while order.len() < debs.len() {
+        let ready = (0..debs.len())
+            .filter(|&i| !done[i] && needs[i].iter().all(|&(j, _)| done[j]))
+            .min_by(|&a, &b| debs[a].name.cmp(&debs[b].name));
+        // Nothing ready: a cycle. Break it at a package on it whose unmet needs are all Depends.
+        let breaker = || {
+            (0..debs.len())
+                .filter(|&i| !done[i] && on_cycle(i, &done))
+                .filter(|&i| needs[i].iter().all(|&(j, pre)| done[j] || !pre))
+                .min_by(|&a, &b| debs[a].name.cmp(&debs[b].name))
+        };
+        let Some(i) = ready.or_else(breaker) else {
+            let stuck: Vec<&str> = (0..debs.len())
+                .filter(|&i| !done[i])
+                .map(|i| debs[i].name.as_str())
+                .collect();
+            return Err(format!(
+                "a Pre-Depends cycle among {}: dpkg cannot install these one after another",
+                stuck.join(", ")
+            ));
+        };
+        done[i] = true;
+        order.push(debs[i]);
+    }
+    Ok(order)
+}
+
 fn flat(provides: &str) -> Vec<Alternative> {
     parse_relations(provides)
         .unwrap_or_default()
@@ -228,6 +308,40 @@ mod tests {
             p[2].contains("`virt (>= 2)`"),
             "an unversioned Provides cannot satisfy a versioned relation"
         );
+    }
+
+    #[test]
+    fn install_order_follows_dependencies() {
+        let entries = vec![
+            deb(
+                "aziot-edge",
+                "1.5.21-1",
+                "aziot-identity-service (= 1.5.6-1), docker-engine",
+                "",
+            ),
+            deb("aziot-identity-service", "1.5.6-1", "libc6", ""),
+            deb("moby-engine", "25.0.5-1", "moby-cli", "docker-engine"),
+            deb("moby-cli", "25.0.5-1", "moby-engine", ""),
+        ];
+        let names = |v: Vec<&Entry>| v.iter().map(|e| e.name.clone()).collect::<Vec<_>>();
+        // moby-engine <-> moby-cli is a Depends cycle: broken at the first name.
+        assert_eq!(
+            names(install_order(&entries).unwrap()),
+            [
+                "aziot-identity-service",
+                "moby-cli",
+                "moby-engine",
+                "aziot-edge"
+            ]
+        );
+        let mut pre = vec![deb("aa", "1", "", ""), deb("bb", "1", "", "")];
+        pre[0].pre_depends = "bb".into();
+        pre[1].pre_depends = "aa".into();
+        assert!(install_order(&pre)
+            .unwrap_err()
+            .contains("Pre-Depends cycle among aa, bb"));
+        pre[1].pre_depends = String::new();
+        assert_eq!(names(install_order(&pre).unwrap()), ["bb", "aa"]);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::process::Command;
 use serde_json::json;
 
 use crate::bundle::archive::{self, CreateSpec, Head, Verified};
-use crate::bundle::closure::read_base_system;
+use crate::bundle::closure::{install_order, read_base_system};
 use crate::bundle::manifest::EntryKind;
 use crate::bundle::signing::{load_signing_key, read_allowed_signers};
 use crate::bundle::{BundleError, Failure};
@@ -343,7 +343,10 @@ fn inspect_json(h: &Head) -> serde_json::Value {
             "verified": false,
         })
     });
-    json!({ "manifest": h.manifest, "signature": sig })
+    let order = install_order(&h.manifest.entries)
+        .ok()
+        .map(|o| o.iter().map(|e| e.name.clone()).collect::<Vec<_>>());
+    json!({ "manifest": h.manifest, "signature": sig, "install_order": order })
 }
 
 fn print_inspect(h: &Head) {
@@ -368,6 +371,17 @@ fn print_inspect(h: &Head) {
     }
     if !m.base_system.is_empty() {
         println!("base system: {} packages declared", m.base_system.len());
+    }
+    match install_order(&m.entries) {
+        Ok(o) if !o.is_empty() => println!(
+            "install order: {}",
+            o.iter()
+                .map(|e| e.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Ok(_) => {}
+        Err(e) => println!("install order: none ({e})"),
     }
     for e in &m.entries {
         println!(

@@ -364,6 +364,16 @@ fn create_verify_inspect_real_debs_and_images() {
         "templates/config.toml.j2"
     );
     assert_eq!(j["signature"]["namespace"], "edgefleet-bundle");
+    assert_eq!(
+        j["install_order"],
+        serde_json::json!([
+            "aziot-identity-service",
+            "edge-docs",
+            "moby-engine",
+            "aziot-edge"
+        ]),
+        "each deb after the debs it depends on"
+    );
 
     let t = s.run(&["bundle", "inspect", "site.tar"]);
     assert_eq!(t.code, 0);
