@@ -495,6 +495,30 @@ fn tampered_entry_is_named_with_its_hash() {
         "the manifest itself is intact: {}",
         v.stdout
     );
+    let j = s.run(&[
+        "bundle",
+        "verify",
+        "b.tar",
+        "--allowed-signers",
+        "allowed_signers",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(j.code, 21);
+    let j: serde_json::Value = serde_json::from_str(&j.stdout).unwrap();
+    assert_eq!(j["ok"], false);
+    assert_eq!(j["exit_code"], 21);
+    assert_eq!(j["signer"]["principals"], "ops@example.com");
+    assert_eq!(
+        j["integrity"].as_array().unwrap().len(),
+        1,
+        "only the tampered entry: {j}"
+    );
+    assert!(j["integrity"][0]
+        .as_str()
+        .unwrap()
+        .starts_with("`debs/aziot-edge_1.5.21-1_amd64.deb`"));
+    assert_eq!(j["dependencies"], serde_json::json!([]));
 }
 
 #[test]
