@@ -2,8 +2,8 @@
 //! (uncompressed, `.gz`, `.xz` or `.zst`) holding `./control`, then `data.tar.*`.
 //!
 //! Owns finding and decompressing the control member (bounded: a decompression bomb is refused, not
-//! buffered) and handing `./control` to [`Control::parse`]. The data member is never read. Must not hash or
-//! copy the file (`hash.rs`, `archive.rs`).
+//! buffered) and handing `./control` to [`Control::parse`]. The data member is only read through to prove it
+//! complete (a truncated download is refused). Must not hash or copy the file (`hash.rs`, `archive.rs`).
 
 use std::fs::File;
 use std::io::{self, BufReader, Read, Write};
@@ -51,6 +51,7 @@ pub fn read_deb_from(r: impl Read) -> Result<Control, String> {
             magic.trim()
         ));
     }
+    let mut control = None;
     while let Some(entry) = ar.next_entry() {
         let entry = entry.map_err(|e| format!("the ar archive is damaged: {e}"))?;
         let name = String::from_utf8_lossy(entry.header().identifier()).into_owned();
@@ -73,9 +74,36 @@ pub fn read_deb_from(r: impl Read) -> Result<Control, String> {
             .map_err(|e| format!("member `{name}` is unreadable (truncated file?): {e}"))?;
         let tar = decompress(compression, &raw).map_err(|e| format!("member `{name}`: {e}"))?;
         let text = control_from_tar(&tar).map_err(|e| format!("member `{name}`: {e}"))?;
-        return Control::parse(&text).map_err(|e| format!("its control file: {e}"));
+        control = Some(Control::parse(&text).map_err(|e| format!("its control file: {e}"))?);
+        break;
     }
-    Err(not_deb("no `control.tar` member"))
+    let control = control.ok_or_else(|| not_deb("no `control.tar` member"))?;
+    check_data_member(&mut ar)?;
+    Ok(control)
+}
+
+/// After the control member: a `data.tar*` member must follow, complete (read through, never kept), so a
+/// truncated download is refused here and not on the device.
+fn check_data_member(ar: &mut ar::Archive<impl Read>) -> Result<(), String> {
+    while let Some(entry) = ar.next_entry() {
+        let mut entry = entry
+            .map_err(|e| format!("the ar archive is damaged after the control member: {e}"))?;
+        let name = String::from_utf8_lossy(entry.header().identifier()).into_owned();
+        if !name.starts_with("data.tar") {
+            continue;
+        }
+        let want = entry.header().size();
+        let got = io::copy(&mut entry, &mut io::sink()).map_err(|e| {
+            format!("member `{name}` is cut short (truncated .deb? download it again): {e}")
+        })?;
+        if got != want {
+            return Err(format!(
+                "member `{name}` has {got} of its {want} bytes: the .deb is truncated; download it again"
+            ));
+        }
+        return Ok(());
+    }
+    Err("no `data.tar` member after the control data: the .deb is truncated or damaged".into())
 }
 
 /// Decompress a control member by its suffix, refusing more than [`MAX_CONTROL_TAR`] bytes of output.

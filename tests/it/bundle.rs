@@ -615,6 +615,22 @@ fn wrong_signer_and_unsigned_are_refused() {
     let v = s.verify("unsigned.tar");
     assert_eq!(v.code, 20, "{}{}", v.stdout, v.stderr);
     assert!(v.stderr.contains("the bundle is unsigned"), "{}", v.stderr);
+    m.insert(
+        1,
+        (
+            "manifest.json.sig".into(),
+            b"-----BEGIN SSH SIGNATURE-----\ngarbage\n".to_vec(),
+        ),
+    );
+    write_tar(&s.p("garbled.tar"), &m);
+    let v = s.verify("garbled.tar");
+    assert_eq!(v.code, 20, "{}{}", v.stdout, v.stderr);
+    assert!(
+        v.stderr.contains("manifest.json.sig: not an SSH signature"),
+        "{}",
+        v.stderr
+    );
+    m.remove(1);
     let i = s.run(&["bundle", "inspect", "unsigned.tar"]);
     assert!(i.stdout.contains("signature: none"), "{}", i.stdout);
 }
@@ -820,6 +836,27 @@ fn garbage_control_file_is_refused_with_file_and_line() {
         "{}",
         r.stderr
     );
+    // A real .deb cut short (an interrupted download).
+    let real = fs::read(s.deb("cut", "1.0", "all", "", "none")).unwrap();
+    fs::write(s.p("cut.deb"), &real[..real.len() - 100]).unwrap();
+    let r = s.run(&[
+        "bundle",
+        "create",
+        "-o",
+        "x.tar",
+        "--deb",
+        "cut.deb",
+        "--sign-key",
+        "key",
+    ]);
+    assert_eq!(r.code, 4, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("cut.deb: not a usable .deb: member `data.tar`"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("download it again"), "{}", r.stderr);
     assert!(!s.p("x.tar").exists());
 }
 
