@@ -4,7 +4,8 @@
 //!
 //! Owns reading such an archive in one pass in bounded memory (every member is hashed as it streams by; only
 //! small JSON members are kept), and checking it the way `docker load` will: every config and layer named is
-//! present, every `blobs/sha256/<hex>` member has that hash, and the image ID is the SHA-256 of the config.
+//! present, every `blobs/sha256/<hex>` member has that hash, every uncompressed layer's hash is its config's
+//! `diff_id`, and the image ID is the SHA-256 of the config.
 //! Must not know about bundles (`archive.rs`).
 
 use std::collections::HashMap;
@@ -51,6 +52,14 @@ struct ConfigHead {
     architecture: String,
     #[serde(default)]
     os: String,
+    #[serde(default)]
+    rootfs: Option<RootFs>,
+}
+
+#[derive(Deserialize)]
+struct RootFs {
+    #[serde(default)]
+    diff_ids: Vec<String>,
 }
 
 /// What one pass over the archive saw.
@@ -62,6 +71,15 @@ struct Seen {
     links: HashMap<PathBuf, PathBuf>,
     /// Small JSON members, by normalized path.
     json: HashMap<PathBuf, Vec<u8>>,
+    /// Files that start with a gzip, zstd or xz header (a compressed layer's hash is not its diff_id).
+    compressed: std::collections::HashSet<PathBuf>,
+}
+
+/// Does `head` start with a gzip, zstd or xz magic number?
+fn is_compressed(head: &[u8]) -> bool {
+    head.starts_with(&[0x1f, 0x8b])
+        || head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd])
+        || head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0])
 }
 
 impl Seen {
@@ -140,17 +158,22 @@ pub fn read_image_archive(r: impl Read) -> Result<Vec<ImageInfo>, String> {
             && (path.extension().is_some_and(|e| e == "json") || path.starts_with("blobs"));
         let mut hr = HashingReader::new(entry);
         let mut kept = Vec::new();
-        if keep {
-            hr.read_to_end(&mut kept)
-        } else {
-            std::io::copy(&mut hr, &mut std::io::sink()).map(|n| n as usize)
-        }
-        .map_err(|e| {
-            format!(
-                "member `{}` is cut short (truncated archive?): {e}",
-                path.display()
-            )
-        })?;
+        (&mut hr)
+            .take(6)
+            .read_to_end(&mut kept)
+            .and_then(|_| {
+                if keep {
+                    hr.read_to_end(&mut kept).map(drop)
+                } else {
+                    std::io::copy(&mut hr, &mut std::io::sink()).map(drop)
+                }
+            })
+            .map_err(|e| {
+                format!(
+                    "member `{}` is cut short (truncated archive?): {e}",
+                    path.display()
+                )
+            })?;
         let (sha, _) = hr.finish();
         if let (Some(dir), Some(name)) = (path.parent(), path.file_name()) {
             if dir.parent() == Some(Path::new("blobs"))
@@ -164,6 +187,9 @@ pub fn read_image_archive(r: impl Read) -> Result<Vec<ImageInfo>, String> {
                     ));
                 }
             }
+        }
+        if is_compressed(&kept) {
+            seen.compressed.insert(path.clone());
         }
         let head = kept.trim_ascii_start();
         if keep && (head.starts_with(b"{") || head.starts_with(b"[")) {
@@ -199,10 +225,29 @@ fn images_of(seen: &Seen) -> Result<Vec<ImageInfo>, String> {
         })?;
         let head: ConfigHead = serde_json::from_slice(cfg)
             .map_err(|e| format!("{what}: its config `{}` is not JSON: {e}", item.config))?;
-        for layer in &item.layers {
-            normalize(Path::new(layer))
+        let diff_ids = head.rootfs.as_ref().map(|r| &r.diff_ids);
+        if let Some(ids) = diff_ids.filter(|ids| ids.len() != item.layers.len()) {
+            return Err(format!(
+                "{what}: manifest.json lists {} layers but its config has {} diff_ids: docker load would refuse it",
+                item.layers.len(),
+                ids.len()
+            ));
+        }
+        for (i, layer) in item.layers.iter().enumerate() {
+            let p = normalize(Path::new(layer))
                 .and_then(|p| seen.resolve(&p))
                 .ok_or_else(|| format!("{what}: its layer `{layer}` is not in the archive"))?;
+            // An uncompressed layer's SHA-256 is its diff_id: what `docker load` checks.
+            let want = diff_ids.and_then(|ids| ids.get(i));
+            if let Some(want) = want.filter(|_| !seen.compressed.contains(&p)) {
+                let have = format!("sha256:{}", seen.files[&p]);
+                if *want != have {
+                    return Err(format!(
+                        "{what}: layer `{layer}` has {have}, but its config says diff_id {want}: the archive is \
+                         damaged (docker load would refuse it); export it again"
+                    ));
+                }
+            }
         }
         out.push(ImageInfo {
             id,

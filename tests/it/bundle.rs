@@ -1039,6 +1039,31 @@ fn docker_25_oci_layout_archives_are_read() {
         "{}",
         r.stderr
     );
+    // A legacy layer changed in place (same size): its hash is no longer the config's diff_id.
+    let mut m = members(&image_archive(&s.p("legacy.tar"), "a/b:1", false));
+    let layer = m
+        .iter_mut()
+        .find(|(n, _)| n.ends_with("layer.tar"))
+        .unwrap();
+    let at = layer.1.len() / 3;
+    layer.1[at] ^= 1;
+    write_tar(&s.p("badlayer.tar"), &m);
+    let r = s.run(&[
+        "bundle",
+        "create",
+        "-o",
+        "x.tar",
+        "--image-tar",
+        "badlayer.tar",
+        "--sign-key",
+        "key",
+    ]);
+    assert_eq!(r.code, 4);
+    assert!(
+        r.stderr.contains("but its config says diff_id sha256:"),
+        "{}",
+        r.stderr
+    );
     let m: Vec<_> = members(&image_archive(&s.p("legacy.tar"), "a/b:1", false))
         .into_iter()
         .filter(|(n, _)| !n.ends_with("layer.tar"))
