@@ -1,4 +1,6 @@
 //! `edgefleet play`: run playbooks against an inventory (or `--syntax-check`, `--list-hosts`, `--list-tasks`).
+//! Owns the run's ID ([`crate::runid::RunId`]) and asks the transport to lock every device for the run (not in
+//! `--check` mode).
 
 use super::run::{
     load_with, parse_extra_vars, report_options, run_loaded, split_tags, ssh_options, Mode,
@@ -54,11 +56,21 @@ pub fn run(a: PlayArgs) -> Result<ExitCode, AppError> {
         .iter()
         .map(|p| p.display().to_string())
         .collect();
+    // One ID per run: the owner record of every device lock this run takes (and the name other records of the
+    // run can share). `--check` changes nothing, so it neither waits for nor takes a lock.
+    let run_id = crate::runid::RunId::generate();
+    let mut ssh = ssh_options(&a.conn);
+    if !a.check {
+        ssh.run_lock = Some(crate::transport::runlock::RunLock::new(
+            run_id.as_str(),
+            std::time::Duration::from_secs(a.lock_timeout),
+        ));
+    }
     run_loaded(
         &loaded,
         opts,
         &report_options(&a.out),
-        ssh_options(&a.conn),
+        ssh,
         mode,
         &names,
         None,

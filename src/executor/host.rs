@@ -1,6 +1,7 @@
 //! The per-host run of a play: connect (once per device per run), take the host's variable layers (ordered by
-//! `layers.rs`, never here), gather every fact the play needs in one batch, then run the sections and flush
-//! handlers.
+//! `layers.rs`, never here), gather every fact the play needs in one batch, make sure the run holds its lock on
+//! the device (a device locked by another run is reported unreachable, with the holder), then run the sections
+//! and flush handlers.
 //!
 //! A failure on this host is data: it ends this host's play and is counted; it never returns an error that
 //! could stop other hosts. The task loop is in `tasks.rs`, blocks in `blocks.rs`, handlers in `handlers.rs`,
@@ -236,6 +237,16 @@ impl Executor {
             warnings,
         };
         run.prefetch().await;
+        // The run lock (taken while connecting, waited for by the first command): a device another run holds
+        // is left alone, whatever `ignore_unreachable` says, since every command would be refused anyway.
+        if let Err(e) = run.transport.locked().await {
+            let msg = crate::redact::redact(&e.to_string()).into_owned();
+            self.emit(Event::HostUnreachable {
+                host: hs.name.clone(),
+                error: msg.clone(),
+            });
+            return Flow::Unreachable(msg);
+        }
         let sections = rt.sections.clone();
         for (_name, tasks) in &sections {
             if tasks.is_empty() {

@@ -164,7 +164,12 @@ impl Transport for SshTransport {
             .acquire()
             .await
             .map_err(|_| TransportError::Other("transport closed".into()))?;
+        self.lock_gate().await?;
         self.run(&req).await
+    }
+
+    async fn locked(&self) -> Result<(), TransportError> {
+        self.lock_gate().await
     }
 
     fn stats(&self) -> StatsSnapshot {
