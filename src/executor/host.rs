@@ -236,10 +236,17 @@ impl Executor {
             magic_gen,
             warnings,
         };
-        run.prefetch().await;
-        // The run lock (taken while connecting, waited for by the first command): a device another run holds
-        // is left alone, whatever `ignore_unreachable` says, since every command would be refused anyway.
-        if let Err(e) = run.transport.locked().await {
+        let gathered = run.prefetch().await;
+        // The run lock (taken while connecting, waited for by the first command, here the gather's): a device
+        // another run holds is left alone, whatever `ignore_unreachable` says, since every command would be
+        // refused anyway. Without a gather the first task's command waits for it and fails the same way
+        // (waiting here would cost that command a round trip: it could not open its channel meanwhile).
+        let lock = if gathered {
+            run.transport.locked().await
+        } else {
+            Ok(())
+        };
+        if let Err(e) = lock {
             let msg = crate::redact::redact(&e.to_string()).into_owned();
             self.emit(Event::HostUnreachable {
                 host: hs.name.clone(),
@@ -403,8 +410,9 @@ impl HostRun {
         self.ex.report_warnings(&self.hs.name, &self.warnings);
     }
 
-    /// Gather, in one round trip, every fact the play's tasks will ask for.
-    pub(super) async fn prefetch(&mut self) {
+    /// Gather, in one round trip, every fact the play's tasks will ask for. Returns whether it contacted the
+    /// device.
+    pub(super) async fn prefetch(&mut self) -> bool {
         let mut reqs: Vec<FactReq> = Vec::new();
         let sections = self.rt.sections.clone();
         let handlers = self.rt.handlers.clone();
@@ -468,7 +476,7 @@ impl HostRun {
             });
         }
         if reqs.is_empty() {
-            return;
+            return false;
         }
         let become_ = self.play_become();
         // A failed prefetch is not fatal: each module fetches what it needs itself.
@@ -504,6 +512,7 @@ impl HostRun {
                 );
             }
         }
+        true
     }
 
     pub(super) fn play_become(&self) -> Option<Become> {

@@ -34,7 +34,8 @@ if [ -d /run/lock ] && [ -w /run/lock ]; then L=/run/lock/edgefleet.lock
 elif [ -n "${HOME:-}" ] && [ -d "$HOME" ] && [ -w "$HOME" ]; then L=$HOME/.edgefleet.lock
 else echo 'EF-LOCK-ERROR	neither /run/lock nor $HOME is writable by the login user'; exit 0; fi
 O=$L.owner
-[ -e "$L" ] || (umask 0; : >>"$L") 2>/dev/null
+umask 0
+[ -e "$L" ] || { true >>"$L"; } 2>/dev/null
 [ -r "$L" ] || { echo "EF-LOCK-ERROR	cannot open $L"; exit 0; }
 exec 9<"$L"
 n=0 w=
@@ -46,7 +47,7 @@ until flock -n 9; do
   if [ -z "$w" ]; then if flock --help 2>&1 | grep -q -e --timeout; then w=y; else w=n; fi; fi
   if [ "$w" = y ]; then flock -w 1 9 && break; else sleep 1; fi
 done
-(umask 0; printf '%s\n' "$rec" >"$O") 2>/dev/null
+{ printf '%s\n' "$rec" >"$O"; } 2>/dev/null
 echo "EF-LOCK-HELD	$L"
 exec cat >/dev/null
 "#;
