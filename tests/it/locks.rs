@@ -219,7 +219,7 @@ fn two_runs_on_overlapping_devices_never_interleave_on_a_device() {
     assert!(
         err.starts_with("locked by run 20")
             && err.contains(&format!("({}@", user.trim()))
-            && err.contains(&format!(" since 20"))
+            && err.contains(" since 20")
             && err.contains(&format!(", pid {})", a.id()))
             && err.contains("waiting 1s (--lock-timeout)"),
         "{err}"
