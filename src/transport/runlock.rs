@@ -15,7 +15,9 @@
 //! sticky directory with `O_CREAT`).
 //!
 //! The owner record, `<lock>.owner`, is one line: `RUN_ID<TAB>USER@HOST<TAB>SINCE<TAB>PID` (the controller's
-//! user, host name, UTC start time and process ID). A run that finds the lock taken waits up to
+//! user, host name, UTC start time and process ID). It is informative only: when runs log in as different
+//! non-root users and `fs.protected_regular` keeps one from replacing the other's record, the record can name
+//! an earlier run (root replaces any record). A run that finds the lock taken waits up to
 //! [`RunLock::wait`] (polling once a second: busybox `flock` has no `-w`), then answers with the holder's record.
 //! A run that finds its own run ID in the record shares the lock (two inventory names for one device in one run
 //! must not wait for each other). Without `flock(1)` on the device the run fails closed: no lock, no changes.
@@ -47,7 +49,7 @@ until flock -n 9; do
   if [ -z "$w" ]; then if flock --help 2>&1 | grep -q -e --timeout; then w=y; else w=n; fi; fi
   if [ "$w" = y ]; then flock -w 1 9 && break; else sleep 1; fi
 done
-{ printf '%s\n' "$rec" >"$O"; } 2>/dev/null
+{ printf '%s\n' "$rec" >"$O"; } 2>/dev/null || { rm -f "$O"; printf '%s\n' "$rec" >"$O"; } 2>/dev/null
 echo "EF-LOCK-HELD	$L"
 exec cat >/dev/null
 "#;

@@ -1,7 +1,8 @@
 //! Per-device run locks on lab devices: two concurrent runs on overlapping devices never interleave on a device
 //! (the second waits, or reports the device locked by the first and finishes the others), a controller killed
 //! with SIGKILL leaves no stale lock (both SSH backends), the lab's `locked` fault, `--check` taking no lock,
-//! two inventory names of one device in one run sharing the lock, and `--lock-timeout` values refused.
+//! a device without `flock(1)` left unchanged, two inventory names of one device in one run sharing the lock,
+//! and `--lock-timeout` values refused.
 //!
 //! Every wait here is for a marker (a line in a device file, a process on a device), never a fixed sleep.
 
@@ -337,9 +338,8 @@ fn killed_controller_and_locked_fault(backend: LabBackend) {
     assert_eq!(b.status.code(), Some(0), "{}", text(&b));
     assert!(started.elapsed() < Duration::from_secs(20));
     assert_eq!(log_lines(&lab, "edge-001"), ["A start", "B start", "B end"]);
-    // The killed run's gated command is still there (sshd does not kill commands of a dropped session): let it
-    // finish.
-    open_gate(&lab, "edge-001");
+    // The killed run's gated command may or may not still wait at the gate (sshd does not always end the
+    // commands of a dropped session); `lab down` ends it with every other process of the device.
 
     lab.fault("edge-002", FaultKind::Locked, None).unwrap();
     assert!(lab
@@ -389,6 +389,19 @@ fn killed_controller_and_locked_fault(backend: LabBackend) {
     .output()
     .unwrap();
     assert_eq!(g.status.code(), Some(0), "{}", text(&g));
+    assert_eq!(log_lines(&lab, "edge-002"), ["G start", "G end"]);
+
+    // A device without flock(1) cannot be locked, so it is not changed at all (fail closed).
+    run_on(&lab, "edge-002", "mount --bind /dev/null /usr/bin/flock");
+    let n = play_cmd(&lab, &inv, &pb, &d.join("n.json"), &["-e", "tag=N"])
+        .output()
+        .unwrap();
+    run_on(&lab, "edge-002", "umount /usr/bin/flock");
+    assert_eq!(n.status.code(), Some(3), "{}", text(&n));
+    let o = outcomes(&d.join("n.json"));
+    assert_eq!(o["edge-001"].0, "changed");
+    assert_eq!(o["edge-002"].0, "unreachable");
+    assert!(o["edge-002"].1.contains("has no flock(1)"), "{o:?}");
     assert_eq!(log_lines(&lab, "edge-002"), ["G start", "G end"]);
     lab.down().unwrap();
 }
