@@ -17,6 +17,7 @@ use crate::iotedge::certs::{
 };
 use crate::lab::{FaultKind, LabBackend, LabUser};
 use crate::report::{ColorMode, OutputFormat, ProgressMode};
+use crate::transport::runlock::{DEFAULT_LOCK_WAIT_SECS, MAX_LOCK_WAIT_SECS};
 use crate::transport::ssh::HostKeyPolicy;
 use crate::transport::ssh_target::DEFAULT_CONNECT_TIMEOUT;
 
@@ -161,6 +162,12 @@ pub struct PlayArgs {
     /// run duration and end time.
     #[arg(long, value_name = "FILE")]
     pub metrics: Option<PathBuf>,
+    /// Wait up to this many seconds for a device another run holds locked, then report it as unreachable
+    /// ("locked by run ID (USER@HOST since TIME)") and go on with the others (0: don't wait; at most a day).
+    /// --check runs take no lock.
+    #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_LOCK_WAIT_SECS,
+          value_parser = clap::value_parser!(u64).range(0..=MAX_LOCK_WAIT_SECS))]
+    pub lock_timeout: u64,
     /// Output options.
     #[command(flatten)]
     pub out: OutputOptions,
@@ -565,6 +572,7 @@ choices!(FaultKind {
     EdgeCaExpiring => "edge-ca-expiring": "The installed Edge CA expires in 10 days (same key; `none` restores it)",
     EdgeCaExpired => "edge-ca-expired": "The installed Edge CA expired 5 days ago (same key; `none` restores it)",
     ClockSkew => "clock-skew": "The device clock is ahead (default 3 years; --ms)",
+    Locked => "locked": "Another run holds the device's run lock (owner record: run lab-fault-locked)",
 });
 
 #[cfg(test)]

@@ -16,7 +16,7 @@
 //! 10. [`report`] — events to progress, recap, JSON/jsonl reports and logs.
 //! 11. [`lab`] — the simulated device fleet used by tests, demos and benchmarks.
 //!
-//! Leaves, importable from anywhere: [`diag`], [`error`], [`yaml`], [`shell`], [`redact`], [`pycompat`].
+//! Leaves, importable from anywhere: [`diag`], [`error`], [`yaml`], [`shell`], [`redact`], [`pycompat`], [`runid`].
 
 pub mod bundle;
 pub mod cli;
@@ -33,6 +33,7 @@ pub mod playbook;
 pub mod pycompat;
 pub mod redact;
 pub mod report;
+pub mod runid;
 pub mod shell;
 pub mod template;
 pub mod transport;

@@ -1,5 +1,8 @@
 //! `edgefleet play`: run playbooks against an inventory (or `--syntax-check`, `--list-hosts`, `--list-tasks`).
 //!
+//! Owns the run's ID ([`crate::runid::RunId`], shared by the journal and the device locks) and asks the transport
+//! to lock every device for the run (not in `--check` mode).
+//!
 //! Every run is journaled (`report::journal`): `--resume last|ID` re-runs the devices an earlier run did not
 //! finish ok, with that run's playbooks and inventory unless given again (different playbooks are refused; a
 //! different inventory is used as given); every other flag is taken from this command line. `--limit @failed`
@@ -142,8 +145,18 @@ pub fn run(a: PlayArgs) -> Result<ExitCode, AppError> {
     };
     let names: Vec<String> = playbooks.iter().map(|p| p.display().to_string()).collect();
     let sources = crate::inventory::Inventory::sources_from_env_or(&inventory).unwrap_or_default();
+    // One ID per run: the journal's file name and the owner record of every device lock this run takes.
+    // `--check` changes nothing, so it neither waits for nor takes a lock.
+    let run_id = crate::runid::RunId::generate();
+    let mut ssh = ssh_options(&a.conn);
+    if !a.check {
+        ssh.run_lock = Some(crate::transport::runlock::RunLock::new(
+            run_id.as_str(),
+            std::time::Duration::from_secs(a.lock_timeout),
+        ));
+    }
     let record = Record {
-        run_id: journal::new_run_id(),
+        run_id: run_id.to_string(),
         journal: runs_dir.map(|dir| JournalPlan {
             dir,
             playbooks: playbooks.iter().map(|p| absolute(p)).collect(),
@@ -159,7 +172,7 @@ pub fn run(a: PlayArgs) -> Result<ExitCode, AppError> {
         &loaded,
         opts,
         &report_options(&a.out),
-        ssh_options(&a.conn),
+        ssh,
         mode,
         &names,
         None,

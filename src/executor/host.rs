@@ -1,6 +1,7 @@
 //! The per-host run of a play: connect (once per device per run), take the host's variable layers (ordered by
-//! `layers.rs`, never here), gather every fact the play needs in one batch, then run the sections and flush
-//! handlers.
+//! `layers.rs`, never here), gather every fact the play needs in one batch, make sure the run holds its lock on
+//! the device (a device locked by another run is reported unreachable, with the holder), then run the sections
+//! and flush handlers.
 //!
 //! A failure on this host is data: it ends this host's play and is counted; it never returns an error that
 //! could stop other hosts. The task loop is in `tasks.rs`, blocks in `blocks.rs`, handlers in `handlers.rs`,
@@ -235,7 +236,24 @@ impl Executor {
             magic_gen,
             warnings,
         };
-        run.prefetch().await;
+        let gathered = run.prefetch().await;
+        // The run lock (taken while connecting, waited for by the first command, here the gather's): a device
+        // another run holds is left alone, whatever `ignore_unreachable` says, since every command would be
+        // refused anyway. Without a gather the first task's command waits for it and fails the same way
+        // (waiting here would cost that command a round trip: it could not open its channel meanwhile).
+        let lock = if gathered {
+            run.transport.locked().await
+        } else {
+            Ok(())
+        };
+        if let Err(e) = lock {
+            let msg = crate::redact::redact(&e.to_string()).into_owned();
+            self.emit(Event::HostUnreachable {
+                host: hs.name.clone(),
+                error: msg.clone(),
+            });
+            return Flow::Unreachable(msg);
+        }
         let sections = rt.sections.clone();
         for (_name, tasks) in &sections {
             if tasks.is_empty() {
@@ -392,8 +410,9 @@ impl HostRun {
         self.ex.report_warnings(&self.hs.name, &self.warnings);
     }
 
-    /// Gather, in one round trip, every fact the play's tasks will ask for.
-    pub(super) async fn prefetch(&mut self) {
+    /// Gather, in one round trip, every fact the play's tasks will ask for. Returns whether it contacted the
+    /// device.
+    pub(super) async fn prefetch(&mut self) -> bool {
         let mut reqs: Vec<FactReq> = Vec::new();
         let sections = self.rt.sections.clone();
         let handlers = self.rt.handlers.clone();
@@ -457,7 +476,7 @@ impl HostRun {
             });
         }
         if reqs.is_empty() {
-            return;
+            return false;
         }
         let become_ = self.play_become();
         // A failed prefetch is not fatal: each module fetches what it needs itself.
@@ -493,6 +512,7 @@ impl HostRun {
                 );
             }
         }
+        true
     }
 
     pub(super) fn play_become(&self) -> Option<Become> {

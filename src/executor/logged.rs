@@ -53,6 +53,10 @@ impl Transport for Logged {
         r
     }
 
+    async fn locked(&self) -> Result<(), TransportError> {
+        self.inner.locked().await
+    }
+
     fn stats(&self) -> StatsSnapshot {
         self.inner.stats()
     }

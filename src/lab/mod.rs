@@ -70,7 +70,7 @@ use std::time::{Duration, Instant};
 
 pub use error::LabError;
 use layout::{DeviceSpec, LabSpec, Paths, RuntimeState};
-pub use supervisor::FaultKind;
+pub use supervisor::{FaultKind, LOCKED_FAULT_RUN};
 
 /// Devices a lab has when nobody says how many.
 pub const DEFAULT_DEVICES: usize = 20;

@@ -27,28 +27,14 @@ use super::{Event, EventSink, HostStatus, TaskStatus};
 /// The journal format version written in every header.
 pub const JOURNAL_FORMAT: u32 = 1;
 
-/// A new run id: the UTC start time to the millisecond, then 6 random hex digits (`20261203T151904.123Z-3fa91c`).
-/// Ids sort by start time as strings, which is how `--resume last` finds the latest run; the random part keeps
-/// two runs started in the same millisecond (two controllers sharing a state dir) apart. Also the id other
-/// features (locks) name a run by.
+/// A new run id (see [`crate::runid`]: the one generator, shared with the device locks).
 pub fn new_run_id() -> String {
-    let now = time::OffsetDateTime::now_utc();
-    let fmt = time::macros::format_description!(
-        "[year][month][day]T[hour][minute][second].[subsecond digits:3]Z"
-    );
-    let stamp = now
-        .format(fmt)
-        .unwrap_or_else(|_| now.unix_timestamp().to_string());
-    format!("{stamp}-{:06x}", rand::random::<u32>() & 0xff_ffff)
+    crate::runid::RunId::generate().to_string()
 }
 
 /// Is `s` shaped like a run id (and so safe as a file name)?
 pub fn is_run_id(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 64
-        && s.as_bytes()[0].is_ascii_digit()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+    crate::runid::RunId::parse(s).is_some()
 }
 
 /// Now, as RFC 3339 UTC.
@@ -522,7 +508,7 @@ mod tests {
         assert!(a < b, "{a} {b}");
         assert!(is_run_id(&a) && is_run_id(&b));
         assert!(!is_run_id("../x") && !is_run_id("last") && !is_run_id(""));
-        assert_eq!(a.len(), "20261203T151904.123Z-3fa91c".len(), "{a}");
+        assert_eq!(a.len(), "20261203T151904.123Z-3fa91c07".len(), "{a}");
     }
 
     #[test]
@@ -579,16 +565,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let e = open(dir.path(), "last").unwrap_err();
         assert!(e.contains("no run to resume"), "{e}");
-        let e = open(dir.path(), "20260101T000000.000Z-000000").unwrap_err();
+        let e = open(dir.path(), "20260101T000000.000Z-00000000").unwrap_err();
         assert!(e.contains("no run journal"), "{e}");
         let e = open(dir.path(), "x y").unwrap_err();
         assert!(e.contains("expected `last`"), "{e}");
-        let p = dir.path().join("20260101T000000.000Z-000001");
+        let p = dir.path().join("20260101T000000.000Z-00000001");
         std::fs::write(&p, "not json\n").unwrap();
         let e = open(dir.path(), "last").unwrap_err();
         assert!(e.contains(":1: the run journal is corrupt"), "{e}");
         let mut text =
-            serde_json::to_string(&header("20260101T000000.000Z-000001", &["a"])).unwrap();
+            serde_json::to_string(&header("20260101T000000.000Z-00000001", &["a"])).unwrap();
         text.push_str("\n{\"host\":1}\n");
         std::fs::write(&p, text).unwrap();
         let e = open(dir.path(), "last").unwrap_err();
@@ -600,7 +586,7 @@ mod tests {
     #[test]
     fn an_existing_journal_is_never_overwritten() {
         let dir = tempfile::tempdir().unwrap();
-        let h = header("20260101T000000.000Z-000002", &["a"]);
+        let h = header("20260101T000000.000Z-00000002", &["a"]);
         JournalSink::create(dir.path(), &h).unwrap();
         assert!(JournalSink::create(dir.path(), &h).is_err());
     }

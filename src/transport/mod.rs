@@ -2,7 +2,8 @@
 //!
 //! Owns the [`Transport`] trait (exec with stdin, exit status, stdout/stderr), the [`Cmd`] builder that quotes
 //! every dynamic part by construction, the framing that makes results immune to noisy shell rc files, the
-//! `become` (sudo) wrapping, and the connection parameters ([`ConnSpec`]) resolved from inventory variables.
+//! `become` (sudo) wrapping, the connection parameters ([`ConnSpec`]) resolved from inventory variables, and the
+//! per-device run lock (`runlock`: the request, the device script and its answer; SSH holds it on a channel).
 //! It must not know about modules, plays or reporting. Only `ssh.rs` and its submodules (`ssh/`) may import
 //! russh: they are the SSH client (the lab's embedded server, `lab/embedded.rs`, is the other russh user).
 //!
@@ -23,6 +24,7 @@ use crate::shell::quote;
 
 pub mod known_hosts;
 pub mod local;
+pub mod runlock;
 pub mod ssh;
 pub mod ssh_config;
 pub mod ssh_target;
@@ -284,13 +286,18 @@ pub enum TransportError {
     /// sudo refused (password required, user not in sudoers, ...).
     #[error("become failed: {0}")]
     Become(String),
+    /// The run could not take (or lost) its lock on the device (`runlock`): another run holds it, or the device
+    /// cannot be locked. Nothing may be changed there.
+    #[error("{0}")]
+    Locked(String),
     /// Anything else (channel open refused, local spawn failed, ...).
     #[error("{0}")]
     Other(String),
 }
 
 impl TransportError {
-    /// Does this error mean the device cannot be reached at all (as opposed to a command failing)?
+    /// Does this error mean the device cannot be reached at all (as opposed to a command failing)? A device
+    /// locked by another run counts as unreachable: nothing was done on it, and a later run is the fix.
     pub fn is_unreachable(&self) -> bool {
         matches!(
             self,
@@ -298,6 +305,7 @@ impl TransportError {
                 | TransportError::HostKey(_)
                 | TransportError::Auth { .. }
                 | TransportError::Disconnected(_)
+                | TransportError::Locked(_)
         )
     }
 }
@@ -343,6 +351,12 @@ pub trait Transport: Send + Sync {
     fn host(&self) -> &str;
     /// Run one command (one round trip).
     async fn exec(&self, req: Exec) -> Result<Output, TransportError>;
+    /// Wait until this run holds its lock on the device (`runlock`): `Ok` at once when the run takes no lock
+    /// (`ping`, `--check`, local connections), the [`TransportError::Locked`] reason when another run holds it
+    /// or the lock was lost. Every `exec` waits for it too.
+    async fn locked(&self) -> Result<(), TransportError> {
+        Ok(())
+    }
     /// Counters.
     fn stats(&self) -> StatsSnapshot;
     /// Close the connection (best effort).

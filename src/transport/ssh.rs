@@ -17,12 +17,15 @@
 //! announces. A passphrase-protected key file is decrypted with, in order: `ansible_ssh_private_key_passphrase`,
 //! the `EDGEFLEET_SSH_PASSPHRASE` environment variable, or a prompt on the terminal (once per key file per run);
 //! without any of them the device fails with an error saying exactly that. Decrypted keys are cached per run.
-//! Each device has at most [`SshOptions::max_channels`] commands in flight per connection.
+//! Each device has at most [`SshOptions::max_channels`] commands in flight per connection. When the run takes
+//! a lock ([`SshOptions::run_lock`]), one more channel holds it for the connection's lifetime (`lock`), and no
+//! command runs before the lock is held.
 
 mod auth;
 mod exec;
 mod hostkey;
 mod jump;
+mod lock;
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -76,6 +79,8 @@ pub struct SshTransport {
     target: Arc<Target>,
     shared: Arc<Shared>,
     conn: AsyncMutex<Option<Arc<Conn>>>,
+    /// The run lock held on the current connection (see `lock`), when the run takes one.
+    lock: AsyncMutex<Option<lock::Hold>>,
     slots: Semaphore,
     stats: Stats,
 }
@@ -351,15 +356,18 @@ impl SshConnector {
                 format!("ignoring ssh arguments edgefleet does not use: {a}"),
             );
         }
-        let h = self.shared.open(&target).await?;
-        let t = SshTransport {
+        let h = Arc::new(self.shared.open(&target).await?);
+        let mut t = SshTransport {
             name: spec.name.clone(),
             target,
             shared: self.shared.clone(),
-            conn: AsyncMutex::new(Some(Arc::new(h))),
+            conn: AsyncMutex::new(Some(h.clone())),
+            lock: AsyncMutex::new(None),
             slots: Semaphore::new(self.shared.opts.max_channels.max(1)),
             stats: Stats::default(),
         };
+        // Start taking the run lock now; the first command waits for it (`lock`).
+        *t.lock.get_mut() = t.start_lock(&h);
         t.stats.connects.fetch_add(1, Ordering::Relaxed);
         Ok(Arc::new(t))
     }

@@ -63,6 +63,9 @@ pub struct SshOptions {
     pub max_handshakes: usize,
     /// Connect attempts for refused/reset connections (sshd MaxStartups drops), all within the connect timeout.
     pub connect_attempts: u32,
+    /// Hold this run's lock on every device for as long as its connection lives (`play`; `None` for read-only
+    /// commands and `--check`). It takes one session channel beside the [`SshOptions::max_channels`].
+    pub run_lock: Option<super::runlock::RunLock>,
 }
 
 impl Default for SshOptions {
@@ -86,6 +89,7 @@ impl Default for SshOptions {
             bastion_handshakes: 16,
             max_handshakes: 64,
             connect_attempts: 8,
+            run_lock: None,
         }
     }
 }

@@ -4,7 +4,10 @@
 //! `check-error` create the simulator's fault files, `edge-ca-expiring` / `edge-ca-expired` replace the
 //! installed Edge CA certificate with one for the same key that expires in 10 days / expired 5 days ago (the
 //! original is kept on the host, outside the device, and put back by `none`), `clock-skew` shifts what the
-//! device's `date` prints (the lab's `date` wrapper reads the offset), `none` clears everything. Also the
+//! device's `date` prints (the lab's `date` wrapper reads the offset), `locked` starts a process inside the
+//! device that holds edgefleet's run lock (`/run/lock/edgefleet.lock`, see `transport::runlock`; the lab never
+//! imports it, so the path and the owner record's shape are written here again) with an owner record naming run
+//! `lab-fault-locked`, as another run would, `none` clears everything (and releases that lock). Also the
 //! faults' CLI spelling.
 //!
 //! It must not speak the control protocol (that is `control`).
@@ -46,6 +49,8 @@ pub enum FaultKind {
     EdgeCaExpired,
     /// The device clock is off (default: 3 years ahead).
     ClockSkew,
+    /// Another run holds the device's run lock.
+    Locked,
 }
 
 impl FaultKind {
@@ -63,6 +68,7 @@ impl FaultKind {
         FaultKind::EdgeCaExpiring,
         FaultKind::EdgeCaExpired,
         FaultKind::ClockSkew,
+        FaultKind::Locked,
     ];
 }
 
@@ -95,6 +101,7 @@ pub fn fault_name(k: FaultKind) -> &'static str {
         FaultKind::EdgeCaExpiring => "edge-ca-expiring",
         FaultKind::EdgeCaExpired => "edge-ca-expired",
         FaultKind::ClockSkew => "clock-skew",
+        FaultKind::Locked => "locked",
     }
 }
 
@@ -129,6 +136,33 @@ done
 const DISK_FULL_OFF: &str = r#"for d in /etc/aziot /etc/docker; do
   while grep -q "^edgefleet-diskfull $d " /proc/self/mounts; do umount "$d" || exit 1; done
 done
+"#;
+
+/// The run ID in the owner record of the `locked` fault.
+pub const LOCKED_FAULT_RUN: &str = "lab-fault-locked";
+
+/// Take edgefleet's run lock inside the device and leave it held by a background process (its fd 9 shares the
+/// locked open file), with an owner record like a run's. Idempotent; fails if a real run holds the lock.
+const LOCKED_ON: &str = r#"set -e
+L=/run/lock/edgefleet.lock P=/run/edgefleet-lab-locked.pid
+if [ -e "$P" ] && [ "$(tr '\0' ' ' <"/proc/$(cat "$P")/cmdline" 2>/dev/null)" = "sleep 2147483647 " ]; then exit 0; fi
+[ -e "$L" ] || (umask 0; : >>"$L")
+exec 9<"$L"
+flock -n 9 || { echo "a run holds the device's lock already" >&2; exit 1; }
+sleep 2147483647 </dev/null >/dev/null 2>&1 &
+(umask 0; printf '%s	%s	%s	%s
+' lab-fault-locked "edgefleet-lab@$(hostname)" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$!" >"$L.owner")
+echo "$!" >"$P"
+"#;
+
+/// Stop the `locked` fault's holder (only if the pid file still names it) and wait until the lock is free.
+const LOCKED_OFF: &str = r#"P=/run/edgefleet-lab-locked.pid
+[ -e "$P" ] || exit 0
+p=$(cat "$P"); rm -f "$P"
+[ "$(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null)" = "sleep 2147483647 " ] || exit 0
+kill "$p"
+# The kernel drops the lock as the holder exits; a run may take it at once, which is fine too.
+flock -w 10 /run/lock/edgefleet.lock true || true
 "#;
 
 async fn disk_script(dev: &Dev, script: &'static str) -> Result<(), String> {
@@ -255,6 +289,7 @@ pub(super) async fn apply_fault(
                 }
             }
             disk_script(dev, DISK_FULL_OFF).await?;
+            root_script(dev, LOCKED_OFF.to_string(), "locked").await?;
             set_desired(dev, |d| {
                 d.net = Net::Normal;
                 d.wrong_key = false;
@@ -291,6 +326,9 @@ pub(super) async fn apply_fault(
                 std::fs::create_dir_all(parent).map_err(io_err)?;
             }
             std::fs::write(&p, format!("{secs}\n")).map_err(io_err)?;
+        }
+        FaultKind::Locked => {
+            root_script(dev, LOCKED_ON.to_string(), "locked").await?;
         }
         FaultKind::Reboot => {
             let ms = ms.unwrap_or(DEFAULT_REBOOT_MS);

@@ -49,7 +49,7 @@ use shared::{banner_on, log, NetJoin, NetMode, Shared, Spawner};
 
 pub use control::{request, DeviceReport, Reply, Request};
 pub use device::SLOW_INNER_PORT;
-pub use faults::{fault_name, FaultKind, DEFAULT_REBOOT_MS, DEFAULT_SLOW_MS};
+pub use faults::{fault_name, FaultKind, DEFAULT_REBOOT_MS, DEFAULT_SLOW_MS, LOCKED_FAULT_RUN};
 pub use shared::probe;
 
 /// Run the supervisor in the foreground until told to stop. Returns the process exit code.

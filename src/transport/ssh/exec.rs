@@ -1,4 +1,5 @@
-//! Running commands on an SSH connection: a new session channel per command (at most
+//! Running commands on an SSH connection: a new session channel per command, sent once the run lock is held
+//! (`lock`; at most
 //! [`SshOptions::max_channels`](super::SshOptions) in flight), stdin streamed with flow control while stdout and
 //! stderr are collected, the exit status or signal, per-command timeouts (the remote process gets KILL and the
 //! channel is closed), and one transparent reconnect when the connection dropped between commands. It never
@@ -75,7 +76,10 @@ impl SshTransport {
 
     async fn run(&self, req: &Exec) -> Result<Output, TransportError> {
         let (line, stdin) = frame(req);
-        let ch = self.open_channel().await?;
+        // The command's channel opens while the run lock is still being taken; nothing runs before it is held.
+        let (ch, locked) = tokio::join!(self.open_channel(), self.lock_gate());
+        locked?;
+        let ch = ch?;
         self.stats
             .count_exec(line.len() + stdin.as_ref().map_or(0, |s| s.len()));
         ch.exec(true, line.into_bytes()).await.map_err(|e| {
@@ -165,6 +169,10 @@ impl Transport for SshTransport {
             .await
             .map_err(|_| TransportError::Other("transport closed".into()))?;
         self.run(&req).await
+    }
+
+    async fn locked(&self) -> Result<(), TransportError> {
+        self.lock_gate().await
     }
 
     fn stats(&self) -> StatsSnapshot {
