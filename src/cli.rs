@@ -544,6 +544,7 @@ choices!(FaultKind {
     EdgeCaExpiring => "edge-ca-expiring": "The installed Edge CA expires in 10 days (same key; `none` restores it)",
     EdgeCaExpired => "edge-ca-expired": "The installed Edge CA expired 5 days ago (same key; `none` restores it)",
     ClockSkew => "clock-skew": "The device clock is ahead (default 3 years; --ms)",
+    EdgeCaRejected => "edge-ca-rejected": "`iotedge check` rejects any Edge CA but the one installed now (a renewal fails verification)",
 });
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ mod lab;
 mod modules;
 mod nonroot;
 mod playbook;
+mod renew;
 mod report;
 mod sim;
 mod ssh;
