@@ -111,8 +111,10 @@ fn now() -> i64 {
 
 /// Issuing CAs already checked in this process, by (certificate, key) path: the key is decrypted and parsed
 /// once per run, not once per device.
-fn issuers() -> &'static Mutex<HashMap<(PathBuf, PathBuf), Arc<IssuingCa>>> {
-    static CACHE: OnceLock<Mutex<HashMap<(PathBuf, PathBuf), Arc<IssuingCa>>>> = OnceLock::new();
+type Issuers = Mutex<HashMap<(PathBuf, PathBuf), Arc<IssuingCa>>>;
+
+fn issuers() -> &'static Issuers {
+    static CACHE: OnceLock<Issuers> = OnceLock::new();
     CACHE.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
@@ -593,5 +595,138 @@ impl TypedModule for EdgeCaRenew {
         }
         outcome.result = result;
         outcome
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::facts::FactCache;
+    use crate::template::Templar;
+    use crate::transport::{ExitStatus, SharedTransport};
+    use base64::Engine as _;
+
+    const CONFIG: &str = "hostname = \"edge-1\"\n[edge_ca]\ncert = \"file:///var/aziot/certs/edge-ca.cert.pem\"\npk = \"file:///var/aziot/secrets/edge-ca.key.pem\"\n";
+
+    /// An Edge CA-like certificate that expires `days` days from now (an hour past, so days left read exact).
+    fn cert(days: i64) -> Vec<u8> {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut p = rcgen::CertificateParams::default();
+        p.distinguished_name
+            .push(rcgen::DnType::CommonName, "edge-1 Edge CA");
+        let now = ::time::OffsetDateTime::now_utc();
+        p.not_after = now + ::time::Duration::days(days) + ::time::Duration::hours(1);
+        p.not_before = p.not_after - ::time::Duration::days(365);
+        p.self_signed(&key).unwrap().pem().into_bytes()
+    }
+
+    /// What the certificate gather prints.
+    fn gather(device_time: i64, config: Option<&str>, cert: Option<&[u8]>) -> String {
+        let b = |x: &[u8]| base64::engine::general_purpose::STANDARD.encode(x);
+        let mut s = format!("\u{1e}EF:time {device_time}\n");
+        if let Some(c) = config {
+            s.push_str(&format!("\u{1e}EF:config\n{}\n", b(c.as_bytes())));
+            match cert {
+                Some(pem) => s.push_str(&format!(
+                    "\u{1e}EF:file cert ok /var/aziot/certs/edge-ca.cert.pem\n{}\n",
+                    b(pem)
+                )),
+                None => {
+                    s.push_str("\u{1e}EF:file cert missing /var/aziot/certs/edge-ca.cert.pem\n")
+                }
+            }
+        } else {
+            s.push_str("\u{1e}EF:config-missing\n");
+        }
+        s
+    }
+
+    async fn plan(out: String, check: bool) -> Plan<Renewal> {
+        let args: Args = parse_args(
+            "edge_ca_renew",
+            &json!({"ca_cert": "ca.cert.pem", "ca_key": "ca.key.pem.age"}),
+        )
+        .unwrap();
+        let templar = Templar::new();
+        let vars = Context::new(&templar, vec![]);
+        let facts = FactCache::from_recorded(
+            vec![],
+            vec![(
+                gather_key("/etc/aziot/config.toml"),
+                Output {
+                    status: ExitStatus::Code(0),
+                    stdout: out.into_bytes(),
+                    stderr: vec![],
+                },
+            )],
+        );
+        let transport: SharedTransport =
+            Arc::new(crate::transport::local::LocalTransport::new("edge-1"));
+        let cx = PlanCtx {
+            host: "edge-1",
+            vars: &vars,
+            search: &[],
+            check,
+            diff: false,
+            become_: None,
+            timeout: None,
+            environment: vec![],
+            facts: &facts,
+            transport: &transport,
+        };
+        EdgeCaRenew.plan(&args, &cx).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn far_from_expiry_is_kept() {
+        let p = plan(gather(now(), Some(CONFIG), Some(&cert(200))), false).await;
+        assert_eq!(p.decision.kind(), "unchanged");
+        assert_eq!(
+            p.msg.as_deref(),
+            Some("kept: 200 days left > renew_before 30")
+        );
+        assert_eq!(p.result["renewed"], json!(false));
+    }
+
+    #[tokio::test]
+    async fn due_in_check_mode_says_so_and_signs_nothing() {
+        let p = plan(gather(now(), Some(CONFIG), Some(&cert(10))), true).await;
+        assert_eq!(p.decision.kind(), "change");
+        assert!(p.decision.steps().is_empty());
+        assert_eq!(
+            p.msg.as_deref(),
+            Some("would renew the Edge CA /var/aziot/certs/edge-ca.cert.pem (10 days left <= renew_before 30)")
+        );
+        let p = plan(gather(now(), Some(CONFIG), Some(&cert(-5))), true).await;
+        assert_eq!(p.result["reason"], json!("expired 5 days ago"));
+    }
+
+    #[tokio::test]
+    async fn a_skewed_clock_is_reported_never_renewed() {
+        let p = plan(
+            gather(now() + 3 * 365 * 86_400, Some(CONFIG), Some(&cert(10))),
+            true,
+        )
+        .await;
+        match p.decision {
+            Decision::Fail(m) => {
+                assert!(m.starts_with("the device clock is 1095 days ahead"), "{m}")
+            }
+            other => panic!("{}", other.kind()),
+        }
+    }
+
+    #[tokio::test]
+    async fn what_cannot_be_renewed_says_why() {
+        let p = plan(gather(now(), Some("hostname = \"edge-1\"\n"), None), false).await;
+        assert!(matches!(&p.decision, Decision::Skip(r) if r.contains("quickstart")));
+        let p = plan(gather(now(), None, None), false).await;
+        assert!(matches!(&p.decision, Decision::Fail(r) if r.contains("is not provisioned")));
+        let p = plan(gather(now(), Some(CONFIG), None), false).await;
+        assert!(
+            matches!(&p.decision, Decision::Fail(r) if r.contains("cannot read the installed Edge CA /var/aziot/certs/edge-ca.cert.pem: the file does not exist"))
+        );
+        let p = plan(gather(now(), Some(CONFIG), Some(b"junk")), false).await;
+        assert!(matches!(&p.decision, Decision::Fail(r) if r.contains("is not a certificate")));
     }
 }

@@ -140,7 +140,10 @@ pub enum Step {
 
 /// The controller-side judgment of a [`Step::Guarded`] change: `Err(reason)` when the change must be undone.
 #[derive(Clone)]
-pub struct Judge(std::sync::Arc<dyn Fn(&Output) -> Result<(), String> + Send + Sync>);
+pub struct Judge(std::sync::Arc<JudgeFn>);
+
+/// The function behind a [`Judge`].
+type JudgeFn = dyn Fn(&Output) -> Result<(), String> + Send + Sync;
 
 impl Judge {
     /// Wrap a judgment.
