@@ -56,7 +56,8 @@ pub fn clock_problem(device_time: Option<i64>, now: i64, max_skew: i64) -> Optio
     if skew.abs() <= max_skew {
         return None;
     }
-    let days = skew.abs() / 86_400;
+    // To the nearest day: the device read its clock a moment before the controller did.
+    let days = (skew.abs() + 43_200) / 86_400;
     let amount = if days > 0 {
         format!("{days} days")
     } else {
@@ -302,11 +303,14 @@ mod tests {
     #[test]
     fn clock_skew_is_reported_not_renewed() {
         assert_eq!(clock_problem(Some(1000), 1000 + 3599, 3600), None);
-        let p = clock_problem(Some(1000 + 3 * 365 * 86_400), 1000, 3600).unwrap();
-        assert!(
-            p.starts_with("the device clock is 1095 days ahead of"),
-            "{p}"
-        );
+        for read_earlier in [0, 2] {
+            let p =
+                clock_problem(Some(1000 + 3 * 365 * 86_400 - read_earlier), 1000, 3600).unwrap();
+            assert!(
+                p.starts_with("the device clock is 1095 days ahead of"),
+                "{p}"
+            );
+        }
         let p = clock_problem(Some(0), 7200, 3600).unwrap();
         assert!(p.contains("7200 seconds behind"), "{p}");
         assert!(clock_problem(None, 0, 3600).unwrap().contains("date"));

@@ -68,6 +68,15 @@ fn prev(lab: &Lab, h: &str, rel: &str) -> PathBuf {
     lab.device_root(h).join(format!("{rel}.prev"))
 }
 
+/// How many times the device ran `iotedge config apply` (the simulator's counter).
+fn applies(lab: &Lab, h: &str) -> u64 {
+    let p = lab
+        .device_root(h)
+        .join("var/lib/edgefleet-lab/counters.json");
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap();
+    v["config_apply"].as_u64().unwrap_or(0)
+}
+
 fn subject(pem: &[u8]) -> String {
     edgefleet::iotedge::certs::pem_expiries(pem).unwrap()[0]
         .subject
@@ -112,6 +121,7 @@ fn renewal_rotates_exactly_the_due_devices_and_rolls_back_a_rejected_one() {
     }
 
     // The real run.
+    let applied: Vec<u64> = hosts.iter().map(|h| applies(&lab, h)).collect();
     let (o, doc) = renew(&lab, dir.path(), &ca, &key, &[]);
     let text = out(&o);
     assert_eq!(o.status.code(), Some(2), "{text}");
@@ -158,6 +168,15 @@ fn renewal_rotates_exactly_the_due_devices_and_rolls_back_a_rejected_one() {
             }
         }
     }
+    // Renewed devices applied once; the rejected one applied the new pair, then the restored one; the others
+    // were not restarted.
+    let now_applied: Vec<u64> = hosts.iter().map(|h| applies(&lab, h)).collect();
+    let added: Vec<u64> = now_applied
+        .iter()
+        .zip(&applied)
+        .map(|(a, b)| a - b)
+        .collect();
+    assert_eq!(added, [0, 1, 1, 0, 2], "config applies per device");
     let skew = device(&doc, "edge-004");
     assert_eq!(skew["status"], "failed", "{doc:#}");
     assert!(
@@ -195,14 +214,29 @@ fn renewal_rotates_exactly_the_due_devices_and_rolls_back_a_rejected_one() {
             assert_eq!(files(&lab, h), before[i], "{h}");
         }
     }
-    // Once the device accepts new Edge CAs again, it is renewed like the others.
+    // Once the device accepts new Edge CAs again, it is renewed like the others (here with an RSA key).
     lab.fault("edge-005", FaultKind::None, None).unwrap();
     lab.fault("edge-005", FaultKind::EdgeCaExpiring, None)
         .unwrap();
-    let (o, doc) = renew(&lab, dir.path(), &ca, &key, &["--limit", "edge-005"]);
+    let (o, doc) = renew(
+        &lab,
+        dir.path(),
+        &ca,
+        &key,
+        &[
+            "--limit",
+            "edge-005",
+            "-e",
+            "edge_ca_renew_key_type=rsa-2048",
+        ],
+    );
     assert_eq!(o.status.code(), Some(0), "{}", out(&o));
     assert_eq!(device(&doc, "edge-005")["status"], "changed", "{doc:#}");
-    assert_eq!(subject(&files(&lab, "edge-005").0), "edge-005 Edge CA");
+    let (cert, k) = files(&lab, "edge-005");
+    assert_eq!(subject(&cert), "edge-005 Edge CA");
+    let info = edgefleet::iotedge::certs::check_edge_ca(&cert, &k, 300, &["edge-005"]).unwrap();
+    assert_eq!(info.key_type, "RSA 2048");
+    assert_eq!(info.chain_len, 2, "the issuing CA's certificate follows");
     lab.down().unwrap();
 }
 
