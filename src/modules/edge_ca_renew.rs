@@ -443,25 +443,34 @@ impl TypedModule for EdgeCaRenew {
         }
         let issuer = load_issuer(a, cx.search)?;
         let kt = EdgeCaKey::parse(&a.key_type).map_err(ModuleError::Failed)?;
-        let names = [hostname.as_str(), device_id.as_str()];
-        let new = issuer
-            .issue(&x509::EdgeCaRequest {
-                common_name: &common_name,
+        // Key generation (RSA especially) is CPU work: off the async workers, so other devices keep moving.
+        let (cn, days, names) = (
+            common_name.clone(),
+            a.days,
+            [hostname.clone(), device_id.clone()],
+        );
+        let new = tokio::task::spawn_blocking(move || {
+            let names = [names[0].as_str(), names[1].as_str()];
+            let new = issuer.issue(&x509::EdgeCaRequest {
+                common_name: &cn,
                 names: &names,
                 key: kt,
-                days: a.days,
+                days,
                 now: t,
-            })
-            .map_err(ModuleError::Failed)?;
-        // The same check roles/edge_ca runs before contact, so what is installed is what a play accepts.
-        x509::check_edge_ca(new.chain_pem.as_bytes(), new.key_pem.as_bytes(), 0, &names).map_err(
-            |p| {
-                ModuleError::Failed(format!(
-                    "the new Edge CA fails the pre-flight check: {}",
-                    p.join("; ")
-                ))
-            },
-        )?;
+            })?;
+            // The same check roles/edge_ca runs before contact, so what is installed is what a play accepts.
+            x509::check_edge_ca(new.chain_pem.as_bytes(), new.key_pem.as_bytes(), 0, &names)
+                .map_err(|p| {
+                    format!(
+                        "the new Edge CA fails the pre-flight check: {}",
+                        p.join("; ")
+                    )
+                })?;
+            Ok::<_, String>(new)
+        })
+        .await
+        .map_err(|e| ModuleError::Failed(format!("signing the new Edge CA stopped: {e}")))?
+        .map_err(ModuleError::Failed)?;
         state.not_after = new.not_after;
         result.insert("not_after".into(), json!(x509::rfc3339(new.not_after)));
         let mut stdin = BytesMut::with_capacity(new.chain_pem.len() + new.key_pem.len());
