@@ -573,6 +573,7 @@ choices!(FaultKind {
     EdgeCaExpired => "edge-ca-expired": "The installed Edge CA expired 5 days ago (same key; `none` restores it)",
     ClockSkew => "clock-skew": "The device clock is ahead (default 3 years; --ms)",
     Locked => "locked": "Another run holds the device's run lock (owner record: run lab-fault-locked)",
+    EdgeCaRejected => "edge-ca-rejected": "`iotedge check` rejects any Edge CA but the one installed now (a renewal fails verification)",
 });
 
 #[cfg(test)]

@@ -170,9 +170,7 @@ fn target_for(a: &CertsIssueArgs, loaded: &Loaded, host: &str) -> Result<Target,
     }
     let hostname = host_str(&cx, host, "iotedge_hostname")?.unwrap_or_else(|| host.to_string());
     let device_id = host_str(&cx, host, "iotedge_device_id")?.unwrap_or_else(|| host.to_string());
-    // X.520 caps a common name at 64 characters; the CN only has to differ from the hostname and device id.
-    let short: String = device_id.chars().take(56).collect();
-    let common_name = format!("{short} Edge CA");
+    let common_name = crate::iotedge::renew::edge_ca_common_name(&device_id);
     let (recipients, _) =
         crate::vars::secrets::resolve_recipients(&a.rcpt.recipient, &a.rcpt.recipients_file, &key)
             .map_err(|e| format!("{host}: {}", e.into_diag()))?;
@@ -195,16 +193,10 @@ fn renewal_reason(cert: &Path, renew_before: i64, now: i64) -> Option<String> {
         Err(e) => return Some(format!("the current file cannot be read ({e})")),
     };
     match x509::pem_expiries(&bytes) {
-        Ok(certs) => {
-            let left = x509::days_left(certs[0].not_after, now);
-            (left <= renew_before).then(|| {
-                if left < 0 {
-                    format!("expired {} days ago", -left)
-                } else {
-                    format!("{left} days left <= --renew-before {renew_before}")
-                }
-            })
-        }
+        Ok(certs) => crate::iotedge::renew::renewal_due(
+            x509::days_left(certs[0].not_after, now),
+            renew_before,
+        ),
         Err(e) => Some(format!("the current file is not a certificate ({e})")),
     }
 }
@@ -273,14 +265,12 @@ fn issue(a: CertsIssueArgs) -> Result<ExitCode, AppError> {
         .into());
     }
     let ca_key = crate::vars::secrets::decrypt_file_secret(&a.ca_key)?;
-    let issuer = x509::issuing_ca(&ca_pem, ca_key.bytes(), t).map_err(|problems| {
+    let issuer = x509::issuing_ca_checked(&ca_pem, ca_key.bytes(), t).map_err(|problems| {
         let mut d = Diagnostics::new();
-        for p in problems {
-            let file = if p.contains("key") && !p.contains("keyUsage") && !p.contains("keyCertSign")
-            {
-                &a.ca_key
-            } else {
-                &a.ca_cert
+        for (about, p) in problems {
+            let file = match about {
+                x509::CaFile::Key => &a.ca_key,
+                x509::CaFile::Cert => &a.ca_cert,
             };
             d.push(Diagnostic::file(file, format!("issuing CA: {p}")));
         }

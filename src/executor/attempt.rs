@@ -315,7 +315,8 @@ impl HostRun {
         })
     }
 
-    /// Execute steps in order; stop at the first failing command. The device step that runs last also re-states
+    /// Execute steps in order; stop at the first failing command. A guarded step's output is judged at once and,
+    /// when the judge refuses it, its rollback runs next and nothing after it. The device step that runs last also re-states
     /// the paths the plan touched; each write re-states what it wrote (and the directories it made).
     async fn apply(
         &self,
@@ -385,6 +386,36 @@ impl HostRun {
                     if !ok {
                         break;
                     }
+                }
+                Step::Guarded {
+                    exec,
+                    what,
+                    judge,
+                    rollback,
+                    rollback_what,
+                } => {
+                    // Touched paths are re-stated with the rollback when one runs; otherwise forgotten below.
+                    let o = transport.exec(exec.clone()).await?;
+                    if judge.judge(&o).is_ok() {
+                        let ok = o.status.success();
+                        outputs.push((what.clone(), o));
+                        if !ok {
+                            break;
+                        }
+                        continue;
+                    }
+                    outputs.push((what.clone(), o));
+                    let mut e = rollback.clone();
+                    if with_touched {
+                        e.cmd = with_restat(e.cmd, &touched_paths);
+                        restated_touched = true;
+                    }
+                    let mut r = transport.exec(e).await?;
+                    if with_touched {
+                        self.absorb_restat(&mut r, &touched_paths, false);
+                    }
+                    outputs.push((rollback_what.clone(), r));
+                    break;
                 }
                 Step::Write(files) => {
                     let dirs = std::mem::take(&mut pending_dirs);

@@ -361,74 +361,103 @@ impl std::fmt::Debug for IssuingCa {
     }
 }
 
+/// Which of the issuing CA's two files a problem is about, so that the error can name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaFile {
+    /// The certificate (or the chain above it).
+    Cert,
+    /// The private key.
+    Key,
+}
+
 /// Check the issuing CA (`cert_pem`: its certificate first, optionally followed by the chain above it;
 /// `key_pem`: its unencrypted private key, already decrypted in memory) at time `now`. Every problem is returned,
 /// each saying what to do.
 pub fn issuing_ca(cert_pem: &[u8], key_pem: &[u8], now: i64) -> Result<IssuingCa, Vec<String>> {
-    let ders = pem_certs(cert_pem).map_err(|e| vec![e])?;
+    issuing_ca_checked(cert_pem, key_pem, now).map_err(|v| v.into_iter().map(|(_, m)| m).collect())
+}
+
+/// [`issuing_ca`], each problem with the file it is about.
+pub fn issuing_ca_checked(
+    cert_pem: &[u8],
+    key_pem: &[u8],
+    now: i64,
+) -> Result<IssuingCa, Vec<(CaFile, String)>> {
+    let cert_err = |m: String| vec![(CaFile::Cert, m)];
+    let ders = pem_certs(cert_pem).map_err(cert_err)?;
     let (_, ca) = parse_x509_certificate(&ders[0])
-        .map_err(|e| vec![format!("the first certificate does not parse: {e}")])?;
+        .map_err(|e| cert_err(format!("the first certificate does not parse: {e}")))?;
     let cn = subject_name(&ca);
-    let mut problems = Vec::new();
+    let mut problems: Vec<(CaFile, String)> = Vec::new();
     match ca.basic_constraints() {
         Ok(Some(bc)) if bc.value.ca => {
             if bc.value.path_len_constraint == Some(0) {
-                problems.push(format!(
+                problems.push((CaFile::Cert, format!(
                     "`{cn}` has pathLenConstraint 0, so it may not sign another CA and an Edge CA is one: use the CA above it, or an issuing CA with pathlen >= 1 (or none)"
-                ));
+                )));
             }
         }
-        _ => problems.push(format!(
+        _ => problems.push((CaFile::Cert, format!(
             "`{cn}` is not a CA (basicConstraints CA:TRUE is missing): give the certificate of the CA that signs your Edge CAs, not a device or Edge CA certificate"
-        )),
+        ))),
     }
     if let Ok(Some(ku)) = ca.key_usage() {
         if !ku.value.key_cert_sign() {
-            problems.push(format!(
+            problems.push((CaFile::Cert, format!(
                 "`{cn}` may not sign certificates (its keyUsage lacks keyCertSign): use a CA certificate with keyCertSign"
-            ));
+            )));
         }
     }
     let nb = ca.validity().not_before.timestamp();
     let na = ca.validity().not_after.timestamp();
     if na <= now {
-        problems.push(format!(
+        problems.push((
+            CaFile::Cert,
+            format!(
             "`{cn}` expired on {}: renew the issuing CA first (Edge CAs it signs would be refused)",
             rfc3339(na)
+        ),
         ));
     } else if nb > now {
-        problems.push(format!(
-            "`{cn}` is not valid until {}: check this machine's clock, or wait",
-            rfc3339(nb)
+        problems.push((
+            CaFile::Cert,
+            format!(
+                "`{cn}` is not valid until {}: check this machine's clock, or wait",
+                rfc3339(nb)
+            ),
         ));
     }
     let key_text = match std::str::from_utf8(key_pem) {
         Ok(t) => t,
         Err(_) => {
-            problems.push("the issuing CA's key is not PEM text".into());
+            problems.push((CaFile::Key, "the issuing CA's key is not PEM text".into()));
             return Err(problems);
         }
     };
     match key_matches(key_pem, ca.public_key().raw) {
         Ok(true) => {}
         Ok(false) => {
-            problems.push(format!(
+            problems.push((CaFile::Key, format!(
                 "the key does not belong to `{cn}` (their public keys differ): give the private key of this CA certificate"
-            ));
+            )));
             return Err(problems);
         }
         Err(e) => {
-            problems.push(e);
+            problems.push((CaFile::Key, e));
             return Err(problems);
         }
     }
     if !problems.is_empty() {
         return Err(problems);
     }
-    let key = rcgen::KeyPair::from_pem(key_text)
-        .map_err(|e| vec![format!("the issuing CA's key cannot be used to sign: {e}")])?;
+    let key = rcgen::KeyPair::from_pem(key_text).map_err(|e| {
+        vec![(
+            CaFile::Key,
+            format!("the issuing CA's key cannot be used to sign: {e}"),
+        )]
+    })?;
     let issuer = rcgen::Issuer::from_ca_cert_der(&ders[0].clone().into(), key)
-        .map_err(|e| vec![format!("`{cn}` cannot be used as an issuer: {e}")])?;
+        .map_err(|e| cert_err(format!("`{cn}` cannot be used as an issuer: {e}")))?;
     let mut chain_pem = String::new();
     for d in &ders {
         chain_pem.push_str(&pem_encode(d));

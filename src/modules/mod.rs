@@ -27,8 +27,8 @@ pub use args::{
     arg_error, contains_template, parse_args, parse_mode, waits_for_templates, ArgError, Mode,
 };
 pub use plan::{
-    rollback_name, Decision, Diff, DirSpec, Effects, FileWrite, InCheckMode, Interpret, Outcome,
-    Plan, Ran, Step, Touched, ROLLBACK_DIRS_SH, ROLLBACK_KEEP, UNPREDICTABLE_IN_CHECK,
+    rollback_name, Decision, Diff, DirSpec, Effects, FileWrite, InCheckMode, Interpret, Judge,
+    Outcome, Plan, Ran, Step, Touched, ROLLBACK_DIRS_SH, ROLLBACK_KEEP, UNPREDICTABLE_IN_CHECK,
 };
 
 pub mod assert;
@@ -37,6 +37,7 @@ pub mod copy;
 pub mod debug;
 pub mod docker_daemon;
 pub mod edge_ca;
+pub mod edge_ca_renew;
 pub mod file;
 pub mod include_vars;
 pub mod iotedge_apply;
@@ -389,6 +390,7 @@ impl Registry {
             erase(iotedge_apply::IotedgeApply),
             erase(docker_daemon::DockerDaemon),
             erase(edge_ca::EdgeCa),
+            erase(edge_ca_renew::EdgeCaRenew),
             erase(iotedge_verify::IotedgeVerify),
         ];
         let mut r = Registry {

@@ -119,6 +119,48 @@ pub enum Step {
     /// Ensure directories exist with a mode and owner (merged into the next `Write` when there is one, so
     /// it costs no extra round trip).
     EnsureDirs(Vec<DirSpec>),
+    /// A change that proves itself, with its way back: run `exec`, let `judge` read its output on the
+    /// controller, and when the judge refuses it run `rollback` at once (same connection, no other step in
+    /// between). Both outputs go to `interpret` (the rollback's under `rollback_what`); running stops after a
+    /// rollback. For changes that can break a device in ways only the device shows (a new certificate the
+    /// runtime rejects).
+    Guarded {
+        /// The change and the evidence it gathers.
+        exec: Exec,
+        /// What it does ("renew the Edge CA").
+        what: String,
+        /// Reads the output: `Err(reason)` means the change did not hold and must be undone.
+        judge: Judge,
+        /// Undoes the change (idempotent: it must be safe however far `exec` got).
+        rollback: Exec,
+        /// What the rollback does, for logs and `interpret`.
+        rollback_what: String,
+    },
+}
+
+/// The controller-side judgment of a [`Step::Guarded`] change: `Err(reason)` when the change must be undone.
+#[derive(Clone)]
+pub struct Judge(std::sync::Arc<JudgeFn>);
+
+/// The function behind a [`Judge`].
+type JudgeFn = dyn Fn(&Output) -> Result<(), String> + Send + Sync;
+
+impl Judge {
+    /// Wrap a judgment.
+    pub fn new(f: impl Fn(&Output) -> Result<(), String> + Send + Sync + 'static) -> Self {
+        Judge(std::sync::Arc::new(f))
+    }
+
+    /// Judge an output.
+    pub fn judge(&self, o: &Output) -> Result<(), String> {
+        (self.0)(o)
+    }
+}
+
+impl std::fmt::Debug for Judge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Judge")
+    }
 }
 
 /// A diff of one file (before/after text), for `--diff`.
@@ -397,8 +439,8 @@ pub struct Ran {
     pub result: Map<String, Value>,
     /// The plan's message.
     pub msg: Option<String>,
-    /// One entry per `Step::Exec` that ran, in order: what it was for, and its output. Running stops after
-    /// the first command that fails.
+    /// One entry per `Step::Exec` (and per command of a `Step::Guarded`) that ran, in order: what it was for,
+    /// and its output. Running stops after the first command that fails, and after a rollback.
     pub outputs: Vec<(String, Output)>,
 }
 

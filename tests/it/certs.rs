@@ -10,13 +10,13 @@ use serde_json::Value;
 
 use crate::support::{self, repo};
 
-fn lab(dir: &Path, n: usize) -> Lab {
+pub(crate) fn lab(dir: &Path, n: usize) -> Lab {
     let mut cfg = LabConfig::new(dir.join("lab"), n);
     cfg.exe = Some(support::bin());
     Lab::up(&cfg).unwrap_or_else(|e| panic!("lab up failed: {e}"))
 }
 
-fn out(o: &Output) -> String {
+pub(crate) fn out(o: &Output) -> String {
     format!(
         "{}\n{}",
         String::from_utf8_lossy(&o.stdout),
@@ -24,7 +24,7 @@ fn out(o: &Output) -> String {
     )
 }
 
-fn provision(lab: &Lab, extra: &[&str]) {
+pub(crate) fn provision(lab: &Lab, extra: &[&str]) {
     let o = support::edgefleet()
         .current_dir(repo())
         .args([
@@ -197,7 +197,7 @@ fn report_finds_exactly_the_expiring_expired_skewed_and_unreachable_devices() {
 }
 
 /// An issuing CA made with rcgen; the key is written in clear, then encrypted with `edgefleet vault encrypt`.
-fn issuing_ca(
+pub(crate) fn issuing_ca(
     dir: &Path,
     recipients: &Path,
     ca: bool,

@@ -17,6 +17,7 @@ mod locks;
 mod modules;
 mod nonroot;
 mod playbook;
+mod renew;
 mod report;
 mod sim;
 mod ssh;

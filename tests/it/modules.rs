@@ -128,6 +128,24 @@ fn describe(step: &Step) -> String {
             };
             format!("{what}: {}{stdin}", exec.cmd.to_shell())
         }
+        Step::Guarded {
+            exec,
+            what,
+            rollback,
+            rollback_what,
+            ..
+        } => {
+            let stdin = match &exec.stdin {
+                Some(s) if s.secret => format!(" <secret stdin, {} bytes>", s.data.len()),
+                Some(s) => format!(" <stdin, {} bytes>", s.data.len()),
+                None => String::new(),
+            };
+            format!(
+                "{what}: {}{stdin} | else {rollback_what}: {}",
+                exec.cmd.to_shell(),
+                rollback.cmd.to_shell()
+            )
+        }
         Step::Write(files) => files
             .iter()
             .map(|f| {
@@ -440,9 +458,14 @@ async fn run_case(registry: &Registry, module: &str, path: &Path) -> Vec<String>
             .decision
             .steps()
             .iter()
-            .filter_map(|s| match s {
-                Step::Exec { what, .. } => Some(what.clone()),
-                _ => None,
+            .flat_map(|s| match s {
+                Step::Exec { what, .. } => vec![what.clone()],
+                Step::Guarded {
+                    what,
+                    rollback_what,
+                    ..
+                } => vec![what.clone(), rollback_what.clone()],
+                _ => vec![],
             })
             .collect();
         let (state, changed) = match plan.decision {

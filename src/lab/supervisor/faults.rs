@@ -4,11 +4,13 @@
 //! `check-error` create the simulator's fault files, `edge-ca-expiring` / `edge-ca-expired` replace the
 //! installed Edge CA certificate with one for the same key that expires in 10 days / expired 5 days ago (the
 //! original is kept on the host, outside the device, and put back by `none`), `clock-skew` shifts what the
-//! device's `date` prints (the lab's `date` wrapper reads the offset), `locked` starts a process inside the
-//! device that holds edgefleet's run lock (`/run/lock/edgefleet.lock`, see `transport::runlock`; the lab never
-//! imports it, so the path and the owner record's shape are written here again) with an owner record naming run
-//! `lab-fault-locked`, as another run would, `none` clears everything (and releases that lock). Also the
-//! faults' CLI spelling.
+//! device's `date` prints (the lab's `date` wrapper reads the offset), `edge-ca-rejected` records the installed
+//! Edge CA certificate in the simulator's fault file (its `iotedge check` then fails `certs-preloaded` for any
+//! other Edge CA: a renewal is installed, then rejected), `locked` starts a process inside the device that holds
+//! edgefleet's run lock (`/run/lock/edgefleet.lock`, see `transport::runlock`; the lab never imports it, so the
+//! path and the owner record's shape are written here again) with an owner record naming run
+//! `lab-fault-locked`, as another run would, `none` clears everything (and releases that lock). Also the faults'
+//! CLI spelling.
 //!
 //! It must not speak the control protocol (that is `control`).
 
@@ -51,6 +53,8 @@ pub enum FaultKind {
     ClockSkew,
     /// Another run holds the device's run lock.
     Locked,
+    /// The simulated `iotedge check` rejects every Edge CA but the one installed when the fault was set.
+    EdgeCaRejected,
 }
 
 impl FaultKind {
@@ -69,6 +73,7 @@ impl FaultKind {
         FaultKind::EdgeCaExpired,
         FaultKind::ClockSkew,
         FaultKind::Locked,
+        FaultKind::EdgeCaRejected,
     ];
 }
 
@@ -102,6 +107,7 @@ pub fn fault_name(k: FaultKind) -> &'static str {
         FaultKind::EdgeCaExpired => "edge-ca-expired",
         FaultKind::ClockSkew => "clock-skew",
         FaultKind::Locked => "locked",
+        FaultKind::EdgeCaRejected => "edge-ca-rejected",
     }
 }
 
@@ -282,7 +288,12 @@ pub(super) async fn apply_fault(
     match kind {
         FaultKind::None => {
             restore_edge_ca(sh, dev).await?;
-            for f in ["apply-fails", "check-error", "clock-skew"] {
+            for f in [
+                "apply-fails",
+                "check-error",
+                "clock-skew",
+                "edge-ca-rejected",
+            ] {
                 match std::fs::remove_file(sim_fault_file(sh, dev, f)) {
                     Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(io_err(e)),
                     _ => {}
@@ -318,6 +329,19 @@ pub(super) async fn apply_fault(
         FaultKind::DiskFull => disk_script(dev, DISK_FULL_ON).await?,
         FaultKind::EdgeCaExpiring => edge_ca_fault(sh, dev, EXPIRING_DAYS).await?,
         FaultKind::EdgeCaExpired => edge_ca_fault(sh, dev, -EXPIRED_DAYS_AGO).await?,
+        FaultKind::EdgeCaRejected => {
+            // The simulator accepts only this certificate as the Edge CA from now on.
+            let cert = root_script(dev, format!("cat {EDGE_CA_CERT}"), "Edge CA")
+                .await
+                .map_err(|_| {
+                    format!("{}: no Edge CA is installed yet: provision the device first (`lab run --keep`, or play playbooks/provision.yml)", dev.spec.name)
+                })?;
+            let p = sim_fault_file(sh, dev, &name);
+            if let Some(parent) = p.parent() {
+                std::fs::create_dir_all(parent).map_err(io_err)?;
+            }
+            std::fs::write(&p, cert).map_err(io_err)?;
+        }
         FaultKind::ClockSkew => {
             // Seconds the device's `date` adds to the real clock (the lab's `date` wrapper reads this file).
             let secs = ms.unwrap_or(DEFAULT_CLOCK_SKEW_MS) / 1000;
@@ -361,7 +385,7 @@ pub(super) async fn apply_fault(
             });
         }
         if matches!(kind, FaultKind::EdgeCaExpiring | FaultKind::EdgeCaExpired) {
-            f.retain(|x| !x.starts_with("edge-ca-"));
+            f.retain(|x| !matches!(x.as_str(), "edge-ca-expiring" | "edge-ca-expired"));
         }
         if kind == FaultKind::SlowLink {
             f.insert(format!("slow-link({}ms)", ms.unwrap_or(DEFAULT_SLOW_MS)));

@@ -405,6 +405,36 @@ fn walk_preloaded(
     }
 }
 
+/// The certd id aziot-edged's Edge CA is preloaded under.
+const EDGE_CA_ID: &str = "aziot-edged-ca";
+
+/// The `edge-ca-rejected` lab fault: the fault file holds the Edge CA certificate the device accepts; any
+/// other (another key or another validity) fails `certs-preloaded`, as a device whose trust rules refuse a new
+/// CA would. `None` when the installed one is the accepted one (or there is no preloaded Edge CA).
+fn rejected_edge_ca(st: &State, certd: &CertdSettings, accepted: &str) -> Option<Res> {
+    let Some(CertEntry::Uri(uri)) = certd.preloaded_certs.get(EDGE_CA_ID) else {
+        return None;
+    };
+    let path = file_path_of(uri)?;
+    let installed = fs::read(st.env.path(&path))
+        .ok()
+        .and_then(|b| pki::parse_cert_pem(&b).ok());
+    let accepted = pki::parse_cert_pem(accepted.as_bytes()).ok();
+    let same = match (&installed, &accepted) {
+        (Some(i), Some(a)) => {
+            i.public_key == a.public_key
+                && i.not_after == a.not_after
+                && i.not_before == a.not_before
+        }
+        _ => false,
+    };
+    (!same).then(|| {
+        Res::Failed(vec![format!(
+            "(lab fault) preloaded cert {EDGE_CA_ID:?} at {path} is not the Edge CA this device accepts (the edge-ca-rejected fault in /var/lib/edgefleet-lab/faults)"
+        )])
+    })
+}
+
 pub(super) fn certs_preloaded(
     st: &mut State,
     _: &CheckOpts,
@@ -418,6 +448,11 @@ pub(super) fn certs_preloaded(
         Ok(c) => c,
         Err(e) => return Ok(Res::Failed(vec![e])),
     };
+    if let Some(accepted) = st.env.fault("edge-ca-rejected") {
+        if let Some(r) = rejected_edge_ca(st, certd, &accepted) {
+            return Ok(r);
+        }
+    }
     let mut visited = Vec::new();
     for id in certd.preloaded_certs.keys() {
         match walk_preloaded(st, certd, id, &cred, &mut visited) {

@@ -20,7 +20,8 @@
 //!   otherwise the "latest version" lookup is simulated as returning the installed version (the lab has no
 //!   internet), so they pass; nested devices without an expected version are `ignored`, as on a device.
 //! - The `check-error` fault forces an error on the check id named in the fault file (default
-//!   `certs-preloaded`).
+//!   `certs-preloaded`); the `edge-ca-rejected` fault (its file holds a certificate) fails `certs-preloaded`
+//!   while the installed Edge CA is any other one.
 //!
 //! Layout: this file runs the table and prints the text or JSON report; `table` lists the checks, `identity`
 //! and `edge` evaluate them, `model` holds the shared types. It must not modify device files (it only reads;
