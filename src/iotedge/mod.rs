@@ -8,3 +8,4 @@ pub mod certs;
 pub mod check;
 pub mod config;
 pub mod daemon;
+pub mod manifest;
