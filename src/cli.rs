@@ -680,13 +680,15 @@ pub struct BundleInspectArgs {
 
 /// `edgefleet lint`.
 #[derive(Debug, Args)]
-#[command(after_help = "Files are recognised by content: deployment manifests (deployment.json, layered \
+#[command(
+    after_help = "Files are recognised by content: deployment manifests (deployment.json, layered \
 deployments, deployment.template.json with comments and ${VAR} placeholders), daemon.json and config.toml. A \
 directory stands for its *.json and *.toml files. Waivers: .edgefleet-lint.yml next to the files, or an inline \
 `// edgefleet-lint: waive RULE -- reason` comment in template files.
 
 Exit codes: 0 no finding at deny level (errors; warnings too with --deny warnings; waived findings never \
-count); 30 findings at deny level; 4 a file cannot be read; 5 bad options (e.g. --explain of an unknown rule).")]
+count); 30 findings at deny level; 4 a file cannot be read; 5 bad options (e.g. --explain of an unknown rule)."
+)]
 pub struct LintArgs {
     /// Files or directories to lint, together (cross-file rules compare them).
     #[arg(value_name = "PATH", required_unless_present = "explain")]

@@ -94,11 +94,17 @@ fn read_inputs(paths: &[PathBuf]) -> Result<(Vec<Input>, Vec<WaiverFile>), AppEr
                         .collect();
                     found.sort();
                     if found.is_empty() {
-                        problems.push(Diagnostic::file(p, "the directory has no *.json or *.toml file to lint"));
+                        problems.push(Diagnostic::file(
+                            p,
+                            "the directory has no *.json or *.toml file to lint",
+                        ));
                     }
                     files.extend(found);
                 }
-                Err(e) => problems.push(Diagnostic::file(p, format!("cannot read the directory: {e}"))),
+                Err(e) => problems.push(Diagnostic::file(
+                    p,
+                    format!("cannot read the directory: {e}"),
+                )),
             }
         } else {
             files.push(p.clone());
@@ -123,10 +129,15 @@ fn read_inputs(paths: &[PathBuf]) -> Result<(Vec<Input>, Vec<WaiverFile>), AppEr
         match std::fs::read_to_string(&w) {
             Ok(text) => waivers.push(WaiverFile { path: w, text }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => problems.push(Diagnostic::file(&w, format!("cannot read the waiver file: {e}"))),
+            Err(e) => problems.push(Diagnostic::file(
+                &w,
+                format!("cannot read the waiver file: {e}"),
+            )),
         }
     }
-    problems.into_result((inputs, waivers)).map_err(AppError::Load)
+    problems
+        .into_result((inputs, waivers))
+        .map_err(AppError::Load)
 }
 
 fn counts(o: &Outcome) -> (usize, usize, usize, usize) {

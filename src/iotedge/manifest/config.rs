@@ -50,7 +50,11 @@ fn key_pos(doc: Option<&toml_edit::Document<&str>>, text: &str, key: &str) -> Po
 }
 
 /// Lint a config.toml. Returns `[agent.env] UpstreamProtocol` (where and what) when it is valid.
-pub(super) fn config_toml(file: &Path, text: &str, out: &mut Vec<Finding>) -> Option<(Pos, String)> {
+pub(super) fn config_toml(
+    file: &Path,
+    text: &str,
+    out: &mut Vec<Finding>,
+) -> Option<(Pos, String)> {
     let mut v = match cfg::parse_toml(text) {
         Ok(v) => v,
         Err(msg) => {
@@ -59,7 +63,12 @@ pub(super) fn config_toml(file: &Path, text: &str, out: &mut Vec<Finding>) -> Op
                 .and_then(|e| e.span())
                 .map(|s| pos_of(text, s.start))
                 .unwrap_or(Pos { line: 1, col: 1 });
-            let first = msg.lines().filter(|l| !l.trim().is_empty()).last().unwrap_or(&msg).trim().to_string();
+            let first = msg
+                .lines()
+                .rfind(|l| !l.trim().is_empty())
+                .unwrap_or(&msg)
+                .trim()
+                .to_string();
             out.push(Finding::new("EF001", file, pos, format!("not TOML as IoT Edge 1.5 reads it (`iotedge config apply` fails: could not parse config file): {first}")));
             return None;
         }
@@ -75,20 +84,35 @@ pub(super) fn config_toml(file: &Path, text: &str, out: &mut Vec<Finding>) -> Op
                 break;
             }
             Err(p) if p.message.starts_with("unknown key") => {
-                out.push(Finding::new("EF902", file, key_pos(doc, text, &p.key), p.to_string()));
+                out.push(Finding::new(
+                    "EF902",
+                    file,
+                    key_pos(doc, text, &p.key),
+                    p.to_string(),
+                ));
                 if !remove_key(&mut v, &p.key) {
                     break;
                 }
             }
             Err(p) => {
-                out.push(Finding::new("EF901", file, key_pos(doc, text, &p.key), p.to_string()));
+                out.push(Finding::new(
+                    "EF901",
+                    file,
+                    key_pos(doc, text, &p.key),
+                    p.to_string(),
+                ));
                 break;
             }
         }
     }
     let c = config?;
     for p in cfg::validate(&c) {
-        out.push(Finding::new("EF901", file, key_pos(doc, text, &p.key), p.to_string()));
+        out.push(Finding::new(
+            "EF901",
+            file,
+            key_pos(doc, text, &p.key),
+            p.to_string(),
+        ));
     }
     for f in cfg::production_findings(&c) {
         let (key, msg) = match f.split_once(": ") {
@@ -101,11 +125,24 @@ pub(super) fn config_toml(file: &Path, text: &str, out: &mut Vec<Finding>) -> Op
             "agent.env.UpstreamProtocol" => "EF202",
             _ => "EF903",
         };
-        let shown = if key.is_empty() { msg } else { format!("`{key}`: {msg}") };
-        let pos = if key.is_empty() { Pos { line: 1, col: 1 } } else { key_pos(doc, text, &key) };
+        let shown = if key.is_empty() {
+            msg
+        } else {
+            format!("`{key}`: {msg}")
+        };
+        let pos = if key.is_empty() {
+            Pos { line: 1, col: 1 }
+        } else {
+            key_pos(doc, text, &key)
+        };
         out.push(Finding::new(id, file, pos, shown));
     }
-    let up = c.agent.as_ref().and_then(|a| a.env.get("UpstreamProtocol"))?.as_str()?.to_string();
+    let up = c
+        .agent
+        .as_ref()
+        .and_then(|a| a.env.get("UpstreamProtocol"))?
+        .as_str()?
+        .to_string();
     cfg::UPSTREAM_PROTOCOLS
         .contains(&up.as_str())
         .then(|| (key_pos(doc, text, "agent.env.UpstreamProtocol"), up))
@@ -149,11 +186,27 @@ pub(super) fn daemon(file: &Path, root: &Node, out: &mut Vec<Finding>) -> bool {
             Some(n) => match &n.val {
                 Json::Str(s) if k == "max-size" && !daemon::valid_size(s) => {
                     ok = false;
-                    out.push(Finding::new("EF951", file, n.pos, format!("`log-opts.max-size` `{s}` is not a size like \"10m\"")).severity(Severity::Error));
+                    out.push(
+                        Finding::new(
+                            "EF951",
+                            file,
+                            n.pos,
+                            format!("`log-opts.max-size` `{s}` is not a size like \"10m\""),
+                        )
+                        .severity(Severity::Error),
+                    );
                 }
                 Json::Str(s) if k == "max-file" && s.parse::<u32>().map_or(true, |x| x == 0) => {
                     ok = false;
-                    out.push(Finding::new("EF951", file, n.pos, format!("`log-opts.max-file` `{s}` is not a positive count like \"3\"")).severity(Severity::Error));
+                    out.push(
+                        Finding::new(
+                            "EF951",
+                            file,
+                            n.pos,
+                            format!("`log-opts.max-file` `{s}` is not a positive count like \"3\""),
+                        )
+                        .severity(Severity::Error),
+                    );
                 }
                 Json::Str(_) => {}
                 _ => {

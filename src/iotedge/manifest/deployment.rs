@@ -105,7 +105,8 @@ pub(super) fn read(mc: &Node, template: bool) -> Deployment<'_> {
             d.runtime = desired.get("runtime");
             for (group, system) in [("systemModules", true), ("modules", false)] {
                 for m in desired.get(group).map(Node::members).unwrap_or(&[]) {
-                    d.modules.push(module(&m.key, m.key_pos, &m.value, system, template));
+                    d.modules
+                        .push(module(&m.key, m.key_pos, &m.value, system, template));
                 }
             }
         } else {
@@ -117,12 +118,12 @@ pub(super) fn read(mc: &Node, template: bool) -> Deployment<'_> {
                 d.layered = true;
                 let parts: Vec<&str> = rest.splitn(2, '.').collect();
                 match parts.as_slice() {
-                    ["modules", name] if !name.contains('.') => {
-                        d.modules.push(module(name, m.key_pos, &m.value, false, template))
-                    }
-                    ["systemModules", name] if !name.contains('.') => {
-                        d.modules.push(module(name, m.key_pos, &m.value, true, template))
-                    }
+                    ["modules", name] if !name.contains('.') => d
+                        .modules
+                        .push(module(name, m.key_pos, &m.value, false, template)),
+                    ["systemModules", name] if !name.contains('.') => d
+                        .modules
+                        .push(module(name, m.key_pos, &m.value, true, template)),
                     ["runtime"] => d.runtime = Some(&m.value),
                     _ => {}
                 }
@@ -153,7 +154,10 @@ fn module<'a>(name: &str, pos: Pos, node: &'a Node, system: bool, template: bool
             } else if let Json::Str(t) = &first.val {
                 let mut text = t.clone();
                 for i in 1..100 {
-                    match s.get(&format!("createOptions{i:02}")).and_then(Node::as_str) {
+                    match s
+                        .get(&format!("createOptions{i:02}"))
+                        .and_then(Node::as_str)
+                    {
                         Some(more) => text.push_str(more),
                         None => break,
                     }

@@ -8,17 +8,27 @@
 use super::lint::{Ctx, Finding};
 use super::source::is_placeholder;
 
-const HEADS: &[&str] = &["amqpSettings__enabled", "mqttSettings__enabled", "httpSettings__enabled"];
+const HEADS: &[&str] = &[
+    "amqpSettings__enabled",
+    "mqttSettings__enabled",
+    "httpSettings__enabled",
+];
 
 /// The edgeHub and storage rules.
 pub(super) fn check(ctx: &Ctx, out: &mut Vec<Finding>) {
     if ctx.dep.layered {
         return;
     }
-    let hub = ctx.dep.modules.iter().find(|m| m.system && m.name == "edgeHub");
+    let hub = ctx
+        .dep
+        .modules
+        .iter()
+        .find(|m| m.system && m.name == "edgeHub");
     if let Some(h) = hub {
         let opt = h.env("OptimizeForPerformance");
-        let off = opt.and_then(|n| n.as_str()).is_some_and(|s| s.eq_ignore_ascii_case("false") || is_placeholder(s))
+        let off = opt
+            .and_then(|n| n.as_str())
+            .is_some_and(|s| s.eq_ignore_ascii_case("false") || is_placeholder(s))
             || opt.is_some_and(|n| n.val == super::source::Json::Bool(false));
         if !off {
             out.push(
@@ -40,7 +50,12 @@ pub(super) fn check(ctx: &Ctx, out: &mut Vec<Finding>) {
             "no `systemModules.edgeHub` in `$edgeAgent`: a base deployment must define both runtime modules",
         ));
     }
-    if !ctx.dep.modules.iter().any(|m| m.system && m.name == "edgeAgent") {
+    if !ctx
+        .dep
+        .modules
+        .iter()
+        .any(|m| m.system && m.name == "edgeAgent")
+    {
         out.push(Finding::new(
             "EF011",
             ctx.file,
@@ -89,9 +104,16 @@ fn storage(ctx: &Ctx, out: &mut Vec<Finding>) {
         let binds: Vec<String> = m
             .create_at(&["HostConfig", "Binds"])
             .and_then(|b| b.as_array())
-            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default();
-        let mounts_target = |t: &str| t.trim_end_matches('/') == folder || folder.starts_with(&format!("{}/", t.trim_end_matches('/')));
+        let mounts_target = |t: &str| {
+            t.trim_end_matches('/') == folder
+                || folder.starts_with(&format!("{}/", t.trim_end_matches('/')))
+        };
         let bound = binds.iter().any(|b| {
             let parts: Vec<&str> = b.split(':').collect();
             parts.len() >= 2 && parts[0].starts_with('/') && mounts_target(parts[1])
@@ -101,7 +123,9 @@ fn storage(ctx: &Ctx, out: &mut Vec<Finding>) {
             .is_some_and(|a| {
                 a.iter().any(|x| {
                     x.get("Type").and_then(|t| t.as_str()) == Some("bind")
-                        && x.get("Target").and_then(|t| t.as_str()).is_some_and(mounts_target)
+                        && x.get("Target")
+                            .and_then(|t| t.as_str())
+                            .is_some_and(mounts_target)
                 })
             });
         if !bound {

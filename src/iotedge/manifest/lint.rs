@@ -187,8 +187,14 @@ pub fn lint(inputs: &[Input], waiver_files: &[WaiverFile]) -> Outcome {
                 }
                 let kind = if deployment::modules_content(&p.root).is_some() {
                     Kind::Manifest { template }
-                } else if p.root.members().iter().any(|m| DAEMON_KEYS.contains(&m.key.as_str()))
-                    || (p.root.is_obj() && p.root.members().is_empty() && file.ends_with("daemon.json"))
+                } else if p
+                    .root
+                    .members()
+                    .iter()
+                    .any(|m| DAEMON_KEYS.contains(&m.key.as_str()))
+                    || (p.root.is_obj()
+                        && p.root.members().is_empty()
+                        && file.ends_with("daemon.json"))
                 {
                     Kind::Daemon
                 } else {

@@ -25,7 +25,11 @@ fn log_config_limits(v: Option<&Value>) -> bool {
         return true;
     }
     let cfg = lc.get("Config");
-    let has = |k: &str| cfg.and_then(|c| c.get(k)).and_then(Value::as_str).is_some_and(|s| !s.is_empty());
+    let has = |k: &str| {
+        cfg.and_then(|c| c.get(k))
+            .and_then(Value::as_str)
+            .is_some_and(|s| !s.is_empty())
+    };
     has("max-size") && has("max-file")
 }
 
@@ -46,7 +50,11 @@ pub(super) fn check(ctx: &Ctx, out: &mut Vec<Finding>) {
             if !positive(hc("Memory")) {
                 out.push(f("EF501", format!("module `{}` has no memory limit: set createOptions HostConfig.Memory (bytes, e.g. 268435456 for 256 MB)", m.name)));
             }
-            if !positive(hc("NanoCpus")) && !positive(hc("NanoCPUs")) && !positive(hc("CpuQuota")) && !positive(hc("CpuShares")) {
+            if !positive(hc("NanoCpus"))
+                && !positive(hc("NanoCPUs"))
+                && !positive(hc("CpuQuota"))
+                && !positive(hc("CpuShares"))
+            {
                 out.push(f("EF502", format!("module `{}` has no CPU limit: set createOptions HostConfig.NanoCpus (e.g. 500000000 for half a CPU)", m.name)));
             }
         }
@@ -63,12 +71,19 @@ pub(super) fn check(ctx: &Ctx, out: &mut Vec<Finding>) {
         }
         let caps: Vec<String> = hc("CapAdd")
             .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(|c| c.as_str().map(str::to_string)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|c| c.as_str().map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default();
         if !caps.is_empty() {
             out.push(f("EF506", format!("module `{}` adds capabilities {}: keep the list minimal and waive this with the reason", m.name, caps.join(", "))));
         }
-        let devices = hc("Devices").and_then(Value::as_array).map(Vec::len).unwrap_or(0);
+        let devices = hc("Devices")
+            .and_then(Value::as_array)
+            .map(Vec::len)
+            .unwrap_or(0);
         if devices > 0 {
             out.push(f("EF506", format!("module `{}` maps {devices} host device(s): keep the list minimal and waive this with the reason", m.name)));
         }

@@ -159,8 +159,45 @@ mod tests {
         names.sort();
         names.dedup();
         assert_eq!(names.len(), RULES.len());
-        assert_eq!(rule("ef101").map(|r| r.name), Some("runtime-image-unpinned"));
+        assert_eq!(
+            rule("ef101").map(|r| r.name),
+            Some("runtime-image-unpinned")
+        );
         assert_eq!(rule("duplicate-key").map(|r| r.id), Some("EF002"));
         assert!(rule("EF999").is_none());
+    }
+}
+
+#[cfg(test)]
+mod ids_in_use {
+    use super::rule;
+
+    /// Every rule id the rule files report is in the table (a typo would otherwise report an unknown rule).
+    #[test]
+    fn every_reported_id_is_in_the_table() {
+        let sources = [
+            include_str!("config.rs"),
+            include_str!("edgehub.rs"),
+            include_str!("lint.rs"),
+            include_str!("modules.rs"),
+            include_str!("runtime.rs"),
+            include_str!("secrets.rs"),
+            include_str!("size.rs"),
+            include_str!("update.rs"),
+            include_str!("waivers.rs"),
+        ];
+        let re = regex::Regex::new(r#""(EF\d{3})""#).unwrap();
+        let mut n = 0;
+        for s in sources {
+            for c in re.captures_iter(s) {
+                assert!(
+                    rule(&c[1]).is_some(),
+                    "{} is reported but not in RULES",
+                    &c[1]
+                );
+                n += 1;
+            }
+        }
+        assert!(n > 40, "{n}");
     }
 }

@@ -38,9 +38,9 @@ pub(super) fn image_error(image: &str) -> Option<String> {
         None => (image, None),
     };
     if let Some(d) = digest {
-        let ok = d
-            .split_once(':')
-            .is_some_and(|(alg, hex)| !alg.is_empty() && hex.len() >= 32 && hex.chars().all(|c| c.is_ascii_hexdigit()));
+        let ok = d.split_once(':').is_some_and(|(alg, hex)| {
+            !alg.is_empty() && hex.len() >= 32 && hex.chars().all(|c| c.is_ascii_hexdigit())
+        });
         if !ok {
             return Some(format!("has a malformed digest `@{d}`"));
         }
@@ -53,7 +53,8 @@ pub(super) fn image_error(image: &str) -> Option<String> {
         let ok = !t.is_empty()
             && t.len() <= 128
             && !t.starts_with(['.', '-'])
-            && t.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+            && t.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
         if !ok {
             return Some(format!("has an invalid tag `{t}`"));
         }
@@ -65,7 +66,9 @@ pub(super) fn image_error(image: &str) -> Option<String> {
     }
     for p in parts {
         let ok = !p.is_empty()
-            && p.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'))
+            && p.chars().all(|c| {
+                c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-')
+            })
             && !p.starts_with(['.', '_', '-'])
             && !p.ends_with(['.', '_', '-']);
         if !ok {
@@ -88,13 +91,30 @@ pub(super) fn check(ctx: &Ctx, out: &mut Vec<Finding>) {
         let image = m.image();
         match image.map(|n| (n, n.as_str())) {
             None if !ctx.dep.layered || m.node.get("settings").is_some() => out.push(
-                Finding::new("EF102", ctx.file, m.pos, format!("module `{}` has no `settings.image`: give the image it runs", m.name))
-                    .module(&m.name),
+                Finding::new(
+                    "EF102",
+                    ctx.file,
+                    m.pos,
+                    format!(
+                        "module `{}` has no `settings.image`: give the image it runs",
+                        m.name
+                    ),
+                )
+                .module(&m.name),
             ),
             None => {}
             Some((n, None)) => out.push(
-                Finding::new("EF102", ctx.file, n.pos, format!("module `{}`: `settings.image` is {}, not a string", m.name, n.kind()))
-                    .module(&m.name),
+                Finding::new(
+                    "EF102",
+                    ctx.file,
+                    n.pos,
+                    format!(
+                        "module `{}`: `settings.image` is {}, not a string",
+                        m.name,
+                        n.kind()
+                    ),
+                )
+                .module(&m.name),
             ),
             Some((_, Some(s))) if is_placeholder(s) => {}
             Some((n, Some(s))) => {
@@ -111,7 +131,8 @@ pub(super) fn check(ctx: &Ctx, out: &mut Vec<Finding>) {
                 } else if m.system {
                     if let Some(f) = image_finding(s) {
                         out.push(
-                            Finding::new("EF101", ctx.file, n.pos, format!("{}: {f}", m.name)).module(&m.name),
+                            Finding::new("EF101", ctx.file, n.pos, format!("{}: {f}", m.name))
+                                .module(&m.name),
                         );
                     }
                 }
@@ -213,7 +234,10 @@ mod tests {
 
     #[test]
     fn image_references() {
-        assert_eq!(image_error("mcr.microsoft.com/azureiotedge-hub:1.5.21"), None);
+        assert_eq!(
+            image_error("mcr.microsoft.com/azureiotedge-hub:1.5.21"),
+            None
+        );
         assert_eq!(image_error("localhost:5000/a/b@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"), None);
         assert!(image_error("").is_some());
         assert!(image_error("Foo/Bar:1").unwrap().contains("`Foo`"));

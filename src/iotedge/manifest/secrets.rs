@@ -35,20 +35,27 @@ pub(super) fn secret_in_clear(name: &str, value: &str) -> bool {
 
 /// The credential and secret rules.
 pub(super) fn check(ctx: &Ctx, out: &mut Vec<Finding>) {
-    if let Some(creds) = ctx.dep.runtime.and_then(|r| r.path(&["settings", "registryCredentials"])) {
+    if let Some(creds) = ctx
+        .dep
+        .runtime
+        .and_then(|r| r.path(&["settings", "registryCredentials"]))
+    {
         for c in creds.members() {
             let user = c.value.get("username");
             let address = c.value.get("address").and_then(Node::as_str).unwrap_or("");
             if let Some(u) = user.and_then(Node::as_str).filter(|u| !is_placeholder(u)) {
                 let registry = address.split('.').next().unwrap_or("");
-                let acr_admin = address.ends_with(".azurecr.io") && u.eq_ignore_ascii_case(registry);
+                let acr_admin =
+                    address.ends_with(".azurecr.io") && u.eq_ignore_ascii_case(registry);
                 if u.eq_ignore_ascii_case("admin") || acr_admin {
                     out.push(Finding::new("EF801", ctx.file, user.map(|n| n.pos).unwrap_or(c.key_pos), format!(
                         "registry credential `{}` for `{address}` looks like the registry's admin user (`{u}`), which can push and delete images: use a token or service principal with pull rights only", c.key)));
                 }
             }
             if let Some(p) = c.value.get("password") {
-                if p.as_str().is_some_and(|s| !s.is_empty() && !is_placeholder(s)) {
+                if p.as_str()
+                    .is_some_and(|s| !s.is_empty() && !is_placeholder(s))
+                {
                     out.push(Finding::new("EF802", ctx.file, p.pos, format!(
                         "registry credential `{}` has its password in clear: use a `${{VAR}}` placeholder in a deployment.template.json filled at release time from a secret store", c.key)));
                 }
@@ -64,7 +71,11 @@ pub(super) fn check(ctx: &Ctx, out: &mut Vec<Finding>) {
                 }
             }
         }
-        let envs = m.create_at(&["Env"]).and_then(|v| v.as_array()).cloned().unwrap_or_default();
+        let envs = m
+            .create_at(&["Env"])
+            .and_then(|v| v.as_array())
+            .cloned()
+            .unwrap_or_default();
         for e in envs.iter().filter_map(|v| v.as_str()) {
             let (k, v) = e.split_once('=').unwrap_or((e, ""));
             if secret_in_clear(k, v) {

@@ -26,9 +26,12 @@ pub(super) fn check(ctx: &Ctx, out: &mut Vec<Finding>) {
         let Some(co) = settings.get("createOptions") else {
             continue;
         };
-        let f = |id: &'static str, msg: String| Finding::new(id, ctx.file, co.pos, msg).module(&m.name);
+        let f =
+            |id: &'static str, msg: String| Finding::new(id, ctx.file, co.pos, msg).module(&m.name);
         let Json::Str(first) = &co.val else {
-            if !matches!(co.val, Json::Placeholder(_)) && !(ctx.template && co.is_obj()) {
+            let written_later =
+                matches!(co.val, Json::Placeholder(_)) || (ctx.template && co.is_obj());
+            if !written_later {
                 out.push(f("EF601", format!("module `{}`: createOptions is {}; in a deployment it must be a string holding the JSON object (stringify it; only template files may write the object)", m.name, co.kind())));
             }
             continue;
@@ -63,7 +66,9 @@ pub(super) fn check(ctx: &Ctx, out: &mut Vec<Finding>) {
         }
     }
     if let Some(desired) = ctx.dep.agent_desired {
-        let size = serde_json::to_string(&desired.to_value()).map(|s| s.len()).unwrap_or(0);
+        let size = serde_json::to_string(&desired.to_value())
+            .map(|s| s.len())
+            .unwrap_or(0);
         let left = TWIN_LIMIT as i64 - size as i64;
         if left < 0 {
             out.push(Finding::new("EF603", ctx.file, ctx.dep.agent_pos, format!("the $edgeAgent desired properties are {size} bytes, {} over the {TWIN_LIMIT}-byte module-twin limit: IoT Hub refuses the deployment; shorten createOptions or move settings to module twins", -left)));

@@ -202,7 +202,8 @@ pub fn parse(text: &str, allow_comments: bool) -> Result<Parsed, SyntaxError> {
         chars: body.chars().collect(),
         i: 0,
         line: 1,
-        col: if body.len() < text.len() { 2 } else { 1 },
+        // An editor shows no column for the BOM: columns count from the first visible character.
+        col: 1,
         allow_comments,
         comments: Vec::new(),
         remarks,
@@ -588,7 +589,11 @@ mod tests {
 
     #[test]
     fn positions_duplicates_bom_and_comments() {
-        let p = parse("{\n  \"a\": {\"b\": 1},\n  \"a\": [true, null, \"x\\u00e9\"]\n}", false).unwrap();
+        let p = parse(
+            "{\n  \"a\": {\"b\": 1},\n  \"a\": [true, null, \"x\\u00e9\"]\n}",
+            false,
+        )
+        .unwrap();
         assert_eq!(p.root.get("a").unwrap().pos, Pos { line: 3, col: 8 });
         assert_eq!(p.root.get("a").unwrap().items()[2].as_str(), Some("xé"));
         assert_eq!(
@@ -606,7 +611,10 @@ mod tests {
         let p = parse(t, true).unwrap();
         assert_eq!(p.comments.len(), 2);
         assert_eq!(p.comments[0].text, "waive EF101");
-        assert_eq!(p.root.get("a").unwrap().val, Json::Placeholder("${X}".into()));
+        assert_eq!(
+            p.root.get("a").unwrap().val,
+            Json::Placeholder("${X}".into())
+        );
         let p = parse("{\"a\": 1 // c\n}", false).unwrap();
         assert_eq!(p.remarks, vec![Remark::Comment(Pos { line: 1, col: 9 })]);
         assert!(parse("{\"a\": ${X}}", false).is_err());

@@ -9,7 +9,12 @@ const MODES: &[&str] = &["NonBlocking", "WaitForAllPulls"];
 
 /// The update-mode rule.
 pub(super) fn check(ctx: &Ctx, out: &mut Vec<Finding>) {
-    let Some(agent) = ctx.dep.modules.iter().find(|m| m.system && m.name == "edgeAgent") else {
+    let Some(agent) = ctx
+        .dep
+        .modules
+        .iter()
+        .find(|m| m.system && m.name == "edgeAgent")
+    else {
         return;
     };
     let mode = agent.env("ModuleUpdateMode");
@@ -19,8 +24,16 @@ pub(super) fn check(ctx: &Ctx, out: &mut Vec<Finding>) {
             Some(s) if MODES.contains(&s) => {}
             _ => {
                 out.push(
-                    Finding::new("EF701", ctx.file, n.pos, format!("edgeAgent ModuleUpdateMode must be one of {} (case-sensitive)", MODES.join(", ")))
-                        .module("edgeAgent"),
+                    Finding::new(
+                        "EF701",
+                        ctx.file,
+                        n.pos,
+                        format!(
+                            "edgeAgent ModuleUpdateMode must be one of {} (case-sensitive)",
+                            MODES.join(", ")
+                        ),
+                    )
+                    .module("edgeAgent"),
                 );
                 return;
             }

@@ -68,7 +68,12 @@ impl Waiver {
     }
 }
 
-fn rules_of(text: &str, at_file: &Path, at: Pos, out: &mut Vec<Finding>) -> Option<Vec<&'static str>> {
+fn rules_of(
+    text: &str,
+    at_file: &Path,
+    at: Pos,
+    out: &mut Vec<Finding>,
+) -> Option<Vec<&'static str>> {
     let mut ids = Vec::new();
     for r in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         match rule(r) {
@@ -80,7 +85,12 @@ fn rules_of(text: &str, at_file: &Path, at: Pos, out: &mut Vec<Finding>) -> Opti
         }
     }
     if ids.is_empty() {
-        out.push(Finding::new("EF022", at_file, at, "waiver names no rule: give `rule: EF...`"));
+        out.push(Finding::new(
+            "EF022",
+            at_file,
+            at,
+            "waiver names no rule: give `rule: EF...`",
+        ));
         return None;
     }
     Some(ids)
@@ -89,7 +99,15 @@ fn rules_of(text: &str, at_file: &Path, at: Pos, out: &mut Vec<Finding>) -> Opti
 fn from_file(w: &WaiverFile, out: &mut Vec<Finding>) -> Vec<Waiver> {
     let dir = w.path.parent().unwrap_or(Path::new("")).to_path_buf();
     let bad = |out: &mut Vec<Finding>, line: u64, col: u64, msg: String| {
-        out.push(Finding::new("EF022", &w.path, Pos { line: line as u32, col: col as u32 }, msg));
+        out.push(Finding::new(
+            "EF022",
+            &w.path,
+            Pos {
+                line: line as u32,
+                col: col as u32,
+            },
+            msg,
+        ));
     };
     let root = match crate::yaml::parse_str(&w.text, &w.path) {
         Ok(n) => n,
@@ -102,27 +120,59 @@ fn from_file(w: &WaiverFile, out: &mut Vec<Finding>) -> Vec<Waiver> {
         return Vec::new();
     }
     let Some(list) = root.get("waivers").and_then(|l| l.as_seq()) else {
-        bad(out, root.line, root.col, "expected `waivers:` with a list of {rule, file, module, reason}".into());
+        bad(
+            out,
+            root.line,
+            root.col,
+            "expected `waivers:` with a list of {rule, file, module, reason}".into(),
+        );
         return Vec::new();
     };
     let mut ws = Vec::new();
     for item in list {
         let Some(map) = item.as_map() else {
-            bad(out, item.line, item.col, "each waiver is a mapping: {rule, file, module, reason}".into());
+            bad(
+                out,
+                item.line,
+                item.col,
+                "each waiver is a mapping: {rule, file, module, reason}".into(),
+            );
             continue;
         };
-        if let Some((k, _)) = map.iter().find(|(k, _)| !matches!(k.as_str(), Some("rule" | "file" | "module" | "reason"))) {
-            bad(out, k.line, k.col, format!("unknown waiver key `{}`: use rule, file, module, reason", k.as_str().unwrap_or("?")));
+        if let Some((k, _)) = map
+            .iter()
+            .find(|(k, _)| !matches!(k.as_str(), Some("rule" | "file" | "module" | "reason")))
+        {
+            bad(
+                out,
+                k.line,
+                k.col,
+                format!(
+                    "unknown waiver key `{}`: use rule, file, module, reason",
+                    k.as_str().unwrap_or("?")
+                ),
+            );
             continue;
         }
-        let at = Pos { line: item.line as u32, col: item.col as u32 };
+        let at = Pos {
+            line: item.line as u32,
+            col: item.col as u32,
+        };
         let s = |k: &str| item.get(k).and_then(|n| n.as_str()).map(str::to_string);
         let Some(rules) = rules_of(&s("rule").unwrap_or_default(), &w.path, at, out) else {
             continue;
         };
         let reason = s("reason").unwrap_or_default();
         if reason.trim().is_empty() {
-            out.push(Finding::new("EF020", &w.path, at, format!("waiver of {} has no `reason`: say why the rule does not apply here", rules.join(", "))));
+            out.push(Finding::new(
+                "EF020",
+                &w.path,
+                at,
+                format!(
+                    "waiver of {} has no `reason`: say why the rule does not apply here",
+                    rules.join(", ")
+                ),
+            ));
             continue;
         }
         ws.push(Waiver {
@@ -166,7 +216,12 @@ fn inline(file: &Path, parsed: &Parsed, out: &mut Vec<Finding>) -> Vec<Waiver> {
         };
         let rest = rest.trim();
         let Some(rest) = rest.strip_prefix("waive") else {
-            out.push(Finding::new("EF022", file, c.pos, "an inline waiver reads `edgefleet-lint: waive RULE[,RULE] -- reason`"));
+            out.push(Finding::new(
+                "EF022",
+                file,
+                c.pos,
+                "an inline waiver reads `edgefleet-lint: waive RULE[,RULE] -- reason`",
+            ));
             continue;
         };
         let (ids, reason) = rest.split_once("--").unwrap_or((rest, ""));
@@ -174,11 +229,24 @@ fn inline(file: &Path, parsed: &Parsed, out: &mut Vec<Finding>) -> Vec<Waiver> {
             continue;
         };
         if reason.trim().is_empty() {
-            out.push(Finding::new("EF020", file, c.pos, format!("inline waiver of {} has no reason: write `-- why` after the rule", rules.join(", "))));
+            out.push(Finding::new(
+                "EF020",
+                file,
+                c.pos,
+                format!(
+                    "inline waiver of {} has no reason: write `-- why` after the rule",
+                    rules.join(", ")
+                ),
+            ));
             continue;
         }
         let Some(m) = next_member(&parsed.root, c.pos) else {
-            out.push(Finding::new("EF022", file, c.pos, "an inline waiver must stand before the JSON member it waives"));
+            out.push(Finding::new(
+                "EF022",
+                file,
+                c.pos,
+                "an inline waiver must stand before the JSON member it waives",
+            ));
             continue;
         };
         ws.push(Waiver {
@@ -186,7 +254,10 @@ fn inline(file: &Path, parsed: &Parsed, out: &mut Vec<Finding>) -> Vec<Waiver> {
             at_file: file.to_path_buf(),
             at: c.pos,
             dir: file.parent().unwrap_or(Path::new("")).to_path_buf(),
-            file: file.file_name().and_then(|x| x.to_str()).map(str::to_string),
+            file: file
+                .file_name()
+                .and_then(|x| x.to_str())
+                .map(str::to_string),
             module: None,
             scope: Some((m.key_pos, m.value.end)),
             reason: reason.trim().to_string(),
@@ -207,7 +278,10 @@ pub(super) fn apply(files: &[WaiverFile], parsed: &[(PathBuf, &Parsed)], out: &m
     }
     for w in &ws {
         let mut used = false;
-        for f in out.iter_mut().filter(|f| f.waived.is_none() && w.matches(f)) {
+        for f in out
+            .iter_mut()
+            .filter(|f| f.waived.is_none() && w.matches(f))
+        {
             f.waived = Some(w.reason.clone());
             used = true;
         }
