@@ -12,7 +12,7 @@ use super::deployment::{self, Deployment};
 use super::rules::{rule, Severity};
 use super::source::{self, Pos, Remark};
 use super::waivers::{self, WaiverFile};
-use super::{edgehub, modules, runtime, secrets, size, update};
+use super::{edgehub, modules, runtime, secrets, size, storage, update};
 
 /// One input file.
 #[derive(Debug, Clone)]
@@ -256,6 +256,7 @@ pub fn lint(inputs: &[Input], waiver_files: &[WaiverFile]) -> Outcome {
         runtime::check(&ctx, &mut out);
         protocols.extend(runtime::upstream(&ctx, &mut out));
         edgehub::check(&ctx, &mut out);
+        storage::check(&ctx, &mut out);
         modules::check(&ctx, &mut out);
         size::check(&ctx, &mut out);
         secrets::check(&ctx, &mut out);

@@ -5,7 +5,7 @@
 //! By concern: `source` (JSON with positions, duplicate keys, BOM, template comments), `deployment` (what a
 //! manifest says, complete or layered), `rules` (the rule table: ids, severities, explanations), `lint` (one run
 //! over several files, cross-file rules), one file per rule group (`runtime` images and upstream protocol,
-//! `edgehub` settings and host storage, `modules` limits/logs/privileges, `size` createOptions and twin size,
+//! `edgehub` settings, `storage` host storage, `modules` limits/logs/privileges, `size` createOptions and twin size,
 //! `update` ModuleUpdateMode, `secrets` registry credentials and secrets in clear, `config` config.toml through
 //! `iotedge::config`'s validator and daemon.json), and `waivers`. Everything callers use is re-exported here.
 //! Pure: no I/O (the command reads the files and renders the findings).
@@ -20,6 +20,7 @@ mod runtime;
 mod secrets;
 mod size;
 mod source;
+mod storage;
 mod update;
 mod waivers;
 

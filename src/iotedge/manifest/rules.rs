@@ -183,6 +183,7 @@ mod ids_in_use {
             include_str!("runtime.rs"),
             include_str!("secrets.rs"),
             include_str!("size.rs"),
+            include_str!("storage.rs"),
             include_str!("update.rs"),
             include_str!("waivers.rs"),
         ];
