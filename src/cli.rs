@@ -47,6 +47,8 @@ pub enum Command {
     Certs(CertsArgs),
     /// Offline bundles: one signed file with the .debs, images and templates an air-gapped site needs.
     Bundle(BundleArgs),
+    /// Check deployment manifests, config.toml and daemon.json against the IoT Edge production checklist.
+    Lint(LintArgs),
 }
 
 /// Where the inventory comes from.
@@ -683,4 +685,48 @@ pub struct BundleInspectArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = BundleOutput::Text)]
     pub output: BundleOutput,
+}
+
+/// `edgefleet lint`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Files are recognised by content: deployment manifests (deployment.json, layered \
+deployments, deployment.template.json with comments and ${VAR} placeholders), daemon.json and config.toml. A \
+directory stands for its *.json and *.toml files. Waivers: .edgefleet-lint.yml next to the files, or an inline \
+`// edgefleet-lint: waive RULE -- reason` comment in template files.
+
+Exit codes: 0 no finding at deny level (errors; warnings too with --deny warnings; waived findings never \
+count); 30 findings at deny level; 4 a file cannot be read; 5 bad options (e.g. --explain of an unknown rule)."
+)]
+pub struct LintArgs {
+    /// Files or directories to lint, together (cross-file rules compare them).
+    #[arg(value_name = "PATH", required_unless_present = "explain")]
+    pub paths: Vec<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = LintFormat::Text)]
+    pub format: LintFormat,
+    /// Also fail (exit 30) on warnings.
+    #[arg(long, value_enum, value_name = "LEVEL")]
+    pub deny: Option<LintDeny>,
+    /// Print what a rule checks and why (by id, e.g. EF101, or name), then exit.
+    #[arg(long, value_name = "RULE", conflicts_with = "paths")]
+    pub explain: Option<String>,
+}
+
+/// Output of `edgefleet lint`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LintFormat {
+    /// rustc-like text with the source line and a caret.
+    Text,
+    /// One JSON document.
+    Json,
+    /// SARIF 2.1.0, for code-scanning UIs.
+    Sarif,
+}
+
+/// What `--deny` makes fail besides errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LintDeny {
+    /// Warnings fail the run too.
+    Warnings,
 }

@@ -1,5 +1,5 @@
 //! Exit codes, mapped in one place (Ansible's numbering, plus 10/11 for `certs report`'s monitoring verdict and
-//! 12 for `play --detailed-exitcode`'s drift verdict, 20-23 for `bundle`'s verdicts).
+//! 12 for `play --detailed-exitcode`'s drift verdict, 20-23 for `bundle`'s verdicts, 30 for `lint`'s findings).
 //!
 //! Owns the translation from "how the run ended" to the process exit code. Every command returns a
 //! `Result<ExitCode, AppError>` to `commands::main`, and `main` calls [`ExitCode::code`]; nothing else calls `std::process::exit`.
@@ -36,6 +36,8 @@ pub enum ExitCode {
     BundleDependencies,
     /// 23: `bundle verify|inspect`: not a bundle, a bad manifest, or a newer format version.
     BundleFormat,
+    /// 30: `lint`: findings at deny level (errors, and warnings under `--deny warnings`) that are not waived.
+    LintFindings,
     /// 99: interrupted by the user (Ctrl-C).
     Interrupted,
     /// 250: an unexpected error (a bug).
@@ -59,6 +61,7 @@ impl ExitCode {
             ExitCode::BundleIntegrity => 21,
             ExitCode::BundleDependencies => 22,
             ExitCode::BundleFormat => 23,
+            ExitCode::LintFindings => 30,
             ExitCode::Interrupted => 99,
             ExitCode::Unexpected => 250,
         }
@@ -135,6 +138,7 @@ mod tests {
             (ExitCode::BundleIntegrity, 21),
             (ExitCode::BundleDependencies, 22),
             (ExitCode::BundleFormat, 23),
+            (ExitCode::LintFindings, 30),
             (ExitCode::Interrupted, 99),
             (ExitCode::Unexpected, 250),
         ];

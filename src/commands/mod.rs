@@ -24,6 +24,7 @@ mod bundle;
 mod certs;
 mod inventory;
 mod lab;
+mod lint;
 mod ping;
 mod play;
 pub mod run;
@@ -128,5 +129,6 @@ pub fn run(cli: Cli) -> Result<ExitCode, AppError> {
         Command::Lab(a) => lab::run(a),
         Command::Certs(a) => certs::run(a),
         Command::Bundle(a) => bundle::run(a),
+        Command::Lint(a) => lint::run(a),
     }
 }

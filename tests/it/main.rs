@@ -13,6 +13,7 @@ mod inventory;
 mod iotedge_preflight;
 mod journal;
 mod lab;
+mod lint;
 mod locks;
 mod modules;
 mod nonroot;
