@@ -4,7 +4,7 @@
 //! ([`FactCache`]), and every device-side read-only script with its pure parser, tested on recorded output:
 //! the batched file/command gather ([`gather`]) and the re-stat that follows a change, the setup facts
 //! ([`setup`]), systemd unit state ([`systemd`]), the IoT Edge verify gather ([`iotedge`]) and the certificate
-//! gather of `certs report` ([`certs`]). It must never change anything on a device, and it knows neither modules
+//! gather of `certs report` ([`certs`]) and the maintenance gather that extends it ([`maintenance`]). It must never change anything on a device, and it knows neither modules
 //! nor the executor: they ask, it answers.
 //!
 //! The cache never answers with a stale fact: whoever changes the device tells it which paths and command
@@ -17,6 +17,7 @@ pub mod certs;
 pub mod file;
 pub mod gather;
 pub mod iotedge;
+pub mod maintenance;
 pub mod setup;
 pub mod systemd;
 

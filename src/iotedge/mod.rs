@@ -1,5 +1,6 @@
 //! IoT Edge domain logic: the 1.5 super config (config.toml) model and validation, daemon.json, Edge CA
-//! certificates, and the verification policy over what `facts::iotedge` gathers.
+//! certificates, the verification policy over what `facts::iotedge` gathers, and the maintenance rules over
+//! what `facts::maintenance` gathers.
 //!
 //! No I/O to devices: modules in `modules/` call into here and the executor applies what they plan. Local files
 //! named by the operator (certificates, templates) are read by the modules, not here.
@@ -8,3 +9,4 @@ pub mod certs;
 pub mod check;
 pub mod config;
 pub mod daemon;
+pub mod maintenance;
