@@ -544,7 +544,12 @@ fn checks(g: &MaintenanceGather, p: &Policy, out: &mut Vec<Finding>) {
                     "error" | "fatal" => Severity::Critical,
                     _ => continue,
                 };
-                let details = e.details.first().cloned().unwrap_or_default();
+                let details = e
+                    .details
+                    .first()
+                    .and_then(|d| d.lines().next())
+                    .unwrap_or_default()
+                    .to_string();
                 out.push(finding(
                     format!("check.{}", e.id),
                     severity,

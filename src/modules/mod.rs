@@ -41,6 +41,7 @@ pub mod file;
 pub mod include_vars;
 pub mod iotedge_apply;
 pub mod iotedge_config;
+pub mod iotedge_maintenance;
 pub mod iotedge_verify;
 pub mod ping;
 pub mod service;
@@ -390,6 +391,7 @@ impl Registry {
             erase(docker_daemon::DockerDaemon),
             erase(edge_ca::EdgeCa),
             erase(iotedge_verify::IotedgeVerify),
+            erase(iotedge_maintenance::IotedgeMaintenance),
         ];
         let mut r = Registry {
             by_name: BTreeMap::new(),

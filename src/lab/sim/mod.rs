@@ -133,7 +133,7 @@ pub fn main(args: &[OsString]) -> i32 {
 /// Create a fresh device's simulator state under the device root (`<root>/var/lib/edgefleet-lab/...`): docker
 /// active, the aziot services inactive with their sockets listening, no containers, no daemon.json, no
 /// config.toml. Also creates the directories the IoT Edge packages own (`/etc/aziot/<svc>/config.d`,
-/// `/etc/docker`, `/var/aziot`, `/var/lib/aziot/*`) and, only if missing, default `/etc/passwd` and
+/// `/etc/docker`, `/var/lib/docker/volumes`, `/var/aziot`, `/var/lib/aziot/*`) and, only if missing, default `/etc/passwd` and
 /// `/etc/group` with the IoT Edge service users. Existing state files are left untouched.
 pub fn init_device_state(root: &Path) -> io::Result<()> {
     let env = Env::for_root(root);
@@ -149,6 +149,8 @@ pub fn init_device_state(root: &Path) -> io::Result<()> {
         std::fs::create_dir_all(env.path(&format!("/var/lib/aziot/{svc}")))?;
     }
     std::fs::create_dir_all(env.path("/etc/docker"))?;
+    // moby-engine's data root (the simulated engine keeps volume data under it; `df` and `du` read it).
+    std::fs::create_dir_all(env.path("/var/lib/docker/volumes"))?;
     std::fs::create_dir_all(env.path("/var/aziot"))?;
     for (file, text) in [
         ("/etc/passwd", users::DEFAULT_PASSWD),
