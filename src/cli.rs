@@ -544,6 +544,11 @@ choices!(FaultKind {
     EdgeCaExpiring => "edge-ca-expiring": "The installed Edge CA expires in 10 days (same key; `none` restores it)",
     EdgeCaExpired => "edge-ca-expired": "The installed Edge CA expired 5 days ago (same key; `none` restores it)",
     ClockSkew => "clock-skew": "The device clock is ahead (default 3 years; --ms)",
+    DanglingImages => "dangling-images": "Two untagged images no container uses (80 MB)",
+    UnusedVolumes => "unused-volumes": "Two volumes no container mounts (4 MiB of data), one a stopped container mounts, and edgeHub's store",
+    LowDisk => "low-disk": "The Docker root is a 32 MiB file system, 97% full",
+    OldRuntime => "old-runtime": "aziot-edge 1.4, identity service 1.4 and Moby 20.10 installed",
+    ContainerListFails => "container-list-fails": "The engine answers everything but listing containers",
 });
 
 #[cfg(test)]

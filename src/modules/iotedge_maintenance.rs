@@ -164,19 +164,20 @@ fn policy(a: &Args) -> Result<Policy, ArgError> {
                 ),
             ));
         }
-        let text =
-            match v {
-                Value::Null => continue,
-                Value::String(s) if s.trim().is_empty() => continue,
-                Value::String(s) => s.trim().to_string(),
-                Value::Number(n) => n.to_string(),
-                other => return Err(ArgError::key(
+        let text = match v {
+            Value::Null => continue,
+            Value::String(s) if s.trim().is_empty() => continue,
+            Value::String(s) => s.trim().to_string(),
+            Value::Number(n) => n.to_string(),
+            other => {
+                return Err(ArgError::key(
                     "target",
                     format!(
                         "iotedge_maintenance: target.{k} must be a version like 1.5.x, got {other}"
                     ),
-                )),
-            };
+                ))
+            }
+        };
         target.insert(k.clone(), text);
     }
     if !["critical", "warning", "never"].contains(&a.fail_on.as_str()) {

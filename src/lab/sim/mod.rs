@@ -1,4 +1,4 @@
-//! Simulated device programs (`iotedge`, `docker`, `systemctl`, `journalctl`), run on lab devices through
+//! Simulated device programs (`iotedge`, `docker`, `systemctl`, `journalctl`, `dpkg-query`), run on lab devices through
 //! tiny wrappers that call `edgefleet __sim NAME ...`.
 //!
 //! They are an independent oracle for edgefleet's own IoT Edge logic: they implement the device's rules from
@@ -11,7 +11,9 @@
 //! - this file: the dispatcher (`run_program`, and the [`Spawn`](program::Spawn) through which `iotedge` runs
 //!   `systemctl` and `journalctl` as child processes);
 //! - the programs: `iotedge` (with `iotedge::apply` = `config apply` and `iotedge::check`), `docker`,
-//!   `systemctl`, `journalctl`;
+//!   `systemctl`, `journalctl`, `dpkg-query` (the package database, `packages.json`);
+//! - `lab_states`: what the lab's maintenance states put on a device (dangling images, unused volumes with
+//!   real data, an old runtime) and take away again;
 //! - the services model: `services` (what starting/stopping a unit does), `edged` (the IoT Edge daemons and
 //!   their module containers), `engine` (dockerd, daemon.json, image references and IDs);
 //! - the device model: `units` (unit names, descriptions), `applied` (generated service configs), `config` (the
@@ -26,7 +28,7 @@
 //! `counters.json` (`config_apply`, `config_apply_failed`, `service_restart`, `docker_restart`, `iotedge_check`,
 //! and `invoke_<program>` per program), `invocations.log` (`<unix_ms> <program> <args...>`; the systemctl calls
 //! `iotedge` makes internally appear as their own lines, as real child processes would), `journal/<unit>.log`,
-//! `services.json`, `docker.json`, `faults/{apply-fails,check-error,docker-down}`. Knobs for the lab and tests:
+//! `services.json`, `docker.json`, `faults/{apply-fails,check-error,docker-down,container-list-fails}`, `packages.json` (`dpkg-query`). Knobs for the lab and tests:
 //! `docker.json` → `engine` (`version`, `platform_name`: empty = Moby, `Docker Engine - Community` = Docker CE)
 //! and `deployment.json` (a deployment manifest the simulated edgeAgent applies: edgeHub and custom modules,
 //! with their createOptions and env; without it, a default edgeHub without host storage runs).
@@ -40,11 +42,13 @@ use std::path::Path;
 pub mod applied;
 pub mod config;
 pub mod docker;
+pub mod dpkg;
 pub mod edged;
 pub mod engine;
 pub mod gotmpl;
 pub mod iotedge;
 pub mod journalctl;
+pub mod lab_states;
 pub mod pki;
 pub mod program;
 pub mod services;
@@ -58,7 +62,7 @@ pub use program::Io;
 use state::{Env, Services, State, StateError};
 
 /// The simulated programs.
-const PROGRAMS: [&str; 4] = ["iotedge", "docker", "systemctl", "journalctl"];
+const PROGRAMS: [&str; 5] = ["iotedge", "docker", "systemctl", "journalctl", "dpkg-query"];
 
 /// Run one simulated program in-process: `args[0]` is the program name (`iotedge`, `docker`, `systemctl`,
 /// `journalctl`). Returns the exit code and the captured output. Used by [`main`] and by tests.
@@ -101,6 +105,7 @@ fn dispatch(
         "docker" => docker::run(st, args, io),
         "systemctl" => systemctl::run(st, args, io),
         "journalctl" => journalctl::run(st, args, io),
+        "dpkg-query" => dpkg::run(st, args, io),
         other => {
             io.errln(format!("{other}: simulator not available"));
             Ok(127)

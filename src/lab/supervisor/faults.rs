@@ -4,7 +4,10 @@
 //! `check-error` create the simulator's fault files, `edge-ca-expiring` / `edge-ca-expired` replace the
 //! installed Edge CA certificate with one for the same key that expires in 10 days / expired 5 days ago (the
 //! original is kept on the host, outside the device, and put back by `none`), `clock-skew` shifts what the
-//! device's `date` prints (the lab's `date` wrapper reads the offset), `none` clears everything. Also the
+//! device's `date` prints (the lab's `date` wrapper reads the offset); the maintenance states
+//! `dangling-images`, `unused-volumes` and `old-runtime` change the simulator's engine and package database
+//! (`sim::lab_states`, with real volume data on disk), `low-disk` mounts a small, nearly full tmpfs on the
+//! Docker root, `container-list-fails` creates the simulator's fault file; `none` clears everything. Also the
 //! faults' CLI spelling.
 //!
 //! It must not speak the control protocol (that is `control`).
@@ -15,6 +18,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::lab::ns::{self};
+use crate::lab::sim::lab_states;
 
 use super::device::{set_desired, Dev, Net};
 use super::shared::Shared;
@@ -46,6 +50,16 @@ pub enum FaultKind {
     EdgeCaExpired,
     /// The device clock is off (default: 3 years ahead).
     ClockSkew,
+    /// Untagged images no container uses.
+    DanglingImages,
+    /// Volumes no container mounts (plus one a stopped container mounts, and edgeHub's store).
+    UnusedVolumes,
+    /// The Docker root is nearly full.
+    LowDisk,
+    /// Older aziot-edge / identity service / Moby packages.
+    OldRuntime,
+    /// Listing containers fails (everything else answers).
+    ContainerListFails,
 }
 
 impl FaultKind {
@@ -63,6 +77,11 @@ impl FaultKind {
         FaultKind::EdgeCaExpiring,
         FaultKind::EdgeCaExpired,
         FaultKind::ClockSkew,
+        FaultKind::DanglingImages,
+        FaultKind::UnusedVolumes,
+        FaultKind::LowDisk,
+        FaultKind::OldRuntime,
+        FaultKind::ContainerListFails,
     ];
 }
 
@@ -95,6 +114,11 @@ pub fn fault_name(k: FaultKind) -> &'static str {
         FaultKind::EdgeCaExpiring => "edge-ca-expiring",
         FaultKind::EdgeCaExpired => "edge-ca-expired",
         FaultKind::ClockSkew => "clock-skew",
+        FaultKind::DanglingImages => "dangling-images",
+        FaultKind::UnusedVolumes => "unused-volumes",
+        FaultKind::LowDisk => "low-disk",
+        FaultKind::OldRuntime => "old-runtime",
+        FaultKind::ContainerListFails => "container-list-fails",
     }
 }
 
@@ -130,6 +154,35 @@ const DISK_FULL_OFF: &str = r#"for d in /etc/aziot /etc/docker; do
   while grep -q "^edgefleet-diskfull $d " /proc/self/mounts; do umount "$d" || exit 1; done
 done
 "#;
+
+/// `low-disk`: a 32 MiB tmpfs on the Docker root, filled to 31 MiB (97%: `df` and the maintenance gather see a
+/// real, nearly full file system). Only inside the device's mount namespace.
+const LOW_DISK_ON: &str = r#"set -e
+d=/var/lib/docker
+if ! grep -q "^edgefleet-lowdisk $d " /proc/self/mounts; then
+  mkdir -p "$d"
+  mount -t tmpfs -o size=32m,mode=0711 edgefleet-lowdisk "$d"
+  mkdir -p "$d/volumes"
+  head -c 32505856 /dev/zero > "$d/.lab-low-disk"
+fi
+"#;
+
+const LOW_DISK_OFF: &str = r#"while grep -q "^edgefleet-lowdisk /var/lib/docker " /proc/self/mounts; do umount /var/lib/docker || exit 1; done
+"#;
+
+/// Run a `sim::lab_states` function on the device root (off the async runtime: it writes files).
+async fn sim_state(
+    sh: &Shared,
+    dev: &Dev,
+    f: fn(&std::path::Path) -> io::Result<()>,
+) -> Result<(), String> {
+    let root = sh.paths.device_root(&dev.spec.name);
+    let name = dev.spec.name.clone();
+    tokio::task::spawn_blocking(move || f(&root))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("{name}: {e}"))
+}
 
 async fn disk_script(dev: &Dev, script: &'static str) -> Result<(), String> {
     root_script(dev, script.to_string(), "disk-full")
@@ -248,13 +301,20 @@ pub(super) async fn apply_fault(
     match kind {
         FaultKind::None => {
             restore_edge_ca(sh, dev).await?;
-            for f in ["apply-fails", "check-error", "clock-skew"] {
+            for f in [
+                "apply-fails",
+                "check-error",
+                "clock-skew",
+                "container-list-fails",
+            ] {
                 match std::fs::remove_file(sim_fault_file(sh, dev, f)) {
                     Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(io_err(e)),
                     _ => {}
                 }
             }
             disk_script(dev, DISK_FULL_OFF).await?;
+            root_script(dev, LOW_DISK_OFF.to_string(), "low-disk").await?;
+            sim_state(sh, dev, lab_states::clear).await?;
             set_desired(dev, |d| {
                 d.net = Net::Normal;
                 d.wrong_key = false;
@@ -273,7 +333,13 @@ pub(super) async fn apply_fault(
             set_desired(dev, |d| d.net = Net::Slow(ms)).await?
         }
         FaultKind::WrongHostKey => set_desired(dev, |d| d.wrong_key = true).await?,
-        FaultKind::ApplyFails | FaultKind::CheckError => {
+        FaultKind::DanglingImages => sim_state(sh, dev, lab_states::add_dangling_images).await?,
+        FaultKind::UnusedVolumes => sim_state(sh, dev, lab_states::add_unused_volumes).await?,
+        FaultKind::OldRuntime => sim_state(sh, dev, lab_states::set_old_runtime).await?,
+        FaultKind::LowDisk => {
+            root_script(dev, LOW_DISK_ON.to_string(), "low-disk").await?;
+        }
+        FaultKind::ApplyFails | FaultKind::CheckError | FaultKind::ContainerListFails => {
             let p = sim_fault_file(sh, dev, &name);
             if let Some(parent) = p.parent() {
                 std::fs::create_dir_all(parent).map_err(io_err)?;
