@@ -11,6 +11,7 @@ mod fleet;
 mod inventory;
 mod iotedge_preflight;
 mod lab;
+mod maintenance;
 mod modules;
 mod nonroot;
 mod playbook;
