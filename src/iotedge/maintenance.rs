@@ -167,7 +167,7 @@ pub fn journald_size(s: &str) -> Option<u64> {
         _ => (s, 1),
     };
     let n: f64 = num.trim().parse().ok()?;
-    (n >= 0.0).then(|| (n * mult as f64) as u64)
+    (n >= 0.0).then_some((n * mult as f64) as u64)
 }
 
 fn certificates(g: &MaintenanceGather, p: &Policy, now: i64, out: &mut Vec<Finding>) {

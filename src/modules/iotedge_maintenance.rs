@@ -376,8 +376,10 @@ impl TypedModule for IotedgeMaintenance {
         // What was removed is no longer a finding; what the engine refused stays one.
         let kept_images = done.iter().any(|p| p.kind == "image" && p.result.is_err());
         let kept_volumes = done.iter().any(|p| p.kind == "volume" && p.result.is_err());
-        s.findings.retain(|f| {
-            !(f.id == "image.dangling" && !kept_images || f.id == "volume.unused" && !kept_volumes)
+        s.findings.retain(|f| match f.id.as_str() {
+            "image.dangling" => kept_images,
+            "volume.unused" => kept_volumes,
+            _ => true,
         });
         s.findings.push(Finding {
             id: "prune.freed".into(),
