@@ -27,8 +27,9 @@ use crate::report::{Finding, Severity};
 /// The module.
 pub struct IotedgeMaintenance;
 
-/// The fact-cache key of the gather.
-const GATHER_KEY: &str = "iotedge_maintenance";
+/// The fact-cache key of the gather: asked once (`__`), so a later batched gather in the same play never runs
+/// it again; a clean-up forgets it.
+const GATHER_KEY: &str = "__iotedge_maintenance";
 
 /// The arguments. Thresholds are numbers (or strings holding one, as templates render them).
 #[derive(Debug, Deserialize)]

@@ -468,4 +468,62 @@ mod tests {
         );
         assert!(v.contains("config-toml-well-formed"), "{v}");
     }
+
+    #[test]
+    fn findings_are_listed_per_device_by_severity_with_counts() {
+        use crate::report::{Finding, Severity};
+        let mut f = fleet_of(3, 0);
+        let t0 = Instant::now();
+        let fd = |id: &str, severity| Finding {
+            id: id.into(),
+            severity,
+            message: format!("about {id}"),
+            days_left: None,
+            bytes: None,
+        };
+        for (host, findings) in [
+            ("edge-000", vec![]),
+            (
+                "edge-001",
+                vec![
+                    fd("image.dangling", Severity::Warning),
+                    fd("prune.freed", Severity::Info),
+                ],
+            ),
+            (
+                "edge-002",
+                vec![
+                    fd("version.aziot_edge.mismatch", Severity::Warning),
+                    fd("cert.edge_ca.expired", Severity::Critical),
+                ],
+            ),
+        ] {
+            f.apply(
+                &Event::Findings {
+                    host: host.into(),
+                    findings,
+                },
+                t0,
+            );
+        }
+        let r = render(&f, RecapOptions::default());
+        let at = r.find("findings:").unwrap_or_else(|| panic!("{r}"));
+        assert_eq!(
+            &r[at..],
+            "findings: 1 critical, 2 warning, 1 info on 2 of 3 devices\n  edge-002: 1 critical, 1 warning\n    critical cert.edge_ca.expired: about cert.edge_ca.expired\n    warning  version.aziot_edge.mismatch: about version.aziot_edge.mismatch\n  edge-001: 1 warning, 1 info\n    warning  image.dangling: about image.dangling\n    info     prune.freed: about prune.freed\n"
+        );
+        let t = f.findings_totals().unwrap();
+        assert_eq!(
+            (
+                t.devices,
+                t.devices_with_findings,
+                t.critical,
+                t.warning,
+                t.info
+            ),
+            (3, 2, 1, 2, 1)
+        );
+        // Without a maintenance task, no section at all.
+        assert!(!render(&fleet_of(3, 0), RecapOptions::default()).contains("findings:"));
+    }
 }

@@ -155,6 +155,11 @@ fn a_mixed_fleet_is_found_exactly_then_cleaned_up_once() {
     let (code, j, text) = maintenance(&lab, &vars, &[]);
     assert_eq!(ids(&j), want, "{text}");
     assert_eq!(code, Some(2), "{text}");
+    crate::report::assert_valid(
+        &crate::report::load_schema("report.schema.json"),
+        &j,
+        "the report",
+    );
     let failed: Vec<&str> = j["devices"]
         .as_array()
         .unwrap()
@@ -328,6 +333,30 @@ fn an_unreadable_container_list_prunes_nothing_and_bad_thresholds_are_named() {
         .run_on("edge-001", "docker images -q --filter dangling=true")
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&imgs.stdout).lines().count(), 2);
+
+    // jsonl: one `findings` event per device (an empty list on a clean device), each valid by the schema.
+    let o = play(
+        &lab,
+        "playbooks/maintenance.yml",
+        &["-e", &vars, "--output", "jsonl"],
+    );
+    let schema = crate::report::load_schema("events.schema.json");
+    let mut found = BTreeMap::new();
+    for (i, line) in String::from_utf8_lossy(&o.stdout).lines().enumerate() {
+        let v: Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("line {i}: {e}: {line}"));
+        crate::report::assert_valid(&schema, &v, &format!("jsonl line {}", i + 1));
+        if v["event"] == "findings" {
+            let n = v["findings"].as_array().unwrap().len();
+            found.insert(v["host"].as_str().unwrap().to_string(), n);
+        }
+    }
+    assert_eq!(
+        found,
+        BTreeMap::from([("edge-001".to_string(), 1), ("edge-002".to_string(), 0)]),
+        "{}",
+        out(&o)
+    );
 
     // A threshold that is not a number: refused before any device is contacted (exit 4), naming the role's
     // variable, the task's file and line, and the devices.

@@ -10,10 +10,10 @@
 //! Layout, top to bottom (a file imports only from rows below it; programs never import each other):
 //! - this file: the dispatcher (`run_program`, and the [`Spawn`](program::Spawn) through which `iotedge` runs
 //!   `systemctl` and `journalctl` as child processes);
-//! - the programs: `iotedge` (with `iotedge::apply` = `config apply` and `iotedge::check`), `docker`,
-//!   `systemctl`, `journalctl`, `dpkg-query` (the package database, `packages.json`);
 //! - `lab_states`: what the lab's maintenance states put on a device (dangling images, unused volumes with
-//!   real data, an old runtime) and take away again;
+//!   real data, an old runtime: `dpkg`'s package database) and take away again, for the lab supervisor;
+//! - the programs: `iotedge` (with `iotedge::apply` = `config apply` and `iotedge::check`), `docker`,
+//!   `systemctl`, `journalctl`, `dpkg` (`dpkg-query`: the package database, `packages.json`);
 //! - the services model: `services` (what starting/stopping a unit does), `edged` (the IoT Edge daemons and
 //!   their module containers), `engine` (dockerd, daemon.json, image references and IDs);
 //! - the device model: `units` (unit names, descriptions), `applied` (generated service configs), `config` (the
