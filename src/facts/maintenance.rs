@@ -39,8 +39,7 @@ else printf '\036EF:docker-error\n'; printf '%s' "$root" | head -n 1 | base64 -w
 for p in "$root" /var/lib/aziot; do
   [ -n "$p" ] || continue
   printf '\036EF:df %s\n' "$p"
-  df -P -k "$p" 2>/dev/null | tail -n +2 | tail -n 1
-  df -P -i "$p" 2>/dev/null | tail -n +2 | tail -n 1
+  df -P -k "$p" 2>/dev/null; df -P -i "$p" 2>/dev/null
 done
 if [ -n "$root" ]; then
   if ids=$(docker ps -aq --no-trunc 2>&1) && { [ -z "$ids" ] || out=$(docker inspect --type container --format '{{.Name}}	{{.Config.Image}}	{{.Image}}	{{.State.Status}}	{{json .Mounts}}' $ids 2>&1); }; then
@@ -52,7 +51,7 @@ if [ -n "$root" ]; then
   fi
   if vols=$(docker volume ls -q 2>/dev/null); then
     printf '\036EF:volumes\n'
-    for v in $vols; do printf '%s\t%s\n' "$v" "$(du -sk "$root/volumes/$v/_data" 2>/dev/null | cut -f1)"; done
+    [ -z "$vols" ] || { printf '%s\n' "$vols"; printf '\036EF:du\n'; (set --; for v in $vols; do set -- "$@" "$root/volumes/$v/_data"; done; du -sk "$@" 2>/dev/null); }
   fi
 fi
 if [ -r "$daemon" ]; then printf '\036EF:daemon\n'; base64 -w0 < "$daemon"; printf '\n'
@@ -218,7 +217,8 @@ fn b64_text(s: &str) -> String {
 }
 
 fn df_line(line: &str) -> Option<(Usage, String)> {
-    // Filesystem, total, used, available, capacity, mount point (which may contain spaces).
+    // Filesystem, total, used, available, capacity, mount point (which may contain spaces). The header line
+    // (`Filesystem 1024-blocks Used ...`) has no numbers and is skipped.
     let f: Vec<&str> = line.split_whitespace().collect();
     if f.len() < 6 {
         return None;
@@ -350,12 +350,28 @@ pub fn parse_maintenance(out: &str) -> Result<MaintenanceGather, String> {
                 }
             }
             "volumes" => {
-                if let (Some(list), Some((name, kb))) = (g.volumes.as_mut(), line.split_once('\t'))
-                {
+                if let Some(list) = g.volumes.as_mut() {
                     list.push(Volume {
-                        name: name.to_string(),
-                        bytes: kb.trim().parse::<u64>().ok().map(|k| k * 1024),
+                        name: line.trim().to_string(),
+                        bytes: None,
                     });
+                }
+            }
+            "du" => {
+                // `KIB<TAB><docker root>/volumes/NAME/_data`, in any order; a volume `du` cannot read has none.
+                let (Some((kb, path)), Some(list)) = (line.split_once('\t'), g.volumes.as_mut())
+                else {
+                    continue;
+                };
+                let name = path
+                    .strip_suffix("/_data")
+                    .and_then(|p| p.rsplit_once("/volumes/"))
+                    .map(|(_, n)| n);
+                if let (Some(v), Ok(kb)) = (
+                    list.iter_mut().find(|v| Some(v.name.as_str()) == name),
+                    kb.trim().parse::<u64>(),
+                ) {
+                    v.bytes = Some(kb * 1024);
                 }
             }
             "journald" => {
@@ -450,11 +466,11 @@ mod tests {
         let check = r#"{"checks":{"container-engine-logrotate":{"result":{"result":"warning","details":["no max-file"]}}}}"#;
         format!(
             "\u{1e}EF:time 1796300000\n\u{1e}EF:config-missing\n\u{1e}EF:pkgs\naziot-edge\t1.5.21-1\tii \naziot-identity-service\t1.5.6-1\tii \nmoby-engine\t24.0.9+azure-ubuntu22.04u1\tii \nmoby-cli\t\tun \n\
-\u{1e}EF:docker-root /var/lib/docker\n\u{1e}EF:df /var/lib/docker\n/dev/vda 264212084 60931520 34354368 64% /var\n/dev/vda 16384000 1200000 15184000 8% /var\n\
+\u{1e}EF:docker-root /var/lib/docker\n\u{1e}EF:df /var/lib/docker\nFilesystem     1024-blocks     Used Available Capacity Mounted on\n/dev/vda 264212084 60931520 34354368 64% /var\n/dev/vda 16384000 1200000 15184000 8% /var\n\
 \u{1e}EF:df /var/lib/aziot\n/dev/vda 264212084 60931520 34354368 64% /var\n/dev/vda 16384000 1200000 15184000 8% /var\n\
 \u{1e}EF:containers\n/edgeAgent\tmcr.microsoft.com/azureiotedge-agent:1.5.21\tsha256:aa\trunning\t[]\n/old\tbusybox:1\tsha256:bb\texited\t[{{\"Type\":\"volume\",\"Name\":\"used-vol\"}},{{\"Type\":\"bind\",\"Source\":\"/srv\"}}]\n\
 \u{1e}EF:images\nsha256:aa\t190000000\t[\"mcr.microsoft.com/azureiotedge-agent:1.5.21\"]\nsha256:cc\t52428800\t[]\n\
-\u{1e}EF:volumes\nused-vol\t1028\nspare\t\n\
+\u{1e}EF:volumes\nused-vol\nspare\n\u{1e}EF:du\n1028\t/var/lib/docker/volumes/used-vol/_data\n\
 \u{1e}EF:daemon\n{}\n\u{1e}EF:journald\n/etc/systemd/journald.conf SystemMaxUse=2G\n/etc/systemd/journald.conf.d/10.conf SystemMaxUse=500M\n\
 \u{1e}EF:check 0\n{}\n\u{1e}EF:end\n",
             enc(r#"{"log-driver":"local"}"#),
