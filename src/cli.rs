@@ -546,7 +546,7 @@ choices!(FaultKind {
     ClockSkew => "clock-skew": "The device clock is ahead (default 3 years; --ms)",
     DanglingImages => "dangling-images": "Two untagged images no container uses (80 MB)",
     UnusedVolumes => "unused-volumes": "Two volumes no container mounts (4 MiB of data), one a stopped container mounts, and edgeHub's store",
-    LowDisk => "low-disk": "The Docker root is a 32 MiB file system, 97% full",
+    LowDisk => "low-disk": "The Docker root is a 32 MiB file system with 32 KiB free",
     OldRuntime => "old-runtime": "aziot-edge 1.4, identity service 1.4 and Moby 20.10 installed",
     ContainerListFails => "container-list-fails": "The engine answers everything but listing containers",
 });

@@ -2,37 +2,13 @@
 //! asks (`dpkg-query -W [-f FORMAT] PACKAGE...`, `--showformat`, `${Package}`, `${Version}`,
 //! `${db:Status-Abbrev}`, `${Status}` and the `\t`/`\n` escapes dpkg-query expands).
 //!
-//! The installed versions live in the state file `packages.json` (`{name: version}`); without it the device has
-//! the runtime the lab simulates ([`default_packages`]: the aziot-edge of `iotedge version`, the moby-engine of
-//! `docker version`). The lab's `old-runtime` state writes older ones. It must not import another program.
-
-use std::collections::BTreeMap;
+//! The installed versions are [`State::packages`] (`packages.json`, or the runtime the lab simulates); the lab's
+//! `old-runtime` state writes older ones. It must not import another program.
 
 use super::program::Io;
-use super::state::{read_json, State, StateError, IOTEDGE_VERSION};
-
-/// The packages a fresh lab device has installed, with their versions.
-pub fn default_packages() -> BTreeMap<String, String> {
-    [
-        ("aziot-edge", format!("{IOTEDGE_VERSION}-1")),
-        ("aziot-identity-service", "1.5.6-1".to_string()),
-        ("moby-engine", "24.0.9+azure-ubuntu22.04u1".to_string()),
-        ("moby-cli", "24.0.9+azure-ubuntu22.04u1".to_string()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect()
-}
-
-/// The device's installed packages (`packages.json`, or the defaults).
-pub fn installed(st: &State) -> Result<BTreeMap<String, String>, StateError> {
-    let p = st.env.state_file("packages.json");
-    if p.exists() {
-        read_json(&p)
-    } else {
-        Ok(default_packages())
-    }
-}
+#[cfg(test)]
+use super::state::IOTEDGE_VERSION;
+use super::state::{State, StateError};
 
 fn render(format: &str, name: &str, version: &str) -> String {
     format
@@ -72,7 +48,7 @@ pub fn run(st: &mut State, args: &[String], io: &mut Io) -> Result<i32, StateErr
         io.errln("dpkg-query: error: need an action option\n\nType dpkg-query --help for help about querying packages.");
         return Ok(2);
     }
-    let pkgs = installed(st)?;
+    let pkgs = st.packages()?;
     let mut code = 0;
     if names.is_empty() {
         for (n, v) in &pkgs {

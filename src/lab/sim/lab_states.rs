@@ -1,17 +1,18 @@
 //! What the lab's maintenance states put on a device, through the simulator's own state (so every program sees
 //! it): `dangling-images` (untagged images with their sizes), `unused-volumes` (volumes with real data under
 //! the Docker root, one of them mounted by a stopped container, one of them edgeHub's store that no container
-//! mounts right now), `old-runtime` (older aziot-edge, identity service and Moby packages, and the engine
-//! version `docker version` prints). [`clear`] takes all of it away again. It must not import a program.
+//! mounts right now), `old-runtime` (older aziot-edge, identity service and Moby packages, which `iotedge
+//! version` follows, and the engine version `docker version` prints). [`clear`] takes all of it away again. It
+//! must not import a program.
 
 use std::fs;
 use std::io;
 use std::path::Path;
 
-use super::dpkg::default_packages;
 use super::engine;
 use super::state::{
-    write_json, Container, Engine, Env, Image, LogConfig, State, StateError, Volume,
+    default_packages, write_json, Container, Engine, Env, Image, LogConfig, State, StateError,
+    Volume,
 };
 
 /// Images `dangling-images` adds: (a seed for the ID, bytes).
@@ -214,10 +215,7 @@ mod tests {
         assert_eq!(d.volumes.len(), 4);
         assert_eq!(d.containers[0].binds, ["lab-data:/data"]);
         assert_eq!(d.engine.version, OLD_ENGINE);
-        assert_eq!(
-            super::super::dpkg::installed(&st).unwrap()["aziot-edge"],
-            "1.4.27-1"
-        );
+        assert_eq!(st.packages().unwrap()["aziot-edge"], "1.4.27-1");
         drop(st);
         clear(dir.path()).unwrap();
         let mut st = State::open(Env::for_root(dir.path())).unwrap();
@@ -225,9 +223,6 @@ mod tests {
         assert!(d.images.is_empty() && d.volumes.is_empty() && d.containers.is_empty());
         assert_eq!(d.engine.version, Engine::default().version);
         assert!(!data.exists());
-        assert_eq!(
-            super::super::dpkg::installed(&st).unwrap(),
-            default_packages()
-        );
+        assert_eq!(st.packages().unwrap(), default_packages());
     }
 }

@@ -11,7 +11,7 @@
 //! - this file: the dispatcher (`run_program`, and the [`Spawn`](program::Spawn) through which `iotedge` runs
 //!   `systemctl` and `journalctl` as child processes);
 //! - `lab_states`: what the lab's maintenance states put on a device (dangling images, unused volumes with
-//!   real data, an old runtime: `dpkg`'s package database) and take away again, for the lab supervisor;
+//!   real data, an old runtime) and take away again, for the lab supervisor;
 //! - the programs: `iotedge` (with `iotedge::apply` = `config apply` and `iotedge::check`), `docker`,
 //!   `systemctl`, `journalctl`, `dpkg` (`dpkg-query`: the package database, `packages.json`);
 //! - the services model: `services` (what starting/stopping a unit does), `edged` (the IoT Edge daemons and

@@ -155,15 +155,15 @@ const DISK_FULL_OFF: &str = r#"for d in /etc/aziot /etc/docker; do
 done
 "#;
 
-/// `low-disk`: a 32 MiB tmpfs on the Docker root, filled to 31 MiB (97%: `df` and the maintenance gather see a
-/// real, nearly full file system). Only inside the device's mount namespace.
+/// `low-disk`: a 32 MiB tmpfs on the Docker root, filled but for 32 KiB (`df` and the maintenance gather see a
+/// real file system that is 100% full, above any threshold). Only inside the device's mount namespace.
 const LOW_DISK_ON: &str = r#"set -e
 d=/var/lib/docker
 if ! grep -q "^edgefleet-lowdisk $d " /proc/self/mounts; then
   mkdir -p "$d"
   mount -t tmpfs -o size=32m,mode=0711 edgefleet-lowdisk "$d"
   mkdir -p "$d/volumes"
-  head -c 32505856 /dev/zero > "$d/.lab-low-disk"
+  head -c 33521664 /dev/zero > "$d/.lab-low-disk"
 fi
 "#;
 
