@@ -44,6 +44,8 @@ pub enum Command {
     Vault(VaultArgs),
     /// Edge CA certificates: sign new ones from your issuing CA, report expiry across the fleet.
     Certs(CertsArgs),
+    /// Offline bundles: one signed file with the .debs, images and templates an air-gapped site needs.
+    Bundle(BundleArgs),
 }
 
 /// Where the inventory comes from.
@@ -52,7 +54,8 @@ pub struct InventorySource {
     /// Inventory file or directory (repeatable). Default: $EDGEFLEET_INVENTORY.
     #[arg(short = 'i', long = "inventory", value_name = "INVENTORY")]
     pub inventory: Vec<PathBuf>,
-    /// Limit to hosts matching this pattern (`web:&prod`, `edge-0*`, `~re`, `@file`).
+    /// Limit to hosts matching this pattern (`web:&prod`, `edge-0*`, `~re`, `@file`; for `play`, `@failed`: the
+    /// devices the last run did not finish ok).
     #[arg(short = 'l', long = "limit", value_name = "PATTERN")]
     pub limit: Option<String>,
 }
@@ -106,9 +109,13 @@ pub struct ConnectOptions {
 
 /// `edgefleet play`.
 #[derive(Debug, Args)]
+#[command(after_help = "\
+Exit codes: 0 ok, 1 error, 2 a device failed, 3 a device was unreachable, 4 bad playbook/inventory, 5 bad options,
+12 (only with --detailed-exitcode) every device ok and something changed (with --check: would change), 99 interrupted.
+Every run is journaled in $XDG_STATE_HOME/edgefleet/runs/RUN-ID (default ~/.local/state/edgefleet/runs/).")]
 pub struct PlayArgs {
-    /// Playbook files.
-    #[arg(required = true, value_name = "PLAYBOOK")]
+    /// Playbook files (with --resume: default the resumed run's playbooks; if given, they must be the same).
+    #[arg(required_unless_present = "resume", value_name = "PLAYBOOK")]
     pub playbooks: Vec<PathBuf>,
     /// Inventory and --limit.
     #[command(flatten)]
@@ -140,6 +147,20 @@ pub struct PlayArgs {
     /// Identity to decrypt age-encrypted files (repeatable; default $EDGEFLEET_AGE_IDENTITY, then ~/.ssh keys).
     #[arg(long = "identity", value_name = "FILE")]
     pub identity: Vec<PathBuf>,
+    /// Exit 12 when every device finished ok and something changed (with --check: would change, i.e. the
+    /// devices drifted). Failures (2, 3, ...) still win. Without this flag a run with changes exits 0.
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+    /// Re-run only the devices of an earlier run that did not finish ok (failed, unreachable, interrupted, or
+    /// never finished because the controller died): `last`, or a run id from the journal directory. The
+    /// playbooks and inventory default to that run's; the other flags are taken as given now.
+    #[arg(long, value_name = "last|RUN-ID")]
+    pub resume: Option<String>,
+    /// Write the run's outcome in the Prometheus text format (node_exporter textfile collector) to FILE,
+    /// atomically: devices by outcome, changed devices, findings by severity, min certificate days left,
+    /// run duration and end time.
+    #[arg(long, value_name = "FILE")]
+    pub metrics: Option<PathBuf>,
     /// Output options.
     #[command(flatten)]
     pub out: OutputOptions,
@@ -560,4 +581,102 @@ mod tests {
     fn cli_is_well_formed() {
         Cli::command().debug_assert();
     }
+}
+
+/// `edgefleet bundle`.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Exit codes: 0 ok; 1 an I/O error; 4 an unusable input file (a .deb whose control file does not parse, a bad
+key, base-system list or allowed-signers file); 5 bad options; 20 signature: unsigned, not signed by an
+allowed signer, or the manifest changed after signing; 21 integrity: an entry's size or SHA-256 differs from
+the manifest, an entry is missing or extra, or the bundle is truncated; 22 dependencies: a Depends or
+Pre-Depends is satisfied neither inside the bundle nor by the base system; 23 format: not a bundle, a
+manifest that does not parse, or a bundle from a newer format version.")]
+pub struct BundleArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: BundleCommand,
+}
+
+/// Bundle subcommands.
+#[derive(Debug, Subcommand)]
+pub enum BundleCommand {
+    /// Make a signed bundle from .deb files, `docker save` archives and config templates. Refuses a set whose
+    /// dependencies are not closed (every Depends/Pre-Depends satisfied by the bundle or --base-system).
+    Create(BundleCreateArgs),
+    /// Check a bundle: its signature against an allowed-signers file, every entry's size and SHA-256, and the
+    /// dependency closure. Reads the file once, in constant memory.
+    Verify(BundleVerifyArgs),
+    /// Show what a bundle holds (its manifest; reads only the head of the file, checks nothing).
+    Inspect(BundleInspectArgs),
+}
+
+/// Output of `bundle verify` and `bundle inspect`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum BundleOutput {
+    /// Human-readable.
+    #[default]
+    Text,
+    /// One JSON document.
+    Json,
+}
+
+/// `edgefleet bundle create`.
+#[derive(Debug, Args)]
+pub struct BundleCreateArgs {
+    /// The bundle file to write (written to FILE.partial, then renamed).
+    #[arg(short = 'o', long = "output", value_name = "FILE.tar", required = true)]
+    pub output: PathBuf,
+    /// A .deb package to include (repeatable).
+    #[arg(long = "deb", value_name = "FILE")]
+    pub debs: Vec<PathBuf>,
+    /// A container image archive in `docker save` format to include (repeatable).
+    #[arg(long = "image-tar", value_name = "FILE")]
+    pub image_tars: Vec<PathBuf>,
+    /// A configuration template to include (repeatable).
+    #[arg(long = "config-template", value_name = "FILE")]
+    pub templates: Vec<PathBuf>,
+    /// Download NAME=VERSION with `apt-get download` on this machine and include it (repeatable; needs apt
+    /// sources that have it).
+    #[arg(long = "apt", value_name = "NAME=VERSION")]
+    pub apt: Vec<String>,
+    /// Export IMAGE with `docker save` on this machine and include it (repeatable; needs a Docker engine).
+    #[arg(long = "docker", value_name = "IMAGE")]
+    pub docker: Vec<String>,
+    /// OpenSSH private key that signs the manifest (`ssh-keygen -t ed25519`). An encrypted key is opened with
+    /// the passphrase in $EDGEFLEET_BUNDLE_KEY_PASSPHRASE.
+    #[arg(long, value_name = "KEY", required = true)]
+    pub sign_key: PathBuf,
+    /// The packages the devices already have, one `NAME [VERSION [PROVIDES]]` a line, e.g. from a reference
+    /// device: dpkg-query -W -f='${Package} ${Version} ${Provides}\n'. Recorded in the signed manifest.
+    #[arg(long, value_name = "FILE")]
+    pub base_system: Option<PathBuf>,
+}
+
+/// `edgefleet bundle verify`.
+#[derive(Debug, Args)]
+pub struct BundleVerifyArgs {
+    /// The bundle.
+    #[arg(value_name = "BUNDLE")]
+    pub bundle: PathBuf,
+    /// Who may sign bundles: an OpenSSH allowed-signers file (`ssh-keygen(1)`, ALLOWED SIGNERS).
+    #[arg(long, value_name = "FILE", required = true)]
+    pub allowed_signers: PathBuf,
+    /// Check the dependency closure against this base-system list instead of the one in the manifest.
+    #[arg(long, value_name = "FILE")]
+    pub base_system: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = BundleOutput::Text)]
+    pub output: BundleOutput,
+}
+
+/// `edgefleet bundle inspect`.
+#[derive(Debug, Args)]
+pub struct BundleInspectArgs {
+    /// The bundle.
+    #[arg(value_name = "BUNDLE")]
+    pub bundle: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = BundleOutput::Text)]
+    pub output: BundleOutput,
 }

@@ -1,4 +1,5 @@
-//! Exit codes, mapped in one place (Ansible's numbering, plus 10/11 for `certs report`'s monitoring verdict).
+//! Exit codes, mapped in one place (Ansible's numbering, plus 10/11 for `certs report`'s monitoring verdict and
+//! 12 for `play --detailed-exitcode`'s drift verdict, 20-23 for `bundle`'s verdicts).
 //!
 //! Owns the translation from "how the run ended" to the process exit code. Every command returns a
 //! `Result<ExitCode, AppError>` to `commands::main`, and `main` calls [`ExitCode::code`]; nothing else calls `std::process::exit`.
@@ -24,6 +25,17 @@ pub enum ExitCode {
     CertWarning,
     /// 11: `certs report`: a certificate is within `--critical-days` of expiry, or expired.
     CertCritical,
+    /// 12: `play --detailed-exitcode`: every device finished ok, and at least one task changed something (in check
+    /// mode: would change something, i.e. the devices drifted from the playbooks). Any failure code wins over it.
+    Changed,
+    /// 20: `bundle verify`: unsigned, or not signed by an allowed signer, or changed after signing.
+    BundleSignature,
+    /// 21: `bundle verify`: an entry's size or hash differs, an entry is missing or extra, or it is truncated.
+    BundleIntegrity,
+    /// 22: `bundle create|verify`: a dependency is satisfied neither by the bundle nor by the base system.
+    BundleDependencies,
+    /// 23: `bundle verify|inspect`: not a bundle, a bad manifest, or a newer format version.
+    BundleFormat,
     /// 99: interrupted by the user (Ctrl-C).
     Interrupted,
     /// 250: an unexpected error (a bug).
@@ -42,6 +54,11 @@ impl ExitCode {
             ExitCode::BadOptions => 5,
             ExitCode::CertWarning => 10,
             ExitCode::CertCritical => 11,
+            ExitCode::Changed => 12,
+            ExitCode::BundleSignature => 20,
+            ExitCode::BundleIntegrity => 21,
+            ExitCode::BundleDependencies => 22,
+            ExitCode::BundleFormat => 23,
             ExitCode::Interrupted => 99,
             ExitCode::Unexpected => 250,
         }
@@ -74,6 +91,9 @@ pub enum AppError {
     /// Interrupted: exit 99.
     #[error("interrupted")]
     Interrupted,
+    /// A failure with its own exit code (the `bundle` verdicts, 20-23).
+    #[error("{1}")]
+    Coded(ExitCode, String),
 }
 
 impl AppError {
@@ -84,6 +104,7 @@ impl AppError {
             AppError::Usage(_) => ExitCode::BadOptions,
             AppError::Other(_) => ExitCode::Error,
             AppError::Interrupted => ExitCode::Interrupted,
+            AppError::Coded(code, _) => *code,
         }
     }
 }
@@ -109,6 +130,11 @@ mod tests {
             (ExitCode::BadOptions, 5),
             (ExitCode::CertWarning, 10),
             (ExitCode::CertCritical, 11),
+            (ExitCode::Changed, 12),
+            (ExitCode::BundleSignature, 20),
+            (ExitCode::BundleIntegrity, 21),
+            (ExitCode::BundleDependencies, 22),
+            (ExitCode::BundleFormat, 23),
             (ExitCode::Interrupted, 99),
             (ExitCode::Unexpected, 250),
         ];

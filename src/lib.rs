@@ -9,6 +9,7 @@
 //! 4. [`executor`] — scheduling, batches, failure isolation, the per-host task loop; applies plans.
 //! 5. [`modules`] — one file per module (typed arguments, read-only plans), one registry.
 //! 6. [`iotedge`] — the IoT Edge domain: config model and validation, daemon.json, certificates, verify policy.
+//!    Beside it (6a), [`bundle`] — offline bundles: signed manifest, .deb control data, image archives, closure.
 //! 7. [`facts`] — fact requests, the cache, device scripts with their parsers (tested on recorded output).
 //! 8. the language: [`playbook`], [`inventory`], [`template`], [`vars`] — loaded and validated before contact.
 //! 9. [`transport`] — commands to devices (SSH through russh, local); quoting by construction.
@@ -17,6 +18,7 @@
 //!
 //! Leaves, importable from anywhere: [`diag`], [`error`], [`yaml`], [`shell`], [`redact`], [`pycompat`].
 
+pub mod bundle;
 pub mod cli;
 pub mod commands;
 pub mod diag;

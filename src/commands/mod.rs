@@ -20,6 +20,7 @@ use crate::cli::{Cli, Command};
 use crate::diag::Diagnostics;
 use crate::error::{AppError, ExitCode};
 
+mod bundle;
 mod certs;
 mod inventory;
 mod lab;
@@ -126,5 +127,6 @@ pub fn run(cli: Cli) -> Result<ExitCode, AppError> {
         Command::Vault(a) => vault::run(a),
         Command::Lab(a) => lab::run(a),
         Command::Certs(a) => certs::run(a),
+        Command::Bundle(a) => bundle::run(a),
     }
 }

@@ -1,7 +1,9 @@
 //! Loading and running playbooks, shared by `play`, `ping` and `lab run`: load and validate everything (inventory,
 //! playbooks, every task's arguments for every host) before any device is contacted, then run, report, and
 //! return the exit code. Also the translation of the connection and output flags into the options of the
-//! transport and the reporters.
+//! transport and the reporters. For `play`, what a run keeps besides its outputs ([`Record`]): the run journal
+//! (first sink of the run, so what any output reports finished is already on disk), the `--metrics` file
+//! (written after the report, with the final exit code) and `--detailed-exitcode`'s 12.
 //!
 //! Warnings found before a run (inventory load, `--limit`, secrets, pre-flight) are kept in order and, once
 //! the run is sure to start, emitted as events, so they reach the text output, `--report`, jsonl and `--log`
@@ -23,6 +25,8 @@ use crate::executor::{Executor, ExecutorParts, Refs, RunOptions};
 use crate::inventory::{Inventory, Secrets};
 use crate::modules::Registry;
 use crate::playbook::{LoadCtx, Playbook};
+use crate::report::journal::{Journal, JournalHeader, JournalSink};
+use crate::report::metrics::{MetricsSink, RunFacts};
 use crate::report::{ReportOptions, SharedSink};
 use crate::template::Templar;
 use crate::transport::ssh::SshOptions;
@@ -267,6 +271,54 @@ pub enum Mode {
     Run,
 }
 
+/// What a run keeps besides its outputs (`play`'s journal, metrics file and detailed exit code).
+#[derive(Debug, Clone, Default)]
+pub struct Record {
+    /// The run id (the journal's name, a label in the metrics file).
+    pub run_id: String,
+    /// Write the run journal into this directory (see `report::journal`).
+    pub journal: Option<JournalPlan>,
+    /// `--metrics FILE`.
+    pub metrics: Option<PathBuf>,
+    /// `--detailed-exitcode`: exit 12 when every device is ok and something changed.
+    pub detailed_exitcode: bool,
+}
+
+/// What the journal's header says about the run (besides the hosts, which the run computes).
+#[derive(Debug, Clone)]
+pub struct JournalPlan {
+    /// The journal directory.
+    pub dir: PathBuf,
+    /// The playbooks (absolute).
+    pub playbooks: Vec<PathBuf>,
+    /// The inventory sources (absolute).
+    pub inventory: Vec<PathBuf>,
+    /// `--limit` as given.
+    pub limit: Option<String>,
+    /// Check mode?
+    pub check: bool,
+    /// The command line, `-e` values left out.
+    pub argv: Vec<String>,
+}
+
+/// Every device the run sets out to work on: each play's hosts within `--limit`, in play order.
+fn run_hosts(loaded: &Loaded) -> Vec<String> {
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for play in loaded.playbooks.iter().flat_map(|pb| pb.plays.iter()) {
+        let Ok(sel) = loaded.inventory.select(&play.hosts) else {
+            continue;
+        };
+        for h in sel.hosts {
+            let allowed = loaded.limit.as_ref().is_none_or(|l| l.contains(&h));
+            if allowed && seen.insert(h.clone()) {
+                out.push(h);
+            }
+        }
+    }
+    out
+}
+
 /// Pre-flight every task for every host, then (in `Mode::Run`) run. `extra_sink` also receives the events.
 pub fn run_loaded(
     loaded: &Loaded,
@@ -277,6 +329,32 @@ pub fn run_loaded(
     names: &[String],
     extra_sink: Option<SharedSink>,
 ) -> Result<(ExitCode, Option<crate::report::RunSummary>), AppError> {
+    run_recorded(
+        loaded,
+        opts,
+        out,
+        ssh,
+        mode,
+        names,
+        extra_sink,
+        &Record::default(),
+    )
+}
+
+/// [`run_loaded`], also keeping what `record` asks for. The journal is the first sink of the run, so a device
+/// any output reports finished is already fsynced in the journal.
+#[allow(clippy::too_many_arguments)]
+pub fn run_recorded(
+    loaded: &Loaded,
+    opts: RunOptions,
+    out: &ReportOptions,
+    ssh: SshOptions,
+    mode: Mode,
+    names: &[String],
+    extra_sink: Option<SharedSink>,
+    record: &Record,
+) -> Result<(ExitCode, Option<crate::report::RunSummary>), AppError> {
+    let check = opts.check;
     // Extra vars that look like secrets are masked in every output.
     crate::redact::register_value(&Value::Object(
         opts.extra_vars
@@ -288,9 +366,49 @@ pub fn run_loaded(
     let rt = runtime()?;
     let reporting =
         crate::report::Reporting::new(out).map_err(|e| AppError::Usage(e.to_string()))?;
-    let sink: SharedSink = match extra_sink {
-        Some(x) => Arc::new(crate::report::Tee(vec![reporting.sink.clone(), x])),
-        None => reporting.sink.clone(),
+    let journal = match (&record.journal, mode) {
+        (Some(plan), Mode::Run) => Some(Arc::new(
+            JournalSink::create(
+                &plan.dir,
+                &JournalHeader {
+                    edgefleet_journal: crate::report::journal::JOURNAL_FORMAT,
+                    run_id: record.run_id.clone(),
+                    started: String::new(),
+                    playbooks: plan.playbooks.clone(),
+                    inventory: plan.inventory.clone(),
+                    limit: plan.limit.clone(),
+                    check: plan.check,
+                    hosts: run_hosts(loaded),
+                    argv: plan.argv.clone(),
+                },
+            )
+            .map_err(AppError::Other)?,
+        )),
+        _ => None,
+    };
+    // A journal of a run that never starts (pre-flight errors) would only mislead `--resume last`.
+    let drop_journal = |j: &Option<Arc<JournalSink>>| {
+        if let Some(j) = j {
+            let _ = std::fs::remove_file(j.path());
+        }
+    };
+    let metrics = record
+        .metrics
+        .as_ref()
+        .map(|_| Arc::new(MetricsSink::new()));
+    let mut sinks: Vec<SharedSink> = Vec::new();
+    if let Some(j) = &journal {
+        sinks.push(j.clone());
+    }
+    if let Some(m) = &metrics {
+        sinks.push(m.clone());
+    }
+    sinks.push(reporting.sink.clone());
+    sinks.extend(extra_sink);
+    let sink: SharedSink = if sinks.len() == 1 {
+        reporting.sink.clone()
+    } else {
+        Arc::new(crate::report::Tee(sinks))
     };
     let interrupted = Arc::new(AtomicBool::new(false));
     let connector = {
@@ -325,6 +443,7 @@ pub fn run_loaded(
     pending.extend(secrets_warnings());
     if !pre.errors.is_empty() {
         print_pending(&pending);
+        drop_journal(&journal);
         return Err(AppError::Load(pre.errors));
     }
     if mode == Mode::SyntaxCheck {
@@ -365,15 +484,59 @@ pub fn run_loaded(
             message,
         });
     }
-    let code = summary.exit_code();
+    if let Some(j) = &journal {
+        if let Err(message) = j.finish() {
+            sink.emit(crate::report::Event::Warning {
+                host: None,
+                message,
+            });
+        } else if let Err(message) = retry_file(j.path()) {
+            sink.emit(crate::report::Event::Warning {
+                host: None,
+                message,
+            });
+        }
+    }
+    let mut code = summary.exit_code();
+    if record.detailed_exitcode
+        && code == ExitCode::Ok
+        && summary.hosts.iter().any(|h| h.changed > 0)
+    {
+        code = ExitCode::Changed;
+    }
     if let Err(e) = reporting.finish(&summary) {
         // The run's own outcome stands; a report that could not be written turns success into an error.
         eprintln!("error: {}", crate::redact::redact(&e.to_string()));
-        if code == ExitCode::Ok {
-            return Ok((ExitCode::Error, Some(summary)));
+        if matches!(code, ExitCode::Ok | ExitCode::Changed) {
+            code = ExitCode::Error;
+        }
+    }
+    if let (Some(m), Some(path)) = (&metrics, &record.metrics) {
+        let facts = RunFacts {
+            run_id: record.run_id.clone(),
+            check,
+            duration: summary.duration,
+            ended: std::time::SystemTime::now(),
+            exit_code: code.code(),
+        };
+        if let Err(e) = m.write(path, &facts) {
+            eprintln!("error: {}", crate::redact::redact(&e));
+            if matches!(code, ExitCode::Ok | ExitCode::Changed) {
+                code = ExitCode::Error;
+            }
         }
     }
     Ok((code, Some(summary)))
+}
+
+/// After a run, an Ansible-style retry file beside its journal (`<RUN-ID>.retry`, one device per line) when
+/// some device did not finish ok, for `--limit @FILE`.
+fn retry_file(journal: &Path) -> Result<(), String> {
+    let j = Journal::read(journal)?;
+    if !j.not_ok().is_empty() {
+        crate::report::journal::write_retry(&j)?;
+    }
+    Ok(())
 }
 
 fn print_lists(ex: &Arc<Executor>, loaded: &Loaded, hosts: bool, tasks: bool) {

@@ -353,6 +353,7 @@ impl Inventory {
     pub fn select(&self, pattern: &str) -> Result<Selection, Diagnostic> {
         let mut warnings = Vec::new();
         let mut pats = Vec::new();
+        let mut empty_files = Vec::new();
         for p in split_host_pattern(pattern) {
             match p.strip_prefix('@') {
                 Some(file) => {
@@ -366,14 +367,30 @@ impl Inventory {
                     let text = std::fs::read_to_string(path).map_err(|e| {
                         Diagnostic::file(path, format!("cannot read host list file: {e}"))
                     })?;
+                    let before = pats.len();
                     pats.extend(
                         text.split('\n')
                             .map(|l| l.trim().to_string())
                             .filter(|l| !l.is_empty()),
                     );
+                    if pats.len() == before {
+                        empty_files.push(file.to_string());
+                    }
                 }
                 None => pats.push(p),
             }
+        }
+        // An empty host list file (e.g. a retry file of a run where nothing failed) selects nothing. Ansible
+        // selects every host here (its `order_patterns` falls back to `all`), which turns "re-run the failed
+        // ones" into "run the whole fleet"; edgefleet refuses to widen a limit that way.
+        if !empty_files.is_empty() && pats.iter().all(|p| p.starts_with(['&', '!'])) {
+            return Ok(Selection {
+                hosts: Vec::new(),
+                warnings: vec![format!(
+                    "the host list file '{}' names no hosts: nothing selected (an empty @file never means all hosts)",
+                    empty_files.join("', '")
+                )],
+            });
         }
         let idx = self.evaluate(&pats, &mut warnings)?;
         if idx.is_empty() && warnings.is_empty() {

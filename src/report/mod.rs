@@ -7,7 +7,8 @@
 //! Layout: [`Reporting`] (in `hub.rs`) wires the renderers for a run from the output options and fans every
 //! event out to them: [`fleet`] folds events into per-device state that every view reads; [`plain`] formats
 //! the human lines; [`progress`] is the live terminal display; [`recap`] the end-of-run summary; [`json`] the
-//! report document and the jsonl lines; [`log`] the `--log` file; [`term`] colour and terminal facts.
+//! report document and the jsonl lines; [`log`] the `--log` file; [`term`] colour and terminal facts;
+//! [`journal`] the run journal behind `--resume` and `--limit @failed`; [`metrics`] the `--metrics` file.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,8 +17,10 @@ use serde::Serialize;
 
 pub mod fleet;
 mod hub;
+pub mod journal;
 pub mod json;
 pub mod log;
+pub mod metrics;
 pub mod plain;
 pub mod progress;
 pub mod recap;

@@ -282,6 +282,8 @@ fn run_document(rel: &str) {
         .env("PATH", path)
         .env_remove("EDGEFLEET_AGE_IDENTITY")
         .env_remove("EDGEFLEET_INVENTORY")
+        // Run journals (`--resume last`, `--limit @failed`) of this document only, not of other tests.
+        .env("XDG_STATE_HOME", tmp.path().join("state"))
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -597,6 +597,27 @@ fn library_api_on_fixtures() {
     assert!(none.hosts.is_empty());
     assert_eq!(none.warnings.len(), 1, "{:?}", none.warnings);
     assert!(i.select("db[5]").is_err());
+    // An empty host list file (a retry file with nothing in it) selects nothing, never the whole fleet (Ansible
+    // would select all hosts), also with only `!`/`&` patterns beside it; a non-empty one selects its hosts.
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.retry");
+    std::fs::write(&empty, "\n\n").unwrap();
+    for p in [
+        format!("@{}", empty.display()),
+        format!("@{}:!db", empty.display()),
+    ] {
+        let sel = i.select(&p).unwrap();
+        assert!(sel.hosts.is_empty(), "{p}: {:?}", sel.hosts);
+        assert!(
+            sel.warnings[0].contains("names no hosts"),
+            "{:?}",
+            sel.warnings
+        );
+    }
+    let two = dir.path().join("two.retry");
+    std::fs::write(&two, "db-2\nedge-03\n").unwrap();
+    let sel = i.select(&format!("@{}", two.display())).unwrap();
+    assert_eq!(sel.hosts, ["db-2", "edge-03"]);
 }
 
 /// 3000 hosts in 120 groups with group_vars and host_vars files load and merge correctly.

@@ -1,5 +1,6 @@
 //! The one integration-test binary: behaviour tests against the real CLI, lab devices and OpenSSH.
 
+mod bundle;
 mod canary;
 mod certs;
 mod compat;
@@ -10,6 +11,7 @@ mod executor;
 mod fleet;
 mod inventory;
 mod iotedge_preflight;
+mod journal;
 mod lab;
 mod maintenance;
 mod modules;

@@ -25,6 +25,11 @@ pub fn edgefleet() -> std::process::Command {
     c.env_remove("EDGEFLEET_INVENTORY")
         .env_remove("EDGEFLEET_AGE_IDENTITY")
         .env("NO_COLOR", "1")
-        .env("COLUMNS", "120");
+        .env("COLUMNS", "120")
+        // Run journals go to a scratch state dir, not the user's; tests that read them set their own.
+        .env(
+            "XDG_STATE_HOME",
+            std::env::temp_dir().join("edgefleet-test-state"),
+        );
     c
 }
