@@ -44,12 +44,12 @@ fn play(lab: &Lab, playbook: &str, extra: &[&str]) -> Output {
 /// The lab's default deployment keeps edgeHub's store in the container (a real `iotedge check` warning on
 /// every lab device): waived, as an operator would for such a fleet. Versions pinned as an inventory would.
 /// Lab devices share this machine's disk, whose fullness the test does not control: only a file system at
-/// least 98% full counts (the `low-disk` state's is 100%).
+/// least 99.x% full (100% as `df` rounds) counts, as the `low-disk` state's is.
 fn vars(dir: &Path) -> String {
     let p = dir.join("maintenance-vars.yml");
     std::fs::write(
         &p,
-        "maintenance_check_waivers: {edge-hub-storage-mounted-from-host: \"lab: the default deployment keeps edgeHub's store in the container\"}\nmaintenance_target: {aziot_edge: \"1.5.x\", moby_engine: \"24.0\", edge_agent: \"1.5\"}\nmaintenance_disk_warn_percent: 98\nmaintenance_disk_critical_percent: 99\nmaintenance_inode_warn_percent: 98\nmaintenance_inode_critical_percent: 99\n",
+        "maintenance_check_waivers: {edge-hub-storage-mounted-from-host: \"lab: the default deployment keeps edgeHub's store in the container\"}\nmaintenance_target: {aziot_edge: \"1.5.x\", moby_engine: \"24.0\", edge_agent: \"1.5\"}\nmaintenance_disk_warn_percent: 100\nmaintenance_disk_critical_percent: 100\nmaintenance_inode_warn_percent: 100\nmaintenance_inode_critical_percent: 100\n",
     )
     .unwrap();
     format!("@{}", p.display())
