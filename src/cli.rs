@@ -576,6 +576,11 @@ choices!(FaultKind {
     ClockSkew => "clock-skew": "The device clock is ahead (default 3 years; --ms)",
     Locked => "locked": "Another run holds the device's run lock (owner record: run lab-fault-locked)",
     EdgeCaRejected => "edge-ca-rejected": "`iotedge check` rejects any Edge CA but the one installed now (a renewal fails verification)",
+    DanglingImages => "dangling-images": "Two untagged images no container uses (80 MB)",
+    UnusedVolumes => "unused-volumes": "Two volumes no container mounts (4 MiB of data), one a stopped container mounts, and edgeHub's store",
+    LowDisk => "low-disk": "The Docker root is a 32 MiB file system with 32 KiB free",
+    OldRuntime => "old-runtime": "aziot-edge 1.4, identity service 1.4 and Moby 20.10 installed",
+    ContainerListFails => "container-list-fails": "The engine answers everything but listing containers",
 });
 
 #[cfg(test)]

@@ -8,7 +8,8 @@
 //!
 //! Check mode is the same path stopped early ([`Decision::in_check_mode`]): read-only steps still run, a
 //! change is reported without running, and steps whose effects are unknown are skipped. A module's check
-//! matrix (verification results) goes to the report as it is: this file does not know what it checks.
+//! matrix (verification results) and findings (maintenance) go to the report as they are: this file does not
+//! know what they mean.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -234,6 +235,12 @@ impl HostRun {
                 host: self.hs.name.clone(),
                 checks: m.checks.clone(),
                 passed: m.passed,
+            });
+        }
+        if let Some(findings) = &outcome.findings {
+            self.ex.emit(Event::Findings {
+                host: self.hs.name.clone(),
+                findings: findings.clone(),
             });
         }
         if let Some(f) = &set_facts {

@@ -18,7 +18,7 @@ pub const CERTD_CERTS_DIR: &str = "/var/lib/aziot/certd/certs";
 /// `$1`: config.toml, `$2`: certd's cert directory. Prints `\x1eEF:` sections; file contents
 /// and the config are base64 so no byte in them can look like a marker. Few processes (the devices' process
 /// spawning is the cost of a fleet-wide read): `date`, one `base64` per file, one `sed`.
-const SCRIPT: &str = r#"cfg=$1; certd=$2
+pub(super) const SCRIPT: &str = r#"cfg=$1; certd=$2
 printf '\036EF:time %s\n' "$(date -u +%s)"
 emit() {
   if [ ! -e "$2" ]; then printf '\036EF:file %s missing %s\n' "$1" "$2"

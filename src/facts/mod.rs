@@ -3,9 +3,10 @@
 //! Owns the fact requests modules make ([`FactReq`]), the per-device cache modules read while planning
 //! ([`FactCache`]), and every device-side read-only script with its pure parser, tested on recorded output:
 //! the batched file/command gather ([`gather`]) and the re-stat that follows a change, the setup facts
-//! ([`setup`]), systemd unit state ([`systemd`]), the IoT Edge verify gather ([`iotedge`]) and the certificate
-//! gather of `certs report` ([`certs`]). It must never change anything on a device, and it knows neither modules
-//! nor the executor: they ask, it answers.
+//! ([`setup`]), systemd unit state ([`systemd`]), the IoT Edge verify gather ([`iotedge`]), the certificate
+//! gather of `certs report` ([`certs`]) and the maintenance gather that extends it ([`maintenance`], whose
+//! clean-up script is the one exception that removes: only what a module planned). It must never change anything
+//! on a device on its own, and it knows neither modules nor the executor: they ask, it answers.
 //!
 //! The cache never answers with a stale fact: whoever changes the device tells it which paths and command
 //! facts it touched ([`FactCache::restated`], [`FactCache::forget`], [`FactCache::forget_command`]) or that
@@ -17,6 +18,7 @@ pub mod certs;
 pub mod file;
 pub mod gather;
 pub mod iotedge;
+pub mod maintenance;
 pub mod setup;
 pub mod systemd;
 

@@ -300,6 +300,54 @@ pub fn pem_expiries(pem: &[u8]) -> Result<Vec<CertExpiry>, String> {
     Ok(out)
 }
 
+/// The certificate of a PEM file that expires first (a chain is only as good as its shortest link; a bundle
+/// loses that CA), with its place in the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EarliestExpiry {
+    /// 0-based index in the file.
+    pub index: usize,
+    /// Certificates in the file.
+    pub count: usize,
+    /// The certificate.
+    pub cert: CertExpiry,
+}
+
+/// [`EarliestExpiry`] of a PEM file (what `certs report` and the maintenance playbook judge a file by).
+pub fn earliest_expiry(pem: &[u8]) -> Result<EarliestExpiry, String> {
+    let certs = pem_expiries(pem)?;
+    let count = certs.len();
+    certs
+        .into_iter()
+        .enumerate()
+        .min_by_key(|(_, c)| c.not_after)
+        .map(|(index, cert)| EarliestExpiry { index, count, cert })
+        .ok_or_else(|| "no CERTIFICATE block found".to_string())
+}
+
+/// A device clock further off than this is reported (TLS to IoT Hub and certificate checks go wrong).
+pub const MAX_CLOCK_SKEW_SECS: i64 = 300;
+
+/// What to say about a device clock `device` when the controller's is `controller` (seconds since the epoch):
+/// None within [`MAX_CLOCK_SKEW_SECS`]. Days left are always counted from the controller's clock, so a device
+/// whose clock is years off is reported, never renewed over and over.
+pub fn clock_skew(device: i64, controller: i64) -> Option<String> {
+    let off = device - controller;
+    if off.abs() <= MAX_CLOCK_SKEW_SECS {
+        return None;
+    }
+    let (n, unit) = if off.abs() >= DAY {
+        (off.abs() / DAY, "days")
+    } else {
+        (off.abs() / 60, "minutes")
+    };
+    Some(format!(
+        "the device clock is {n} {unit} {} (device {}, controller {}): days left are counted from the controller's clock; fix NTP on the device",
+        if off > 0 { "ahead" } else { "behind" },
+        rfc3339(device),
+        rfc3339(controller)
+    ))
+}
+
 /// The key of a new Edge CA.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EdgeCaKey {

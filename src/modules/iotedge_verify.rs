@@ -113,6 +113,7 @@ impl TypedModule for IotedgeVerify {
             result,
             checks: Some(matrix),
             warnings: vec![],
+            findings: None,
         }
     }
 }

@@ -42,6 +42,7 @@ pub mod file;
 pub mod include_vars;
 pub mod iotedge_apply;
 pub mod iotedge_config;
+pub mod iotedge_maintenance;
 pub mod iotedge_verify;
 pub mod ping;
 pub mod service;
@@ -392,6 +393,7 @@ impl Registry {
             erase(edge_ca::EdgeCa),
             erase(edge_ca_renew::EdgeCaRenew),
             erase(iotedge_verify::IotedgeVerify),
+            erase(iotedge_maintenance::IotedgeMaintenance),
         ];
         let mut r = Registry {
             by_name: BTreeMap::new(),

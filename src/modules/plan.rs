@@ -7,7 +7,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::report::CheckMatrix;
+use crate::report::{CheckMatrix, Finding};
 use crate::transport::{Exec, Output};
 
 /// One file to write atomically on the device.
@@ -494,6 +494,9 @@ pub struct Outcome {
     pub warnings: Vec<String>,
     /// A verifying module's per-check results and verdict, passed to the report as they are.
     pub checks: Option<CheckMatrix>,
+    /// A maintenance module's findings about the device (`Some(vec![])`: looked, found nothing), passed to the
+    /// report as they are.
+    pub findings: Option<Vec<Finding>>,
 }
 
 /// A module's `interpret`, with its state, waiting for the results (the executor's view of a plan's state).

@@ -131,6 +131,8 @@ pub struct Device {
     pub verify: Option<VerifyResult>,
     /// Findings maintenance modules reported for it, in order.
     pub findings: Vec<super::Finding>,
+    /// Did a maintenance module report on it (even with no findings)?
+    pub maintained: bool,
     /// Warnings about this device.
     pub warnings: Vec<String>,
     /// Transport counters.
@@ -161,6 +163,7 @@ impl Device {
             summary_error: None,
             verify: None,
             findings: Vec::new(),
+            maintained: false,
             warnings: vec![],
             stats: StatsSnapshot::default(),
             duration: Duration::ZERO,
@@ -444,6 +447,7 @@ impl Fleet {
             Event::Findings { host, findings } => {
                 let i = self.active(host, now);
                 self.devices[i].findings.extend(findings.iter().cloned());
+                self.devices[i].maintained = true;
             }
             Event::HostFinished {
                 host,
@@ -601,6 +605,25 @@ impl Fleet {
         t
     }
 
+    /// Maintenance findings over the fleet (None when no maintenance module reported on any device).
+    pub fn findings_totals(&self) -> Option<FindingTotals> {
+        let mut t = FindingTotals::default();
+        for d in self.devices.iter().filter(|d| d.maintained) {
+            t.devices += 1;
+            if !d.findings.is_empty() {
+                t.devices_with_findings += 1;
+            }
+            for f in &d.findings {
+                match f.severity {
+                    super::Severity::Critical => t.critical += 1,
+                    super::Severity::Warning => t.warning += 1,
+                    super::Severity::Info => t.info += 1,
+                }
+            }
+        }
+        (t.devices > 0).then_some(t)
+    }
+
     /// The verify matrix: per check, which devices had which result. Checks in first-seen order.
     pub fn verify_matrix(&self) -> Vec<CheckRow> {
         let mut rows: Vec<CheckRow> = vec![];
@@ -682,6 +705,21 @@ pub struct Totals {
     pub verified: usize,
     /// Devices that passed verification.
     pub verify_passed: usize,
+}
+
+/// Maintenance findings over the fleet, by severity.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct FindingTotals {
+    /// Devices a maintenance module reported on.
+    pub devices: usize,
+    /// ... of which with at least one finding.
+    pub devices_with_findings: usize,
+    /// Critical findings.
+    pub critical: usize,
+    /// Warnings.
+    pub warning: usize,
+    /// Informational findings (bytes freed, what check mode would free).
+    pub info: usize,
 }
 
 /// One row of the verify matrix.

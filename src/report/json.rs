@@ -9,8 +9,11 @@
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
-use super::fleet::{ChangedTask, Device, FailedTask, Fleet, TaskCounts, Totals, VerifyResult};
+use super::fleet::{
+    ChangedTask, Device, FailedTask, FindingTotals, Fleet, TaskCounts, Totals, VerifyResult,
+};
 use super::Event;
+use super::Finding;
 use crate::redact::redact;
 
 /// The version of the report document and of the jsonl lines. Readers should refuse a major version they do
@@ -75,6 +78,9 @@ pub struct DeviceReport<'a> {
     pub applies: usize,
     /// Verification results (null when no verify task ran).
     pub verify: Option<&'a VerifyResult>,
+    /// Maintenance findings (absent when no maintenance task ran; `[]` when it found nothing).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub findings: Option<&'a [Finding]>,
     /// Warnings about the device.
     pub warnings: &'a [String],
     /// Remote commands run (one SSH exec each).
@@ -118,6 +124,7 @@ impl<'a> DeviceReport<'a> {
             changed_tasks: &d.changed_tasks,
             applies: d.applies,
             verify: d.verify.as_ref(),
+            findings: d.maintained.then_some(d.findings.as_slice()),
             warnings: &d.warnings,
             round_trips: d.stats.execs,
             bytes_sent: d.stats.bytes_sent,
@@ -182,6 +189,9 @@ pub struct Report<'a> {
     pub devices: Vec<DeviceReport<'a>>,
     /// Verification over the fleet (null when no device was verified).
     pub verify: Option<VerifySection>,
+    /// Maintenance findings over the fleet by severity (absent when no maintenance task ran).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub findings: Option<FindingTotals>,
     /// Warnings, each distinct message once.
     pub warnings: Vec<WarningEntry>,
 }
@@ -263,6 +273,7 @@ pub fn report(f: &Fleet, exit_code: i32) -> Report<'_> {
             failed: t.verified - t.verify_passed,
             checks: f.verify_matrix(),
         }),
+        findings: f.findings_totals(),
         warnings: f
             .warnings_grouped()
             .into_iter()

@@ -181,6 +181,16 @@ impl LineFormatter {
                     checks.len()
                 ));
             }
+            Event::Findings { host, findings } if self.verbose >= 1 => {
+                let worst =
+                    |s: super::Severity| findings.iter().filter(|f| f.severity == s).count();
+                out.push(format!(
+                    "{host} | findings | {} critical, {} warning, {} info",
+                    worst(super::Severity::Critical),
+                    worst(super::Severity::Warning),
+                    worst(super::Severity::Info)
+                ));
+            }
             Event::HostFinished {
                 host,
                 status,

@@ -1,5 +1,6 @@
 //! The end-of-run recap for humans: per-device lines for small runs, fleet totals, the devices that are not ok
-//! with their error (identical errors grouped), the verify matrix, and warnings.
+//! with their error (identical errors grouped), the verify matrix, maintenance findings per device (grouped by
+//! severity, with counts), and warnings.
 //!
 //! Owns the recap's layout and its truncation rules ("and N more": the JSON report always has everything). A
 //! pure function of the [`Fleet`]; it must not print, and returns text already redacted.
@@ -123,6 +124,7 @@ pub fn render(f: &Fleet, o: RecapOptions) -> String {
     }
     out.push_str(&problems(f, p));
     out.push_str(&verify_matrix(f, o));
+    out.push_str(&findings(f, o));
     out.push_str(&warnings(f, p));
     redact(&out).into_owned()
 }
@@ -161,6 +163,68 @@ fn problems(f: &Fleet, p: Paint) -> String {
         out.push_str(&format!(
             "  ... and {} more (the JSON report, --report FILE, lists every device)\n",
             plural(rest, "device", "devices")
+        ));
+    }
+    out
+}
+
+/// Maintenance findings: totals by severity, then each device with findings (most critical first), its findings
+/// grouped by severity. Devices beyond [`MAX_PROBLEM_GROUPS`] (without `-v`) are counted, not listed.
+fn findings(f: &Fleet, o: RecapOptions) -> String {
+    use super::Severity;
+    let p = o.paint;
+    let Some(t) = f.findings_totals() else {
+        return String::new();
+    };
+    let mut out = format!(
+        "findings: {} critical, {} warning, {} info on {} of {}\n",
+        t.critical,
+        t.warning,
+        t.info,
+        t.devices_with_findings,
+        plural(t.devices, "device", "devices")
+    );
+    let mut devs: Vec<&Device> = f
+        .devices()
+        .iter()
+        .filter(|d| !d.findings.is_empty())
+        .collect();
+    let count = |d: &Device, s: Severity| d.findings.iter().filter(|x| x.severity == s).count();
+    devs.sort_by_key(|d| {
+        (
+            std::cmp::Reverse(count(d, Severity::Critical)),
+            std::cmp::Reverse(count(d, Severity::Warning)),
+        )
+    });
+    let shown = if o.verbose >= 1 {
+        devs.len()
+    } else {
+        devs.len().min(MAX_PROBLEM_GROUPS)
+    };
+    for d in &devs[..shown] {
+        let counts: Vec<String> = [Severity::Critical, Severity::Warning, Severity::Info]
+            .into_iter()
+            .filter_map(|s| {
+                let n = count(d, s);
+                (n > 0).then(|| format!("{n} {}", s.as_str()))
+            })
+            .collect();
+        out.push_str(&format!("  {}: {}\n", d.name, counts.join(", ")));
+        for s in [Severity::Critical, Severity::Warning, Severity::Info] {
+            for x in d.findings.iter().filter(|x| x.severity == s) {
+                let word = match s {
+                    Severity::Critical => p.red("critical"),
+                    Severity::Warning => p.yellow("warning "),
+                    Severity::Info => p.cyan("info    "),
+                };
+                out.push_str(&format!("    {word} {}: {}\n", x.id, x.message));
+            }
+        }
+    }
+    if shown < devs.len() {
+        out.push_str(&format!(
+            "  ... and {} more with findings (-v lists them; the JSON report has every finding)\n",
+            plural(devs.len() - shown, "device", "devices")
         ));
     }
     out
@@ -403,5 +467,63 @@ mod tests {
             },
         );
         assert!(v.contains("config-toml-well-formed"), "{v}");
+    }
+
+    #[test]
+    fn findings_are_listed_per_device_by_severity_with_counts() {
+        use crate::report::{Finding, Severity};
+        let mut f = fleet_of(3, 0);
+        let t0 = Instant::now();
+        let fd = |id: &str, severity| Finding {
+            id: id.into(),
+            severity,
+            message: format!("about {id}"),
+            days_left: None,
+            bytes: None,
+        };
+        for (host, findings) in [
+            ("edge-000", vec![]),
+            (
+                "edge-001",
+                vec![
+                    fd("image.dangling", Severity::Warning),
+                    fd("prune.freed", Severity::Info),
+                ],
+            ),
+            (
+                "edge-002",
+                vec![
+                    fd("version.aziot_edge.mismatch", Severity::Warning),
+                    fd("cert.edge_ca.expired", Severity::Critical),
+                ],
+            ),
+        ] {
+            f.apply(
+                &Event::Findings {
+                    host: host.into(),
+                    findings,
+                },
+                t0,
+            );
+        }
+        let r = render(&f, RecapOptions::default());
+        let at = r.find("findings:").unwrap_or_else(|| panic!("{r}"));
+        assert_eq!(
+            &r[at..],
+            "findings: 1 critical, 2 warning, 1 info on 2 of 3 devices\n  edge-002: 1 critical, 1 warning\n    critical cert.edge_ca.expired: about cert.edge_ca.expired\n    warning  version.aziot_edge.mismatch: about version.aziot_edge.mismatch\n  edge-001: 1 warning, 1 info\n    warning  image.dangling: about image.dangling\n    info     prune.freed: about prune.freed\n"
+        );
+        let t = f.findings_totals().unwrap();
+        assert_eq!(
+            (
+                t.devices,
+                t.devices_with_findings,
+                t.critical,
+                t.warning,
+                t.info
+            ),
+            (3, 2, 1, 2, 1)
+        );
+        // Without a maintenance task, no section at all.
+        assert!(!render(&fleet_of(3, 0), RecapOptions::default()).contains("findings:"));
     }
 }

@@ -15,6 +15,7 @@ mod journal;
 mod lab;
 mod lint;
 mod locks;
+mod maintenance;
 mod modules;
 mod nonroot;
 mod playbook;

@@ -488,6 +488,7 @@ async fn run_case(registry: &Registry, module: &str, path: &Path) -> Vec<String>
             "msg": outcome.msg,
             "result": outcome.result,
             "warnings": outcome.warnings,
+            "findings": outcome.findings,
             "checks": outcome.checks.map(|m| json!({"passed": m.passed, "checks": m.checks})),
         });
         match want("outcome") {

@@ -77,7 +77,7 @@ fn stable_plain(out: &str) -> String {
     s
 }
 
-fn load_schema(name: &str) -> jsonschema::Validator {
+pub(crate) fn load_schema(name: &str) -> jsonschema::Validator {
     let path = repo().join("docs").join(name);
     let schema: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     jsonschema::meta::validate(&schema)
@@ -85,7 +85,7 @@ fn load_schema(name: &str) -> jsonschema::Validator {
     jsonschema::validator_for(&schema).unwrap()
 }
 
-fn assert_valid(v: &jsonschema::Validator, doc: &Value, what: &str) {
+pub(crate) fn assert_valid(v: &jsonschema::Validator, doc: &Value, what: &str) {
     let errors: Vec<String> = v
         .iter_errors(doc)
         .map(|e| format!("{} at {}", e, e.instance_path()))

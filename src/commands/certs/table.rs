@@ -7,9 +7,6 @@ use crate::error::ExitCode;
 use crate::facts::certs::{role_of, CertsGather, ConfigState};
 use crate::iotedge::certs as x509;
 
-/// A device clock further off than this is reported (TLS to IoT Hub and certificate checks go wrong).
-const MAX_CLOCK_SKEW_SECS: i64 = 300;
-
 /// How one device answered.
 pub(super) enum Answer {
     Gathered { gather: CertsGather, at: i64 },
@@ -83,30 +80,16 @@ pub(super) fn rows_for(
         ConfigState::Present(_) => {}
     }
     match g.device_time {
-        Some(dt) if (dt - at).abs() > MAX_CLOCK_SKEW_SECS => {
-            let off = dt - at;
-            let (n, unit) = if off.abs() >= 86_400 {
-                (off.abs() / 86_400, "days")
-            } else {
-                (off.abs() / 60, "minutes")
-            };
-            rows.push(device_row(
-                host,
-                "warn",
-                format!(
-                    "the device clock is {n} {unit} {} (device {}, controller {}): days left are counted from the controller's clock; fix NTP on the device",
-                    if off > 0 { "ahead" } else { "behind" },
-                    x509::rfc3339(dt),
-                    x509::rfc3339(at)
-                ),
-            ))
+        Some(dt) => {
+            if let Some(msg) = x509::clock_skew(dt, at) {
+                rows.push(device_row(host, "warn", msg));
+            }
         }
         None => rows.push(device_row(
             host,
             "warn",
             "the device did not print its clock (`date -u +%s`)".into(),
         )),
-        _ => {}
     }
     for f in &g.files {
         let role = role_of(f, &g.config);
@@ -122,25 +105,20 @@ pub(super) fn rows_for(
         };
         match &f.content {
             Err(e) => row.message = e.clone(),
-            Ok(bytes) => match x509::pem_expiries(bytes) {
+            Ok(bytes) => match x509::earliest_expiry(bytes) {
                 Err(e) => row.message = format!("not a certificate: {e}"),
-                Ok(certs) => {
-                    // The certificate of the file that expires first decides (a chain is only as good as its
-                    // shortest link; a bundle loses that CA).
-                    let first = certs.iter().enumerate().min_by_key(|(_, c)| c.not_after);
-                    if let Some((i, first)) = first {
-                        let d = x509::days_left(first.not_after, at);
-                        row.subject = first.subject.clone();
-                        row.not_after = Some(first.not_after);
-                        row.days = Some(d);
-                        row.status = cert_status(d, warn, critical);
-                        if i > 0 {
-                            row.message = format!(
-                                "certificate #{} of {} in the file expires first",
-                                i + 1,
-                                certs.len()
-                            );
-                        }
+                Ok(first) => {
+                    let d = x509::days_left(first.cert.not_after, at);
+                    row.subject = first.cert.subject.clone();
+                    row.not_after = Some(first.cert.not_after);
+                    row.days = Some(d);
+                    row.status = cert_status(d, warn, critical);
+                    if first.index > 0 {
+                        row.message = format!(
+                            "certificate #{} of {} in the file expires first",
+                            first.index + 1,
+                            first.count
+                        );
                     }
                 }
             },

@@ -1,4 +1,4 @@
-//! Simulated device programs (`iotedge`, `docker`, `systemctl`, `journalctl`), run on lab devices through
+//! Simulated device programs (`iotedge`, `docker`, `systemctl`, `journalctl`, `dpkg-query`), run on lab devices through
 //! tiny wrappers that call `edgefleet __sim NAME ...`.
 //!
 //! They are an independent oracle for edgefleet's own IoT Edge logic: they implement the device's rules from
@@ -10,8 +10,10 @@
 //! Layout, top to bottom (a file imports only from rows below it; programs never import each other):
 //! - this file: the dispatcher (`run_program`, and the [`Spawn`](program::Spawn) through which `iotedge` runs
 //!   `systemctl` and `journalctl` as child processes);
+//! - `lab_states`: what the lab's maintenance states put on a device (dangling images, unused volumes with
+//!   real data, an old runtime) and take away again, for the lab supervisor;
 //! - the programs: `iotedge` (with `iotedge::apply` = `config apply` and `iotedge::check`), `docker`,
-//!   `systemctl`, `journalctl`;
+//!   `systemctl`, `journalctl`, `dpkg` (`dpkg-query`: the package database, `packages.json`);
 //! - the services model: `services` (what starting/stopping a unit does), `edged` (the IoT Edge daemons and
 //!   their module containers), `engine` (dockerd, daemon.json, image references and IDs);
 //! - the device model: `units` (unit names, descriptions), `applied` (generated service configs), `config` (the
@@ -26,7 +28,8 @@
 //! `counters.json` (`config_apply`, `config_apply_failed`, `service_restart`, `docker_restart`, `iotedge_check`,
 //! and `invoke_<program>` per program), `invocations.log` (`<unix_ms> <program> <args...>`; the systemctl calls
 //! `iotedge` makes internally appear as their own lines, as real child processes would), `journal/<unit>.log`,
-//! `services.json`, `docker.json`, `faults/{apply-fails,check-error,docker-down,edge-ca-rejected}`. Knobs for the lab and tests:
+//! `services.json`, `docker.json`, `faults/{apply-fails,check-error,docker-down,edge-ca-rejected,container-list-fails}`,
+//! `packages.json` (`dpkg-query`). Knobs for the lab and tests:
 //! `docker.json` → `engine` (`version`, `platform_name`: empty = Moby, `Docker Engine - Community` = Docker CE)
 //! and `deployment.json` (a deployment manifest the simulated edgeAgent applies: edgeHub and custom modules,
 //! with their createOptions and env; without it, a default edgeHub without host storage runs).
@@ -40,11 +43,13 @@ use std::path::Path;
 pub mod applied;
 pub mod config;
 pub mod docker;
+pub mod dpkg;
 pub mod edged;
 pub mod engine;
 pub mod gotmpl;
 pub mod iotedge;
 pub mod journalctl;
+pub mod lab_states;
 pub mod pki;
 pub mod program;
 pub mod services;
@@ -58,7 +63,7 @@ pub use program::Io;
 use state::{Env, Services, State, StateError};
 
 /// The simulated programs.
-const PROGRAMS: [&str; 4] = ["iotedge", "docker", "systemctl", "journalctl"];
+const PROGRAMS: [&str; 5] = ["iotedge", "docker", "systemctl", "journalctl", "dpkg-query"];
 
 /// Run one simulated program in-process: `args[0]` is the program name (`iotedge`, `docker`, `systemctl`,
 /// `journalctl`). Returns the exit code and the captured output. Used by [`main`] and by tests.
@@ -101,6 +106,7 @@ fn dispatch(
         "docker" => docker::run(st, args, io),
         "systemctl" => systemctl::run(st, args, io),
         "journalctl" => journalctl::run(st, args, io),
+        "dpkg-query" => dpkg::run(st, args, io),
         other => {
             io.errln(format!("{other}: simulator not available"));
             Ok(127)
@@ -133,7 +139,7 @@ pub fn main(args: &[OsString]) -> i32 {
 /// Create a fresh device's simulator state under the device root (`<root>/var/lib/edgefleet-lab/...`): docker
 /// active, the aziot services inactive with their sockets listening, no containers, no daemon.json, no
 /// config.toml. Also creates the directories the IoT Edge packages own (`/etc/aziot/<svc>/config.d`,
-/// `/etc/docker`, `/var/aziot`, `/var/lib/aziot/*`) and, only if missing, default `/etc/passwd` and
+/// `/etc/docker`, `/var/lib/docker/volumes`, `/var/aziot`, `/var/lib/aziot/*`) and, only if missing, default `/etc/passwd` and
 /// `/etc/group` with the IoT Edge service users. Existing state files are left untouched.
 pub fn init_device_state(root: &Path) -> io::Result<()> {
     let env = Env::for_root(root);
@@ -149,6 +155,8 @@ pub fn init_device_state(root: &Path) -> io::Result<()> {
         std::fs::create_dir_all(env.path(&format!("/var/lib/aziot/{svc}")))?;
     }
     std::fs::create_dir_all(env.path("/etc/docker"))?;
+    // moby-engine's data root (the simulated engine keeps volume data under it; `df` and `du` read it).
+    std::fs::create_dir_all(env.path("/var/lib/docker/volumes"))?;
     std::fs::create_dir_all(env.path("/var/aziot"))?;
     for (file, text) in [
         ("/etc/passwd", users::DEFAULT_PASSWD),

@@ -20,7 +20,8 @@ use serde::{Deserialize, Serialize};
 /// The state directory inside a device (relative to the device root).
 pub const STATE_DIR: &str = "/var/lib/edgefleet-lab";
 
-/// The simulated IoT Edge version (`iotedge version`, `aziot-edged --version`, check's `aziot-edge-version`).
+/// The IoT Edge version of a fresh lab device (`aziot-edged --version`; `iotedge version` and check's
+/// `aziot-edge-version` follow the installed package, see [`State::iotedge_version`]).
 pub const IOTEDGE_VERSION: &str = "1.5.21";
 /// The simulated aziot-identity-service version (check's `aziot-version`).
 pub const AZIOT_VERSION: &str = "1.5.6";
@@ -612,6 +613,20 @@ impl Docker {
     }
 }
 
+/// The packages a fresh lab device has installed, with their versions (`dpkg-query`): the aziot-edge of
+/// [`IOTEDGE_VERSION`], the moby-engine of [`Engine::default`].
+pub fn default_packages() -> BTreeMap<String, String> {
+    [
+        ("aziot-edge", format!("{IOTEDGE_VERSION}-1")),
+        ("aziot-identity-service", "1.5.6-1".to_string()),
+        ("moby-engine", "24.0.9+azure-ubuntu22.04u1".to_string()),
+        ("moby-cli", "24.0.9+azure-ubuntu22.04u1".to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
 /// Everything an invocation may read or change, loaded lazily and written back once at the end.
 pub struct State {
     /// The environment.
@@ -702,6 +717,25 @@ impl State {
             self.docker = Some(read_json(&self.env.state_file("docker.json"))?);
         }
         Ok(())
+    }
+
+    /// The installed packages and versions (`packages.json`, or [`default_packages`]).
+    pub fn packages(&self) -> Result<BTreeMap<String, String>, StateError> {
+        let p = self.env.state_file("packages.json");
+        if p.exists() {
+            read_json(&p)
+        } else {
+            Ok(default_packages())
+        }
+    }
+
+    /// The IoT Edge version installed (`iotedge version`): the aziot-edge package's, without its revision.
+    pub fn iotedge_version(&self) -> String {
+        self.packages()
+            .ok()
+            .and_then(|p| p.get("aziot-edge").cloned())
+            .map(|v| v.split('-').next().unwrap_or(&v).to_string())
+            .unwrap_or_else(|| IOTEDGE_VERSION.to_string())
     }
 
     /// Append one line to a unit's journal, in `journalctl`'s short format.

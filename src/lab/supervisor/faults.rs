@@ -9,8 +9,10 @@
 //! other Edge CA: a renewal is installed, then rejected), `locked` starts a process inside the device that holds
 //! edgefleet's run lock (`/run/lock/edgefleet.lock`, see `transport::runlock`; the lab never imports it, so the
 //! path and the owner record's shape are written here again) with an owner record naming run
-//! `lab-fault-locked`, as another run would, `none` clears everything (and releases that lock). Also the faults'
-//! CLI spelling.
+//! `lab-fault-locked`, as another run would; the maintenance states `dangling-images`, `unused-volumes` and
+//! `old-runtime` change the simulator's engine and package database (`sim::lab_states`, with real volume data on
+//! disk), `low-disk` mounts a small, nearly full tmpfs on the Docker root, `container-list-fails` creates the
+//! simulator's fault file; `none` clears everything (and releases that lock). Also the faults' CLI spelling.
 //!
 //! It must not speak the control protocol (that is `control`).
 
@@ -20,6 +22,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::lab::ns::{self};
+use crate::lab::sim::lab_states;
 
 use super::device::{set_desired, Dev, Net};
 use super::shared::Shared;
@@ -55,6 +58,16 @@ pub enum FaultKind {
     Locked,
     /// The simulated `iotedge check` rejects every Edge CA but the one installed when the fault was set.
     EdgeCaRejected,
+    /// Untagged images no container uses.
+    DanglingImages,
+    /// Volumes no container mounts (plus one a stopped container mounts, and edgeHub's store).
+    UnusedVolumes,
+    /// The Docker root is nearly full.
+    LowDisk,
+    /// Older aziot-edge / identity service / Moby packages.
+    OldRuntime,
+    /// Listing containers fails (everything else answers).
+    ContainerListFails,
 }
 
 impl FaultKind {
@@ -74,6 +87,11 @@ impl FaultKind {
         FaultKind::ClockSkew,
         FaultKind::Locked,
         FaultKind::EdgeCaRejected,
+        FaultKind::DanglingImages,
+        FaultKind::UnusedVolumes,
+        FaultKind::LowDisk,
+        FaultKind::OldRuntime,
+        FaultKind::ContainerListFails,
     ];
 }
 
@@ -108,6 +126,11 @@ pub fn fault_name(k: FaultKind) -> &'static str {
         FaultKind::ClockSkew => "clock-skew",
         FaultKind::Locked => "locked",
         FaultKind::EdgeCaRejected => "edge-ca-rejected",
+        FaultKind::DanglingImages => "dangling-images",
+        FaultKind::UnusedVolumes => "unused-volumes",
+        FaultKind::LowDisk => "low-disk",
+        FaultKind::OldRuntime => "old-runtime",
+        FaultKind::ContainerListFails => "container-list-fails",
     }
 }
 
@@ -170,6 +193,35 @@ kill "$p"
 # The kernel drops the lock as the holder exits; a run may take it at once, which is fine too.
 flock -w 10 /run/lock/edgefleet.lock true || true
 "#;
+
+/// `low-disk`: a 32 MiB tmpfs on the Docker root, filled but for 32 KiB (`df` and the maintenance gather see a
+/// real file system that is 100% full, above any threshold). Only inside the device's mount namespace.
+const LOW_DISK_ON: &str = r#"set -e
+d=/var/lib/docker
+if ! grep -q "^edgefleet-lowdisk $d " /proc/self/mounts; then
+  mkdir -p "$d"
+  mount -t tmpfs -o size=32m,mode=0711 edgefleet-lowdisk "$d"
+  mkdir -p "$d/volumes"
+  head -c 33521664 /dev/zero > "$d/.lab-low-disk"
+fi
+"#;
+
+const LOW_DISK_OFF: &str = r#"while grep -q "^edgefleet-lowdisk /var/lib/docker " /proc/self/mounts; do umount /var/lib/docker || exit 1; done
+"#;
+
+/// Run a `sim::lab_states` function on the device root (off the async runtime: it writes files).
+async fn sim_state(
+    sh: &Shared,
+    dev: &Dev,
+    f: fn(&std::path::Path) -> io::Result<()>,
+) -> Result<(), String> {
+    let root = sh.paths.device_root(&dev.spec.name);
+    let name = dev.spec.name.clone();
+    tokio::task::spawn_blocking(move || f(&root))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("{name}: {e}"))
+}
 
 async fn disk_script(dev: &Dev, script: &'static str) -> Result<(), String> {
     root_script(dev, script.to_string(), "disk-full")
@@ -293,6 +345,7 @@ pub(super) async fn apply_fault(
                 "check-error",
                 "clock-skew",
                 "edge-ca-rejected",
+                "container-list-fails",
             ] {
                 match std::fs::remove_file(sim_fault_file(sh, dev, f)) {
                     Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(io_err(e)),
@@ -301,6 +354,8 @@ pub(super) async fn apply_fault(
             }
             disk_script(dev, DISK_FULL_OFF).await?;
             root_script(dev, LOCKED_OFF.to_string(), "locked").await?;
+            root_script(dev, LOW_DISK_OFF.to_string(), "low-disk").await?;
+            sim_state(sh, dev, lab_states::clear).await?;
             set_desired(dev, |d| {
                 d.net = Net::Normal;
                 d.wrong_key = false;
@@ -319,7 +374,13 @@ pub(super) async fn apply_fault(
             set_desired(dev, |d| d.net = Net::Slow(ms)).await?
         }
         FaultKind::WrongHostKey => set_desired(dev, |d| d.wrong_key = true).await?,
-        FaultKind::ApplyFails | FaultKind::CheckError => {
+        FaultKind::DanglingImages => sim_state(sh, dev, lab_states::add_dangling_images).await?,
+        FaultKind::UnusedVolumes => sim_state(sh, dev, lab_states::add_unused_volumes).await?,
+        FaultKind::OldRuntime => sim_state(sh, dev, lab_states::set_old_runtime).await?,
+        FaultKind::LowDisk => {
+            root_script(dev, LOW_DISK_ON.to_string(), "low-disk").await?;
+        }
+        FaultKind::ApplyFails | FaultKind::CheckError | FaultKind::ContainerListFails => {
             let p = sim_fault_file(sh, dev, &name);
             if let Some(parent) = p.parent() {
                 std::fs::create_dir_all(parent).map_err(io_err)?;

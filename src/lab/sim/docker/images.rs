@@ -27,11 +27,28 @@ pub(super) fn find_image<'a>(d: &'a Docker, key: &str) -> Option<&'a Image> {
     })
 }
 
+/// A dangling image (untagged: what a re-pulled tag leaves behind) is listed as `<none>`.
+pub(crate) fn dangling(im: &Image) -> bool {
+    im.repository == "<none>"
+}
+
 pub(super) fn image_json(im: &Image) -> Value {
+    let (tags, digests) = if dangling(im) {
+        (json!([]), json!([]))
+    } else {
+        (
+            json!([format!("{}:{}", im.repository, im.tag)]),
+            json!([format!(
+                "{}@sha256:{}",
+                im.repository,
+                engine::digest(&im.id)
+            )]),
+        )
+    };
     json!({
         "Id": im.id,
-        "RepoTags": [format!("{}:{}", im.repository, im.tag)],
-        "RepoDigests": [format!("{}@sha256:{}", im.repository, engine::digest(&im.id))],
+        "RepoTags": tags,
+        "RepoDigests": digests,
         "Created": time::rfc3339_nanos(im.created_ms),
         "Size": im.size,
         "Architecture": "amd64",
@@ -42,7 +59,9 @@ pub(super) fn image_json(im: &Image) -> Value {
 pub(super) fn images(st: &mut State, mut cli: Cli, io: &mut Io) -> Result<i32, StateError> {
     cli.expand_short("aq");
     let quiet = cli.flag(&["-q", "--quiet"]);
-    let _ = cli.flag(&["-a", "--all", "--digests", "--no-trunc"]);
+    let no_trunc = cli.flag(&["--no-trunc"]);
+    let _ = cli.flag(&["-a", "--all", "--digests"]);
+    let filters = cli.values(&["-f", "--filter"]);
     let format = cli.values(&["--format"]).pop();
     let now = st.env.now_ms;
     let d = st.docker()?;
@@ -55,10 +74,21 @@ pub(super) fn images(st: &mut State, mut cli: Cli, io: &mut Io) -> Result<i32, S
             .unwrap_or(false);
         imgs.retain(|im| im.repository == r && (!explicit_tag || im.tag == t));
     }
+    for f in &filters {
+        match f.as_str() {
+            "dangling=true" => imgs.retain(|im| dangling(im)),
+            "dangling=false" => imgs.retain(|im| !dangling(im)),
+            _ => {}
+        }
+    }
     imgs.sort_by_key(|im| std::cmp::Reverse(im.created_ms));
     if quiet {
         for im in imgs {
-            io.outln(&im.id.trim_start_matches("sha256:")[..12]);
+            if no_trunc {
+                io.outln(&im.id);
+            } else {
+                io.outln(&im.id.trim_start_matches("sha256:")[..12]);
+            }
         }
         return Ok(0);
     }
@@ -302,6 +332,9 @@ pub(super) fn volume(st: &mut State, mut cli: Cli, io: &mut Io) -> Result<i32, S
                 .drain(..)
                 .partition(|v| !used.contains(&v.name) && (all || anonymous(&v.name)));
             d.volumes = kept;
+            for v in &gone {
+                remove_volume_data(st, &v.name);
+            }
             if !gone.is_empty() {
                 io.outln("Deleted Volumes:");
                 for v in &gone {
@@ -338,6 +371,7 @@ pub(super) fn volume(st: &mut State, mut cli: Cli, io: &mut Io) -> Result<i32, S
                     code = 1;
                 } else if let Some(i) = d.volumes.iter().position(|v| v.name == name) {
                     d.volumes.remove(i);
+                    remove_volume_data(st, &name);
                     io.outln(&name);
                 } else {
                     io.errln(format!(
@@ -389,6 +423,14 @@ pub(super) fn volume(st: &mut State, mut cli: Cli, io: &mut Io) -> Result<i32, S
     }
 }
 
+/// The engine deletes a volume's data with it (`<docker root>/volumes/NAME`).
+fn remove_volume_data(st: &State, name: &str) {
+    if name.is_empty() || name.contains('/') || name.starts_with('.') {
+        return;
+    }
+    let _ = fs::remove_dir_all(st.env.path(&format!("/var/lib/docker/volumes/{name}")));
+}
+
 pub(super) fn rmi(st: &mut State, mut cli: Cli, io: &mut Io) -> Result<i32, StateError> {
     let force = cli.flag(&["-f", "--force"]);
     let mut code = 0;
@@ -414,7 +456,9 @@ pub(super) fn rmi(st: &mut State, mut cli: Cli, io: &mut Io) -> Result<i32, Stat
             }
             _ => {
                 d.images.retain(|x| x != &im);
-                io.outln(format!("Untagged: {}:{}", im.repository, im.tag));
+                if !dangling(&im) {
+                    io.outln(format!("Untagged: {}:{}", im.repository, im.tag));
+                }
                 io.outln(format!("Deleted: {}", im.id));
             }
         }

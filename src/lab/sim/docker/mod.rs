@@ -116,6 +116,19 @@ pub fn run(st: &mut State, args: &[String], io: &mut Io) -> Result<i32, StateErr
         return Ok(1);
     }
     edged::reconcile(st)?;
+    // The lab's `container-list-fails` state: the engine answers everything but listing containers.
+    let lists_containers = cmd == "ps"
+        || (cmd == "inspect"
+            && cli
+                .args
+                .windows(2)
+                .any(|w| w[0] == "--type" && w[1] == "container"));
+    if lists_containers && st.env.fault("container-list-fails").is_some() {
+        io.errln(
+            "Error response from daemon: failed to list containers: context deadline exceeded",
+        );
+        return Ok(1);
+    }
     match cmd.as_str() {
         "info" => info(st, cli, io),
         "inspect" => containers::inspect(st, cli, io),

@@ -16,7 +16,7 @@ use crate::lab::sim::edged;
 use crate::lab::sim::engine;
 use crate::lab::sim::gotmpl::{tabwrite, tabwrite_rust};
 use crate::lab::sim::program::{spawn_child, Io, Spawn};
-use crate::lab::sim::state::{Container, State, StateError, AZIOT_SERVICES, IOTEDGE_VERSION};
+use crate::lab::sim::state::{Container, State, StateError, AZIOT_SERVICES};
 use crate::lab::sim::time;
 use check::CheckOpts;
 
@@ -43,7 +43,7 @@ pub fn run(st: &mut State, args: &[String], io: &mut Io, spawn: Spawn) -> Result
     let rest = &args[1..];
     match cmd {
         "version" | "--version" | "-V" => {
-            io.outln(format!("iotedge {IOTEDGE_VERSION}"));
+            io.outln(format!("iotedge {}", st.iotedge_version()));
             Ok(0)
         }
         "config" => config(st, rest, io, spawn),

@@ -135,7 +135,7 @@ pub(super) fn parent_hostname(
 }
 
 pub(super) fn aziot_edge_version(
-    _: &mut State,
+    st: &mut State,
     opts: &CheckOpts,
     ctx: &mut Ctx,
     info: &mut Value,
@@ -148,10 +148,11 @@ pub(super) fn aziot_edge_version(
         None if ctx.parent_hostname.is_some() => return Ok(Res::Ignored),
         None => IOTEDGE_VERSION.to_string(),
     };
-    *info = json!({"actual_edged_version": IOTEDGE_VERSION, "expected_edged_version": expected});
-    if expected != IOTEDGE_VERSION {
+    let actual = st.iotedge_version();
+    *info = json!({"actual_edged_version": actual, "expected_edged_version": expected});
+    if expected != actual {
         return Ok(Res::Warning(vec![format!(
-            "Installed IoT Edge daemon has version {IOTEDGE_VERSION} but {expected} is the latest stable version available.\nPlease see https://aka.ms/iotedge-update-runtime for update instructions."
+            "Installed IoT Edge daemon has version {actual} but {expected} is the latest stable version available.\nPlease see https://aka.ms/iotedge-update-runtime for update instructions."
         )]));
     }
     Ok(Res::Ok)

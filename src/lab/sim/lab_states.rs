@@ -1,0 +1,228 @@
+//! What the lab's maintenance states put on a device, through the simulator's own state (so every program sees
+//! it): `dangling-images` (untagged images with their sizes), `unused-volumes` (volumes with real data under
+//! the Docker root, one of them mounted by a stopped container, one of them edgeHub's store that no container
+//! mounts right now), `old-runtime` (older aziot-edge, identity service and Moby packages, which `iotedge
+//! version` follows, and the engine version `docker version` prints). [`clear`] takes all of it away again. It
+//! must not import a program.
+
+use std::fs;
+use std::io;
+use std::path::Path;
+
+use super::engine;
+use super::state::{
+    default_packages, write_json, Container, Engine, Env, Image, LogConfig, State, StateError,
+    Volume,
+};
+
+/// Images `dangling-images` adds: (a seed for the ID, bytes).
+pub const DANGLING_IMAGES: [(&str, u64); 2] = [
+    ("lab-dangling-1", 52_428_800),
+    ("lab-dangling-2", 31_457_280),
+];
+/// Volumes `unused-volumes` adds that no container mounts and nothing protects: (name, bytes of data).
+pub const UNUSED_VOLUMES: [(&str, u64); 2] = [("lab-cache", 3 << 20), ("lab-scratch", 1 << 20)];
+/// The volume a stopped container mounts (must survive a clean-up).
+pub const USED_VOLUME: &str = "lab-data";
+/// edgeHub's store as a named volume, not mounted while edgeHub is being recreated (must survive a clean-up).
+pub const EDGE_HUB_STORE: &str = "edgehub";
+/// The stopped container that mounts [`USED_VOLUME`].
+pub const STOPPED_CONTAINER: &str = "lab-old-job";
+const STOPPED_IMAGE: (&str, &str) = ("busybox", "1.36");
+/// Versions `old-runtime` installs.
+pub const OLD_PACKAGES: [(&str, &str); 4] = [
+    ("aziot-edge", "1.4.27-1"),
+    ("aziot-identity-service", "1.4.9-1"),
+    ("moby-engine", "20.10.27+azure-ubuntu22.04u1"),
+    ("moby-cli", "20.10.27+azure-ubuntu22.04u1"),
+];
+const OLD_ENGINE: &str = "20.10.27+azure-1";
+
+fn err(e: StateError) -> io::Error {
+    io::Error::other(e.to_string())
+}
+
+fn with_state(root: &Path, f: impl FnOnce(&mut State) -> Result<(), StateError>) -> io::Result<()> {
+    let mut st = State::open(Env::for_root(root)).map_err(err)?;
+    f(&mut st).map_err(err)?;
+    st.flush().map_err(err)
+}
+
+fn write_volume_data(root: &Path, name: &str, bytes: u64) -> io::Result<()> {
+    let dir = root.join("var/lib/docker/volumes").join(name).join("_data");
+    fs::create_dir_all(&dir)?;
+    let f = fs::File::create(dir.join("data.bin"))?;
+    // Real blocks, not a sparse file: `du` counts what the disk holds.
+    let chunk = vec![0x5au8; 64 * 1024];
+    let mut w = io::BufWriter::new(f);
+    let mut left = bytes;
+    while left > 0 {
+        let n = left.min(chunk.len() as u64) as usize;
+        io::Write::write_all(&mut w, &chunk[..n])?;
+        left -= n as u64;
+    }
+    io::Write::flush(&mut w)
+}
+
+/// `dangling-images`.
+pub fn add_dangling_images(root: &Path) -> io::Result<()> {
+    with_state(root, |st| {
+        let now = st.env.now_ms;
+        let d = st.docker_mut()?;
+        for (seed, size) in DANGLING_IMAGES {
+            let id = format!("sha256:{}", engine::digest(seed));
+            if !d.images.iter().any(|i| i.id == id) {
+                d.images.push(Image {
+                    repository: "<none>".into(),
+                    tag: "<none>".into(),
+                    id,
+                    created_ms: now.saturating_sub(30 * 86_400_000),
+                    size,
+                });
+            }
+        }
+        Ok(())
+    })
+}
+
+/// `unused-volumes`.
+pub fn add_unused_volumes(root: &Path) -> io::Result<()> {
+    for (name, bytes) in UNUSED_VOLUMES {
+        write_volume_data(root, name, bytes)?;
+    }
+    write_volume_data(root, USED_VOLUME, 2 << 20)?;
+    write_volume_data(root, EDGE_HUB_STORE, 2 << 20)?;
+    with_state(root, |st| {
+        let now = st.env.now_ms;
+        let d = st.docker_mut()?;
+        let names = UNUSED_VOLUMES
+            .iter()
+            .map(|(n, _)| *n)
+            .chain([USED_VOLUME, EDGE_HUB_STORE]);
+        for name in names {
+            if !d.volumes.iter().any(|v| v.name == name) {
+                d.volumes.push(Volume {
+                    name: name.into(),
+                    driver: "local".into(),
+                });
+            }
+        }
+        let (repo, tag) = STOPPED_IMAGE;
+        let image_id = format!("sha256:{}", engine::digest(&format!("{repo}:{tag}")));
+        if !d.images.iter().any(|i| i.id == image_id) {
+            d.images.push(Image {
+                repository: repo.into(),
+                tag: tag.into(),
+                id: image_id.clone(),
+                created_ms: now,
+                size: 4_270_000,
+            });
+        }
+        if d.find(STOPPED_CONTAINER).is_none() {
+            d.containers.push(Container {
+                id: engine::digest(&format!("{STOPPED_CONTAINER}-{now}")),
+                name: STOPPED_CONTAINER.into(),
+                image: format!("{repo}:{tag}"),
+                image_id,
+                status: "exited".into(),
+                created_ms: now,
+                started_ms: now,
+                finished_ms: now,
+                exit_code: 0,
+                binds: vec![format!("{USED_VOLUME}:/data")],
+                log_config: LogConfig {
+                    kind: "local".into(),
+                    config: Default::default(),
+                },
+                network: "bridge".into(),
+                ..Container::default()
+            });
+        }
+        Ok(())
+    })
+}
+
+/// `old-runtime`.
+pub fn set_old_runtime(root: &Path) -> io::Result<()> {
+    let env = Env::for_root(root);
+    let mut pkgs = default_packages();
+    for (n, v) in OLD_PACKAGES {
+        pkgs.insert(n.into(), v.into());
+    }
+    write_json(&env.state_file("packages.json"), &pkgs).map_err(err)?;
+    with_state(root, |st| {
+        st.docker_mut()?.engine.version = OLD_ENGINE.into();
+        Ok(())
+    })
+}
+
+/// Take away everything the states above added (the volumes' data too).
+pub fn clear(root: &Path) -> io::Result<()> {
+    let env = Env::for_root(root);
+    match fs::remove_file(env.state_file("packages.json")) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let ours: Vec<&str> = UNUSED_VOLUMES
+        .iter()
+        .map(|(n, _)| *n)
+        .chain([USED_VOLUME, EDGE_HUB_STORE])
+        .collect();
+    for v in &ours {
+        match fs::remove_dir_all(root.join("var/lib/docker/volumes").join(v)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
+    with_state(root, |st| {
+        let dangling: Vec<String> = DANGLING_IMAGES
+            .iter()
+            .map(|(s, _)| format!("sha256:{}", engine::digest(s)))
+            .collect();
+        let d = st.docker_mut()?;
+        if d.engine.version == OLD_ENGINE {
+            d.engine.version = Engine::default().version;
+        }
+        d.images
+            .retain(|i| !dangling.contains(&i.id) && i.repository != STOPPED_IMAGE.0);
+        d.volumes.retain(|v| !ours.contains(&v.name.as_str()));
+        d.containers.retain(|c| c.name != STOPPED_CONTAINER);
+        Ok(())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_are_added_with_real_data_and_cleared() {
+        let dir = tempfile::tempdir().unwrap();
+        super::super::init_device_state(dir.path()).unwrap();
+        add_dangling_images(dir.path()).unwrap();
+        add_unused_volumes(dir.path()).unwrap();
+        set_old_runtime(dir.path()).unwrap();
+        let data = dir
+            .path()
+            .join("var/lib/docker/volumes/lab-cache/_data/data.bin");
+        assert_eq!(fs::metadata(&data).unwrap().len(), 3 << 20);
+        let mut st = State::open(Env::for_root(dir.path())).unwrap();
+        let d = st.docker().unwrap().clone();
+        assert_eq!(
+            d.images.iter().filter(|i| i.repository == "<none>").count(),
+            2
+        );
+        assert_eq!(d.volumes.len(), 4);
+        assert_eq!(d.containers[0].binds, ["lab-data:/data"]);
+        assert_eq!(d.engine.version, OLD_ENGINE);
+        assert_eq!(st.packages().unwrap()["aziot-edge"], "1.4.27-1");
+        drop(st);
+        clear(dir.path()).unwrap();
+        let mut st = State::open(Env::for_root(dir.path())).unwrap();
+        let d = st.docker().unwrap().clone();
+        assert!(d.images.is_empty() && d.volumes.is_empty() && d.containers.is_empty());
+        assert_eq!(d.engine.version, Engine::default().version);
+        assert!(!data.exists());
+        assert_eq!(st.packages().unwrap(), default_packages());
+    }
+}
