@@ -32,6 +32,7 @@ pub use plan::{
 };
 
 pub mod assert;
+pub mod bundle_push;
 pub mod command;
 pub mod copy;
 pub mod debug;
@@ -390,6 +391,7 @@ impl Registry {
             erase(docker_daemon::DockerDaemon),
             erase(edge_ca::EdgeCa),
             erase(iotedge_verify::IotedgeVerify),
+            erase(bundle_push::BundlePush::default()),
         ];
         let mut r = Registry {
             by_name: BTreeMap::new(),

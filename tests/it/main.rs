@@ -23,3 +23,4 @@ mod support;
 mod template;
 mod tools;
 mod vault;
+mod xfer;
