@@ -172,6 +172,66 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn uploads_stream_file_ranges_under_the_gate() {
+        use crate::transport::{FileRange, Upload};
+        use std::sync::Arc;
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src.bin");
+        std::fs::write(&src, b"0123456789abcdef").unwrap();
+        let lock = dir.path().join("lock").display().to_string();
+        let gate = Arc::new(tokio::sync::Semaphore::new(1));
+        let upload = Upload {
+            pieces: vec![
+                FileRange {
+                    path: src.clone(),
+                    offset: 10,
+                    len: 6,
+                },
+                FileRange {
+                    path: src.clone(),
+                    offset: 0,
+                    len: 2,
+                },
+            ],
+            gate: Some(gate),
+        };
+        // Each command holds `lock` while it runs: a second one inside the gate at the same time fails.
+        let cmd = || {
+            Exec::new(
+                Cmd::new("mkdir")
+                    .arg(lock.as_str())
+                    .raw("|| exit 9; printf pre; cat; sleep 0.2; rmdir")
+                    .arg(lock.as_str()),
+            )
+            .stdin("<")
+            .upload(upload.clone())
+        };
+        let t = Arc::new(LocalTransport::new("localhost"));
+        let (a, b) = tokio::join!(t.exec(cmd()), t.exec(cmd()));
+        for o in [a.unwrap(), b.unwrap()] {
+            assert_eq!(o.status, ExitStatus::Code(0), "{}", o.stderr_str());
+            assert_eq!(o.stdout, b"pre<abcdef01");
+        }
+        // A range past the end of the file is an error naming the file, not a short stdin.
+        let short = Upload {
+            pieces: vec![FileRange {
+                path: src.clone(),
+                offset: 12,
+                len: 10,
+            }],
+            gate: None,
+        };
+        let e = t
+            .exec(Exec::new(Cmd::new("cat")).upload(short))
+            .await
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("src.bin") && e.to_string().contains("too short"),
+            "{e}"
+        );
+    }
+
+    #[tokio::test]
     async fn timeout_is_reported() {
         let t = LocalTransport::new("localhost");
         let e = t
