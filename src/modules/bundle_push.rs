@@ -42,10 +42,13 @@ pub const DEFAULT_CONCURRENCY: usize = 8;
 /// The variable that sets the run-wide upload bound (read by the first task that uploads).
 pub const CONCURRENCY_VAR: &str = "bundle_upload_concurrency";
 
+/// Verification outcomes of the run, by (bundle, allowed-signers) path.
+type Verifications = HashMap<(PathBuf, PathBuf), Result<Arc<Parts>, String>>;
+
 /// The module, with its run-wide state: verified bundles and the upload gate.
 #[derive(Default)]
 pub struct BundlePush {
-    verified: AsyncMutex<HashMap<(PathBuf, PathBuf), Result<Arc<Parts>, String>>>,
+    verified: AsyncMutex<Verifications>,
     gate: OnceLock<Arc<Semaphore>>,
 }
 
@@ -148,7 +151,7 @@ fn load(bundle: &Path, signers: &Path) -> Result<Parts, String> {
         let mut lines = v.integrity.clone();
         lines.extend(v.dependencies.iter().cloned());
         return Err(format!(
-            "{}: the bundle failed verification:\n  {}",
+            "the bundle failed verification ({}):\n  {}",
             bundle.display(),
             lines.join("\n  ")
         ));
