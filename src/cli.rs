@@ -570,6 +570,7 @@ choices!(FaultKind {
     ApplyFails => "apply-fails": "`iotedge config apply` fails",
     CheckError => "check-error": "`iotedge check` reports an error",
     DiskFull => "disk-full": "Writes under /etc fail with \"No space left on device\"",
+    StoreFull => "store-full": "The bundle store /var/lib/edgefleet/blobs has room for 1 MiB (`none` keeps its files)",
     Reboot => "reboot": "The SSH server dies and comes back after a delay",
     EdgeCaExpiring => "edge-ca-expiring": "The installed Edge CA expires in 10 days (same key; `none` restores it)",
     EdgeCaExpired => "edge-ca-expired": "The installed Edge CA expired 5 days ago (same key; `none` restores it)",

@@ -32,6 +32,7 @@ pub use plan::{
 };
 
 pub mod assert;
+pub mod bundle_push;
 pub mod command;
 pub mod copy;
 pub mod debug;
@@ -394,6 +395,7 @@ impl Registry {
             erase(edge_ca_renew::EdgeCaRenew),
             erase(iotedge_verify::IotedgeVerify),
             erase(iotedge_maintenance::IotedgeMaintenance),
+            erase(bundle_push::BundlePush::default()),
         ];
         let mut r = Registry {
             by_name: BTreeMap::new(),

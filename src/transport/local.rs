@@ -1,7 +1,8 @@
 //! The `local` transport: `ansible_connection: local` and `delegate_to: localhost`.
 //!
 //! Runs the same framed command line the SSH transport sends, through `/bin/sh -c` on the controller, so every
-//! module behaves identically on both. It must not be used for devices: it spawns one process per command.
+//! module behaves identically on both (an [`Upload`](super::Upload) is copied into the child's stdin in bounded
+//! chunks after the stdin bytes). It must not be used for devices: it spawns one process per command.
 
 use std::process::Stdio;
 
@@ -39,8 +40,13 @@ impl Transport for LocalTransport {
 
     async fn exec(&self, req: Exec) -> Result<Output, TransportError> {
         let (line, stdin) = frame(&req);
+        let _upload_slot = match &req.upload {
+            Some(u) => u.permit().await,
+            None => None,
+        };
+        let streamed = req.upload.as_ref().map_or(0, |u| u.len()) as usize;
         self.stats
-            .count_exec(line.len() + stdin.as_ref().map_or(0, |s| s.len()));
+            .count_exec(line.len() + stdin.as_ref().map_or(0, |s| s.len()) + streamed);
         let mut child = tokio::process::Command::new("/bin/sh")
             .arg("-c")
             .arg(&line)
@@ -57,11 +63,32 @@ impl Transport for LocalTransport {
             .process_group(0)
             .spawn()
             .map_err(|e| TransportError::Other(format!("cannot start /bin/sh: {e}")))?;
+        let mut upload_error = None;
         if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
-            // Write in the background so a command that does not read its stdin cannot deadlock us.
+            // Write in the background so a command that does not read its stdin cannot deadlock us. An upload's
+            // ranges follow, copied in bounded chunks (never held whole).
+            let upload = req.upload.clone();
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            upload_error = Some(rx);
             tokio::spawn(async move {
-                let _ = pipe.write_all(&data).await;
+                let mut err = None;
+                if pipe.write_all(&data).await.is_ok() {
+                    for piece in upload.iter().flat_map(|u| u.pieces.iter()) {
+                        match piece.open().await {
+                            Ok(mut r) => {
+                                if tokio::io::copy(&mut r, &mut pipe).await.is_err() {
+                                    break;
+                                }
+                            }
+                            Err(e) => {
+                                err = Some(e);
+                                break;
+                            }
+                        }
+                    }
+                }
                 let _ = pipe.shutdown().await;
+                let _ = tx.send(err);
             });
         }
         let wait = child.wait_with_output();
@@ -82,6 +109,11 @@ impl Transport for LocalTransport {
                 }
             }
         };
+        if let Some(rx) = upload_error {
+            if let Ok(Some(e)) = rx.await {
+                return Err(e);
+            }
+        }
         let (mut stdout, mut stderr) = (out.stdout, out.stderr);
         self.stats.count_received(stdout.len() + stderr.len());
         unframe(&mut stdout);
@@ -137,6 +169,66 @@ mod tests {
         assert_eq!(out.stderr, b"err\n");
         assert_eq!(out.status, ExitStatus::Code(3));
         assert_eq!(t.stats().execs, 1);
+    }
+
+    #[tokio::test]
+    async fn uploads_stream_file_ranges_under_the_gate() {
+        use crate::transport::{FileRange, Upload};
+        use std::sync::Arc;
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src.bin");
+        std::fs::write(&src, b"0123456789abcdef").unwrap();
+        let lock = dir.path().join("lock").display().to_string();
+        let gate = Arc::new(tokio::sync::Semaphore::new(1));
+        let upload = Upload {
+            pieces: vec![
+                FileRange {
+                    path: src.clone(),
+                    offset: 10,
+                    len: 6,
+                },
+                FileRange {
+                    path: src.clone(),
+                    offset: 0,
+                    len: 2,
+                },
+            ],
+            gate: Some(gate),
+        };
+        // Each command holds `lock` while it runs: a second one inside the gate at the same time fails.
+        let cmd = || {
+            Exec::new(
+                Cmd::new("mkdir")
+                    .arg(lock.as_str())
+                    .raw("|| exit 9; printf pre; cat; sleep 0.2; rmdir")
+                    .arg(lock.as_str()),
+            )
+            .stdin("<")
+            .upload(upload.clone())
+        };
+        let t = Arc::new(LocalTransport::new("localhost"));
+        let (a, b) = tokio::join!(t.exec(cmd()), t.exec(cmd()));
+        for o in [a.unwrap(), b.unwrap()] {
+            assert_eq!(o.status, ExitStatus::Code(0), "{}", o.stderr_str());
+            assert_eq!(o.stdout, b"pre<abcdef01");
+        }
+        // A range past the end of the file is an error naming the file, not a short stdin.
+        let short = Upload {
+            pieces: vec![FileRange {
+                path: src.clone(),
+                offset: 12,
+                len: 10,
+            }],
+            gate: None,
+        };
+        let e = t
+            .exec(Exec::new(Cmd::new("cat")).upload(short))
+            .await
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("src.bin") && e.to_string().contains("too short"),
+            "{e}"
+        );
     }
 
     #[tokio::test]

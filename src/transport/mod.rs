@@ -1,6 +1,7 @@
 //! Transports: how a command reaches a device and how its result comes back.
 //!
-//! Owns the [`Transport`] trait (exec with stdin, exit status, stdout/stderr), the [`Cmd`] builder that quotes
+//! Owns the [`Transport`] trait (exec with stdin, bytes or an [`Upload`] streamed from local files, exit status,
+//! stdout/stderr), the [`Cmd`] builder that quotes
 //! every dynamic part by construction, the framing that makes results immune to noisy shell rc files, the
 //! `become` (sudo) wrapping, the connection parameters ([`ConnSpec`]) resolved from inventory variables, and the
 //! per-device run lock (`runlock`: the request, the device script and its answer; SSH holds it on a channel).
@@ -127,6 +128,74 @@ impl fmt::Debug for Stdin {
     }
 }
 
+/// Standard input streamed from ranges of local files, after [`Exec::stdin`]'s bytes: read in bounded chunks
+/// while the channel's flow control allows, never held whole in memory (bundle parts of hundreds of MiB). An
+/// optional run-wide `gate` bounds how many such uploads run at once across the fleet: the transport takes a
+/// permit before it opens the channel and holds it until the command ended.
+#[derive(Debug, Clone, Default)]
+pub struct Upload {
+    /// The ranges, sent in order.
+    pub pieces: Vec<FileRange>,
+    /// Run-wide bound on concurrent uploads, if any.
+    pub gate: Option<Arc<tokio::sync::Semaphore>>,
+}
+
+/// `len` bytes of a local file from `offset`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileRange {
+    /// The local file.
+    pub path: PathBuf,
+    /// Where the range starts.
+    pub offset: u64,
+    /// How many bytes.
+    pub len: u64,
+}
+
+impl Upload {
+    /// Total bytes streamed.
+    pub fn len(&self) -> u64 {
+        self.pieces.iter().map(|p| p.len).sum()
+    }
+
+    /// Nothing to stream?
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Wait for a slot of the run-wide gate (none without a gate).
+    pub async fn permit(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        match &self.gate {
+            Some(g) => g.clone().acquire_owned().await.ok(),
+            None => None,
+        }
+    }
+}
+
+impl FileRange {
+    /// The range as a reader: the file opened and positioned at `offset`, limited to `len` bytes. Errors name
+    /// the file; a file shorter than the range is an error here (not a silently short stdin).
+    pub async fn open(&self) -> Result<tokio::io::Take<tokio::fs::File>, TransportError> {
+        use tokio::io::{AsyncReadExt, AsyncSeekExt};
+        let err = |e: std::io::Error| {
+            TransportError::Other(format!("cannot read {}: {e}", self.path.display()))
+        };
+        let mut f = tokio::fs::File::open(&self.path).await.map_err(err)?;
+        let size = f.metadata().await.map_err(err)?.len();
+        if size < self.offset.saturating_add(self.len) {
+            return Err(TransportError::Other(format!(
+                "{}: {size} bytes, too short for {} bytes at offset {} (was the file changed during the run?)",
+                self.path.display(),
+                self.len,
+                self.offset
+            )));
+        }
+        f.seek(std::io::SeekFrom::Start(self.offset))
+            .await
+            .map_err(err)?;
+        Ok(f.take(self.len))
+    }
+}
+
 /// Run the command as another user through sudo.
 #[derive(Clone, Default)]
 pub struct Become {
@@ -156,6 +225,8 @@ pub struct Exec {
     pub timeout: Option<Duration>,
     /// Run through sudo.
     pub become_: Option<Become>,
+    /// Stdin streamed from local files after `stdin` (see [`Upload`]).
+    pub upload: Option<Upload>,
 }
 
 impl Exec {
@@ -166,7 +237,13 @@ impl Exec {
             stdin: None,
             timeout: None,
             become_: None,
+            upload: None,
         }
+    }
+    /// Stream `upload` after the stdin bytes (see [`Upload`]).
+    pub fn upload(mut self, upload: Upload) -> Self {
+        self.upload = Some(upload);
+        self
     }
     /// Set stdin (not secret).
     pub fn stdin(mut self, data: impl Into<Bytes>) -> Self {
@@ -462,6 +539,10 @@ pub fn frame(req: &Exec) -> (String, Option<Bytes>) {
     let inner = req.cmd.to_shell();
     let mut line = String::from("printf '\\036EF-OUT\\036'; printf '\\036EF-OUT\\036' >&2; ");
     let mut stdin = req.stdin.as_ref().map(|s| s.data.clone());
+    if stdin.is_none() && req.upload.is_some() {
+        // The upload follows the (possibly empty) stdin bytes; with a sudo password, after its line.
+        stdin = Some(Bytes::new());
+    }
     match &req.become_ {
         None => {
             line.push_str("exec /bin/sh -c ");

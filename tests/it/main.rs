@@ -27,3 +27,4 @@ mod support;
 mod template;
 mod tools;
 mod vault;
+mod xfer;

@@ -1,6 +1,9 @@
 //! The faults a device can be given and what applying each does: network faults and the wrong host key change
 //! the device's desired endpoint (`device`), `reboot` kills every process in the device and keeps its server
-//! down for a while, `disk-full` mounts full tmpfs copies over /etc/aziot and /etc/docker, `apply-fails` /
+//! down for a while, `disk-full` mounts full tmpfs copies over /etc/aziot and /etc/docker, `store-full` mounts a
+//! [`STORE_FULL_KIB`] KiB tmpfs over the bundle store /var/lib/edgefleet/blobs (what was there is copied in; `none`
+//! copies what the tmpfs holds back before unmounting, so partial files survive as on a device where space was
+//! freed), `apply-fails` /
 //! `check-error` create the simulator's fault files, `edge-ca-expiring` / `edge-ca-expired` replace the
 //! installed Edge CA certificate with one for the same key that expires in 10 days / expired 5 days ago (the
 //! original is kept on the host, outside the device, and put back by `none`), `clock-skew` shifts what the
@@ -46,6 +49,8 @@ pub enum FaultKind {
     CheckError,
     /// Writes under /etc fail with "No space left on device".
     DiskFull,
+    /// The bundle store (/var/lib/edgefleet/blobs) has room for only [`STORE_FULL_KIB`] KiB.
+    StoreFull,
     /// The SSH server dies and comes back after a delay.
     Reboot,
     /// The installed Edge CA certificate expires in 10 days.
@@ -81,6 +86,7 @@ impl FaultKind {
         FaultKind::ApplyFails,
         FaultKind::CheckError,
         FaultKind::DiskFull,
+        FaultKind::StoreFull,
         FaultKind::Reboot,
         FaultKind::EdgeCaExpiring,
         FaultKind::EdgeCaExpired,
@@ -120,6 +126,7 @@ pub fn fault_name(k: FaultKind) -> &'static str {
         FaultKind::ApplyFails => "apply-fails",
         FaultKind::CheckError => "check-error",
         FaultKind::DiskFull => "disk-full",
+        FaultKind::StoreFull => "store-full",
         FaultKind::Reboot => "reboot",
         FaultKind::EdgeCaExpiring => "edge-ca-expiring",
         FaultKind::EdgeCaExpired => "edge-ca-expired",
@@ -221,6 +228,31 @@ async fn sim_state(
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| format!("{name}: {e}"))
+}
+
+/// Room in the bundle store under `store-full`.
+pub const STORE_FULL_KIB: u64 = 1024;
+
+const STORE_FULL_ON: &str = r#"set -e
+d=/var/lib/edgefleet/blobs under=/run/edgefleet-storefull-under
+mkdir -p "$d"
+if ! grep -q "^edgefleet-storefull $d " /proc/self/mounts; then
+  mkdir -p "$under"
+  mount --bind "$d" "$under"
+  mount -t tmpfs -o "size=${STORE_FULL_KIB}k,mode=0755" edgefleet-storefull "$d"
+  cp -a "$under/." "$d/" 2>/dev/null || true
+fi
+"#;
+
+const STORE_FULL_OFF: &str = r#"d=/var/lib/edgefleet/blobs under=/run/edgefleet-storefull-under
+if grep -q "^edgefleet-storefull $d " /proc/self/mounts; then
+  cp -a "$d/." "$under/" && umount "$d" && umount "$under" && rmdir "$under" || exit 1
+fi
+"#;
+
+async fn store_script(dev: &Dev, script: &'static str) -> Result<(), String> {
+    let script = format!("STORE_FULL_KIB={STORE_FULL_KIB}\n{script}");
+    root_script(dev, script, "store-full").await.map(|_| ())
 }
 
 async fn disk_script(dev: &Dev, script: &'static str) -> Result<(), String> {
@@ -356,6 +388,7 @@ pub(super) async fn apply_fault(
             root_script(dev, LOCKED_OFF.to_string(), "locked").await?;
             root_script(dev, LOW_DISK_OFF.to_string(), "low-disk").await?;
             sim_state(sh, dev, lab_states::clear).await?;
+            store_script(dev, STORE_FULL_OFF).await?;
             set_desired(dev, |d| {
                 d.net = Net::Normal;
                 d.wrong_key = false;
@@ -388,6 +421,7 @@ pub(super) async fn apply_fault(
             std::fs::write(&p, b"").map_err(io_err)?;
         }
         FaultKind::DiskFull => disk_script(dev, DISK_FULL_ON).await?,
+        FaultKind::StoreFull => store_script(dev, STORE_FULL_ON).await?,
         FaultKind::EdgeCaExpiring => edge_ca_fault(sh, dev, EXPIRING_DAYS).await?,
         FaultKind::EdgeCaExpired => edge_ca_fault(sh, dev, -EXPIRED_DAYS_AGO).await?,
         FaultKind::EdgeCaRejected => {

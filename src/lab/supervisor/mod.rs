@@ -16,7 +16,8 @@
 //! connection, kills every process in the device (except its namespace holder, so files and mounts stay), and
 //! starts the server again after `--ms` (default 2000). `disk-full` mounts a tmpfs holding a copy of the current
 //! files over /etc/aziot and /etc/docker, shrunk to exactly its content (blocks and inodes), so writes fail with
-//! ENOSPC. `apply-fails` / `check-error` create the simulator's fault files. `none` clears everything.
+//! ENOSPC. `store-full` mounts a 1 MiB tmpfs over the bundle store /var/lib/edgefleet/blobs (files kept across
+//! `none`). `apply-fails` / `check-error` create the simulator's fault files. `none` clears everything.
 //!
 //! Layout: this file starts and tears down the lab (`serve`); `control` is the control protocol, `device` the
 //! devices' SSH endpoints (and the bastion), `faults` what each fault does, `ps` the process recorder, `shared`

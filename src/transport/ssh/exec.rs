@@ -1,7 +1,8 @@
 //! Running commands on an SSH connection: a new session channel per command, sent once the run lock is held
 //! (`lock`; at most
 //! [`SshOptions::max_channels`](super::SshOptions) in flight), stdin streamed with flow control while stdout and
-//! stderr are collected, the exit status or signal, per-command timeouts (the remote process gets KILL and the
+//! stderr are collected (an [`Upload`]'s file ranges read in bounded chunks as the window opens, under its
+//! run-wide gate), the exit status or signal, per-command timeouts (the remote process gets KILL and the
 //! channel is closed), and one transparent reconnect when the connection dropped between commands. It never
 //! re-runs a command that may have started, and must not connect or authenticate itself (`SshTransport::handle`
 //! does).
@@ -15,7 +16,7 @@ use russh::{ChannelMsg, Disconnect, Sig};
 use super::SshTransport;
 use crate::report::StatsSnapshot;
 use crate::transport::{
-    become_error, frame, unframe, Exec, ExitStatus, Output, Transport, TransportError,
+    become_error, frame, unframe, Exec, ExitStatus, Output, Transport, TransportError, Upload,
 };
 
 fn signal_name(s: &Sig) -> String {
@@ -76,12 +77,18 @@ impl SshTransport {
 
     async fn run(&self, req: &Exec) -> Result<Output, TransportError> {
         let (line, stdin) = frame(req);
+        // An upload waits for its run-wide slot before it opens a channel, and holds it until the command ended.
+        let _upload_slot = match &req.upload {
+            Some(u) => u.permit().await,
+            None => None,
+        };
         // The command's channel opens while the run lock is still being taken; nothing runs before it is held.
         let (ch, locked) = tokio::join!(self.open_channel(), self.lock_gate());
         locked?;
         let ch = ch?;
+        let streamed = req.upload.as_ref().map_or(0, |u| u.len()) as usize;
         self.stats
-            .count_exec(line.len() + stdin.as_ref().map_or(0, |s| s.len()));
+            .count_exec(line.len() + stdin.as_ref().map_or(0, |s| s.len()) + streamed);
         ch.exec(true, line.into_bytes()).await.map_err(|e| {
             TransportError::Disconnected(format!("sending the command failed: {e}"))
         })?;
@@ -91,10 +98,14 @@ impl SshTransport {
         let mut status = ExitStatus::Unknown;
         let mut closed = false;
         let mut refused = false;
+        let mut upload_error: Option<TransportError> = None;
         let io = async {
             let writer = async {
                 if let Some(data) = stdin {
                     write.data_bytes(data).await?;
+                }
+                if let Some(u) = &req.upload {
+                    stream_upload(&write, u, &mut upload_error).await?;
                 }
                 write.eof().await
             };
@@ -129,6 +140,10 @@ impl SshTransport {
             return Err(TransportError::Timeout(req.timeout.unwrap_or_default()));
         }
         self.stats.count_received(stdout.len() + stderr.len());
+        if let Some(e) = upload_error {
+            // The command saw a short stdin (and said so); the local cause is what the operator must fix.
+            return Err(e);
+        }
         if refused && status == ExitStatus::Unknown {
             return Err(TransportError::Other(format!(
                 "{} refused to run the command (exec request denied)",
@@ -154,6 +169,25 @@ impl SshTransport {
             stderr,
         })
     }
+}
+
+/// Send an upload's file ranges in order, each read in bounded chunks under the channel's flow control. A local
+/// read error stops the stream (the remote command then sees a short stdin) and is kept for the caller.
+async fn stream_upload(
+    write: &russh::ChannelWriteHalf<client::Msg>,
+    upload: &Upload,
+    error: &mut Option<TransportError>,
+) -> Result<(), russh::Error> {
+    for piece in &upload.pieces {
+        match piece.open().await {
+            Ok(r) => write.data(r).await?,
+            Err(e) => {
+                *error = Some(e);
+                break;
+            }
+        }
+    }
+    Ok(())
 }
 
 #[async_trait]
