@@ -357,3 +357,125 @@ fn bad_issuing_cas_and_thresholds_stop_the_run_before_any_device_naming_the_file
     assert_ne!(o.status.code(), Some(4), "{}", out(&o));
     assert!(out(&o).contains("edge-9"), "{}", out(&o));
 }
+
+/// Run the maintenance playbook (optionally renewing); returns the output and the JSON report.
+fn maintain(lab: &Lab, dir: &Path, extra: &[&str]) -> (Output, Value) {
+    let report = dir.join("maintenance-report.json");
+    let _ = std::fs::remove_file(&report);
+    let o = support::edgefleet()
+        .current_dir(repo())
+        .args([
+            "play",
+            "playbooks/maintenance.yml",
+            "--progress",
+            "plain",
+            "-i",
+        ])
+        .arg(lab.inventory_path())
+        .arg("--identity")
+        .arg(lab.age_identity_path())
+        .arg("--report")
+        .arg(&report)
+        .args(extra)
+        .output()
+        .unwrap();
+    let doc: Value = std::fs::read_to_string(&report)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_else(|| panic!("no report\n{}", out(&o)));
+    (o, doc)
+}
+
+/// The Edge CA findings (`cert.edge_ca.*`) a device's maintenance reported, as `id severity`.
+fn edge_ca_findings(doc: &Value, h: &str) -> Vec<String> {
+    device(doc, h)["findings"]
+        .as_array()
+        .map(|a| a.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .filter(|f| {
+            f["id"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("cert.edge_ca")
+        })
+        .map(|f| format!("{} {}", f["id"].as_str().unwrap_or_default(), f["severity"]))
+        .collect()
+}
+
+#[test]
+fn maintenance_renews_due_edge_cas_only_when_asked_and_then_reports_the_renewed_devices() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = lab(dir.path(), 3);
+    provision(&lab, &[]);
+    lab.fault("edge-002", FaultKind::EdgeCaExpiring, None)
+        .unwrap();
+    lab.fault("edge-003", FaultKind::EdgeCaExpired, None)
+        .unwrap();
+    let hosts = ["edge-001", "edge-002", "edge-003"];
+    let before: Vec<(Vec<u8>, Vec<u8>)> = hosts.iter().map(|h| files(&lab, h)).collect();
+    let rcpt = lab.dir().join(".age-recipients");
+    let (ca, key) = issuing_ca(dir.path(), &rcpt, true, 3650, false);
+    let ca_args = [
+        "-e".to_string(),
+        format!("edge_ca_renew_ca_cert={ca}"),
+        "-e".to_string(),
+        format!("edge_ca_renew_ca_pk={key}"),
+    ];
+    let with = |more: &[&str]| -> Vec<String> {
+        ca_args
+            .iter()
+            .cloned()
+            .chain(more.iter().map(|s| s.to_string()))
+            .collect()
+    };
+
+    // Without the switch the playbook stays read-only: it reports the due Edge CAs and renews nothing.
+    let args = with(&[]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (o, doc) = maintain(&lab, dir.path(), &args);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "the expired Edge CA is critical\n{}",
+        out(&o)
+    );
+    assert!(!edge_ca_findings(&doc, "edge-002").is_empty(), "{doc:#}");
+    assert!(!edge_ca_findings(&doc, "edge-003").is_empty(), "{doc:#}");
+    assert!(edge_ca_findings(&doc, "edge-001").is_empty(), "{doc:#}");
+    for (h, b) in hosts.iter().zip(&before) {
+        assert_eq!(
+            &files(&lab, h),
+            b,
+            "{h}: nothing renewed without maintenance_renew_edge_ca"
+        );
+    }
+
+    // With it: exactly the due Edge CAs rotate, first, so the findings describe the renewed devices.
+    let args = with(&["-e", "maintenance_renew_edge_ca=true"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (o, doc) = maintain(&lab, dir.path(), &args);
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    assert_eq!(device(&doc, "edge-001")["status"], "ok", "{doc:#}");
+    for (i, h) in hosts.iter().enumerate() {
+        assert!(edge_ca_findings(&doc, h).is_empty(), "{h}: {doc:#}");
+        let now = files(&lab, h);
+        if *h == "edge-001" {
+            assert_eq!(now, before[i], "{h}: not due, untouched");
+        } else {
+            assert_eq!(device(&doc, h)["status"], "changed", "{h}: {doc:#}");
+            assert_ne!(now.0, before[i].0, "{h}: renewed");
+            assert_eq!(std::fs::read(prev(&lab, h, CERT)).unwrap(), before[i].0);
+        }
+    }
+
+    // A second run renews nothing twice.
+    let renewed: Vec<(Vec<u8>, Vec<u8>)> = hosts.iter().map(|h| files(&lab, h)).collect();
+    let (o, doc) = maintain(&lab, dir.path(), &args);
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    for (h, r) in hosts.iter().zip(&renewed) {
+        assert_eq!(device(&doc, h)["status"], "ok", "{h}: {doc:#}");
+        assert_eq!(&files(&lab, h), r, "{h}");
+    }
+    lab.down().unwrap();
+}
