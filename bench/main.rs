@@ -2,7 +2,9 @@
 //!
 //! `cargo run --release --bin bench` measures, for the shipped `playbooks/provision.yml` on fleets of
 //! 10/100/1000 embedded devices and 10/100/200 OpenSSH devices: `ping` (the floor), run 1 (everything changes),
-//! run 2 (nothing changes), run 3 (one group var changed: a subset re-applies) and `playbooks/verify.yml` alone.
+//! run 2 (nothing changes), run 3 (one group var changed: a subset re-applies), `playbooks/verify.yml` alone, and
+//! for scheduled runs (issue 14's targets) the read-only `playbooks/maintenance.yml` (ratio to verify.yml, controller
+//! CPU per device) and `certs report` (ratio to ping).
 //! Each measurement is the median of `--repeat` runs (default 3) of a separate edgefleet process: wall time,
 //! controller CPU (user+sys of that process only: the devices' own work runs in other processes), peak RSS,
 //! exec round trips per device and bytes sent per device (from the run's JSON report). It prints a table and
@@ -27,7 +29,7 @@ fn main() {
         if first == "__sim" {
             std::process::exit(edgefleet::lab::sim::main(&args[2..]));
         }
-        if ["lab", "play", "ping", "inventory", "vault"].contains(&first.as_str()) {
+        if ["lab", "play", "ping", "inventory", "vault", "certs"].contains(&first.as_str()) {
             let code = edgefleet::commands::main(args).code();
             edgefleet::commands::report_peak_rss();
             std::process::exit(code);
@@ -370,6 +372,8 @@ fn bench_one(
     let mut run2 = Vec::new();
     let mut run3 = Vec::new();
     let mut verify = Vec::new();
+    let mut maint = Vec::new();
+    let mut certs = Vec::new();
     let mut lab_up_ms = Vec::new();
     for rep in 0..repeat {
         // Run 1 needs fresh devices each time.
@@ -414,15 +418,36 @@ fn bench_one(
             Some(&report),
             repo,
         )?);
+        // The nightly read-only maintenance run. Lab devices share this machine's disk, so the disk thresholds are
+        // lifted (as in the README's lab example) and the lab deployment's edgeHub store waived.
+        let mut maint_args = run_args(&lab, &["play", "playbooks/maintenance.yml"], &report, forks);
+        maint_args.extend(["-e".into(), MAINTENANCE_LAB_VARS.into()]);
+        maint.push(measure(exe, &maint_args, Some(&report), repo)?);
+        let mut certs_args: Vec<String> = ["certs", "report", "--format", "json", "-i"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        certs_args.push(lab.inventory_path().display().to_string());
+        certs_args.extend([
+            "--identity".into(),
+            lab.age_identity_path().display().to_string(),
+        ]);
+        if let Some(f) = forks {
+            certs_args.extend(["--forks".into(), f.to_string()]);
+        }
+        certs.push(measure(exe, &certs_args, None, repo)?);
         lab.down().map_err(|e| e.to_string())?;
     }
     Ok(json!({
+        "devices": n,
         "lab_up_ms": median(lab_up_ms),
         "ping": summarize(&ping),
         "run1_all_change": summarize(&run1),
         "run2_no_change": summarize(&run2),
         "run3_group_change": summarize(&run3),
         "verify_only": summarize(&verify),
+        "maintenance_only": summarize(&maint),
+        "certs_report": summarize(&certs),
     }))
 }
 
@@ -441,6 +466,8 @@ fn print_row(name: &str, r: &Value) {
         "run2_no_change",
         "run3_group_change",
         "verify_only",
+        "maintenance_only",
+        "certs_report",
     ] {
         let m = &r[k];
         println!(
@@ -459,4 +486,18 @@ fn print_row(name: &str, r: &Value) {
             }
         );
     }
+    // Issue 14's targets: maintenance within 1.3x of verify.yml's wall, certs report within 1.3x of ping's,
+    // maintenance under 10 ms of controller CPU per device.
+    let wall = |k: &str| r[k]["wall_ms"].as_f64().unwrap_or(0.0);
+    let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
+    let n = r["devices"].as_f64().unwrap_or(0.0);
+    println!(
+        "  maintenance/verify wall {:.2}x (target <= 1.3), certs report/ping wall {:.2}x (target <= 1.3), maintenance cpu {:.1} ms/device (target < 10)",
+        ratio(wall("maintenance_only"), wall("verify_only")),
+        ratio(wall("certs_report"), wall("ping")),
+        ratio(r["maintenance_only"]["cpu_ms"].as_f64().unwrap_or(0.0), n),
+    );
 }
+
+/// Extra vars of the measured maintenance run on a lab (see `bench_one`).
+const MAINTENANCE_LAB_VARS: &str = r#"{"maintenance_check_waivers": {"edge-hub-storage-mounted-from-host": "lab deployment"}, "maintenance_disk_warn_percent": 100, "maintenance_disk_critical_percent": 100}"#;

@@ -15,7 +15,7 @@ use serde_json::Value;
 use crate::iotedge::config as cfg;
 use crate::iotedge::daemon;
 
-use super::lint::Finding;
+use super::finding::Finding;
 use super::rules::Severity;
 use super::source::{Json, Node, Pos};
 

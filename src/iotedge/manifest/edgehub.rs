@@ -4,7 +4,7 @@
 //!
 //! Layered deployments only partly describe a device: nothing absent is reported for them. Pure: no I/O.
 
-use super::lint::{Ctx, Finding};
+use super::finding::{Ctx, Finding};
 use super::source::is_placeholder;
 
 const HEADS: &[&str] = &[

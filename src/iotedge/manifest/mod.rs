@@ -13,6 +13,7 @@
 mod config;
 mod deployment;
 mod edgehub;
+mod finding;
 mod lint;
 mod modules;
 mod rules;
@@ -24,7 +25,8 @@ mod storage;
 mod update;
 mod waivers;
 
-pub use lint::{lint, Finding, Input, Kind, Outcome};
+pub use finding::{Finding, Input, Kind, Outcome};
+pub use lint::lint;
 pub use rules::{rule, Rule, Severity, RULES};
 pub use source::Pos;
 pub use waivers::{WaiverFile, WAIVER_FILE};

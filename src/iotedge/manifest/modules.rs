@@ -8,7 +8,7 @@
 
 use serde_json::Value;
 
-use super::lint::{Ctx, Finding};
+use super::finding::{Ctx, Finding};
 use super::source::is_placeholder;
 
 fn positive(v: Option<&Value>) -> bool {

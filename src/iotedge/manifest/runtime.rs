@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use crate::iotedge::config::{image_finding, UPSTREAM_PROTOCOLS};
 
-use super::lint::{Ctx, Finding};
+use super::finding::{Ctx, Finding};
 use super::source::{is_placeholder, Pos};
 
 /// Ports debuggers listen on: debugpy, Node inspector (legacy and current), vsdbg, delve, JDWP.

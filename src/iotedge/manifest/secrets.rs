@@ -5,7 +5,7 @@
 //!
 //! Messages never contain the secret's value. Pure: no I/O.
 
-use super::lint::{Ctx, Finding};
+use super::finding::{Ctx, Finding};
 use super::source::{is_placeholder, Node};
 
 const SECRET_WORDS: &[&str] = &[

@@ -6,7 +6,7 @@
 //! Template files are generated into deployments by tools that split createOptions themselves, so EF602's
 //! per-value length is not applied to them. Pure: no I/O.
 
-use super::lint::{Ctx, Finding};
+use super::finding::{Ctx, Finding};
 use super::rules::Severity;
 use super::source::{is_placeholder, Json};
 

@@ -2,7 +2,7 @@
 //! `ModuleUpdateMode` = `WaitForAllPulls`, or it starts each module as soon as its image arrives and the order is
 //! not kept. An invalid `ModuleUpdateMode` is reported too. Pure: no I/O.
 
-use super::lint::{Ctx, Finding};
+use super::finding::{Ctx, Finding};
 use super::source::is_placeholder;
 
 const MODES: &[&str] = &["NonBlocking", "WaitForAllPulls"];

@@ -14,7 +14,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::lint::Finding;
+use super::finding::Finding;
 use super::rules::rule;
 use super::source::{Member, Node, Parsed, Pos};
 
