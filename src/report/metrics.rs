@@ -271,7 +271,7 @@ mod tests {
             ],
         });
         let facts = RunFacts {
-            run_id: "20260101T000000.000Z-abcdef".into(),
+            run_id: "20260101T000000.000Z-00abcdef".into(),
             check: true,
             duration: Duration::from_millis(1500),
             ended: SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
@@ -319,7 +319,7 @@ mod tests {
         assert_eq!(
             value(
                 "edgefleet_run_info",
-                Some(("run_id", "20260101T000000.000Z-abcdef"))
+                Some(("run_id", "20260101T000000.000Z-00abcdef"))
             ),
             1.0
         );

@@ -347,7 +347,7 @@ fn resume_refuses_other_playbooks_and_missing_or_corrupt_journals() {
     assert!(out(&o).contains("no run to resume"), "{}", out(&o));
     let o = env
         .cmd()
-        .args(["--resume", "20200101T000000.000Z-000000"])
+        .args(["--resume", "20200101T000000.000Z-00000000"])
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(5), "{}", out(&o));
