@@ -49,12 +49,7 @@ fn play(dir: &Path, panic_host: Option<&str>) -> (Output, Value) {
 }
 
 fn device<'a>(doc: &'a Value, name: &str) -> &'a Value {
-    doc["devices"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|d| d["name"] == name)
-        .unwrap_or_else(|| panic!("no device {name} in {doc}"))
+    crate::support::report_device(doc, name)
 }
 
 #[test]

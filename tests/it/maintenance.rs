@@ -83,12 +83,7 @@ fn ids(j: &Value) -> BTreeMap<String, Vec<String>> {
 }
 
 fn device<'a>(j: &'a Value, name: &str) -> &'a Value {
-    j["devices"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|d| d["name"] == name)
-        .unwrap_or_else(|| panic!("{name} not in the report"))
+    crate::support::report_device(j, name)
 }
 
 fn finding<'a>(j: &'a Value, dev: &str, id: &str) -> &'a Value {

@@ -19,24 +19,25 @@ const KEY: &str = "var/aziot/secrets/edge-ca.key.pem";
 
 /// Run the renewal playbook with the issuing CA; returns the output and the JSON report.
 fn renew(lab: &Lab, dir: &Path, ca: &str, key: &str, extra: &[&str]) -> (Output, Value) {
-    let report = dir.join("renew-report.json");
+    let ca = format!("edge_ca_renew_ca_cert={ca}");
+    let key = format!("edge_ca_renew_ca_pk={key}");
+    let mut args = vec!["-e", ca.as_str(), "-e", key.as_str()];
+    args.extend_from_slice(extra);
+    play(lab, dir, "playbooks/renew-edge-ca.yml", &args)
+}
+
+/// Run a shipped playbook on the lab with a JSON report; returns the output and the report.
+fn play(lab: &Lab, dir: &Path, playbook: &str, extra: &[&str]) -> (Output, Value) {
+    let report = dir.join("play-report.json");
     let _ = std::fs::remove_file(&report);
     let o = support::edgefleet()
         .current_dir(repo())
-        .args([
-            "play",
-            "playbooks/renew-edge-ca.yml",
-            "--progress",
-            "plain",
-            "-i",
-        ])
+        .args(["play", playbook, "--progress", "plain", "-i"])
         .arg(lab.inventory_path())
         .arg("--identity")
         .arg(lab.age_identity_path())
         .arg("--report")
         .arg(&report)
-        .args(["-e", &format!("edge_ca_renew_ca_cert={ca}")])
-        .args(["-e", &format!("edge_ca_renew_ca_pk={key}")])
         .args(extra)
         .output()
         .unwrap();
@@ -48,12 +49,7 @@ fn renew(lab: &Lab, dir: &Path, ca: &str, key: &str, extra: &[&str]) -> (Output,
 }
 
 fn device<'a>(doc: &'a Value, name: &str) -> &'a Value {
-    doc["devices"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|d| d["name"] == name)
-        .unwrap_or_else(|| panic!("no device {name} in {doc:#}"))
+    crate::support::report_device(doc, name)
 }
 
 fn files(lab: &Lab, h: &str) -> (Vec<u8>, Vec<u8>) {
@@ -360,30 +356,7 @@ fn bad_issuing_cas_and_thresholds_stop_the_run_before_any_device_naming_the_file
 
 /// Run the maintenance playbook (optionally renewing); returns the output and the JSON report.
 fn maintain(lab: &Lab, dir: &Path, extra: &[&str]) -> (Output, Value) {
-    let report = dir.join("maintenance-report.json");
-    let _ = std::fs::remove_file(&report);
-    let o = support::edgefleet()
-        .current_dir(repo())
-        .args([
-            "play",
-            "playbooks/maintenance.yml",
-            "--progress",
-            "plain",
-            "-i",
-        ])
-        .arg(lab.inventory_path())
-        .arg("--identity")
-        .arg(lab.age_identity_path())
-        .arg("--report")
-        .arg(&report)
-        .args(extra)
-        .output()
-        .unwrap();
-    let doc: Value = std::fs::read_to_string(&report)
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or_else(|| panic!("no report\n{}", out(&o)));
-    (o, doc)
+    play(lab, dir, "playbooks/maintenance.yml", extra)
 }
 
 /// The Edge CA findings (`cert.edge_ca.*`) a device's maintenance reported, as `id severity`.

@@ -33,3 +33,11 @@ pub fn edgefleet() -> std::process::Command {
         );
     c
 }
+
+/// The device `name` in a JSON report (`devices[]`); panics naming it when it is missing.
+pub fn report_device<'a>(doc: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    doc["devices"]
+        .as_array()
+        .and_then(|a| a.iter().find(|d| d["name"] == name))
+        .unwrap_or_else(|| panic!("no device {name} in the report: {doc:#}"))
+}
