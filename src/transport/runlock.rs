@@ -4,9 +4,10 @@
 //! How it works: when a run that may change devices (`play`, not `--check`) connects to a device, the SSH
 //! transport opens one extra session channel on the same connection and runs [`RunLock::cmd`] there. The
 //! script opens the lock file on fd 9, takes a kernel `flock` on it, writes the owner record beside it, prints
-//! `EF-LOCK-HELD`, then becomes `cat >/dev/null` with fd 9 inherited: the lock lives exactly as long as that
-//! process, which lives exactly as long as the channel (sshd closes its stdin when the connection drops, `cat`
-//! ends, the kernel drops the lock). A killed controller therefore never leaves a stale lock behind.
+//! `EF-LOCK-HELD`, then reads its stdin with the shell's own `read` until end of file (no extra process: on a
+//! fleet, every process the lock adds is paid on every device of every run): the lock lives exactly as long as
+//! that shell, which lives exactly as long as the channel (sshd closes its stdin when the connection drops, the
+//! shell ends, the kernel drops the lock). A killed controller therefore never leaves a stale lock behind.
 //!
 //! Where: `/run/lock/edgefleet.lock` when `/run/lock` is writable by the login user (Debian, Ubuntu and
 //! Raspberry Pi OS make it 1777, so every login user of the device shares one lock), else `$HOME/.edgefleet.lock`
@@ -43,7 +44,7 @@ exec 9<"$L"
 n=0 w=
 until flock -n 9; do
   r=; IFS= read -r r <"$O" 2>/dev/null
-  case $r in "$run	"*) echo "EF-LOCK-SHARED	$L"; exec cat >/dev/null;; esac
+  case $r in "$run	"*) echo "EF-LOCK-SHARED	$L"; while read -r _; do :; done; exit 0;; esac
   if [ "$n" -ge "$wait" ]; then echo "EF-LOCK-BUSY	$L	$r"; exit 0; fi
   n=$((n+1))
   if [ -z "$w" ]; then if flock --help 2>&1 | grep -q -e --timeout; then w=y; else w=n; fi; fi
@@ -51,7 +52,7 @@ until flock -n 9; do
 done
 { printf '%s\n' "$rec" >"$O"; } 2>/dev/null || { rm -f "$O"; printf '%s\n' "$rec" >"$O"; } 2>/dev/null
 echo "EF-LOCK-HELD	$L"
-exec cat >/dev/null
+while read -r _; do :; done
 "#;
 
 /// The default `--lock-timeout`, in seconds: long enough to ride out a short overlap (a scheduled run that

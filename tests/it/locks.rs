@@ -115,9 +115,9 @@ fn run_on(lab: &Lab, dev: &str, script: &str) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-/// Processes inside `dev` (same mount namespace) running edgefleet's lock script (still waiting for the lock:
-/// a holder has become `cat`).
-fn lock_waiters(lab: &Lab, dev: &str) -> usize {
+/// Processes inside `dev` (same mount namespace) running edgefleet's lock script: the run holding the lock (its
+/// shell stays, reading the channel) and every run waiting for it.
+fn lock_scripts(lab: &Lab, dev: &str) -> usize {
     run_on(
         lab,
         dev,
@@ -269,7 +269,8 @@ fn two_runs_on_overlapping_devices_never_interleave_on_a_device() {
         &d.join("b2.log"),
     );
     wait_for("run B2 waiting for the lock on edge-001", || {
-        lock_waiters(&lab, "edge-001") == 1
+        // A holds the lock (it waits at the gate), B2 waits for it.
+        lock_scripts(&lab, "edge-001") == 2
     });
     assert_eq!(
         log_lines(&lab, "edge-001"),
