@@ -127,6 +127,18 @@ pub struct Policy {
 }
 
 impl Policy {
+    /// The waiver of a check: by its id, or by a `prefix*` key (`edgefleet-reach-*` waives every reachability
+    /// row; the longest matching prefix wins).
+    pub fn waiver_for(&self, id: &str) -> Option<&String> {
+        self.waivers.get(id).or_else(|| {
+            self.waivers
+                .iter()
+                .filter(|(k, _)| k.strip_suffix('*').is_some_and(|pre| id.starts_with(pre)))
+                .max_by_key(|(k, _)| k.len())
+                .map(|(_, v)| v)
+        })
+    }
+
     /// Does this (already waived-or-not) result fail the device?
     fn fails(&self, c: &CheckResult) -> bool {
         match c.status {
@@ -500,7 +512,7 @@ impl Verdict {
 /// fails on any error or fatal result, or a warning listed in `fail_on_warnings`.
 pub fn apply_policy(mut results: Vec<CheckResult>, policy: &Policy) -> Verdict {
     for r in &mut results {
-        if let Some(reason) = policy.waivers.get(&r.id) {
+        if let Some(reason) = policy.waiver_for(&r.id) {
             if r.status != Status::Ok {
                 r.waiver = Some(reason.clone());
                 r.status = Status::Waived;
@@ -523,12 +535,34 @@ pub fn apply_policy(mut results: Vec<CheckResult>, policy: &Policy) -> Verdict {
 /// Everything `iotedge_verify` concludes from what it gathered: `iotedge check`'s results (or one error when
 /// its output is unusable), then the edgefleet checklist, under the policy.
 pub fn evaluate(g: &Gathered, policy: &Policy) -> Verdict {
+    evaluate_with(g, policy, Vec::new())
+}
+
+/// [`evaluate`] with more results judged by the same policy (the reachability rows), after the others.
+pub fn evaluate_with(g: &Gathered, policy: &Policy, extra: Vec<CheckResult>) -> Verdict {
     let mut results: Vec<CheckResult> = match parse_check_json(&g.check.1) {
         Ok(r) => r.into_iter().map(CheckResult::from).collect(),
         Err(e) => vec![CheckResult::new("iotedge-check", Status::Error, vec![e])],
     };
     results.extend(edgefleet_checks(g, policy));
+    results.extend(extra);
     apply_policy(results, policy)
+}
+
+/// One `edgefleet-reach-<host>:<port>` row per endpoint of the plan, from the probe's section of the verify
+/// output (`facts::reach`); a missing section makes every row an error (the probe never ran).
+pub fn reach_results(plan: &crate::iotedge::reach::ReachPlan, out: &str) -> Vec<CheckResult> {
+    let probes = crate::facts::reach::parse(out).unwrap_or_else(|| Ok(Vec::new()));
+    crate::iotedge::reach::judge(plan, &probes)
+        .into_iter()
+        .map(|v| {
+            CheckResult::new(
+                &v.endpoint.check_id(),
+                Status::parse(v.status),
+                vec![v.detail],
+            )
+        })
+        .collect()
 }
 
 #[cfg(test)]
