@@ -608,6 +608,61 @@ mod tests {
     }
 
     #[test]
+    fn prefix_waivers_waive_a_family_with_its_reason() {
+        let mut p = Policy::default();
+        p.waivers
+            .insert("edgefleet-reach-*".into(), "air-gapped site".into());
+        p.waivers
+            .insert("edgefleet-reach-mcr.*".into(), "mirror in the plant".into());
+        let row = |id: &str| CheckResult::new(id, Status::Error, vec!["x".into()]);
+        let v = apply_policy(
+            vec![
+                row("edgefleet-reach-hub.example:5671"),
+                row("edgefleet-reach-mcr.microsoft.com:443"),
+                row("edgefleet-daemon-dns"),
+            ],
+            &p,
+        );
+        assert_eq!(v.checks[0].waiver.as_deref(), Some("air-gapped site"));
+        assert_eq!(v.checks[1].waiver.as_deref(), Some("mirror in the plant"));
+        assert_eq!(v.checks[2].status, Status::Error, "no prefix matches it");
+        assert_eq!(
+            v.failing().map(|c| c.id.as_str()).collect::<Vec<_>>(),
+            ["edgefleet-daemon-dns"]
+        );
+    }
+
+    #[test]
+    fn reach_rows_from_the_probe_section() {
+        let plan = crate::iotedge::reach::plan(
+            &serde_json::json!({"provisioning": {"source": "manual", "iothub_hostname": "h.example"},
+                                "agent": {"imagePullPolicy": "never", "env": {"UpstreamProtocol": "Mqtt"}}}),
+            &[],
+        )
+        .unwrap();
+        let out = "\u{1e}EF:config\nx\n\u{1e}EF:reach\nh.example:8883 28 0.000024 0 0 000 |curl: (28) Connection timed out after 5001 milliseconds\nh.example:443 0 0.1 0.2 0.3 000 1.2.3.4|\n";
+        let r = reach_results(&plan, out);
+        assert_eq!(
+            r.iter()
+                .map(|c| (c.id.as_str(), c.status.as_str()))
+                .collect::<Vec<_>>(),
+            [
+                ("edgefleet-reach-h.example:8883", "error"),
+                ("edgefleet-reach-h.example:443", "ok")
+            ]
+        );
+        assert!(
+            r[0].details[0]
+                .starts_with("h.example:8883 (IoT Hub (MQTT)): TCP connection timed out"),
+            "{:?}",
+            r[0].details
+        );
+        // No section at all: the probe never ran, every row is an error.
+        let r = reach_results(&plan, "\u{1e}EF:config\nx\n");
+        assert!(r.iter().all(|c| c.status == Status::Error), "{r:?}");
+    }
+
+    #[test]
     fn waiving_an_ok_check_keeps_it_ok() {
         let mut p = Policy::default();
         p.waivers.insert("config-up-to-date".into(), "x".into());

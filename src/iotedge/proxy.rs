@@ -45,6 +45,11 @@ pub fn parse(raw: &str) -> Result<Proxy, String> {
             "{PROXY_VAR} has leading or trailing whitespace, which the device would keep: {HOW}"
         ));
     }
+    if !s.contains("://") {
+        return Err(format!(
+            "{PROXY_VAR} has no scheme: a proxy URL starts with http:// (or https://); {HOW}"
+        ));
+    }
     let u =
         Url::parse(s).map_err(|e| format!("{PROXY_VAR} does not parse as a URL ({e}): {HOW}"))?;
     // Register the secret before anything else can fail and print a message about this URL.
@@ -161,11 +166,9 @@ mod tests {
     fn bad_proxies_name_the_variable_not_the_value() {
         for (bad, want) in [
             ("", "is empty"),
-            ("proxy.example:3128", "scheme `proxy.example`"),
-            (
-                "http//proxy:3128",
-                "does not parse as a URL (relative URL without a base)",
-            ),
+            ("proxy.example:3128", "has no scheme"),
+            ("http://", "does not parse as a URL (empty host)"),
+            ("http//proxy:3128", "has no scheme"),
             (
                 "http://proxy:99999",
                 "does not parse as a URL (invalid port number)",
@@ -195,5 +198,40 @@ mod tests {
         assert!(bypasses(&n, "LOCALHOST"));
         assert!(!bypasses(&n, "notcorp.example"));
         assert!(!bypasses(&n, "mcr.microsoft.com"));
+    }
+
+    /// config.toml's `[agent.env] https_proxy` is validated with the rest of the config (before contact, and by
+    /// `edgefleet lint`), and AMQP/MQTT without WebSockets cannot go through it.
+    #[test]
+    fn config_validation_checks_the_proxy_and_the_protocol() {
+        let cfg = |env: serde_json::Value| {
+            crate::iotedge::config::from_value(&serde_json::json!({
+                "hostname": "edge-1",
+                "provisioning": {"source": "manual", "connection_string": "HostName=h.example;DeviceId=d;SharedAccessKey=c2VjcmV0"},
+                "agent": {"name": "edgeAgent", "type": "docker", "config": {"image": "mcr.microsoft.com/azureiotedge-agent:1.5.21"}, "env": env}
+            }))
+            .unwrap()
+        };
+        let keys = |env| -> Vec<String> {
+            crate::iotedge::config::validate(&cfg(env))
+                .iter()
+                .map(|p| p.to_string())
+                .collect()
+        };
+        assert!(keys(
+            serde_json::json!({"https_proxy": "http://proxy:3128", "UpstreamProtocol": "AmqpWs"})
+        )
+        .is_empty());
+        let bad = keys(serde_json::json!({"https_proxy": "proxy:3128"}));
+        assert_eq!(bad.len(), 1, "{bad:?}");
+        assert!(
+            bad[0].starts_with("`agent.env.https_proxy`: edge_https_proxy has no scheme"),
+            "{bad:?}"
+        );
+        let amqp = keys(
+            serde_json::json!({"https_proxy": "http://proxy:3128", "UpstreamProtocol": "Amqp"}),
+        );
+        assert_eq!(amqp.len(), 1, "{amqp:?}");
+        assert!(amqp[0].contains("use `AmqpWs`"), "{amqp:?}");
     }
 }
