@@ -71,8 +71,7 @@ pub fn append(
         stdin.push_str(e);
         stdin.push('\n');
     }
-    let leaked: &'static str = script();
-    (cmd.raw(";").raw(leaked), stdin)
+    (cmd.raw(";").raw(script()), stdin)
 }
 
 /// One endpoint's probe answer, as curl gave it.

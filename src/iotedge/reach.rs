@@ -64,12 +64,13 @@ fn s<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
     cur.as_str().map(str::trim).filter(|x| !x.is_empty())
 }
 
-/// Is this a host name or address we can probe (no spaces, quotes, schemes)?
+/// Is this a host name or IPv4 address we can probe (no spaces, quotes, schemes; IPv6 literals are not
+/// supported)?
 fn valid_host(h: &str) -> bool {
     !h.is_empty()
         && h.len() <= 253
         && h.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':' | '[' | ']'))
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
 }
 
 /// The registry host of an image reference (`mcr.microsoft.com/azureiotedge-agent:1.5.21` -> mcr.microsoft.com;

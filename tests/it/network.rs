@@ -387,3 +387,29 @@ fn a_bad_proxy_url_is_refused_before_contact() {
         "no device was contacted"
     );
 }
+
+/// `edgefleet lint` quotes the source line of a finding: a proxy password in config.toml is masked there too.
+#[test]
+fn lint_masks_the_proxy_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("config.toml");
+    std::fs::write(
+        &cfg,
+        "hostname = \"edge-1\"\n[provisioning]\nsource = \"manual\"\nconnection_string = \"HostName=h.example;DeviceId=d;SharedAccessKey=c2VjcmV0\"\n[agent]\nname = \"edgeAgent\"\ntype = \"docker\"\n[agent.config]\nimage = \"mcr.microsoft.com/azureiotedge-agent:1.5.21\"\n[agent.env]\nhttps_proxy = \"http://u:pw-lint-secret-7@proxy:3128/x\"\nUpstreamProtocol = \"Amqp\"\n",
+    )
+    .unwrap();
+    for format in ["text", "json", "sarif"] {
+        let o = support::edgefleet()
+            .args(["lint", "--format", format])
+            .arg(&cfg)
+            .output()
+            .unwrap();
+        let text = out(&o);
+        assert_eq!(o.status.code(), Some(30), "{text}");
+        assert!(
+            text.contains("edge_https_proxy has a path, query or fragment"),
+            "{text}"
+        );
+        assert!(!text.contains("pw-lint-secret-7"), "{format}: {text}");
+    }
+}

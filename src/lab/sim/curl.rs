@@ -296,6 +296,74 @@ pub fn run(st: &mut State, args: &[String], io: &mut Io) -> Result<i32, StateErr
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lab::sim::state::Env;
+    use crate::lab::sim::{init_device_state, run_program};
+
+    const PROBE: [&str; 11] = [
+        "curl",
+        "-k",
+        "-sS",
+        "-o",
+        "/dev/null",
+        "--connect-timeout",
+        "5",
+        "-m",
+        "10",
+        "-w",
+        "%{time_connect} %{time_appconnect} %{http_connect}",
+    ];
+
+    fn probe(root: &std::path::Path, url: &str) -> (i32, String, String) {
+        let mut args: Vec<String> = PROBE.iter().map(|s| s.to_string()).collect();
+        args.push(url.to_string());
+        let (code, io) = run_program(Env::for_root(root), &args);
+        (code, io.out, io.err)
+    }
+
+    /// The network states, as the probe sees them (no proxy in this process's environment).
+    #[test]
+    fn faults_decide_the_answers() {
+        if std::env::var_os("https_proxy").is_some() || std::env::var_os("HTTPS_PROXY").is_some() {
+            return; // a proxy in the test runner's environment would change every answer
+        }
+        let dir = tempfile::tempdir().unwrap();
+        init_device_state(dir.path()).unwrap();
+        assert_eq!(
+            probe(dir.path(), "https://hub.example:443/"),
+            (0, "0.000412 0.004318 000".into(), String::new())
+        );
+        let (code, _, err) = probe(dir.path(), "https://hub.example:5671/");
+        assert_eq!(
+            (code, err.as_str()),
+            (52, "curl: (52) Empty reply from server\n")
+        );
+        let (code, out, err) = probe(dir.path(), "https://nowhere.invalid:443/");
+        assert_eq!((code, out.as_str()), (6, "0.000000 0.000000 000"));
+        assert_eq!(err, "curl: (6) Could not resolve host: nowhere.invalid\n");
+        let faults = dir.path().join("var/lib/edgefleet-lab/faults");
+        std::fs::write(faults.join("ports-blocked"), "5671 8883\n").unwrap();
+        let (code, _, err) = probe(dir.path(), "https://hub.example:8883/");
+        assert_eq!(code, 28);
+        assert_eq!(
+            err,
+            "curl: (28) Connection timed out after 5001 milliseconds\n"
+        );
+        assert_eq!(probe(dir.path(), "https://hub.example:443/").0, 0);
+        std::fs::write(faults.join("dns-fails"), "").unwrap();
+        assert_eq!(probe(dir.path(), "https://hub.example:443/").0, 6);
+        std::fs::write(faults.join("behind-proxy"), format!("{LAB_PROXY_URL}\n")).unwrap();
+        std::fs::remove_file(faults.join("dns-fails")).unwrap();
+        assert_eq!(
+            probe(dir.path(), "https://hub.example:443/").0,
+            28,
+            "only the proxy gets out"
+        );
+        let (code, io) = run_program(
+            Env::for_root(dir.path()),
+            &["curl".into(), "--bogus".into(), "https://x/".into()],
+        );
+        assert_eq!(code, 2, "{:?}", io.err);
+    }
 
     #[test]
     fn write_out_and_urls() {
