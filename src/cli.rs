@@ -582,6 +582,9 @@ choices!(FaultKind {
     LowDisk => "low-disk": "The Docker root is a 32 MiB file system with 32 KiB free",
     OldRuntime => "old-runtime": "aziot-edge 1.4, identity service 1.4 and Moby 20.10 installed",
     ContainerListFails => "container-list-fails": "The engine answers everything but listing containers",
+    DnsFails => "dns-fails": "No host name resolves on the device (its reachability probes fail at DNS)",
+    PortsBlocked => "ports-blocked": "A firewall drops direct connections to ports 5671 and 8883 (AMQP, MQTT)",
+    BehindProxy => "behind-proxy": "Only the lab site proxy http://proxy.edgefleet.lab:3128 gets out (CONNECT to 443 only)",
 });
 
 #[cfg(test)]

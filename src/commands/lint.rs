@@ -66,7 +66,8 @@ pub fn run(a: LintArgs) -> Result<ExitCode, AppError> {
             s
         }
     };
-    print!("{out}");
+    // Source excerpts quote the files: a proxy password in config.toml (registered when it was validated) is masked.
+    print!("{}", crate::redact::redact(&out));
     Ok(if denied > 0 {
         ExitCode::LintFindings
     } else {

@@ -19,6 +19,7 @@ pub mod file;
 pub mod gather;
 pub mod iotedge;
 pub mod maintenance;
+pub mod reach;
 pub mod setup;
 pub mod systemd;
 

@@ -127,6 +127,18 @@ pub struct Policy {
 }
 
 impl Policy {
+    /// The waiver of a check: by its id, or by a `prefix*` key (`edgefleet-reach-*` waives every reachability
+    /// row; the longest matching prefix wins).
+    pub fn waiver_for(&self, id: &str) -> Option<&String> {
+        self.waivers.get(id).or_else(|| {
+            self.waivers
+                .iter()
+                .filter(|(k, _)| k.strip_suffix('*').is_some_and(|pre| id.starts_with(pre)))
+                .max_by_key(|(k, _)| k.len())
+                .map(|(_, v)| v)
+        })
+    }
+
     /// Does this (already waived-or-not) result fail the device?
     fn fails(&self, c: &CheckResult) -> bool {
         match c.status {
@@ -500,7 +512,7 @@ impl Verdict {
 /// fails on any error or fatal result, or a warning listed in `fail_on_warnings`.
 pub fn apply_policy(mut results: Vec<CheckResult>, policy: &Policy) -> Verdict {
     for r in &mut results {
-        if let Some(reason) = policy.waivers.get(&r.id) {
+        if let Some(reason) = policy.waiver_for(&r.id) {
             if r.status != Status::Ok {
                 r.waiver = Some(reason.clone());
                 r.status = Status::Waived;
@@ -523,12 +535,34 @@ pub fn apply_policy(mut results: Vec<CheckResult>, policy: &Policy) -> Verdict {
 /// Everything `iotedge_verify` concludes from what it gathered: `iotedge check`'s results (or one error when
 /// its output is unusable), then the edgefleet checklist, under the policy.
 pub fn evaluate(g: &Gathered, policy: &Policy) -> Verdict {
+    evaluate_with(g, policy, Vec::new())
+}
+
+/// [`evaluate`] with more results judged by the same policy (the reachability rows), after the others.
+pub fn evaluate_with(g: &Gathered, policy: &Policy, extra: Vec<CheckResult>) -> Verdict {
     let mut results: Vec<CheckResult> = match parse_check_json(&g.check.1) {
         Ok(r) => r.into_iter().map(CheckResult::from).collect(),
         Err(e) => vec![CheckResult::new("iotedge-check", Status::Error, vec![e])],
     };
     results.extend(edgefleet_checks(g, policy));
+    results.extend(extra);
     apply_policy(results, policy)
+}
+
+/// One `edgefleet-reach-<host>:<port>` row per endpoint of the plan, from the probe's section of the verify
+/// output (`facts::reach`); a missing section makes every row an error (the probe never ran).
+pub fn reach_results(plan: &crate::iotedge::reach::ReachPlan, out: &str) -> Vec<CheckResult> {
+    let probes = crate::facts::reach::parse(out).unwrap_or_else(|| Ok(Vec::new()));
+    crate::iotedge::reach::judge(plan, &probes)
+        .into_iter()
+        .map(|v| {
+            CheckResult::new(
+                &v.endpoint.check_id(),
+                Status::parse(v.status),
+                vec![v.detail],
+            )
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -571,6 +605,61 @@ mod tests {
             "not production-ready: container-engine-logrotate (Container engine is not configured to rotate module logs which may cause it run out of disk space.)"
         );
         assert_eq!(v.summary(), "1 ok, 1 warnings, 0 errors, 1 waived");
+    }
+
+    #[test]
+    fn prefix_waivers_waive_a_family_with_its_reason() {
+        let mut p = Policy::default();
+        p.waivers
+            .insert("edgefleet-reach-*".into(), "air-gapped site".into());
+        p.waivers
+            .insert("edgefleet-reach-mcr.*".into(), "mirror in the plant".into());
+        let row = |id: &str| CheckResult::new(id, Status::Error, vec!["x".into()]);
+        let v = apply_policy(
+            vec![
+                row("edgefleet-reach-hub.example:5671"),
+                row("edgefleet-reach-mcr.microsoft.com:443"),
+                row("edgefleet-daemon-dns"),
+            ],
+            &p,
+        );
+        assert_eq!(v.checks[0].waiver.as_deref(), Some("air-gapped site"));
+        assert_eq!(v.checks[1].waiver.as_deref(), Some("mirror in the plant"));
+        assert_eq!(v.checks[2].status, Status::Error, "no prefix matches it");
+        assert_eq!(
+            v.failing().map(|c| c.id.as_str()).collect::<Vec<_>>(),
+            ["edgefleet-daemon-dns"]
+        );
+    }
+
+    #[test]
+    fn reach_rows_from_the_probe_section() {
+        let plan = crate::iotedge::reach::plan(
+            &serde_json::json!({"provisioning": {"source": "manual", "iothub_hostname": "h.example"},
+                                "agent": {"imagePullPolicy": "never", "env": {"UpstreamProtocol": "Mqtt"}}}),
+            &[],
+        )
+        .unwrap();
+        let out = "\u{1e}EF:config\nx\n\u{1e}EF:reach\nh.example:8883 28 0.000024 0 0 000 |curl: (28) Connection timed out after 5001 milliseconds\nh.example:443 0 0.1 0.2 0.3 000 1.2.3.4|\n";
+        let r = reach_results(&plan, out);
+        assert_eq!(
+            r.iter()
+                .map(|c| (c.id.as_str(), c.status.as_str()))
+                .collect::<Vec<_>>(),
+            [
+                ("edgefleet-reach-h.example:8883", "error"),
+                ("edgefleet-reach-h.example:443", "ok")
+            ]
+        );
+        assert!(
+            r[0].details[0]
+                .starts_with("h.example:8883 (IoT Hub (MQTT)): TCP connection timed out"),
+            "{:?}",
+            r[0].details
+        );
+        // No section at all: the probe never ran, every row is an error.
+        let r = reach_results(&plan, "\u{1e}EF:config\nx\n");
+        assert!(r.iter().all(|c| c.status == Status::Error), "{r:?}");
     }
 
     #[test]

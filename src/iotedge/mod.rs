@@ -12,4 +12,6 @@ pub mod config;
 pub mod daemon;
 pub mod maintenance;
 pub mod manifest;
+pub mod proxy;
+pub mod reach;
 pub mod renew;

@@ -28,7 +28,14 @@ use super::error::LabError;
 use super::layout::{DeviceSpec, LabSpec, Paths};
 
 /// The simulated programs installed on every device (wrappers in `bin/`).
-pub const SIM_PROGRAMS: [&str; 5] = ["iotedge", "docker", "systemctl", "journalctl", "dpkg-query"];
+pub const SIM_PROGRAMS: [&str; 6] = [
+    "iotedge",
+    "docker",
+    "systemctl",
+    "journalctl",
+    "dpkg-query",
+    "curl",
+];
 /// Hub host name in the lab's connection strings.
 pub const HUB: &str = "lab-hub.azure-devices.net";
 /// DPS ID scope used by the lab.

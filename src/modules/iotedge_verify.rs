@@ -7,6 +7,11 @@
 //! checklist items the 1.5 CLI no longer checks, the policy: errors fail, listed warnings fail, waivers with
 //! reasons); this module only hands the verdict on: the task fails with its failing checks, and the per-check
 //! results go to the report as a generic check matrix. Read-only: runs in check mode too.
+//!
+//! With `reach: true`, the same round trip also probes outbound reachability: the endpoints are derived on the
+//! controller from `reach_config` (the super config, e.g. the iotedge_config role's spec) by `iotedge::reach`,
+//! probed on the device by `facts::reach` (the proxy on secret stdin), and reported as one
+//! `edgefleet-reach-<host>:<port>` row per endpoint.
 
 use async_trait::async_trait;
 use serde::Deserialize;
@@ -15,6 +20,7 @@ use serde_json::{json, Value};
 use super::*;
 use crate::facts;
 use crate::iotedge::check::{self, Policy};
+use crate::iotedge::reach::{self, ReachPlan};
 
 /// The module.
 pub struct IotedgeVerify;
@@ -39,6 +45,15 @@ pub struct Args {
     config: String,
     #[serde(default = "daemon")]
     daemon_json: String,
+    /// Probe outbound reachability in the same round trip.
+    #[serde(default)]
+    reach: bool,
+    /// The super config the endpoints are derived from (JSON, as iotedge_config's spec).
+    #[serde(default)]
+    reach_config: Option<Value>,
+    /// More registries to probe (`host` or `host:port`), e.g. those of the deployment.
+    #[serde(default)]
+    reach_registries: Vec<String>,
 }
 
 fn two_min() -> u64 {
@@ -55,13 +70,25 @@ fn daemon() -> String {
 impl TypedModule for IotedgeVerify {
     type Args = Args;
     /// The policy the gathered answers are judged by.
-    type State = Policy;
+    type State = (Policy, Option<ReachPlan>);
 
     fn name(&self) -> &'static str {
         "iotedge_verify"
     }
 
-    async fn plan(&self, a: &Args, cx: &PlanCtx<'_>) -> Result<Plan<Policy>, ModuleError> {
+    async fn plan(&self, a: &Args, cx: &PlanCtx<'_>) -> Result<Plan<Self::State>, ModuleError> {
+        let reach_plan = match (&a.reach, &a.reach_config) {
+            (false, _) => None,
+            (true, Some(c)) if c.is_object() => Some(
+                reach::plan(c, &a.reach_registries)
+                    .map_err(|e| ModuleError::Failed(format!("reach: {e}")))?,
+            ),
+            (true, _) => {
+                return Err(ModuleError::Failed(
+                    "reach: true needs `reach_config`, the device's super config (the iotedge_config role's `iotedge_config_spec`)".into(),
+                ))
+            }
+        };
         let cmd = facts::iotedge::verify_cmd(
             a.wait_timeout,
             &a.config,
@@ -76,29 +103,47 @@ impl TypedModule for IotedgeVerify {
                 .and_then(Value::as_str)
                 .map(String::from)
         });
-        let exec = cx
+        let (cmd, stdin) = match &reach_plan {
+            Some(rp) => {
+                let eps: Vec<String> = rp.endpoints.iter().map(reach::Endpoint::addr).collect();
+                let (c, s) = facts::reach::append(cmd, rp.proxy.as_deref(), &rp.no_proxy, &eps);
+                (c, Some(s))
+            }
+            None => (cmd, None),
+        };
+        let mut exec = cx
             .exec(cmd)
             .timeout(Some(std::time::Duration::from_secs(a.wait_timeout + 120)));
+        if let Some(s) = stdin {
+            exec = exec.secret_stdin(s.into_bytes());
+        }
         Ok(Plan::read_only(
             vec![Step::Exec {
                 exec,
                 what: "verify".into(),
             }],
-            Policy {
-                fail_on_warnings: a.fail_on_warnings.clone(),
-                waivers: a.waivers.clone(),
-                expected_config_sha256: expected,
-                expect_edge_hub: a.expect_edge_hub,
-            },
+            (
+                Policy {
+                    fail_on_warnings: a.fail_on_warnings.clone(),
+                    waivers: a.waivers.clone(),
+                    expected_config_sha256: expected,
+                    expect_edge_hub: a.expect_edge_hub,
+                },
+                reach_plan,
+            ),
         ))
     }
 
-    fn interpret(&self, policy: Policy, ran: Ran) -> Outcome {
+    fn interpret(&self, (policy, reach_plan): Self::State, ran: Ran) -> Outcome {
         let Some(o) = ran.output() else {
             return ran.outcome();
         };
-        let g = facts::iotedge::parse_gathered(&o.stdout_str());
-        let verdict = check::evaluate(&g, &policy);
+        let out = o.stdout_str();
+        let g = facts::iotedge::parse_gathered(&out);
+        let extra = reach_plan
+            .map(|rp| check::reach_results(&rp, &out))
+            .unwrap_or_default();
+        let verdict = check::evaluate_with(&g, &policy, extra);
         let matrix = verdict.matrix();
         let mut result = Map::new();
         result.insert("passed".into(), json!(verdict.passed));

@@ -17,6 +17,7 @@ mod lint;
 mod locks;
 mod maintenance;
 mod modules;
+mod network;
 mod nonroot;
 mod playbook;
 mod renew;

@@ -545,7 +545,31 @@ pub fn validate(c: &SuperConfig) -> Problems {
     }
     validate_identity_tables(c, &mut out);
     validate_runtime::validate(c, &mut out);
+    validate_proxy(c, &mut out);
     out
+}
+
+/// `[agent.env] https_proxy` must be a proxy URL edgeAgent, Moby and the identity service can use (a device
+/// accepts any string and then cannot reach the cloud), and the upstream protocol must be one a proxy carries.
+/// Messages never contain the URL (it may hold a password).
+fn validate_proxy(c: &SuperConfig, out: &mut Problems) {
+    let Some(a) = &c.agent else { return };
+    let Some(v) = a.env.get("https_proxy") else {
+        return;
+    };
+    let Some(url) = v.as_str() else {
+        return;
+    };
+    if let Err(e) = crate::iotedge::proxy::parse(url) {
+        out.push(p("agent.env.https_proxy", e));
+        return;
+    }
+    if let Some(up @ ("Amqp" | "Mqtt")) = a.env.get("UpstreamProtocol").and_then(|u| u.as_str()) {
+        out.push(p(
+            "agent.env.UpstreamProtocol",
+            format!("`{up}` cannot go through the HTTPS proxy of `https_proxy`: use `{up}Ws` (iotedge_upstream_protocol)"),
+        ));
+    }
 }
 
 fn validate_identity_tables(c: &SuperConfig, out: &mut Problems) {

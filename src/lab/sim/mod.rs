@@ -1,4 +1,4 @@
-//! Simulated device programs (`iotedge`, `docker`, `systemctl`, `journalctl`, `dpkg-query`), run on lab devices through
+//! Simulated device programs (`iotedge`, `docker`, `systemctl`, `journalctl`, `dpkg-query`, `curl`), run on lab devices through
 //! tiny wrappers that call `edgefleet __sim NAME ...`.
 //!
 //! They are an independent oracle for edgefleet's own IoT Edge logic: they implement the device's rules from
@@ -13,10 +13,12 @@
 //! - `lab_states`: what the lab's maintenance states put on a device (dangling images, unused volumes with
 //!   real data, an old runtime) and take away again, for the lab supervisor;
 //! - the programs: `iotedge` (with `iotedge::apply` = `config apply` and `iotedge::check`), `docker`,
-//!   `systemctl`, `journalctl`, `dpkg` (`dpkg-query`: the package database, `packages.json`);
+//!   `systemctl`, `journalctl`, `dpkg` (`dpkg-query`: the package database, `packages.json`), `curl` (the
+//!   lab's "internet": answers the reachability probe from the network faults, never touching a network);
 //! - the services model: `services` (what starting/stopping a unit does), `edged` (the IoT Edge daemons and
 //!   their module containers), `engine` (dockerd, daemon.json, image references and IDs);
-//! - the device model: `units` (unit names, descriptions), `applied` (generated service configs), `config` (the
+//! - the device model: `units` (unit names, descriptions), `unitenv` (unit environments from systemd drop-ins,
+//!   loaded at daemon-reload), `applied` (generated service configs), `config` (the
 //!   super config parser), `users` (accounts, permission checks), `pki`, `gotmpl` (`--format`), `state`
 //!   (files, lock, counters, journal), `time`, and `program` (`Io`, `Spawn`).
 //!
@@ -28,7 +30,8 @@
 //! `counters.json` (`config_apply`, `config_apply_failed`, `service_restart`, `docker_restart`, `iotedge_check`,
 //! and `invoke_<program>` per program), `invocations.log` (`<unix_ms> <program> <args...>`; the systemctl calls
 //! `iotedge` makes internally appear as their own lines, as real child processes would), `journal/<unit>.log`,
-//! `services.json`, `docker.json`, `faults/{apply-fails,check-error,docker-down,edge-ca-rejected,container-list-fails}`,
+//! `services.json`, `docker.json`, `faults/{apply-fails,check-error,docker-down,edge-ca-rejected,container-list-fails,dns-fails,ports-blocked,behind-proxy}`,
+//! `unit-env.json` (the loaded drop-in environments),
 //! `packages.json` (`dpkg-query`). Knobs for the lab and tests:
 //! `docker.json` → `engine` (`version`, `platform_name`: empty = Moby, `Docker Engine - Community` = Docker CE)
 //! and `deployment.json` (a deployment manifest the simulated edgeAgent applies: edgeHub and custom modules,
@@ -42,6 +45,7 @@ use std::path::Path;
 
 pub mod applied;
 pub mod config;
+pub mod curl;
 pub mod docker;
 pub mod dpkg;
 pub mod edged;
@@ -56,6 +60,7 @@ pub mod services;
 pub mod state;
 pub mod systemctl;
 pub mod time;
+pub mod unitenv;
 pub mod units;
 pub mod users;
 
@@ -63,7 +68,14 @@ pub use program::Io;
 use state::{Env, Services, State, StateError};
 
 /// The simulated programs.
-const PROGRAMS: [&str; 5] = ["iotedge", "docker", "systemctl", "journalctl", "dpkg-query"];
+const PROGRAMS: [&str; 6] = [
+    "iotedge",
+    "docker",
+    "systemctl",
+    "journalctl",
+    "dpkg-query",
+    "curl",
+];
 
 /// Run one simulated program in-process: `args[0]` is the program name (`iotedge`, `docker`, `systemctl`,
 /// `journalctl`). Returns the exit code and the captured output. Used by [`main`] and by tests.
@@ -107,6 +119,7 @@ fn dispatch(
         "systemctl" => systemctl::run(st, args, io),
         "journalctl" => journalctl::run(st, args, io),
         "dpkg-query" => dpkg::run(st, args, io),
+        "curl" => curl::run(st, args, io),
         other => {
             io.errln(format!("{other}: simulator not available"));
             Ok(127)

@@ -11,6 +11,7 @@ use super::program::Io;
 use super::services::{restart_unit, start_unit, stop_unit};
 use super::state::{self, State, StateError};
 use super::time;
+use super::unitenv;
 use super::units::{canonical, description, full_name, unit_file};
 
 /// `systemctl ...`.
@@ -19,8 +20,14 @@ pub fn run(st: &mut State, args: &[String], io: &mut Io) -> Result<i32, StateErr
     let mut units: Vec<String> = Vec::new();
     let mut quiet = false;
     let mut now_flag = false;
-    for a in args {
+    let mut property: Option<String> = None;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
         match a.as_str() {
+            "-p" | "--property" => property = it.next().cloned(),
+            s if s.starts_with("--property=") => {
+                property = Some(s["--property=".len()..].to_string())
+            }
             "--no-pager" | "--no-block" | "--no-legend" | "--full" | "-l" | "--system"
             | "--no-ask-password" => {}
             "-q" | "--quiet" => quiet = true,
@@ -77,6 +84,9 @@ pub fn run(st: &mut State, args: &[String], io: &mut Io) -> Result<i32, StateErr
     }
     match verb.as_str() {
         "daemon-reload" | "reset-failed" => {
+            if verb == "daemon-reload" {
+                unitenv::reload(st)?;
+            }
             if verb == "reset-failed" {
                 let now = st.env.now_ms;
                 let svcs = st.services_mut()?;
@@ -254,6 +264,16 @@ pub fn run(st: &mut State, args: &[String], io: &mut Io) -> Result<i32, StateErr
                 }
             }
             Ok(code)
+        }
+        // Only what `iotedge check` asks: `show --property=Environment UNIT` (the environment systemd loaded).
+        "show" if property.as_deref() == Some("Environment") => {
+            for u in &units {
+                let c = canonical(u).unwrap_or_else(|| u.trim_end_matches(".service").to_string());
+                let env = unitenv::loaded(&st.env, &c)?;
+                let words: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                io.outln(format!("Environment={}", words.join(" ")));
+            }
+            Ok(0)
         }
         "status" => {
             let mut code = 0;

@@ -15,7 +15,9 @@
 //! `lab-fault-locked`, as another run would; the maintenance states `dangling-images`, `unused-volumes` and
 //! `old-runtime` change the simulator's engine and package database (`sim::lab_states`, with real volume data on
 //! disk), `low-disk` mounts a small, nearly full tmpfs on the Docker root, `container-list-fails` creates the
-//! simulator's fault file; `none` clears everything (and releases that lock). Also the faults' CLI spelling.
+//! simulator's fault file; the network states `dns-fails`, `ports-blocked` (5671 and 8883) and `behind-proxy`
+//! (only the lab site proxy gets out) create the fault files the simulated `curl` answers from (lab devices never
+//! touch a real network); `none` clears everything (and releases that lock). Also the faults' CLI spelling.
 //!
 //! It must not speak the control protocol (that is `control`).
 
@@ -25,6 +27,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::lab::ns::{self};
+use crate::lab::sim::curl::{DEFAULT_BLOCKED_PORTS, LAB_PROXY_URL};
 use crate::lab::sim::lab_states;
 
 use super::device::{set_desired, Dev, Net};
@@ -73,6 +76,12 @@ pub enum FaultKind {
     OldRuntime,
     /// Listing containers fails (everything else answers).
     ContainerListFails,
+    /// No host name resolves on the device (its `curl` says so).
+    DnsFails,
+    /// A firewall drops the device's direct connections to the AMQP and MQTT ports (5671, 8883).
+    PortsBlocked,
+    /// The device reaches the internet only through the lab site proxy ([`LAB_PROXY_URL`]).
+    BehindProxy,
 }
 
 impl FaultKind {
@@ -98,6 +107,9 @@ impl FaultKind {
         FaultKind::LowDisk,
         FaultKind::OldRuntime,
         FaultKind::ContainerListFails,
+        FaultKind::DnsFails,
+        FaultKind::PortsBlocked,
+        FaultKind::BehindProxy,
     ];
 }
 
@@ -138,6 +150,9 @@ pub fn fault_name(k: FaultKind) -> &'static str {
         FaultKind::LowDisk => "low-disk",
         FaultKind::OldRuntime => "old-runtime",
         FaultKind::ContainerListFails => "container-list-fails",
+        FaultKind::DnsFails => "dns-fails",
+        FaultKind::PortsBlocked => "ports-blocked",
+        FaultKind::BehindProxy => "behind-proxy",
     }
 }
 
@@ -378,6 +393,9 @@ pub(super) async fn apply_fault(
                 "clock-skew",
                 "edge-ca-rejected",
                 "container-list-fails",
+                "dns-fails",
+                "ports-blocked",
+                "behind-proxy",
             ] {
                 match std::fs::remove_file(sim_fault_file(sh, dev, f)) {
                     Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(io_err(e)),
@@ -413,12 +431,28 @@ pub(super) async fn apply_fault(
         FaultKind::LowDisk => {
             root_script(dev, LOW_DISK_ON.to_string(), "low-disk").await?;
         }
-        FaultKind::ApplyFails | FaultKind::CheckError | FaultKind::ContainerListFails => {
+        FaultKind::ApplyFails
+        | FaultKind::CheckError
+        | FaultKind::ContainerListFails
+        | FaultKind::DnsFails => {
             let p = sim_fault_file(sh, dev, &name);
             if let Some(parent) = p.parent() {
                 std::fs::create_dir_all(parent).map_err(io_err)?;
             }
             std::fs::write(&p, b"").map_err(io_err)?;
+        }
+        FaultKind::PortsBlocked | FaultKind::BehindProxy => {
+            // The simulator's `curl` reads what is blocked, or which proxy the site has, from the file.
+            let text = if kind == FaultKind::PortsBlocked {
+                DEFAULT_BLOCKED_PORTS
+            } else {
+                LAB_PROXY_URL
+            };
+            let p = sim_fault_file(sh, dev, &name);
+            if let Some(parent) = p.parent() {
+                std::fs::create_dir_all(parent).map_err(io_err)?;
+            }
+            std::fs::write(&p, format!("{text}\n")).map_err(io_err)?;
         }
         FaultKind::DiskFull => disk_script(dev, DISK_FULL_ON).await?,
         FaultKind::StoreFull => store_script(dev, STORE_FULL_ON).await?,

@@ -399,6 +399,34 @@ pub(super) fn check_agent_image(
     Ok(Res::Ok)
 }
 
+/// `proxy-settings`: edgeAgent's `https_proxy` (config.toml `[agent.env]`) must equal the one systemd gives
+/// Moby, aziot-edged and aziot-identityd (their loaded drop-in environments; unset counts as empty), else a
+/// warning naming all four, as 1.5 words it.
+pub(super) fn proxy_settings(
+    st: &mut State,
+    _o: &CheckOpts,
+    ctx: &mut Ctx,
+    _i: &mut Value,
+) -> Result<Res, StateError> {
+    let Some(s) = &ctx.settings else {
+        return Ok(Res::Skipped);
+    };
+    let agent = s.agent_env.get("https_proxy").cloned().unwrap_or_default();
+    let of = |unit: &str| -> Result<String, StateError> {
+        Ok(crate::lab::sim::unitenv::loaded(&st.env, unit)?
+            .get("https_proxy")
+            .cloned()
+            .unwrap_or_default())
+    };
+    let (edged, identityd, moby) = (of("aziot-edged")?, of("aziot-identityd")?, of("docker")?);
+    if agent == edged && agent == identityd && agent == moby {
+        return Ok(Res::Ok);
+    }
+    Ok(Res::Warning(vec![format!(
+        "The proxy setting for IoT Edge Agent {agent:?}, IoT Edge Daemon {edged:?}, IoT Identity Daemon {identityd:?}, and Moby {moby:?} may need to be identical."
+    )]))
+}
+
 pub(super) fn upstream(ctx: &Ctx, mqtt: bool) -> Result<Res, StateError> {
     if ctx.settings.is_none() || !ctx.docker_ok {
         return Ok(Res::Skipped);

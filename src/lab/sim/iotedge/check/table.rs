@@ -9,7 +9,7 @@ use serde_json::json;
 use super::edge::{
     aziot_edge_version, check_agent_image, container_engine, container_engine_dns,
     container_engine_ipv6, container_engine_logrotate, edged_well_formed, parent_hostname,
-    storage_mounted, upstream,
+    proxy_settings, storage_mounted, upstream,
 };
 use super::identity::{
     aziot_version, certs_match_keys, certs_preloaded, certs_read, daemon_running,
@@ -196,7 +196,7 @@ const EDGE_CONFIG: &[(&str, &str, CheckFn)] = &[
     ("edge-agent-storage-mounted-from-host", "production readiness: Edge Agent's storage directory is persisted on the host filesystem", |s, _, c, i| storage_mounted(s, c, i, "edgeAgent")),
     ("edge-hub-storage-mounted-from-host", "production readiness: Edge Hub's storage directory is persisted on the host filesystem", |s, _, c, i| storage_mounted(s, c, i, "edgeHub")),
     ("check-agent-image", "Agent image is valid and can be pulled from upstream", check_agent_image),
-    ("proxy-settings", "proxy settings are consistent in aziot-edged, aziot-identityd, moby daemon and config.toml", |_, _, c, _| Ok(if c.settings.is_none() { Res::Skipped } else { Res::Ok })),
+    ("proxy-settings", "proxy settings are consistent in aziot-edged, aziot-identityd, moby daemon and config.toml", proxy_settings),
 ];
 
 const EDGE_CONNECTIVITY: &[(&str, &str, CheckFn)] = &[
