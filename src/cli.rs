@@ -12,6 +12,7 @@ use clap::builder::PossibleValue;
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
 use crate::executor::DEFAULT_FORKS;
+use crate::inventory::shard::Shard;
 use crate::iotedge::certs::{
     DEFAULT_CRITICAL_DAYS, DEFAULT_RENEW_BEFORE_DAYS, DEFAULT_VALIDITY_DAYS, DEFAULT_WARN_DAYS,
 };
@@ -49,6 +50,8 @@ pub enum Command {
     Bundle(BundleArgs),
     /// Check deployment manifests, config.toml and daemon.json against the IoT Edge production checklist.
     Lint(LintArgs),
+    /// JSON reports: merge the reports of sharded runs into one fleet report.
+    Report(ReportArgs),
 }
 
 /// Where the inventory comes from.
@@ -61,6 +64,10 @@ pub struct InventorySource {
     /// devices the last run did not finish ok).
     #[arg(short = 'l', long = "limit", value_name = "PATTERN")]
     pub limit: Option<String>,
+    /// Only shard K of N (K from 0): a stable partition of the hosts by name, for running one fleet from N
+    /// controllers (each takes one K; merge their reports with `edgefleet report merge`). Applied after --limit.
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<Shard>,
 }
 
 /// Output and progress options shared by commands that talk to devices.
@@ -738,4 +745,36 @@ pub enum LintFormat {
 pub enum LintDeny {
     /// Warnings fail the run too.
     Warnings,
+}
+
+/// `edgefleet report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: ReportCommand,
+}
+
+/// `edgefleet report` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// Merge the JSON reports of one playbook run in shards (`--shard K/N`) into one fleet report: totals,
+    /// verify matrix, findings, warnings and every device. Refuses reports of different playbooks, check and
+    /// changing runs mixed, or a device in two reports. Exits with the merged run's exit code.
+    Merge(ReportMergeArgs),
+}
+
+/// `edgefleet report merge`.
+#[derive(Debug, Args)]
+pub struct ReportMergeArgs {
+    /// The shard reports (`--report FILE` of each run).
+    #[arg(required = true, value_name = "REPORT")]
+    pub reports: Vec<PathBuf>,
+    /// Write the merged report here (default: stdout).
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// The inventory the shards ran against (with the runs' --limit, if any): a host no report covers (its
+    /// controller never finished) is added to the merged report as failed, so a lost shard cannot pass.
+    #[command(flatten)]
+    pub inv: InventorySource,
 }

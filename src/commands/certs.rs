@@ -67,13 +67,14 @@ fn days(flag: &str, v: &str) -> Result<i64, AppError> {
 /// The inventory, loaded as `ping` does (encrypted vars files opened when an identity can), and the selected
 /// hosts in inventory order.
 fn load_fleet(inv: &InventorySource) -> Result<(Loaded, Vec<String>), AppError> {
-    let loaded = load_with(
+    let mut loaded = load_with(
         &inv.inventory,
         inv.limit.as_deref(),
         &[],
         None,
         Secrets::IfAvailable,
     )?;
+    super::run::apply_shard(&mut loaded, inv.shard);
     for w in &loaded.warnings {
         super::print_warning(w);
     }

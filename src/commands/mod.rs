@@ -27,6 +27,7 @@ mod lab;
 mod lint;
 mod ping;
 mod play;
+mod report;
 pub mod run;
 mod vault;
 
@@ -130,5 +131,6 @@ pub fn run(cli: Cli) -> Result<ExitCode, AppError> {
         Command::Certs(a) => certs::run(a),
         Command::Bundle(a) => bundle::run(a),
         Command::Lint(a) => lint::run(a),
+        Command::Report(a) => report::run(a),
     }
 }

@@ -16,7 +16,7 @@ const PING_PLAYBOOK: &str =
 pub fn run(a: PingArgs) -> Result<ExitCode, AppError> {
     crate::vars::secrets::configure(&a.identity);
     let here = std::env::current_dir().unwrap_or_default().join("<ping>");
-    let loaded = load_with(
+    let mut loaded = load_with(
         &a.inv.inventory,
         a.inv.limit.as_deref(),
         &[],
@@ -25,6 +25,7 @@ pub fn run(a: PingArgs) -> Result<ExitCode, AppError> {
         // decrypt when an identity can, else go on without them (with a warning naming the files).
         Secrets::IfAvailable,
     )?;
+    super::run::apply_shard(&mut loaded, a.inv.shard);
     let opts = RunOptions {
         forks: a.conn.forks.max(1),
         limit: loaded.limit.clone(),

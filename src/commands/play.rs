@@ -13,8 +13,8 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use super::run::{
-    load_with, parse_extra_vars, report_options, run_recorded, split_tags, ssh_options,
-    JournalPlan, Mode, Record,
+    apply_shard, load_with, parse_extra_vars, report_options, run_recorded, split_tags,
+    ssh_options, JournalPlan, Mode, Record,
 };
 use crate::cli::PlayArgs;
 use crate::error::{AppError, ExitCode};
@@ -91,6 +91,7 @@ pub fn run(a: PlayArgs) -> Result<ExitCode, AppError> {
         (l, _, _) => l.clone(),
     };
     let mut loaded = load_with(&inventory, limit.as_deref(), &playbooks, None, secrets)?;
+    apply_shard(&mut loaded, a.inv.shard);
     if let Some(j) = &resumed {
         let not_ok = j.not_ok();
         let names = loaded.inventory.host_names();

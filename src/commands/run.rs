@@ -197,6 +197,26 @@ pub fn load_with(
     })
 }
 
+/// Keep only the hosts of `shard` in the run (after --limit): `loaded.limit` becomes the shard's hosts.
+pub fn apply_shard(loaded: &mut Loaded, shard: Option<crate::inventory::shard::Shard>) {
+    let Some(shard) = shard else {
+        return;
+    };
+    let hosts: HashSet<String> = loaded
+        .inventory
+        .host_names()
+        .into_iter()
+        .filter(|h| loaded.limit.as_ref().is_none_or(|l| l.contains(h)))
+        .filter(|h| shard.contains(h))
+        .collect();
+    if hosts.is_empty() {
+        loaded.warnings.push(format!(
+            "--shard {shard}: no host of this inventory (within --limit) falls in this shard; nothing to do"
+        ));
+    }
+    loaded.limit = Some(hosts);
+}
+
 /// Loading failed: no run will report the warnings found so far, so they are printed before the error.
 fn load_failed(diags: Diagnostics, warnings: Vec<String>) -> AppError {
     for w in warnings.iter().chain(secrets_warnings().iter()) {

@@ -26,6 +26,7 @@ mod ini;
 mod patterns;
 mod py;
 mod ranges;
+pub mod shard;
 mod varsfiles;
 mod yamlinv;
 

@@ -20,6 +20,7 @@ mod hub;
 pub mod journal;
 pub mod json;
 pub mod log;
+pub mod merge;
 pub mod metrics;
 pub mod plain;
 pub mod progress;
