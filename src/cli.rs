@@ -306,6 +306,10 @@ pub enum LabCommand {
         /// (default 2000). For clock-skew: how far ahead the device clock is, in ms (default 3 years).
         #[arg(long, value_name = "MS")]
         ms: Option<u64>,
+        /// For unreachable-after-dns: the IP address that cuts the device off once its dockerd uses it as a
+        /// DNS server or proxy.
+        #[arg(long, value_name = "VALUE")]
+        value: Option<String>,
     },
     /// (internal) Serve lab devices in the foreground.
     #[command(hide = true)]
@@ -582,6 +586,7 @@ choices!(FaultKind {
     LowDisk => "low-disk": "The Docker root is a 32 MiB file system with 32 KiB free",
     OldRuntime => "old-runtime": "aziot-edge 1.4, identity service 1.4 and Moby 20.10 installed",
     ContainerListFails => "container-list-fails": "The engine answers everything but listing containers",
+    UnreachableAfterDns => "unreachable-after-dns": "New connections are refused while the running dockerd uses the --value IP as DNS server or proxy (embedded backend)",
 });
 
 #[cfg(test)]

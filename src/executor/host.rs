@@ -153,6 +153,7 @@ impl Executor {
         }
         let spec = crate::inventory::conn_spec(&hs.name, &conn)
             .map_err(|d| TransportError::Other(d.message))?;
+        hs.deadman.set_spec(&spec);
         self.emit(Event::HostConnecting {
             host: hs.name.clone(),
         });
@@ -254,23 +255,18 @@ impl Executor {
             });
             return Flow::Unreachable(msg);
         }
-        let sections = rt.sections.clone();
-        for (_name, tasks) in &sections {
-            if tasks.is_empty() {
-                continue;
-            }
-            match run.run_list(tasks).await {
-                Flow::Continue => {}
-                Flow::EndPlay | Flow::EndHost => return Flow::Continue,
-                other => return other,
-            }
-            match run.flush_handlers().await {
-                Flow::Continue => {}
-                Flow::EndPlay | Flow::EndHost => return Flow::Continue,
-                other => return other,
+        let flow = run.run_sections().await;
+        // A change that may have cut the device off is kept only once a new connection reaches it.
+        if hs.deadman.is_armed() {
+            if let Some(msg) = self.deadman_confirm(&hs.name, &hs.deadman).await {
+                self.emit(Event::HostUnreachable {
+                    host: hs.name.clone(),
+                    error: msg.clone(),
+                });
+                return Flow::Unreachable(msg);
             }
         }
-        Flow::Continue
+        flow
     }
 
     pub(super) fn load_vars_file(
@@ -343,6 +339,27 @@ impl Executor {
 }
 
 impl HostRun {
+    /// The play's sections, each followed by its handlers.
+    async fn run_sections(&mut self) -> Flow {
+        let sections = self.rt.sections.clone();
+        for (_name, tasks) in &sections {
+            if tasks.is_empty() {
+                continue;
+            }
+            match self.run_list(tasks).await {
+                Flow::Continue => {}
+                Flow::EndPlay | Flow::EndHost => return Flow::Continue,
+                other => return other,
+            }
+            match self.flush_handlers().await {
+                Flow::Continue => {}
+                Flow::EndPlay | Flow::EndHost => return Flow::Continue,
+                other => return other,
+            }
+        }
+        Flow::Continue
+    }
+
     pub(super) fn host(&self) -> &str {
         &self.hs.name
     }

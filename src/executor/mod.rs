@@ -19,6 +19,7 @@ pub mod apply;
 
 mod attempt;
 mod blocks;
+mod deadman;
 mod handlers;
 mod host;
 mod includes;
@@ -108,6 +109,8 @@ pub(crate) struct HostState {
     pub runtime_gen: Arc<AtomicU64>,
     /// The index of the last play this host left (ran to its end, failed or stopped), plus one (0: none).
     pub left: AtomicU64,
+    /// The dead-man revert armed on the device, if any (see `deadman.rs`).
+    pub deadman: deadman::Slot,
 }
 
 impl HostState {
@@ -432,6 +435,7 @@ impl Executor {
             done: AtomicBool::new(false),
             runtime_gen: self.runtime_gen.clone(),
             left: AtomicU64::new(0),
+            deadman: deadman::Slot::default(),
         });
         m.insert(name.to_string(), h.clone());
         if let Ok(mut o) = self.order.lock() {
@@ -745,6 +749,7 @@ impl Executor {
             }
             None => StatsSnapshot::default(),
         };
+        let stats = deadman::add_stats(stats, hs.deadman.extra_stats());
         let duration = hs
             .started
             .lock()

@@ -15,7 +15,10 @@
 //! `lab-fault-locked`, as another run would; the maintenance states `dangling-images`, `unused-volumes` and
 //! `old-runtime` change the simulator's engine and package database (`sim::lab_states`, with real volume data on
 //! disk), `low-disk` mounts a small, nearly full tmpfs on the Docker root, `container-list-fails` creates the
-//! simulator's fault file; `none` clears everything (and releases that lock). Also the faults' CLI spelling.
+//! simulator's fault file; `unreachable-after-dns` (with a value, an IP address) makes the embedded server close every new
+//! connection while the configuration the device's dockerd loaded at its last start names that address as a DNS
+//! server or proxy (`DeviceHost::cut_off`: a change cuts the device off only once applied, and the restart that
+//! reverts it lets connections in again); `none` clears everything (and releases that lock). Also the faults' CLI spelling.
 //!
 //! It must not speak the control protocol (that is `control`).
 
@@ -73,6 +76,9 @@ pub enum FaultKind {
     OldRuntime,
     /// Listing containers fails (everything else answers).
     ContainerListFails,
+    /// New connections are refused while the device's running dockerd uses a given DNS server or proxy (set
+    /// by a change and a docker restart; cleared by the restart that reverts it). Embedded backend only.
+    UnreachableAfterDns,
 }
 
 impl FaultKind {
@@ -98,6 +104,7 @@ impl FaultKind {
         FaultKind::LowDisk,
         FaultKind::OldRuntime,
         FaultKind::ContainerListFails,
+        FaultKind::UnreachableAfterDns,
     ];
 }
 
@@ -138,6 +145,7 @@ pub fn fault_name(k: FaultKind) -> &'static str {
         FaultKind::LowDisk => "low-disk",
         FaultKind::OldRuntime => "old-runtime",
         FaultKind::ContainerListFails => "container-list-fails",
+        FaultKind::UnreachableAfterDns => "unreachable-after-dns",
     }
 }
 
@@ -366,8 +374,9 @@ pub(super) async fn apply_fault(
     dev: &Dev,
     kind: FaultKind,
     ms: Option<u64>,
+    value: Option<String>,
 ) -> Result<(), String> {
-    let name = fault_name(kind).to_string();
+    let mut name = fault_name(kind).to_string();
     let io_err = |e: io::Error| format!("{}: {e}", dev.spec.name);
     match kind {
         FaultKind::None => {
@@ -395,12 +404,31 @@ pub(super) async fn apply_fault(
                 d.down_until = None;
             })
             .await?;
+            if let Ok(mut c) = dev.host.cut_off_when.lock() {
+                *c = None;
+            }
             if let Ok(mut f) = dev.faults.lock() {
                 f.clear();
             }
             return Ok(());
         }
         FaultKind::Unreachable => set_desired(dev, |d| d.net = Net::Unreachable).await?,
+        FaultKind::UnreachableAfterDns => {
+            if sh.openssh {
+                return Err(format!("{}: unreachable-after-dns needs the embedded backend (it refuses connections as they arrive)", dev.spec.name));
+            }
+            let v = value.unwrap_or_default();
+            if v.parse::<std::net::IpAddr>().is_err() {
+                return Err(format!(
+                    "{}: unreachable-after-dns needs an IP address (`--value 192.0.2.53`), not `{v}`",
+                    dev.spec.name
+                ));
+            }
+            if let Ok(mut c) = dev.host.cut_off_when.lock() {
+                *c = Some(v.clone());
+            }
+            name = format!("unreachable-after-dns({v})");
+        }
         FaultKind::BlackHole => set_desired(dev, |d| d.net = Net::BlackHole).await?,
         FaultKind::SlowLink => {
             let ms = ms.unwrap_or(DEFAULT_SLOW_MS);

@@ -1,0 +1,347 @@
+//! The dead-man revert on lab devices: a DNS change that cuts a device off (`unreachable-after-dns`) is undone
+//! by the device itself within the window and the run says "rolled back by the device", while the same change
+//! on a healthy device is confirmed from a new connection and disarmed (no timer process, no revert script
+//! left); a rerun finds the cut-off device with its old configuration and reachable; a controller killed
+//! between arm and disarm leaves a device that rolls back, and `--resume last` reports it; arming and
+//! disarming cost an unchanged device no round trip and a changed one exactly one.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use edgefleet::lab::{FaultKind, Lab, LabBackend, LabConfig};
+use serde_json::Value;
+
+use crate::support::{self, repo};
+
+/// The address whose use as a DNS server cuts a device off (TEST-NET-1: never routed).
+const CUT_DNS: &str = "192.0.2.53";
+
+const PLAYBOOK: &str = r#"
+- name: dns
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: daemon.json DNS
+      docker_daemon:
+        dns: ["{{ dns }}"]
+      notify: restart docker
+    - name: hold between arm and disarm
+      wait_for:
+        path: /var/tmp/release
+        timeout: 300
+      when: hold | default(false) | bool
+  handlers:
+    - name: restart docker
+      service:
+        name: docker
+        state: restarted
+"#;
+
+struct Env {
+    dir: tempfile::TempDir,
+    lab: Lab,
+    playbook: PathBuf,
+}
+
+impl Env {
+    fn new(n: usize) -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = LabConfig::new(dir.path().join("lab"), n);
+        cfg.backend = LabBackend::Embedded;
+        cfg.exe = Some(support::bin());
+        let lab = Lab::up(&cfg).unwrap_or_else(|e| panic!("lab up failed: {e}"));
+        let playbook = dir.path().join("dns.yml");
+        std::fs::write(&playbook, PLAYBOOK).unwrap();
+        Env { dir, lab, playbook }
+    }
+
+    fn cmd(&self) -> Command {
+        let mut c = support::edgefleet();
+        c.current_dir(repo())
+            .env("XDG_STATE_HOME", self.dir.path().join("state"))
+            .arg("play")
+            .arg("--identity")
+            .arg(self.lab.age_identity_path())
+            .args(["--progress", "plain"]);
+        c
+    }
+
+    /// Play the DNS playbook with a JSON report: the output and the report.
+    fn play(&self, extra: &[&str]) -> (Output, Value) {
+        let report = self.dir.path().join("report.json");
+        let _ = std::fs::remove_file(&report);
+        let o = self
+            .cmd()
+            .arg(&self.playbook)
+            .arg("-i")
+            .arg(self.lab.inventory_path())
+            .arg("--report")
+            .arg(&report)
+            .args(extra)
+            .output()
+            .unwrap();
+        (o.clone(), read_report(&report, &o))
+    }
+
+    fn daemon_json(&self, dev: &str) -> Option<String> {
+        std::fs::read_to_string(self.lab.device_root(dev).join("etc/docker/daemon.json")).ok()
+    }
+
+    /// What is left of dead-man reverts on the device: its state directory's entries.
+    fn deadman_dirs(&self, dev: &str) -> Vec<String> {
+        let d = self.lab.device_root(dev).join("var/lib/edgefleet/deadman");
+        let mut v: Vec<String> = std::fs::read_dir(d)
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+
+    /// Processes inside `dev` (same mount namespace) that are a dead-man timer.
+    fn timers(&self, dev: &str) -> usize {
+        let o = self
+            .lab
+            .run_on(
+                dev,
+                r#"me=$(readlink /proc/self/ns/mnt)
+for p in /proc/[0-9]*; do
+  [ "$(readlink "$p/ns/mnt" 2>/dev/null)" = "$me" ] || continue
+  tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -q 'edgefleet[-]deadman' && echo "$p"
+done; true"#,
+            )
+            .unwrap();
+        assert!(o.status.success());
+        String::from_utf8_lossy(&o.stdout).lines().count()
+    }
+}
+
+fn read_report(p: &Path, o: &Output) -> Value {
+    std::fs::read_to_string(p)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_else(|| panic!("no report\n{}", out(o)))
+}
+
+fn out(o: &Output) -> String {
+    format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn device<'a>(doc: &'a Value, name: &str) -> &'a Value {
+    support::report_device(doc, name)
+}
+
+fn rt(doc: &Value, name: &str) -> u64 {
+    device(doc, name)["round_trips"].as_u64().unwrap()
+}
+
+/// Wait (polling a marker, up to two minutes) until `cond` holds.
+fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_device_cut_off_by_a_dns_change_rolls_itself_back_and_a_healthy_one_is_confirmed() {
+    let env = Env::new(2);
+    let (cut, ok) = ("edge-001", "edge-002");
+    env.lab
+        .fault_with(cut, FaultKind::UnreachableAfterDns, None, Some(CUT_DNS))
+        .unwrap();
+    let before_cut = env.daemon_json(cut);
+    let before_ok = env.daemon_json(ok);
+    let dns = format!("dns={CUT_DNS}");
+    let started = Instant::now();
+    let (o, doc) = env.play(&["-e", &dns, "-e", "deadman_window=4"]);
+    let took = started.elapsed();
+    let text = out(&o);
+    assert_ne!(o.status.code(), Some(0), "{text}");
+
+    // The cut-off device: reported as rolled back by the device, its previous file back, reachable again.
+    let d = device(&doc, cut);
+    assert_eq!(d["status"], "rolled_back", "{d:#}\n{text}");
+    let err = d["error"].as_str().unwrap();
+    assert!(err.starts_with("rolled back by the device"), "{err}");
+    assert!(
+        err.contains("restored its previous configuration by itself at"),
+        "{err}"
+    );
+    assert_eq!(
+        env.daemon_json(cut),
+        before_cut,
+        "the previous daemon.json is back"
+    );
+    assert!(text.contains("rolled back by the device"), "{text}");
+    assert!(
+        took >= Duration::from_secs(4),
+        "the device waited for its window: {took:?}"
+    );
+    // It reverted by itself: the revert's claim and record stay, no timer is left.
+    let left = env.deadman_dirs(cut);
+    assert_eq!(left.len(), 1, "{left:?}");
+    let rec = env
+        .lab
+        .device_root(cut)
+        .join("var/lib/edgefleet/deadman")
+        .join(&left[0]);
+    let log = std::fs::read_to_string(rec.join("revert.log")).unwrap();
+    assert!(log.contains("restart docker: ok"), "{log}");
+    assert!(rec.join("claim").is_dir());
+    assert_eq!(env.timers(cut), 0);
+
+    // The healthy device: changed, confirmed from a second connection, nothing left to fire later.
+    let d = device(&doc, ok);
+    assert_eq!(d["status"], "changed", "{d:#}\n{text}");
+    assert_eq!(d["connects"], 2, "{d:#}");
+    let now = env.daemon_json(ok).unwrap();
+    assert!(now.contains(CUT_DNS), "{now}");
+    assert_ne!(Some(now), before_ok);
+    assert!(
+        env.deadman_dirs(ok).is_empty(),
+        "{:?}",
+        env.deadman_dirs(ok)
+    );
+    assert_eq!(env.timers(ok), 0, "the timer process was stopped");
+
+    // The rerun (check mode) reaches both: the cut-off one still has its old configuration.
+    let (o, doc) = env.play(&["-e", &dns, "--check"]);
+    let text = out(&o);
+    assert_eq!(device(&doc, cut)["status"], "changed", "{text}");
+    assert_eq!(device(&doc, ok)["status"], "ok", "{text}");
+    assert_eq!(env.daemon_json(cut), before_cut);
+}
+
+#[test]
+fn arming_and_disarming_cost_a_changed_device_one_round_trip_and_an_unchanged_one_none() {
+    let env = Env::new(1);
+    let dev = "edge-001";
+    // Changes with the revert off and on, then the same state with it on and off.
+    let (o, off_changed) = env.play(&["-e", "dns=10.0.0.1", "-e", "deadman_window=0"]);
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    let (o, on_changed) = env.play(&["-e", "dns=10.0.0.2", "-e", "deadman_window=30"]);
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    let (o, on_same) = env.play(&["-e", "dns=10.0.0.2", "-e", "deadman_window=30"]);
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    let (o, off_same) = env.play(&["-e", "dns=10.0.0.2", "-e", "deadman_window=0"]);
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    for (doc, status) in [
+        (&off_changed, "changed"),
+        (&on_changed, "changed"),
+        (&on_same, "ok"),
+        (&off_same, "ok"),
+    ] {
+        assert_eq!(device(doc, dev)["status"], status, "{doc:#}");
+    }
+    assert_eq!(rt(&on_changed, dev), rt(&off_changed, dev) + 1);
+    assert_eq!(device(&on_changed, dev)["connects"], 2);
+    assert_eq!(rt(&on_same, dev), rt(&off_same, dev));
+    assert_eq!(device(&on_same, dev)["connects"], 1);
+    assert!(env.deadman_dirs(dev).is_empty());
+    assert_eq!(env.timers(dev), 0);
+}
+
+#[test]
+fn a_controller_killed_between_arm_and_disarm_leaves_a_device_that_rolls_back_and_resume_says_so() {
+    let env = Env::new(1);
+    let dev = "edge-001";
+    let before = env.daemon_json(dev);
+    let mut child = env
+        .cmd()
+        .arg(&env.playbook)
+        .arg("-i")
+        .arg(env.lab.inventory_path())
+        .args([
+            "-e",
+            "dns=10.0.0.9",
+            "-e",
+            "deadman_window=3",
+            "-e",
+            "hold=true",
+        ])
+        .args(["--output", "jsonl"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // The marker: the device armed its revert (the next task holds the run until the controller dies).
+    let stdout = child.stdout.take().unwrap();
+    let mut seen = Vec::new();
+    for line in BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        let ev: Value = serde_json::from_str(&line).unwrap();
+        let armed = ev["event"] == "deadman" && ev["state"] == "armed";
+        seen.push(line);
+        if armed {
+            break;
+        }
+    }
+    assert!(
+        seen.last().is_some_and(|l| l.contains("\"armed\"")),
+        "{seen:#?}"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(env.daemon_json(dev).unwrap().contains("10.0.0.9"));
+
+    // Nobody disarms: the device restores its previous daemon.json and restarts docker by itself.
+    let base = env.lab.device_root(dev).join("var/lib/edgefleet/deadman");
+    wait_for("the device's revert", || {
+        env.deadman_dirs(dev)
+            .iter()
+            .any(|d| base.join(d).join("reverted").is_file())
+    });
+    assert_eq!(env.daemon_json(dev), before);
+    assert_eq!(env.timers(dev), 0);
+
+    // Resuming applies the change again, and says the device rolled the killed run's change back.
+    let report = env.dir.path().join("resume.json");
+    let o = env
+        .cmd()
+        .args([
+            "--resume",
+            "last",
+            "-e",
+            "hold=false",
+            "-e",
+            "dns=10.0.0.9",
+            "--report",
+        ])
+        .arg(&report)
+        .output()
+        .unwrap();
+    let text = out(&o);
+    assert_eq!(o.status.code(), Some(0), "{text}");
+    let doc = read_report(&report, &o);
+    let d = device(&doc, dev);
+    assert_eq!(d["status"], "changed", "{d:#}");
+    let warnings: Vec<&str> = d["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|w| w.as_str())
+        .collect();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.starts_with("rolled back by the device: an earlier run's change")),
+        "{warnings:?}"
+    );
+    assert!(env.daemon_json(dev).unwrap().contains("10.0.0.9"));
+    assert!(env.deadman_dirs(dev).iter().all(|d| d != "claim"));
+    assert_eq!(env.timers(dev), 0);
+}
