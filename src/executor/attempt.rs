@@ -139,7 +139,7 @@ impl HostRun {
                     Ok(v) => v,
                     Err(e) => return failed(e.message),
                 };
-                match deadman::window(v.as_ref()) {
+                match deadman::window(v.as_ref(), c.previous) {
                     Ok(Some(window)) => Some(ArmRequest { cut_off: c, window }),
                     Ok(None) => None,
                     Err(e) => return failed(e),

@@ -22,8 +22,10 @@
 //! disarm) are reported by the next arm on that device (`EF-DM-PRIOR`), as a warning.
 //!
 //! The window is the `deadman_window` variable (seconds, or `90s`/`2m`; `0`, `off` or `false` turn it off; any
-//! variable layer: play `vars`, inventory, `-e`), [`DEFAULT_WINDOW`] when unset. Never for `connection: local`
-//! or delegated tasks (the controller is the device). It must not know what a module changes beyond its
+//! variable layer: play `vars`, inventory, `-e`). When it is unset, a change of a configuration the device
+//! already ran with (the file existed) is armed with [`DEFAULT_WINDOW`], and a first provisioning (no previous
+//! file: nothing known to work to go back to, and the provisioning round-trip budget stays as it was) is not.
+//! Never for `connection: local` or delegated tasks (the controller is the device). It must not know what a module changes beyond its
 //! `CutOff`; it only builds commands, reads their answers and emits events.
 
 use std::sync::Mutex;
@@ -256,13 +258,14 @@ pub(crate) fn add_stats(a: StatsSnapshot, b: StatsSnapshot) -> StatsSnapshot {
     }
 }
 
-/// Read `deadman_window`: `None` when turned off; the default when unset.
-pub(crate) fn window(v: Option<&Value>) -> Result<Option<Duration>, String> {
+/// Read `deadman_window`: `None` when turned off; when unset, the default for a change of a configuration the
+/// device ran with (`previous`), and off for a first provisioning.
+pub(crate) fn window(v: Option<&Value>, previous: bool) -> Result<Option<Duration>, String> {
     let bad = |s: &str| {
         format!("{WINDOW_VAR}: `{s}` is not a window: give seconds (120), `90s`, `2m`, or 0/off to turn the dead-man revert off")
     };
     let secs = match v {
-        None | Some(Value::Null) => return Ok(Some(DEFAULT_WINDOW)),
+        None | Some(Value::Null) => return Ok(previous.then_some(DEFAULT_WINDOW)),
         Some(Value::Bool(false)) => return Ok(None),
         Some(Value::Bool(true)) => return Ok(Some(DEFAULT_WINDOW)),
         Some(Value::Number(n)) => n.as_u64().ok_or_else(|| bad(&n.to_string()))?,
@@ -568,25 +571,28 @@ mod tests {
 
     #[test]
     fn windows_parse_and_turn_off() {
-        assert_eq!(window(None).unwrap(), Some(DEFAULT_WINDOW));
+        assert_eq!(window(None, true).unwrap(), Some(DEFAULT_WINDOW));
+        assert_eq!(window(None, false).unwrap(), None, "first provisioning");
         assert_eq!(
-            window(Some(&json!(30))).unwrap(),
+            window(Some(&json!(30)), false).unwrap(),
             Some(Duration::from_secs(30))
         );
         assert_eq!(
-            window(Some(&json!("2m"))).unwrap(),
+            window(Some(&json!("2m")), true).unwrap(),
             Some(Duration::from_secs(120))
         );
         assert_eq!(
-            window(Some(&json!("45s"))).unwrap(),
+            window(Some(&json!("45s")), true).unwrap(),
             Some(Duration::from_secs(45))
         );
         for off in [json!(0), json!("off"), json!(false), json!("0")] {
-            assert_eq!(window(Some(&off)).unwrap(), None, "{off}");
+            assert_eq!(window(Some(&off), true).unwrap(), None, "{off}");
         }
-        let e = window(Some(&json!("soon"))).unwrap_err();
+        let e = window(Some(&json!("soon")), true).unwrap_err();
         assert!(e.contains("deadman_window") && e.contains("soon"), "{e}");
-        assert!(window(Some(&json!(1))).unwrap_err().contains("2s..24h"));
+        assert!(window(Some(&json!(1)), true)
+            .unwrap_err()
+            .contains("2s..24h"));
     }
 
     #[test]
@@ -611,6 +617,7 @@ mod tests {
             cut_off: CutOff {
                 why: "x".into(),
                 reapply: vec![Reapply::Restart(u.into())],
+                previous: true,
             },
             window: DEFAULT_WINDOW,
         };

@@ -144,6 +144,7 @@ impl TypedModule for DockerDaemon {
             .then(|| CutOff {
                 why: format!("{} DNS/proxy settings change", a.dest),
                 reapply: vec![Reapply::Restart("docker".into())],
+                previous: cur.exists,
             });
         let plan = Plan::change(
             vec![Step::Write(vec![FileWrite {

@@ -322,6 +322,7 @@ impl TypedModule for IotedgeConfig {
             .may_cut_off(CutOff {
                 why: format!("{} changes", p.dest),
                 reapply: vec![Reapply::IotedgeConfigApply],
+                previous: cur.exists,
             })
             .with_diffs(diffs)
             .with_msg(if secret {

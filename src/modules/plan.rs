@@ -112,6 +112,9 @@ pub struct CutOff {
     pub why: String,
     /// What restores the previous configuration's effect once its files are back, in order.
     pub reapply: Vec<Reapply>,
+    /// The device has a previous version of the files (it ran with a configuration that can be gone back
+    /// to). Without one — a first provisioning — the revert is armed only when the play asks for it.
+    pub previous: bool,
 }
 
 /// A directory to ensure.

@@ -140,10 +140,6 @@ fn device<'a>(doc: &'a Value, name: &str) -> &'a Value {
     support::report_device(doc, name)
 }
 
-fn rt(doc: &Value, name: &str) -> u64 {
-    device(doc, name)["round_trips"].as_u64().unwrap()
-}
-
 /// Wait (polling a marker, up to two minutes) until `cond` holds.
 fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
     let start = Instant::now();
@@ -172,6 +168,12 @@ fn a_device_cut_off_by_a_dns_change_rolls_itself_back_and_a_healthy_one_is_confi
     let text = out(&o);
     assert_ne!(o.status.code(), Some(0), "{text}");
 
+    crate::report::assert_valid(
+        &crate::report::load_schema("report.schema.json"),
+        &doc,
+        "the report",
+    );
+    assert_eq!(doc["totals"]["rolled_back"], 1);
     // The cut-off device: reported as rolled back by the device, its previous file back, reachable again.
     let d = device(&doc, cut);
     assert_eq!(d["status"], "rolled_back", "{d:#}\n{text}");
@@ -230,27 +232,44 @@ fn a_device_cut_off_by_a_dns_change_rolls_itself_back_and_a_healthy_one_is_confi
 fn arming_and_disarming_cost_a_changed_device_one_round_trip_and_an_unchanged_one_none() {
     let env = Env::new(1);
     let dev = "edge-001";
-    // Changes with the revert off and on, then the same state with it on and off.
-    let (o, off_changed) = env.play(&["-e", "dns=10.0.0.1", "-e", "deadman_window=0"]);
-    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
-    let (o, on_changed) = env.play(&["-e", "dns=10.0.0.2", "-e", "deadman_window=30"]);
-    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
-    let (o, on_same) = env.play(&["-e", "dns=10.0.0.2", "-e", "deadman_window=30"]);
-    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
-    let (o, off_same) = env.play(&["-e", "dns=10.0.0.2", "-e", "deadman_window=0"]);
-    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
-    for (doc, status) in [
+    let play = |dns: &str, window: Option<&str>| {
+        let dns = format!("dns={dns}");
+        let mut args = vec!["-e", dns.as_str()];
+        let w;
+        if let Some(x) = window {
+            w = format!("deadman_window={x}");
+            args.extend(["-e", w.as_str()]);
+        }
+        let (o, doc) = env.play(&args);
+        assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+        device(&doc, dev).clone()
+    };
+    // A first provisioning (no daemon.json yet) is not armed unless the play asks.
+    assert!(env.daemon_json(dev).is_none());
+    let first = play("10.0.0.1", None);
+    assert_eq!(
+        (&first["status"], &first["connects"]),
+        (&"changed".into(), &1.into())
+    );
+    // Changes of a file the device ran with: off, then on by default (unset), then the same state both ways.
+    let off_changed = play("10.0.0.2", Some("0"));
+    let on_changed = play("10.0.0.3", None);
+    let on_same = play("10.0.0.3", None);
+    let off_same = play("10.0.0.3", Some("off"));
+    for (d, status) in [
         (&off_changed, "changed"),
         (&on_changed, "changed"),
         (&on_same, "ok"),
         (&off_same, "ok"),
     ] {
-        assert_eq!(device(doc, dev)["status"], status, "{doc:#}");
+        assert_eq!(d["status"], status, "{d:#}");
     }
-    assert_eq!(rt(&on_changed, dev), rt(&off_changed, dev) + 1);
-    assert_eq!(device(&on_changed, dev)["connects"], 2);
-    assert_eq!(rt(&on_same, dev), rt(&off_same, dev));
-    assert_eq!(device(&on_same, dev)["connects"], 1);
+    let rt = |d: &Value| d["round_trips"].as_u64().unwrap();
+    assert_eq!(rt(&on_changed), rt(&off_changed) + 1, "{on_changed:#}");
+    assert_eq!(on_changed["connects"], 2);
+    assert_eq!(off_changed["connects"], 1);
+    assert_eq!(rt(&on_same), rt(&off_same));
+    assert_eq!(on_same["connects"], 1);
     assert!(env.deadman_dirs(dev).is_empty());
     assert_eq!(env.timers(dev), 0);
 }
@@ -281,9 +300,11 @@ fn a_controller_killed_between_arm_and_disarm_leaves_a_device_that_rolls_back_an
     // The marker: the device armed its revert (the next task holds the run until the controller dies).
     let stdout = child.stdout.take().unwrap();
     let mut seen = Vec::new();
+    let events = crate::report::load_schema("events.schema.json");
     for line in BufReader::new(stdout).lines() {
         let line = line.unwrap();
         let ev: Value = serde_json::from_str(&line).unwrap();
+        crate::report::assert_valid(&events, &ev, "a jsonl line");
         let armed = ev["event"] == "deadman" && ev["state"] == "armed";
         seen.push(line);
         if armed {
@@ -319,6 +340,8 @@ fn a_controller_killed_between_arm_and_disarm_leaves_a_device_that_rolls_back_an
             "hold=false",
             "-e",
             "dns=10.0.0.9",
+            "-e",
+            "deadman_window=30",
             "--report",
         ])
         .arg(&report)
@@ -339,9 +362,41 @@ fn a_controller_killed_between_arm_and_disarm_leaves_a_device_that_rolls_back_an
         warnings
             .iter()
             .any(|w| w.starts_with("rolled back by the device: an earlier run's change")),
-        "{warnings:?}"
+        "{warnings:?}\n{text}"
     );
     assert!(env.daemon_json(dev).unwrap().contains("10.0.0.9"));
     assert!(env.deadman_dirs(dev).iter().all(|d| d != "claim"));
     assert_eq!(env.timers(dev), 0);
+}
+
+#[test]
+fn twenty_devices_cut_off_in_one_run_all_end_back_on_their_previous_configuration_and_reachable() {
+    let env = Env::new(20);
+    let names: Vec<String> = env.lab.devices().iter().map(|d| d.name.clone()).collect();
+    assert_eq!(names.len(), 20);
+    let before: Vec<Option<String>> = names.iter().map(|n| env.daemon_json(n)).collect();
+    for n in &names {
+        env.lab
+            .fault_with(n, FaultKind::UnreachableAfterDns, None, Some(CUT_DNS))
+            .unwrap();
+    }
+    let dns = format!("dns={CUT_DNS}");
+    let (o, doc) = env.play(&["-e", &dns, "-e", "deadman_window=5"]);
+    let text = out(&o);
+    assert_ne!(o.status.code(), Some(0), "{text}");
+    assert_eq!(doc["totals"]["rolled_back"], 20, "{:#}", doc["totals"]);
+    assert!(
+        text.contains("20 rolled back by the device"),
+        "the recap says so: {text}"
+    );
+    for (n, b) in names.iter().zip(&before) {
+        assert_eq!(device(&doc, n)["status"], "rolled_back", "{n}");
+        assert_eq!(&env.daemon_json(n), b, "{n}: previous daemon.json");
+        assert_eq!(env.timers(n), 0, "{n}");
+    }
+    // All reachable again, all still on the previous configuration (a check-mode rerun would change each).
+    let (o, doc) = env.play(&["-e", &dns, "--check"]);
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    assert_eq!(doc["totals"]["changed"], 20, "{:#}", doc["totals"]);
+    assert_eq!(doc["totals"]["unreachable"], 0);
 }
