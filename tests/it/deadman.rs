@@ -400,3 +400,62 @@ fn twenty_devices_cut_off_in_one_run_all_end_back_on_their_previous_configuratio
     assert_eq!(doc["totals"]["changed"], 20, "{:#}", doc["totals"]);
     assert_eq!(doc["totals"]["unreachable"], 0);
 }
+
+#[test]
+fn a_service_drop_in_change_is_guarded_and_confirmed() {
+    let env = Env::new(1);
+    let dev = "edge-001";
+    let pb = env.dir.path().join("dropin.yml");
+    std::fs::write(
+        &pb,
+        r#"
+- hosts: all
+  gather_facts: false
+  tasks:
+    - name: drop-in directory
+      file:
+        path: /etc/systemd/system/docker.service.d
+        state: directory
+    - name: docker's proxy drop-in
+      copy:
+        dest: /etc/systemd/system/docker.service.d/http-proxy.conf
+        content: "[Service]\nEnvironment=HTTPS_PROXY={{ proxy }}\n"
+"#,
+    )
+    .unwrap();
+    let play = |extra: &[&str]| {
+        let report = env.dir.path().join("dropin.json");
+        let o = env
+            .cmd()
+            .arg(&pb)
+            .arg("-i")
+            .arg(env.lab.inventory_path())
+            .arg("--report")
+            .arg(&report)
+            .args(extra)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+        device(&read_report(&report, &o), dev).clone()
+    };
+    // Created (nothing to go back to: not armed), then changed (armed by default, confirmed, disarmed).
+    let first = play(&["-e", "proxy=http://10.0.0.1:3128"]);
+    assert_eq!(first["connects"], 1, "{first:#}");
+    let second = play(&["-e", "proxy=http://10.0.0.2:3128"]);
+    assert_eq!(second["status"], "changed", "{second:#}");
+    assert_eq!(second["connects"], 2, "{second:#}");
+    let o = env
+        .lab
+        .run_on(
+            dev,
+            "cat /etc/systemd/system/docker.service.d/http-proxy.conf",
+        )
+        .unwrap();
+    assert!(String::from_utf8_lossy(&o.stdout).contains("10.0.0.2"));
+    assert!(
+        env.deadman_dirs(dev).is_empty(),
+        "{:?}",
+        env.deadman_dirs(dev)
+    );
+    assert_eq!(env.timers(dev), 0);
+}
