@@ -6,6 +6,9 @@
 //! forgotten, and after steps whose effects are unknown (`command`, `shell`) the whole cache is invalidated, so
 //! the next question re-gathers everything the play asks about in one round trip.
 //!
+//! A plan that may cut the device off ([`CutOff`](crate::modules::CutOff)) arms the dead-man revert in its first
+//! write's round trip, before the files are replaced (`deadman.rs`; the window comes from `deadman_window`).
+//!
 //! Check mode is the same path stopped early ([`Decision::in_check_mode`]): read-only steps still run, a
 //! change is reported without running, and steps whose effects are unknown are skipped. A module's check
 //! matrix (verification results) and findings (maintenance) go to the report as they are: this file does not

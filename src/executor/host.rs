@@ -1,7 +1,8 @@
 //! The per-host run of a play: connect (once per device per run), take the host's variable layers (ordered by
 //! `layers.rs`, never here), gather every fact the play needs in one batch, make sure the run holds its lock on
 //! the device (a device locked by another run is reported unreachable, with the holder), then run the sections
-//! and flush handlers.
+//! and flush handlers. A play that armed a dead-man revert on the host ends by confirming it from a new
+//! connection (`deadman.rs`); a device that rolled back by itself leaves the play unreachable, with that reason.
 //!
 //! A failure on this host is data: it ends this host's play and is counted; it never returns an error that
 //! could stop other hosts. The task loop is in `tasks.rs`, blocks in `blocks.rs`, handlers in `handlers.rs`,
