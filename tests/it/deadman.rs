@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use edgefleet::lab::{FaultKind, Lab, LabBackend, LabConfig};
+use edgefleet::lab::{FaultKind, Lab, LabBackend, LabConfig, LabUser};
 use serde_json::Value;
 
 use crate::support::{self, repo};
@@ -47,9 +47,14 @@ struct Env {
 
 impl Env {
     fn new(n: usize) -> Env {
+        Env::with(n, LabBackend::Embedded, LabUser::Root)
+    }
+
+    fn with(n: usize, backend: LabBackend, user: LabUser) -> Env {
         let dir = tempfile::tempdir().unwrap();
         let mut cfg = LabConfig::new(dir.path().join("lab"), n);
-        cfg.backend = LabBackend::Embedded;
+        cfg.backend = backend;
+        cfg.user = user;
         cfg.exe = Some(support::bin());
         let lab = Lab::up(&cfg).unwrap_or_else(|e| panic!("lab up failed: {e}"));
         let playbook = dir.path().join("dns.yml");
@@ -457,5 +462,56 @@ fn a_service_drop_in_change_is_guarded_and_confirmed() {
         "{:?}",
         env.deadman_dirs(dev)
     );
+    assert_eq!(env.timers(dev), 0);
+}
+
+#[test]
+fn through_sudo_and_openssh_the_timer_outlives_the_session_and_is_stopped_or_fires() {
+    let env = Env::with(1, LabBackend::Openssh, LabUser::Admin);
+    let dev = "edge-001";
+    // A daemon.json the device runs with, then a change armed by default (unset window) and confirmed.
+    let (o, _) = env.play(&["-e", "dns=10.0.0.1"]);
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    let (o, doc) = env.play(&["-e", "dns=10.0.0.2"]);
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    assert_eq!(device(&doc, dev)["connects"], 2);
+    assert!(env.deadman_dirs(dev).is_empty());
+    assert_eq!(env.timers(dev), 0);
+    let before = env.daemon_json(dev);
+
+    // Killed between arm and disarm: the timer process sudo started in an sshd session that is gone fires.
+    let mut child = env
+        .cmd()
+        .arg(&env.playbook)
+        .arg("-i")
+        .arg(env.lab.inventory_path())
+        .args([
+            "-e",
+            "dns=10.0.0.3",
+            "-e",
+            "deadman_window=3",
+            "-e",
+            "hold=true",
+        ])
+        .args(["--output", "jsonl"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let armed = BufReader::new(stdout).lines().any(|l| {
+        let ev: Value = serde_json::from_str(&l.unwrap()).unwrap();
+        ev["event"] == "deadman" && ev["state"] == "armed"
+    });
+    assert!(armed);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let base = env.lab.device_root(dev).join("var/lib/edgefleet/deadman");
+    wait_for("the device's revert", || {
+        env.deadman_dirs(dev)
+            .iter()
+            .any(|d| base.join(d).join("reverted").is_file())
+    });
+    assert_eq!(env.daemon_json(dev), before, "10.0.0.2 is back");
     assert_eq!(env.timers(dev), 0);
 }
