@@ -3,7 +3,9 @@
 //! on a healthy device is confirmed from a new connection and disarmed (no timer process, no revert script
 //! left); a rerun finds the cut-off device with its old configuration and reachable; a controller killed
 //! between arm and disarm leaves a device that rolls back, and `--resume last` reports it; arming and
-//! disarming cost an unchanged device no round trip and a changed one exactly one.
+//! disarming cost an unchanged device no round trip and a changed one exactly one (a first provisioning is
+//! not armed unless asked); twenty devices cut off in one run all come back on their previous configuration;
+//! a service's systemd drop-in is guarded too; through sudo on OpenSSH devices the timer outlives the session.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
