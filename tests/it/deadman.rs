@@ -517,3 +517,26 @@ fn through_sudo_and_openssh_the_timer_outlives_the_session_and_is_stopped_or_fir
     assert_eq!(env.daemon_json(dev), before, "10.0.0.2 is back");
     assert_eq!(env.timers(dev), 0);
 }
+
+#[test]
+fn a_device_whose_clock_is_years_off_still_rolls_back_within_its_window() {
+    let env = Env::new(1);
+    let dev = "edge-001";
+    // Its clock three years ahead, and a DNS server that cuts it off: the window is measured, not dated.
+    env.lab.fault(dev, FaultKind::ClockSkew, None).unwrap();
+    env.lab
+        .fault_with(dev, FaultKind::UnreachableAfterDns, None, Some(CUT_DNS))
+        .unwrap();
+    let before = env.daemon_json(dev);
+    let dns = format!("dns={CUT_DNS}");
+    let started = Instant::now();
+    let (o, doc) = env.play(&["-e", &dns, "-e", "deadman_window=3"]);
+    assert_ne!(o.status.code(), Some(0), "{}", out(&o));
+    assert_eq!(device(&doc, dev)["status"], "rolled_back", "{}", out(&o));
+    assert_eq!(env.daemon_json(dev), before);
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "{:?}",
+        started.elapsed()
+    );
+}
