@@ -125,7 +125,10 @@ EF_DM_REVERT
   # A later change of the same run starts the window again.
   ef_dm_stop "$dm_d" "$dm_id"
   if [ "$(id -u)" = 0 ] && [ -d /run/systemd/system ] && command -v systemd-run >/dev/null 2>&1; then
+    # (`--collect` needs systemd 236; an older one refuses the option before it creates anything.)
     systemd-run --quiet --collect --unit="edgefleet-revert-$dm_id" --on-active="$dm_w" \
+      --timer-property=AccuracySec=1s --description="edgefleet dead-man revert" /bin/sh "$dm_d/revert.sh" >/dev/null 2>&1 \
+      || systemd-run --quiet --unit="edgefleet-revert-$dm_id" --on-active="$dm_w" \
       --timer-property=AccuracySec=1s --description="edgefleet dead-man revert" /bin/sh "$dm_d/revert.sh" >/dev/null \
       || { echo "edgefleet: systemd-run did not accept the dead-man timer" >&2; return 1; }
     echo systemd >"$dm_d/how"
@@ -493,6 +496,13 @@ impl super::Executor {
                     slot.with(|i| i.extra = add_stats(i.extra, stats));
                     match r {
                         Ok(o) => match parse_disarm(&o.stdout) {
+                            // The revert is running: ask again for its outcome while there is time.
+                            Some(Answer::Reverting)
+                                if Instant::now() + delay < deadline + grace =>
+                            {
+                                last_err =
+                                    "the device is restoring its previous configuration".into()
+                            }
                             Some(a) => return self.deadman_answer(host, &armed, &why, a, now),
                             None => {
                                 last_err = format!(
