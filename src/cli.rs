@@ -313,6 +313,10 @@ pub enum LabCommand {
         /// (default 2000). For clock-skew: how far ahead the device clock is, in ms (default 3 years).
         #[arg(long, value_name = "MS")]
         ms: Option<u64>,
+        /// For unreachable-after-dns: the IP address that cuts the device off once its dockerd uses it as a
+        /// DNS server or proxy.
+        #[arg(long, value_name = "VALUE")]
+        value: Option<String>,
     },
     /// (internal) Serve lab devices in the foreground.
     #[command(hide = true)]
@@ -592,6 +596,7 @@ choices!(FaultKind {
     DnsFails => "dns-fails": "No host name resolves on the device (its reachability probes fail at DNS)",
     PortsBlocked => "ports-blocked": "A firewall drops direct connections to ports 5671 and 8883 (AMQP, MQTT)",
     BehindProxy => "behind-proxy": "Only the lab site proxy http://proxy.edgefleet.lab:3128 gets out (CONNECT to 443 only)",
+    UnreachableAfterDns => "unreachable-after-dns": "New connections are refused while the running dockerd uses the --value IP as DNS server or proxy (embedded backend)",
 });
 
 #[cfg(test)]

@@ -113,9 +113,11 @@ pub fn run(args: LabArgs) -> Result<ExitCode, AppError> {
             kind,
             dir,
             ms,
+            value,
         } => {
             let lab = Lab::open(&dir).map_err(app)?;
-            lab.fault(&device, kind, ms).map_err(app)?;
+            lab.fault_with(&device, kind, ms, value.as_deref())
+                .map_err(app)?;
             println!("{device}: {}", supervisor::fault_name(kind));
             Ok(ExitCode::Ok)
         }

@@ -6,6 +6,9 @@
 //! forgotten, and after steps whose effects are unknown (`command`, `shell`) the whole cache is invalidated, so
 //! the next question re-gathers everything the play asks about in one round trip.
 //!
+//! A plan that may cut the device off ([`CutOff`](crate::modules::CutOff)) arms the dead-man revert in its first
+//! write's round trip, before the files are replaced (`deadman.rs`; the window comes from `deadman_window`).
+//!
 //! Check mode is the same path stopped early ([`Decision::in_check_mode`]): read-only steps still run, a
 //! change is reported without running, and steps whose effects are unknown are skipped. A module's check
 //! matrix (verification results) and findings (maintenance) go to the report as they are: this file does not
@@ -16,6 +19,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use super::deadman::{self, ArmRequest};
 use super::host::{HostRun, ItemResult};
 use super::tasks::{failed, skipped, transport_failure};
 use crate::facts::gather::{parse_restat, split_restat, with_restat};
@@ -122,7 +126,30 @@ impl HostRun {
             warnings,
             set_facts,
             touched,
+            cut_off,
         } = plan;
+        // A change that may cut the device off arms the dead-man revert with its write (not for the controller
+        // itself: a local connection or a delegated task).
+        let arm = match cut_off {
+            Some(c) if t.delegate_to.is_none() && self.hs.deadman.remote() => {
+                let v = match cx.get(deadman::WINDOW_VAR) {
+                    Ok(Some(Value::String(s))) if s.contains("{{") => {
+                        match cx.render_value(&Value::String(s), &name) {
+                            Ok(v) => Some(v),
+                            Err(e) => return failed(e.message),
+                        }
+                    }
+                    Ok(v) => v,
+                    Err(e) => return failed(e.message),
+                };
+                match deadman::window(v.as_ref(), c.previous) {
+                    Ok(Some(window)) => Some(ArmRequest { cut_off: c, window }),
+                    Ok(None) => None,
+                    Err(e) => return failed(e),
+                }
+            }
+            _ => None,
+        };
         for w in warnings {
             self.warn(w);
         }
@@ -205,6 +232,7 @@ impl HostRun {
                         become_,
                         t,
                         &touched,
+                        arm.as_ref(),
                     )
                     .await;
                 if effects == Effects::Unknown {
@@ -218,7 +246,7 @@ impl HostRun {
             Decision::ReadOnly { steps, state } => {
                 match self
                     .run_steps(
-                        steps, state, false, result, msg, &transport, become_, t, &touched,
+                        steps, state, false, result, msg, &transport, become_, t, &touched, None,
                     )
                     .await
                 {
@@ -294,8 +322,11 @@ impl HostRun {
         become_: Option<Become>,
         t: &Task,
         touched: &[Touched],
+        arm: Option<&ArmRequest>,
     ) -> Result<Outcome, TransportError> {
-        let applied = self.apply(&steps, transport, become_, t, touched).await;
+        let applied = self
+            .apply(&steps, transport, become_, t, touched, arm)
+            .await;
         for touch in touched {
             if let Touched::Fact(key) = touch {
                 self.hs.facts.forget_command(key);
@@ -332,6 +363,7 @@ impl HostRun {
         become_: Option<Become>,
         t: &Task,
         touched: &[Touched],
+        mut arm: Option<&ArmRequest>,
     ) -> Result<Applied, TransportError> {
         let facts = &self.hs.facts;
         let touched_paths: Vec<(String, bool)> = touched
@@ -428,6 +460,15 @@ impl HostRun {
                     let dirs = std::mem::take(&mut pending_dirs);
                     let mut e =
                         super::apply::dirs_and_write_exec(&dirs, files, become_.clone(), timeout);
+                    // The dead-man revert is armed in the same round trip, before the files are written.
+                    let arming = arm.take();
+                    if let Some(req) = arming {
+                        let paths: Vec<String> = files.iter().map(|f| f.path.clone()).collect();
+                        e.cmd = match deadman::with_arm(&self.hs.deadman, req, &paths, e.cmd) {
+                            Ok(c) => c,
+                            Err(m) => return Ok(Applied::Failed(m)),
+                        };
+                    }
                     let mut restat: Vec<(String, bool)> = Vec::new();
                     for f in files {
                         if let Some(p) = &f.parent {
@@ -462,6 +503,15 @@ impl HostRun {
                         }
                     }
                     self.absorb_restat(&mut o, &restat, true);
+                    if let Some(req) = arming {
+                        self.ex.deadman_armed(
+                            &self.hs.name,
+                            &self.hs.deadman,
+                            req,
+                            become_.clone(),
+                            &o.stdout,
+                        );
+                    }
                     backups.extend(
                         super::apply::backups_made(files, &o.stdout)
                             .into_iter()

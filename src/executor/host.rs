@@ -1,7 +1,8 @@
 //! The per-host run of a play: connect (once per device per run), take the host's variable layers (ordered by
 //! `layers.rs`, never here), gather every fact the play needs in one batch, make sure the run holds its lock on
 //! the device (a device locked by another run is reported unreachable, with the holder), then run the sections
-//! and flush handlers.
+//! and flush handlers. A play that armed a dead-man revert on the host ends by confirming it from a new
+//! connection (`deadman.rs`); a device that rolled back by itself leaves the play unreachable, with that reason.
 //!
 //! A failure on this host is data: it ends this host's play and is counted; it never returns an error that
 //! could stop other hosts. The task loop is in `tasks.rs`, blocks in `blocks.rs`, handlers in `handlers.rs`,
@@ -153,6 +154,7 @@ impl Executor {
         }
         let spec = crate::inventory::conn_spec(&hs.name, &conn)
             .map_err(|d| TransportError::Other(d.message))?;
+        hs.deadman.set_spec(&spec);
         self.emit(Event::HostConnecting {
             host: hs.name.clone(),
         });
@@ -254,23 +256,18 @@ impl Executor {
             });
             return Flow::Unreachable(msg);
         }
-        let sections = rt.sections.clone();
-        for (_name, tasks) in &sections {
-            if tasks.is_empty() {
-                continue;
-            }
-            match run.run_list(tasks).await {
-                Flow::Continue => {}
-                Flow::EndPlay | Flow::EndHost => return Flow::Continue,
-                other => return other,
-            }
-            match run.flush_handlers().await {
-                Flow::Continue => {}
-                Flow::EndPlay | Flow::EndHost => return Flow::Continue,
-                other => return other,
+        let flow = run.run_sections().await;
+        // A change that may have cut the device off is kept only once a new connection reaches it.
+        if hs.deadman.is_armed() {
+            if let Some(msg) = self.deadman_confirm(&hs.name, &hs.deadman).await {
+                self.emit(Event::HostUnreachable {
+                    host: hs.name.clone(),
+                    error: msg.clone(),
+                });
+                return Flow::Unreachable(msg);
             }
         }
-        Flow::Continue
+        flow
     }
 
     pub(super) fn load_vars_file(
@@ -343,6 +340,27 @@ impl Executor {
 }
 
 impl HostRun {
+    /// The play's sections, each followed by its handlers.
+    async fn run_sections(&mut self) -> Flow {
+        let sections = self.rt.sections.clone();
+        for (_name, tasks) in &sections {
+            if tasks.is_empty() {
+                continue;
+            }
+            match self.run_list(tasks).await {
+                Flow::Continue => {}
+                Flow::EndPlay | Flow::EndHost => return Flow::Continue,
+                other => return other,
+            }
+            match self.flush_handlers().await {
+                Flow::Continue => {}
+                Flow::EndPlay | Flow::EndHost => return Flow::Continue,
+                other => return other,
+            }
+        }
+        Flow::Continue
+    }
+
     pub(super) fn host(&self) -> &str {
         &self.hs.name
     }

@@ -1,7 +1,8 @@
 //! The executor: runs plays against hosts, each host independently, at most `--forks` at a time.
 //!
 //! Owns scheduling (forks, serial batches, max_fail_percentage, any_errors_fatal, failure isolation, Ctrl-C,
-//! per-device deadlines), connections (one per device per run, reused by every play and task), and the
+//! per-device deadlines), connections (one per device per run, reused by every play and task; plus one per play
+//! that armed a dead-man revert, to confirm it: `deadman.rs`), and the
 //! per-host task loop in `host.rs` (conditions, loops, register, retries, handlers, blocks) with the
 //! plan-then-apply discipline: modules only say what would change; only the executor applies. It must not print
 //! (it emits events) and must not know module internals.
@@ -19,6 +20,7 @@ pub mod apply;
 
 mod attempt;
 mod blocks;
+mod deadman;
 mod handlers;
 mod host;
 mod includes;
@@ -108,6 +110,8 @@ pub(crate) struct HostState {
     pub runtime_gen: Arc<AtomicU64>,
     /// The index of the last play this host left (ran to its end, failed or stopped), plus one (0: none).
     pub left: AtomicU64,
+    /// The dead-man revert armed on the device, if any (see `deadman.rs`).
+    pub deadman: deadman::Slot,
 }
 
 impl HostState {
@@ -432,6 +436,7 @@ impl Executor {
             done: AtomicBool::new(false),
             runtime_gen: self.runtime_gen.clone(),
             left: AtomicU64::new(0),
+            deadman: deadman::Slot::default(),
         });
         m.insert(name.to_string(), h.clone());
         if let Ok(mut o) = self.order.lock() {
@@ -745,6 +750,7 @@ impl Executor {
             }
             None => StatsSnapshot::default(),
         };
+        let stats = deadman::add_stats(stats, hs.deadman.extra_stats());
         let duration = hs
             .started
             .lock()

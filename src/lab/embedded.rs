@@ -112,6 +112,39 @@ pub struct DeviceHost {
     pub mnt_ns: u64,
     /// Live connections.
     pub conns: Arc<ConnRegistry>,
+    /// The `unreachable-after-dns` fault's value: new connections are refused while the device's running
+    /// dockerd uses it (see [`DeviceHost::cut_off`]).
+    pub cut_off_when: std::sync::Mutex<Option<String>>,
+}
+
+impl DeviceHost {
+    /// Is the device cut off by the `unreachable-after-dns` fault right now: does the configuration its
+    /// (simulated) dockerd loaded at its last start — not merely the file on disk — name the fault's value as
+    /// a DNS server or in a proxy setting? Read at every accept, so the first connection after the restart that
+    /// applied the change is already refused, and the first one after a restart that reverted it gets in.
+    pub fn cut_off(&self) -> bool {
+        let Some(v) = self.cut_off_when.lock().ok().and_then(|g| g.clone()) else {
+            return false;
+        };
+        let Ok(text) = std::fs::read_to_string(self.root.join("var/lib/edgefleet-lab/docker.json"))
+        else {
+            return false;
+        };
+        let Ok(doc) = serde_json::from_str::<serde_json::Value>(&text) else {
+            return false;
+        };
+        let cfg = &doc["daemon_config"];
+        let dns = cfg["dns"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|x| x.as_str() == Some(v.as_str())));
+        let proxy = |p: &serde_json::Value| p.as_str().is_some_and(|s| s.contains(v.as_str()));
+        let proxies = cfg["proxies"]
+            .as_object()
+            .is_some_and(|m| m.values().any(proxy))
+            || proxy(&cfg["http-proxy"])
+            || proxy(&cfg["https-proxy"]);
+        dns || proxies
+    }
 }
 
 /// Load an OpenSSH private key file and build the server configuration around it.
@@ -148,6 +181,11 @@ pub async fn serve(listener: TcpListener, config: Arc<server::Config>, dev: Arc<
             Ok(a) => a,
             Err(_) => continue,
         };
+        if dev.cut_off() {
+            // Closed at once: the client sees its handshake cut, as when nothing routes to the device.
+            drop(stream);
+            continue;
+        }
         let _ = stream.set_nodelay(true);
         let guard = dev.conns.track(&stream);
         let handler = Conn {
@@ -744,6 +782,7 @@ mod russh_client_tests {
             holder_pid: me,
             mnt_ns: std::fs::metadata("/proc/self/ns/mnt").unwrap().ino(),
             conns: Arc::new(ConnRegistry::default()),
+            cut_off_when: Default::default(),
         });
         let cfg = server_config(&dir.path().join("hostkey")).unwrap();
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();

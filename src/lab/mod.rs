@@ -765,6 +765,18 @@ impl Lab {
     /// Inject a fault into a device (`FaultKind::None` clears all its faults). Returns once it is in effect
     /// (for `Reboot`: once the device is down; it comes back after `ms`).
     pub fn fault(&self, name: &str, kind: FaultKind, ms: Option<u64>) -> Result<(), LabError> {
+        self.fault_with(name, kind, ms, None)
+    }
+
+    /// [`Lab::fault`] with the value some faults take (`unreachable-after-dns`: the IP address whose use cuts
+    /// the device off).
+    pub fn fault_with(
+        &self,
+        name: &str,
+        kind: FaultKind,
+        ms: Option<u64>,
+        value: Option<&str>,
+    ) -> Result<(), LabError> {
         self.check_device(name)?;
         let r = supervisor::request(
             &self.state.socket,
@@ -772,6 +784,7 @@ impl Lab {
                 device: name.into(),
                 kind: supervisor::fault_name(kind).into(),
                 ms,
+                value: value.map(String::from),
             },
         )?;
         if r.ok {

@@ -7,7 +7,8 @@
 //!
 //! Also as in Ansible: a local directory as `src` is copied recursively (`dir/` its contents, `dir` the directory
 //! itself), in one round trip for all the facts and one for all the writes; `remote_src: yes` copies a file
-//! that is already on the device (on the device, atomically).
+//! that is already on the device (on the device, atomically). A single file that is a service's systemd
+//! drop-in is declared as a change that may cut the device off ([`CutOff`]: the dead-man revert).
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -343,10 +344,31 @@ impl TypedModule for Copy {
             backup_beside: a.backup,
             parent: None,
         }]));
-        Ok(Plan::change(steps, ())
+        let plan = Plan::change(steps, ())
             .with_diffs(diffs)
-            .with_result(result))
+            .with_result(result);
+        Ok(match drop_in_cut_off(&dest, cur.exists) {
+            Some(c) => plan.may_cut_off(c),
+            None => plan,
+        })
     }
+}
+
+/// A systemd drop-in of a service (`/etc/systemd/system/UNIT.service.d/NAME.conf`: a proxy for docker, say)
+/// changes how the unit runs and may cut the device off: declared so, and the dead-man revert reloads systemd
+/// and restarts the unit on the previous drop-in.
+fn drop_in_cut_off(dest: &str, previous: bool) -> Option<CutOff> {
+    let rest = dest.strip_prefix("/etc/systemd/system/")?;
+    let (dir, file) = rest.split_once('/')?;
+    if file.contains('/') || !file.ends_with(".conf") {
+        return None;
+    }
+    let unit = dir.strip_suffix(".d")?;
+    unit.ends_with(".service").then(|| CutOff {
+        why: format!("systemd drop-in {dest} changes"),
+        reapply: vec![Reapply::DaemonReload, Reapply::Restart(unit.to_string())],
+        previous,
+    })
 }
 
 /// A local directory named by `src` (when no file by that name is found), in the search path's order.
@@ -584,4 +606,31 @@ async fn plan_remote(a: &Args, src: &str, cx: &PlanCtx<'_>) -> Result<Plan<()>, 
     }])
     .with_result(result)
     .touching(vec![Touched::Path(dest)]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn service_drop_ins_may_cut_the_device_off() {
+        let c =
+            drop_in_cut_off("/etc/systemd/system/docker.service.d/http-proxy.conf", true).unwrap();
+        assert_eq!(
+            c.reapply,
+            vec![
+                Reapply::DaemonReload,
+                Reapply::Restart("docker.service".into())
+            ]
+        );
+        assert!(c.previous);
+        for not in [
+            "/etc/systemd/system/docker.service",
+            "/etc/systemd/system/docker.service.d/notes.txt",
+            "/etc/systemd/system/x.timer.d/a.conf",
+            "/etc/docker/daemon.json",
+        ] {
+            assert!(drop_in_cut_off(not, true).is_none(), "{not}");
+        }
+    }
 }

@@ -1,7 +1,8 @@
 //! `docker_daemon`: owns the keys edgefleet manages in `/etc/docker/daemon.json` (dns, log-driver, log-opts
 //! max-size/max-file), merged into the existing file with every other key kept in value and order.
 //!
-//! A malformed existing file is refused untouched. Notify `restart docker` from the playbook: the module only
+//! A change of the DNS (or proxy) settings may cut the device off once docker restarts: it is declared so
+//! ([`CutOff`]), and the executor arms the dead-man revert with it. A malformed existing file is refused untouched. Notify `restart docker` from the playbook: the module only
 //! reports a change when the meaning changes, so docker restarts only when needed.
 
 use async_trait::async_trait;
@@ -134,7 +135,18 @@ impl TypedModule for DockerDaemon {
             return Ok(Plan::unchanged().with_result(result));
         }
         let new_text = daemon::render(&merged);
-        Ok(Plan::change(
+        // DNS and proxy settings decide whether the device still resolves and reaches anything once docker
+        // restarts: such a change arms the dead-man revert (the log settings cannot cut a device off).
+        let network_keys = ["dns", "dns-search", "dns-opts", "proxies"];
+        let cut_off = network_keys
+            .iter()
+            .any(|k| existing.get(*k) != merged.get(*k))
+            .then(|| CutOff {
+                why: format!("{} DNS/proxy settings change", a.dest),
+                reapply: vec![Reapply::Restart("docker".into())],
+                previous: cur.exists,
+            });
+        let plan = Plan::change(
             vec![Step::Write(vec![FileWrite {
                 path: a.dest.clone(),
                 content: Bytes::from(new_text.clone()),
@@ -161,6 +173,10 @@ impl TypedModule for DockerDaemon {
             attrs: vec![],
         }])
         .with_msg("daemon.json updated; docker must restart to use it, and running modules keep their old log/DNS settings until they are recreated")
-        .with_result(result))
+        .with_result(result);
+        Ok(match cut_off {
+            Some(c) => plan.may_cut_off(c),
+            None => plan,
+        })
     }
 }

@@ -3,7 +3,9 @@
 //! Arguments describe the 1.5 super config as data (or a `src:` template that goes through the same
 //! validation). Validated by the real 1.5 rules before contact; unknown keys are errors (the device would
 //! ignore them silently). Rendered deterministically, compared semantically with the device's file, written
-//! atomically as 0600 root:root only on a real change. Notify `iotedge_apply` from the playbook.
+//! atomically as 0600 root:root only on a real change. Notify `iotedge_apply` from the playbook. A new
+//! config.toml may cut the device off (provisioning, proxy, hostname): it is declared so ([`CutOff`]), and the
+//! executor arms the dead-man revert with it, whose revert runs `iotedge config apply` on the restored file.
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -317,6 +319,11 @@ impl TypedModule for IotedgeConfig {
             attrs: vec![],
         });
         Ok(Plan::change(steps, ())
+            .may_cut_off(CutOff {
+                why: format!("{} changes", p.dest),
+                reapply: vec![Reapply::IotedgeConfigApply],
+                previous: cur.exists,
+            })
             .with_diffs(diffs)
             .with_msg(if secret {
                 "config.toml updated (contains secrets: shown masked)"

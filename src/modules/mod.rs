@@ -27,8 +27,9 @@ pub use args::{
     arg_error, contains_template, parse_args, parse_mode, waits_for_templates, ArgError, Mode,
 };
 pub use plan::{
-    rollback_name, Decision, Diff, DirSpec, Effects, FileWrite, InCheckMode, Interpret, Judge,
-    Outcome, Plan, Ran, Step, Touched, ROLLBACK_DIRS_SH, ROLLBACK_KEEP, UNPREDICTABLE_IN_CHECK,
+    rollback_name, CutOff, Decision, Diff, DirSpec, Effects, FileWrite, InCheckMode, Interpret,
+    Judge, Outcome, Plan, Ran, Reapply, Step, Touched, ROLLBACK_DIRS_SH, ROLLBACK_KEEP,
+    UNPREDICTABLE_IN_CHECK,
 };
 
 pub mod assert;

@@ -79,6 +79,44 @@ pub fn rollback_name(path: &str) -> String {
     )
 }
 
+/// What the device must do to use its previous configuration again after a change that may cut it off is
+/// undone (the dead-man revert, see [`CutOff`]), in a fixed vocabulary so that no module-made shell text is
+/// stored on the device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reapply {
+    /// `systemctl daemon-reload` (a systemd drop-in changed).
+    DaemonReload,
+    /// `systemctl restart UNIT` (`service UNIT restart` without systemd).
+    Restart(String),
+    /// `iotedge config apply` (config.toml changed).
+    IotedgeConfigApply,
+}
+
+impl Reapply {
+    /// The words stored on the device for the revert script (`restart docker`).
+    pub fn words(&self) -> Vec<String> {
+        match self {
+            Reapply::DaemonReload => vec!["daemon-reload".into()],
+            Reapply::Restart(u) => vec!["restart".into(), u.clone()],
+            Reapply::IotedgeConfigApply => vec!["iotedge-config-apply".into()],
+        }
+    }
+}
+
+/// A change that may cut the device off the network (DNS or proxy settings, config.toml, systemd drop-ins):
+/// the executor arms a revert on the device before the plan's file writes (the dead-man revert) holding the
+/// previous versions of the files the plan writes, and disarms it from a new connection afterwards.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CutOff {
+    /// Why this change may cut the device off ("daemon.json DNS servers change").
+    pub why: String,
+    /// What restores the previous configuration's effect once its files are back, in order.
+    pub reapply: Vec<Reapply>,
+    /// The device has a previous version of the files (it ran with a configuration that can be gone back
+    /// to). Without one — a first provisioning — the revert is armed only when the play asks for it.
+    pub previous: bool,
+}
+
 /// A directory to ensure.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DirSpec {
@@ -300,6 +338,8 @@ pub struct Plan<S> {
     pub set_facts: Option<Map<String, Value>>,
     /// What the steps touch besides the files they write (see [`Touched`]).
     pub touched: Vec<Touched>,
+    /// The change may cut the device off: arm a dead-man revert with it (see [`CutOff`]).
+    pub cut_off: Option<CutOff>,
 }
 
 impl<S> Plan<S> {
@@ -312,6 +352,7 @@ impl<S> Plan<S> {
             warnings: Vec::new(),
             set_facts: None,
             touched: Vec::new(),
+            cut_off: None,
         }
     }
 
@@ -392,6 +433,12 @@ impl<S> Plan<S> {
         self
     }
 
+    /// A change that may cut the device off (see [`CutOff`]).
+    pub fn may_cut_off(mut self, c: CutOff) -> Self {
+        self.cut_off = Some(c);
+        self
+    }
+
     /// Touching these paths or facts (see [`Touched`]).
     pub fn touching(mut self, touched: Vec<Touched>) -> Self {
         self.touched = touched;
@@ -426,6 +473,7 @@ impl<S> Plan<S> {
             warnings: self.warnings,
             set_facts: self.set_facts,
             touched: self.touched,
+            cut_off: self.cut_off,
         }
     }
 }

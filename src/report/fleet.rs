@@ -22,6 +22,9 @@ pub enum DeviceStatus {
     Unreachable,
     /// The run was interrupted before the device finished.
     Interrupted,
+    /// A change cut the device off and the device restored its previous configuration by itself (the
+    /// dead-man revert: no new connection reached it within the confirm window).
+    RolledBack,
     /// At least one task changed something (or would have, in check mode).
     Changed,
     /// Tasks ran and nothing needed changing.
@@ -39,6 +42,7 @@ impl DeviceStatus {
             DeviceStatus::Failed => "failed",
             DeviceStatus::Unreachable => "unreachable",
             DeviceStatus::Interrupted => "interrupted",
+            DeviceStatus::RolledBack => "rolled_back",
             DeviceStatus::Changed => "changed",
             DeviceStatus::Ok => "ok",
             DeviceStatus::Skipped => "skipped",
@@ -50,7 +54,10 @@ impl DeviceStatus {
     pub fn is_bad(self) -> bool {
         matches!(
             self,
-            DeviceStatus::Failed | DeviceStatus::Unreachable | DeviceStatus::Interrupted
+            DeviceStatus::Failed
+                | DeviceStatus::Unreachable
+                | DeviceStatus::Interrupted
+                | DeviceStatus::RolledBack
         )
     }
 }
@@ -133,6 +140,8 @@ pub struct Device {
     pub findings: Vec<super::Finding>,
     /// Did a maintenance module report on it (even with no findings)?
     pub maintained: bool,
+    /// The last dead-man event about it: what happened and what the device said.
+    pub deadman: Option<(super::DeadmanState, String)>,
     /// Warnings about this device.
     pub warnings: Vec<String>,
     /// Transport counters.
@@ -164,6 +173,7 @@ impl Device {
             verify: None,
             findings: Vec::new(),
             maintained: false,
+            deadman: None,
             warnings: vec![],
             stats: StatsSnapshot::default(),
             duration: Duration::ZERO,
@@ -177,6 +187,11 @@ impl Device {
 
     /// The reported status.
     pub fn status(&self) -> DeviceStatus {
+        if matches!(self.deadman, Some((super::DeadmanState::RolledBack, _)))
+            && self.host_status.is_some()
+        {
+            return DeviceStatus::RolledBack;
+        }
         match self.host_status {
             None => DeviceStatus::Running,
             Some(HostStatus::Failed) => DeviceStatus::Failed,
@@ -198,6 +213,11 @@ impl Device {
     /// unreachable reason, or the executor's own reason.
     pub fn error_line(&self) -> Option<String> {
         let first = |s: &str| super::term::first_line(s).to_string();
+        if let (Some((super::DeadmanState::RolledBack, detail)), Some(_)) =
+            (&self.deadman, self.host_status)
+        {
+            return Some(format!("rolled back by the device: {}", first(detail)));
+        }
         match self.host_status {
             Some(HostStatus::Unreachable) => self
                 .unreachable
@@ -444,6 +464,15 @@ impl Fleet {
                     checks: checks.clone(),
                 });
             }
+            Event::Deadman {
+                host,
+                state,
+                detail,
+                ..
+            } => {
+                let i = self.idx(host, now);
+                self.devices[i].deadman = Some((*state, detail.clone()));
+            }
             Event::Findings { host, findings } => {
                 let i = self.active(host, now);
                 self.devices[i].findings.extend(findings.iter().cloned());
@@ -589,6 +618,7 @@ impl Fleet {
                 DeviceStatus::Unreachable => t.unreachable += 1,
                 DeviceStatus::Skipped => t.skipped += 1,
                 DeviceStatus::Interrupted => t.interrupted += 1,
+                DeviceStatus::RolledBack => t.rolled_back += 1,
                 DeviceStatus::Running => t.running += 1,
             }
             t.tasks_changed += d.tasks.changed;
@@ -689,6 +719,8 @@ pub struct Totals {
     pub skipped: usize,
     /// Devices the interruption caught.
     pub interrupted: usize,
+    /// Devices a change cut off that restored their previous configuration by themselves.
+    pub rolled_back: usize,
     /// Devices still running (only in live views).
     #[serde(skip)]
     pub running: usize,

@@ -157,6 +157,22 @@ fn lines(ev: &Event) -> Vec<(String, String)> {
             host.clone().unwrap_or_else(run),
             format!("WARNING: {message}"),
         )],
+        Event::Deadman {
+            host,
+            state,
+            detail,
+            ..
+        } => vec![(
+            host.clone(),
+            format!(
+                "dead-man {}: {detail}",
+                match state {
+                    super::DeadmanState::Armed => "armed",
+                    super::DeadmanState::Disarmed => "disarmed",
+                    super::DeadmanState::RolledBack => "ROLLED BACK BY THE DEVICE",
+                }
+            ),
+        )],
         Event::Findings { host, findings } => findings
             .iter()
             .map(|f| {

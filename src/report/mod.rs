@@ -95,6 +95,18 @@ pub enum HostStatus {
     Interrupted,
 }
 
+/// What happened to a dead-man revert (see [`Event::Deadman`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeadmanState {
+    /// Armed on the device together with the change.
+    Armed,
+    /// A new connection reached the device after the change and disarmed it: the change stays.
+    Disarmed,
+    /// The device restored its previous files and re-applied them by itself (or is doing so).
+    RolledBack,
+}
+
 /// One check's result on one host, as a verifying module reports it. Generic: the ids, results and details are
 /// the module's; the report only groups them (`ok`, `warning`, `error`/`fatal`, `waived`, `skipped`/`ignored`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -284,6 +296,19 @@ pub enum Event {
         host: String,
         /// The findings, in the module's order.
         findings: Vec<Finding>,
+    },
+    /// A dead-man revert on a host (see `executor::deadman`): armed on the device with a change that may cut
+    /// it off, disarmed by a new connection after the change, or run by the device itself because no
+    /// connection came within the window ("rolled back by the device").
+    Deadman {
+        /// Host.
+        host: String,
+        /// What happened.
+        state: DeadmanState,
+        /// The confirm window, in seconds.
+        window_s: u64,
+        /// One line: what was armed, what the device said, why it rolled back.
+        detail: String,
     },
     /// A host finished the run.
     HostFinished {

@@ -42,6 +42,7 @@ fn status_word(p: Paint, s: DeviceStatus) -> String {
         DeviceStatus::Failed => p.red("FAILED"),
         DeviceStatus::Unreachable => p.bold_red("UNREACHABLE"),
         DeviceStatus::Interrupted => p.magenta("INTERRUPTED"),
+        DeviceStatus::RolledBack => p.bold_red("ROLLED BACK"),
         DeviceStatus::Changed => p.yellow("changed"),
         DeviceStatus::Ok => p.green("ok"),
         DeviceStatus::Skipped => p.cyan("skipped"),
@@ -52,7 +53,7 @@ fn status_word(p: Paint, s: DeviceStatus) -> String {
 fn device_line(p: Paint, d: &Device, w: usize) -> String {
     let name = format!("{:<w$}", d.name);
     let name = match d.status() {
-        DeviceStatus::Failed | DeviceStatus::Unreachable => p.red(&name),
+        DeviceStatus::Failed | DeviceStatus::Unreachable | DeviceStatus::RolledBack => p.red(&name),
         DeviceStatus::Changed => p.yellow(&name),
         DeviceStatus::Ok => p.green(&name),
         _ => name,
@@ -61,7 +62,10 @@ fn device_line(p: Paint, d: &Device, w: usize) -> String {
         "{name} : ok={} changed={} unreachable={} failed={} skipped={} ignored={} round_trips={}\n",
         d.tasks.ok,
         d.tasks.changed,
-        usize::from(d.status() == DeviceStatus::Unreachable),
+        usize::from(matches!(
+            d.status(),
+            DeviceStatus::Unreachable | DeviceStatus::RolledBack
+        )),
         d.tasks.failed,
         d.tasks.skipped,
         d.tasks.ignored,
@@ -101,6 +105,9 @@ pub fn render(f: &Fleet, o: RecapOptions) -> String {
     ];
     if t.interrupted > 0 {
         parts.push(format!("{} interrupted", t.interrupted));
+    }
+    if t.rolled_back > 0 {
+        parts.push(format!("{} rolled back by the device", t.rolled_back));
     }
     out.push_str(&format!(
         "devices: {} total: {}\n",

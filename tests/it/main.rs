@@ -5,6 +5,7 @@ mod canary;
 mod certs;
 mod compat;
 mod config_variants;
+mod deadman;
 mod differential;
 mod docs;
 mod executor;

@@ -31,6 +31,9 @@ pub enum Request {
         kind: String,
         /// Milliseconds for slow-link / reboot.
         ms: Option<u64>,
+        /// The value of `unreachable-after-dns` (an IP address).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        value: Option<String>,
     },
     /// Current faults of every device.
     Status,
@@ -193,14 +196,19 @@ pub(super) async fn control(
                 ..Default::default()
             }
         }
-        Ok(Request::Fault { device, kind, ms }) => {
+        Ok(Request::Fault {
+            device,
+            kind,
+            ms,
+            value,
+        }) => {
             let r = match (
                 devs.iter().find(|d| d.spec.name == device),
                 fault_from_name(&kind),
             ) {
                 (None, _) => Err(format!("no device named {device:?} in this lab")),
                 (_, None) => Err(format!("unknown fault kind {kind:?}")),
-                (Some(d), Some(k)) => apply_fault(&sh, d, k, ms).await,
+                (Some(d), Some(k)) => apply_fault(&sh, d, k, ms, value).await,
             };
             if let Err(e) = &r {
                 log(format!("fault {kind} on {device}: {e}"));

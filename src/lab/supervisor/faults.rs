@@ -17,7 +17,11 @@
 //! disk), `low-disk` mounts a small, nearly full tmpfs on the Docker root, `container-list-fails` creates the
 //! simulator's fault file; the network states `dns-fails`, `ports-blocked` (5671 and 8883) and `behind-proxy`
 //! (only the lab site proxy gets out) create the fault files the simulated `curl` answers from (lab devices never
-//! touch a real network); `none` clears everything (and releases that lock). Also the faults' CLI spelling.
+//! touch a real network); `unreachable-after-dns` (with a value, an IP address) makes the embedded server close
+//! every new connection while the configuration the device's dockerd loaded at its last start names that
+//! address as a DNS server or proxy (`DeviceHost::cut_off`: a change cuts the device off only once applied, and
+//! the restart that reverts it lets connections in again); `none` clears everything (and releases that lock).
+//! Also the faults' CLI spelling.
 //!
 //! It must not speak the control protocol (that is `control`).
 
@@ -82,6 +86,9 @@ pub enum FaultKind {
     PortsBlocked,
     /// The device reaches the internet only through the lab site proxy ([`LAB_PROXY_URL`]).
     BehindProxy,
+    /// New connections are refused while the device's running dockerd uses a given DNS server or proxy (set
+    /// by a change and a docker restart; cleared by the restart that reverts it). Embedded backend only.
+    UnreachableAfterDns,
 }
 
 impl FaultKind {
@@ -110,6 +117,7 @@ impl FaultKind {
         FaultKind::DnsFails,
         FaultKind::PortsBlocked,
         FaultKind::BehindProxy,
+        FaultKind::UnreachableAfterDns,
     ];
 }
 
@@ -153,6 +161,7 @@ pub fn fault_name(k: FaultKind) -> &'static str {
         FaultKind::DnsFails => "dns-fails",
         FaultKind::PortsBlocked => "ports-blocked",
         FaultKind::BehindProxy => "behind-proxy",
+        FaultKind::UnreachableAfterDns => "unreachable-after-dns",
     }
 }
 
@@ -381,8 +390,9 @@ pub(super) async fn apply_fault(
     dev: &Dev,
     kind: FaultKind,
     ms: Option<u64>,
+    value: Option<String>,
 ) -> Result<(), String> {
-    let name = fault_name(kind).to_string();
+    let mut name = fault_name(kind).to_string();
     let io_err = |e: io::Error| format!("{}: {e}", dev.spec.name);
     match kind {
         FaultKind::None => {
@@ -413,12 +423,31 @@ pub(super) async fn apply_fault(
                 d.down_until = None;
             })
             .await?;
+            if let Ok(mut c) = dev.host.cut_off_when.lock() {
+                *c = None;
+            }
             if let Ok(mut f) = dev.faults.lock() {
                 f.clear();
             }
             return Ok(());
         }
         FaultKind::Unreachable => set_desired(dev, |d| d.net = Net::Unreachable).await?,
+        FaultKind::UnreachableAfterDns => {
+            if sh.openssh {
+                return Err(format!("{}: unreachable-after-dns needs the embedded backend (it refuses connections as they arrive)", dev.spec.name));
+            }
+            let v = value.unwrap_or_default();
+            if v.parse::<std::net::IpAddr>().is_err() {
+                return Err(format!(
+                    "{}: unreachable-after-dns needs an IP address (`--value 192.0.2.53`), not `{v}`",
+                    dev.spec.name
+                ));
+            }
+            if let Ok(mut c) = dev.host.cut_off_when.lock() {
+                *c = Some(v.clone());
+            }
+            name = format!("unreachable-after-dns({v})");
+        }
         FaultKind::BlackHole => set_desired(dev, |d| d.net = Net::BlackHole).await?,
         FaultKind::SlowLink => {
             let ms = ms.unwrap_or(DEFAULT_SLOW_MS);

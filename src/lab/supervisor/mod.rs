@@ -167,6 +167,7 @@ async fn run(
                         holder_pid: pid,
                         mnt_ns: ino,
                         conns: Arc::new(ConnRegistry::default()),
+                        cut_off_when: Default::default(),
                     }),
                     desired: watch::channel(Desired::default()).0,
                     applied: watch::channel(u64::MAX).0,
