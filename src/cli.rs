@@ -582,6 +582,10 @@ choices!(FaultKind {
     LowDisk => "low-disk": "The Docker root is a 32 MiB file system with 32 KiB free",
     OldRuntime => "old-runtime": "aziot-edge 1.4, identity service 1.4 and Moby 20.10 installed",
     ContainerListFails => "container-list-fails": "The engine answers everything but listing containers",
+    ModuleUnpinned => "module-unpinned": "edgeHub runs a rolling tag (1.5); `none` has it recreated from the deployment",
+    ModuleNoLogLimits => "module-no-log-limits": "A custom module (or edgeHub) logs with json-file and no limits",
+    ModulePrivileged => "module-privileged": "A custom module (or edgeHub) runs privileged",
+    EdgehubNoStorageBind => "edgehub-no-storage-bind": "edgeHub's storageFolder is not bound to a host directory",
 });
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 //! memory limits on custom modules (EF501), log limits in effect (EF503), privileges (EF504 privileged, EF505
 //! host namespaces, EF506 capabilities and devices). Same ids, same predicates as `edgefleet lint`
 //! (`manifest::host_issues`, `storage_bound`, `is_debug_tag`, `config::image_finding`): one row per rule per
-//! device, listing the offending modules; plus one row for the inspection itself ([`INSPECT_CHECK`]), an error
+//! device, listing the offending modules (by name); plus one row for the inspection itself ([`INSPECT_CHECK`]), an error
 //! when docker could not be asked (then no rule rows).
 //!
 //! Log limits: the engine fills a container's `LogConfig` from the daemon's defaults when it creates it, so
@@ -137,6 +137,9 @@ pub fn running_rows(
         }
         Ok(l) => l,
     };
+    // By name: `docker ps` lists by creation time, which says nothing to a reader and differs between devices.
+    let mut list: Vec<&Container> = list.iter().collect();
+    list.sort_by(|a, b| a.name.cmp(&b.name));
     let names: Vec<&str> = list.iter().map(|c| c.name.as_str()).collect();
     let mut rows = vec![RunningRow {
         id: INSPECT_CHECK,
@@ -153,7 +156,7 @@ pub fn running_rows(
     }];
     let issues: Vec<(&Container, Vec<(&'static str, String)>)> = list
         .iter()
-        .map(|c| (c, container_issues(c, daemon_log_limits)))
+        .map(|c| (*c, container_issues(c, daemon_log_limits)))
         .collect();
     for id in RUNNING_RULES {
         let mut names: Vec<&str> = Vec::new();
@@ -213,7 +216,7 @@ mod tests {
         assert_eq!(failing(&rows), vec![]);
         assert_eq!(
             rows[0].details,
-            ["3 module containers running: SimulatedTemperatureSensor, edgeHub, edgeAgent"]
+            ["3 module containers running: SimulatedTemperatureSensor, edgeAgent, edgeHub"]
         );
         // Every rule of the list is a lint rule.
         assert!(RUNNING_RULES.iter().all(|id| rule(id).is_some()));
@@ -254,7 +257,7 @@ mod tests {
         assert_eq!(r[0].0, "EF503");
         assert_eq!(
             r[0].1[0],
-            "log-limits-missing: SimulatedTemperatureSensor, edgeHub, edgeAgent"
+            "log-limits-missing: SimulatedTemperatureSensor, edgeAgent, edgeHub"
         );
         assert_eq!(r[0].1.len(), 4);
         let r = with(&|c| {

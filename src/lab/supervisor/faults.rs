@@ -15,7 +15,9 @@
 //! `lab-fault-locked`, as another run would; the maintenance states `dangling-images`, `unused-volumes` and
 //! `old-runtime` change the simulator's engine and package database (`sim::lab_states`, with real volume data on
 //! disk), `low-disk` mounts a small, nearly full tmpfs on the Docker root, `container-list-fails` creates the
-//! simulator's fault file; `none` clears everything (and releases that lock). Also the faults' CLI spelling.
+//! simulator's fault file; the module faults `module-unpinned`, `module-no-log-limits`, `module-privileged` and
+//! `edgehub-no-storage-bind` change a running module container (`sim::lab_states::ModuleFault`); `none` clears
+//! everything (and releases that lock; changed containers are recreated). Also the faults' CLI spelling.
 //!
 //! It must not speak the control protocol (that is `control`).
 
@@ -25,7 +27,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::lab::ns::{self};
-use crate::lab::sim::lab_states;
+use crate::lab::sim::lab_states::{self, set_module_fault as module_fault, ModuleFault};
 
 use super::device::{set_desired, Dev, Net};
 use super::shared::Shared;
@@ -73,6 +75,14 @@ pub enum FaultKind {
     OldRuntime,
     /// Listing containers fails (everything else answers).
     ContainerListFails,
+    /// edgeHub runs a rolling image tag.
+    ModuleUnpinned,
+    /// A custom module (or edgeHub) logs without limits.
+    ModuleNoLogLimits,
+    /// A custom module (or edgeHub) runs privileged.
+    ModulePrivileged,
+    /// edgeHub's storageFolder is not on a host directory.
+    EdgehubNoStorageBind,
 }
 
 impl FaultKind {
@@ -98,6 +108,10 @@ impl FaultKind {
         FaultKind::LowDisk,
         FaultKind::OldRuntime,
         FaultKind::ContainerListFails,
+        FaultKind::ModuleUnpinned,
+        FaultKind::ModuleNoLogLimits,
+        FaultKind::ModulePrivileged,
+        FaultKind::EdgehubNoStorageBind,
     ];
 }
 
@@ -138,6 +152,10 @@ pub fn fault_name(k: FaultKind) -> &'static str {
         FaultKind::LowDisk => "low-disk",
         FaultKind::OldRuntime => "old-runtime",
         FaultKind::ContainerListFails => "container-list-fails",
+        FaultKind::ModuleUnpinned => "module-unpinned",
+        FaultKind::ModuleNoLogLimits => "module-no-log-limits",
+        FaultKind::ModulePrivileged => "module-privileged",
+        FaultKind::EdgehubNoStorageBind => "edgehub-no-storage-bind",
     }
 }
 
@@ -410,6 +428,18 @@ pub(super) async fn apply_fault(
         FaultKind::DanglingImages => sim_state(sh, dev, lab_states::add_dangling_images).await?,
         FaultKind::UnusedVolumes => sim_state(sh, dev, lab_states::add_unused_volumes).await?,
         FaultKind::OldRuntime => sim_state(sh, dev, lab_states::set_old_runtime).await?,
+        FaultKind::ModuleUnpinned => {
+            sim_state(sh, dev, |r| module_fault(r, ModuleFault::Unpinned)).await?
+        }
+        FaultKind::ModuleNoLogLimits => {
+            sim_state(sh, dev, |r| module_fault(r, ModuleFault::NoLogLimits)).await?
+        }
+        FaultKind::ModulePrivileged => {
+            sim_state(sh, dev, |r| module_fault(r, ModuleFault::Privileged)).await?
+        }
+        FaultKind::EdgehubNoStorageBind => {
+            sim_state(sh, dev, |r| module_fault(r, ModuleFault::HubNoStorageBind)).await?
+        }
         FaultKind::LowDisk => {
             root_script(dev, LOW_DISK_ON.to_string(), "low-disk").await?;
         }
