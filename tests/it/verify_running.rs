@@ -99,18 +99,16 @@ fn row<'a>(j: &'a Value, dev: &str, id: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("{dev}: no {id} row"))
 }
 
-fn verify(lab: &Lab, dir: &Path) -> (Option<i32>, Value, String) {
+fn verify(lab: &Lab, dir: &Path, extra: &[&str]) -> (Option<i32>, Value, String) {
     let report = dir.join("verify.json");
-    let o = play(
-        lab,
-        "playbooks/verify.yml",
-        &[
-            "-e",
-            r#"{"verify_fail_on_warnings": ["EF101", "EF401", "EF402", "EF501", "EF503", "EF504", "EF505", "EF506"], "verify_expect_edge_hub": true}"#,
-            "--report",
-            report.to_str().unwrap(),
-        ],
-    );
+    let mut args = vec![
+        "-e",
+        r#"{"verify_fail_on_warnings": ["EF101", "EF401", "EF402", "EF501", "EF503", "EF504", "EF505", "EF506"], "verify_expect_edge_hub": true}"#,
+        "--report",
+        report.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let o = play(lab, "playbooks/verify.yml", &args);
     let text = out(&o);
     let j: Value = serde_json::from_str(
         &std::fs::read_to_string(&report).unwrap_or_else(|e| panic!("no report ({e}): {text}")),
@@ -151,7 +149,7 @@ fn verify_reports_the_manifest_rules_each_device_breaks_on_what_it_runs() {
         lab.fault(d, k, None).unwrap();
     }
 
-    let (code, j, text) = verify(&lab, dir.path());
+    let (code, j, text) = verify(&lab, dir.path(), &[]);
     let w = |id: &str| (id.to_string(), "warning".to_string());
     let want: BTreeMap<String, Vec<(String, String)>> = [
         ("edge-001", vec![]),
@@ -189,6 +187,19 @@ fn verify_reports_the_manifest_rules_each_device_breaks_on_what_it_runs() {
         "{text}"
     );
     assert_eq!(code, Some(2), "{text}");
+    // The recap's matrix names the devices behind each rule.
+    for (id, dev) in [
+        ("EF101", "edge-002"),
+        ("EF503", "edge-003"),
+        ("EF504", "edge-004"),
+        ("EF402", "edge-005"),
+    ] {
+        let line = text
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("{id} ")))
+            .unwrap_or_else(|| panic!("no {id} row in the recap:\n{text}"));
+        assert!(line.ends_with(&format!("warning: {dev}")), "{line}");
+    }
     // The details name the offending module and what is wrong.
     assert_eq!(
         row(&j, "edge-002", "EF101")["details"][0],
@@ -246,8 +257,27 @@ fn verify_reports_the_manifest_rules_each_device_breaks_on_what_it_runs() {
     for (d, _) in faults {
         lab.fault(d, FaultKind::None, None).unwrap();
     }
-    let (_, j, text) = verify(&lab, dir.path());
+    let (code, j, text) = verify(&lab, dir.path(), &["--output", "jsonl"]);
     let clean: BTreeMap<String, Vec<(String, String)>> =
         (1..=6).map(|n| (format!("edge-00{n}"), vec![])).collect();
     assert_eq!(running(&j), clean, "{text}");
+    assert_eq!(code, Some(0), "{text}");
+    // The jsonl stream carries the same rows in each device's verify event.
+    let events: Vec<Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["event"] == "verify")
+        .collect();
+    assert_eq!(events.len(), 6, "{text}");
+    for e in &events {
+        let ids: Vec<&str> = e["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["result"] == "ok")
+            .filter_map(|c| c["id"].as_str())
+            .filter(|id| RUNNING_ROWS.contains(id))
+            .collect();
+        assert_eq!(ids, RUNNING_ROWS, "{e}");
+    }
 }
