@@ -585,6 +585,7 @@ choices!(FaultKind {
     ModuleUnpinned => "module-unpinned": "edgeHub runs a rolling tag (1.5); `none` has it recreated from the deployment",
     ModuleNoLogLimits => "module-no-log-limits": "A custom module (or edgeHub) logs with json-file and no limits",
     ModulePrivileged => "module-privileged": "A custom module (or edgeHub) runs privileged",
+    ModuleNoMemoryLimit => "module-no-memory-limit": "A custom module runs without a memory limit",
     EdgehubNoStorageBind => "edgehub-no-storage-bind": "edgeHub's storageFolder is not bound to a host directory",
 });
 

@@ -120,7 +120,7 @@ fn verify(lab: &Lab, dir: &Path, extra: &[&str]) -> (Option<i32>, Value, String)
 #[test]
 fn verify_reports_the_manifest_rules_each_device_breaks_on_what_it_runs() {
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = LabConfig::new(dir.path().join("lab"), 6);
+    let mut cfg = LabConfig::new(dir.path().join("lab"), 7);
     cfg.exe = Some(support::bin());
     let lab = Lab::up(&cfg).unwrap_or_else(|e| panic!("lab up failed: {e}"));
     let o = play(&lab, "playbooks/provision.yml", &[]);
@@ -135,7 +135,7 @@ fn verify_reports_the_manifest_rules_each_device_breaks_on_what_it_runs() {
         .unwrap();
     assert_eq!(lint.status.code(), Some(0), "{}", out(&lint));
     let manifest = std::fs::read_to_string(&manifest).unwrap();
-    for n in 1..=6 {
+    for n in 1..=7 {
         deploy(&lab, &format!("edge-00{n}"), &manifest);
     }
     let faults = [
@@ -144,6 +144,7 @@ fn verify_reports_the_manifest_rules_each_device_breaks_on_what_it_runs() {
         ("edge-004", FaultKind::ModulePrivileged),
         ("edge-005", FaultKind::EdgehubNoStorageBind),
         ("edge-006", FaultKind::ContainerListFails),
+        ("edge-007", FaultKind::ModuleNoMemoryLimit),
     ];
     for (d, k) in faults {
         lab.fault(d, k, None).unwrap();
@@ -161,13 +162,14 @@ fn verify_reports_the_manifest_rules_each_device_breaks_on_what_it_runs() {
             "edge-006",
             vec![("edgefleet-running-modules".into(), "error".into())],
         ),
+        ("edge-007", vec![w("EF501")]),
     ]
     .into_iter()
     .map(|(d, v)| (d.to_string(), v))
     .collect();
     assert_eq!(running(&j), want, "{text}");
     // Every rule row is there on every device whose modules could be read (ok or not): one row per rule.
-    for n in 1..=5 {
+    for n in [1, 2, 3, 4, 5, 7] {
         let dev = format!("edge-00{n}");
         for id in RUNNING_ROWS {
             row(&j, &dev, id);
@@ -183,7 +185,7 @@ fn verify_reports_the_manifest_rules_each_device_breaks_on_what_it_runs() {
         .collect();
     assert_eq!(
         failed,
-        ["edge-002", "edge-003", "edge-004", "edge-005", "edge-006"],
+        ["edge-002", "edge-003", "edge-004", "edge-005", "edge-006", "edge-007"],
         "{text}"
     );
     assert_eq!(code, Some(2), "{text}");
@@ -193,6 +195,7 @@ fn verify_reports_the_manifest_rules_each_device_breaks_on_what_it_runs() {
         ("EF503", "edge-003"),
         ("EF504", "edge-004"),
         ("EF402", "edge-005"),
+        ("EF501", "edge-007"),
     ] {
         let line = text
             .lines()
@@ -243,7 +246,7 @@ fn verify_reports_the_manifest_rules_each_device_breaks_on_what_it_runs() {
             .unwrap_or_else(|| panic!("no {id} in the matrix"))
     };
     assert_eq!(matrix("EF101")["warning"], serde_json::json!(["edge-002"]));
-    assert_eq!(matrix("EF101")["ok"].as_array().unwrap().len(), 4);
+    assert_eq!(matrix("EF101")["ok"].as_array().unwrap().len(), 5);
     assert_eq!(
         matrix("edgefleet-running-modules")["error"],
         serde_json::json!(["edge-006"])
@@ -259,7 +262,7 @@ fn verify_reports_the_manifest_rules_each_device_breaks_on_what_it_runs() {
     }
     let (code, j, text) = verify(&lab, dir.path(), &["--output", "jsonl"]);
     let clean: BTreeMap<String, Vec<(String, String)>> =
-        (1..=6).map(|n| (format!("edge-00{n}"), vec![])).collect();
+        (1..=7).map(|n| (format!("edge-00{n}"), vec![])).collect();
     assert_eq!(running(&j), clean, "{text}");
     assert_eq!(code, Some(0), "{text}");
     // The jsonl stream carries the same rows in each device's verify event.
@@ -268,7 +271,7 @@ fn verify_reports_the_manifest_rules_each_device_breaks_on_what_it_runs() {
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .filter(|e| e["event"] == "verify")
         .collect();
-    assert_eq!(events.len(), 6, "{text}");
+    assert_eq!(events.len(), 7, "{text}");
     for e in &events {
         let ids: Vec<&str> = e["checks"]
             .as_array()

@@ -3,8 +3,8 @@
 //! the Docker root, one of them mounted by a stopped container, one of them edgeHub's store that no container
 //! mounts right now), `old-runtime` (older aziot-edge, identity service and Moby packages, which `iotedge
 //! version` follows, and the engine version `docker version` prints); and the module faults ([`ModuleFault`]: a
-//! running module container as a deployment with a rolling edgeHub tag, no log limits, privileges or no storage
-//! bind would have created it). [`clear`] takes all of it away again (the changed containers are removed, so
+//! running module container as a deployment with a rolling edgeHub tag, no log limits, privileges, no memory
+//! limit or no storage bind would have created it). [`clear`] takes all of it away again (the changed containers are removed, so
 //! the IoT Edge daemons recreate them from the deployment). It must not import a program.
 
 use std::fs;
@@ -167,6 +167,8 @@ pub enum ModuleFault {
     NoLogLimits,
     /// A custom module (the first by name; edgeHub when there is none) runs privileged.
     Privileged,
+    /// A custom module (the first by name) runs without a memory limit.
+    NoMemoryLimit,
     /// edgeHub keeps `storageFolder`, but nothing binds a host directory there.
     HubNoStorageBind,
 }
@@ -189,6 +191,7 @@ fn target(d: &super::state::Docker, f: ModuleFault) -> Option<usize> {
         .map(|(i, _)| i);
     match f {
         ModuleFault::NoLogLimits | ModuleFault::Privileged => custom.or_else(|| d.find("edgeHub")),
+        ModuleFault::NoMemoryLimit => custom,
         ModuleFault::Unpinned | ModuleFault::HubNoStorageBind => d.find("edgeHub"),
     }
 }
@@ -241,6 +244,11 @@ pub fn set_module_fault(root: &Path, f: ModuleFault) -> io::Result<()> {
                     h.insert("Privileged".into(), true.into());
                 }
             }
+            ModuleFault::NoMemoryLimit => {
+                if let Some(h) = host_config(c) {
+                    h.remove("Memory");
+                }
+            }
             ModuleFault::HubNoStorageBind => {
                 let folder = c
                     .env
@@ -272,7 +280,7 @@ pub fn set_module_fault(root: &Path, f: ModuleFault) -> io::Result<()> {
     })?;
     if missing {
         return Err(io::Error::other(
-            "no module container to change yet: provision the device first (`lab run --keep`, or play playbooks/provision.yml)",
+            "no module container to change yet: provision the device first (`lab run --keep`, or play playbooks/provision.yml), and deploy a custom module for module-no-memory-limit",
         ));
     }
     write_json(&env.state_file(MODULE_FAULTS), &changed).map_err(err)
@@ -355,6 +363,7 @@ mod tests {
             ModuleFault::Unpinned,
             ModuleFault::NoLogLimits,
             ModuleFault::Privileged,
+            ModuleFault::NoMemoryLimit,
             ModuleFault::HubNoStorageBind,
         ] {
             set_module_fault(dir.path(), f).unwrap();
@@ -369,6 +378,7 @@ mod tests {
         assert_eq!(sensor.log_config.kind, "json-file");
         assert!(sensor.log_config.config.is_empty());
         assert_eq!(sensor.create_options["HostConfig"]["Privileged"], true);
+        assert!(sensor.create_options["HostConfig"].get("Memory").is_none());
         assert!(sensor.create_options["HostConfig"]
             .get("LogConfig")
             .is_none());

@@ -15,9 +15,10 @@
 //! `lab-fault-locked`, as another run would; the maintenance states `dangling-images`, `unused-volumes` and
 //! `old-runtime` change the simulator's engine and package database (`sim::lab_states`, with real volume data on
 //! disk), `low-disk` mounts a small, nearly full tmpfs on the Docker root, `container-list-fails` creates the
-//! simulator's fault file; the module faults `module-unpinned`, `module-no-log-limits`, `module-privileged` and
-//! `edgehub-no-storage-bind` change a running module container (`sim::lab_states::ModuleFault`); `none` clears
-//! everything (and releases that lock; changed containers are recreated). Also the faults' CLI spelling.
+//! simulator's fault file; the module faults `module-unpinned`, `module-no-log-limits`, `module-privileged`,
+//! `module-no-memory-limit` and `edgehub-no-storage-bind` change a running module container
+//! (`sim::lab_states::ModuleFault`); `none` clears everything (and releases that lock; changed containers are
+//! recreated). Also the faults' CLI spelling.
 //!
 //! It must not speak the control protocol (that is `control`).
 
@@ -81,6 +82,8 @@ pub enum FaultKind {
     ModuleNoLogLimits,
     /// A custom module (or edgeHub) runs privileged.
     ModulePrivileged,
+    /// A custom module runs without a memory limit.
+    ModuleNoMemoryLimit,
     /// edgeHub's storageFolder is not on a host directory.
     EdgehubNoStorageBind,
 }
@@ -111,6 +114,7 @@ impl FaultKind {
         FaultKind::ModuleUnpinned,
         FaultKind::ModuleNoLogLimits,
         FaultKind::ModulePrivileged,
+        FaultKind::ModuleNoMemoryLimit,
         FaultKind::EdgehubNoStorageBind,
     ];
 }
@@ -155,6 +159,7 @@ pub fn fault_name(k: FaultKind) -> &'static str {
         FaultKind::ModuleUnpinned => "module-unpinned",
         FaultKind::ModuleNoLogLimits => "module-no-log-limits",
         FaultKind::ModulePrivileged => "module-privileged",
+        FaultKind::ModuleNoMemoryLimit => "module-no-memory-limit",
         FaultKind::EdgehubNoStorageBind => "edgehub-no-storage-bind",
     }
 }
@@ -436,6 +441,9 @@ pub(super) async fn apply_fault(
         }
         FaultKind::ModulePrivileged => {
             sim_state(sh, dev, |r| module_fault(r, ModuleFault::Privileged)).await?
+        }
+        FaultKind::ModuleNoMemoryLimit => {
+            sim_state(sh, dev, |r| module_fault(r, ModuleFault::NoMemoryLimit)).await?
         }
         FaultKind::EdgehubNoStorageBind => {
             sim_state(sh, dev, |r| module_fault(r, ModuleFault::HubNoStorageBind)).await?
