@@ -6,8 +6,8 @@
 //! table ([`EDGEFLEET_CHECKS`], ids prefixed `edgefleet-`), and the one policy function ([`apply_policy`]:
 //! waivers, fail-on-warnings, the verdict and the failing checks). The manifest rules judged on the running
 //! modules are `iotedge::running`'s; [`running_checks`] adds them (ids `EF...`, and `edgefleet-running-modules`).
-//! Pure functions of gathered data. The report
-//! receives the results as a generic check matrix ([`Verdict::matrix`]); it knows nothing of IoT Edge.
+//! Pure functions of gathered data. The report receives the results as a generic check matrix
+//! ([`Verdict::matrix`]); it knows nothing of IoT Edge.
 
 use std::collections::BTreeMap;
 

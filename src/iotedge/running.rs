@@ -4,8 +4,9 @@
 //! memory limits on custom modules (EF501), log limits in effect (EF503), privileges (EF504 privileged, EF505
 //! host namespaces, EF506 capabilities and devices). Same ids, same predicates as `edgefleet lint`
 //! (`manifest::host_issues`, `storage_bound`, `is_debug_tag`, `config::image_finding`): one row per rule per
-//! device, listing the offending modules (by name); plus one row for the inspection itself ([`INSPECT_CHECK`]), an error
-//! when docker could not be asked (then no rule rows).
+//! device, listing the offending modules (by name); plus one row for the inspection itself
+//! ([`INSPECT_CHECK`]), an error when docker could not be asked (then no rule rows). A CPU limit (EF502) is a
+//! note that depends on the device, and is not judged here.
 //!
 //! Log limits: the engine fills a container's `LogConfig` from the daemon's defaults when it creates it, so
 //! what `docker inspect` shows is what is in effect; the daemon's current defaults count only for a container
