@@ -1,8 +1,9 @@
 //! The running IoT Edge modules, as `docker inspect` describes them: the verify gather's part that lists the
 //! module containers (`docker ps`, filtered by the label edgeAgent and aziot-edged put on every module they
 //! create) and inspects them all in one command, and the pure parser of `docker inspect`'s JSON (the array, or
-//! one object per line), tested on recorded output (`tests/fixtures/facts/docker-inspect.json`, the engine's real
-//! format).
+//! one object per line), tested on output in the engine's real format (`tests/fixtures/facts/docker-inspect.json`:
+//! written key for key as Moby prints it, since no engine runs where this was built; replace it with a capture
+//! from a real device when one is at hand).
 //!
 //! Kept of each container: what the verify rules on running containers read (name, image, labels, the
 //! `HostConfig` as the engine reports it, mounts, restart count, state) and, of its environment, only
@@ -213,8 +214,9 @@ pub fn parse_section(rc: i64, out: &str) -> Result<Vec<Container>, String> {
 mod tests {
     use super::*;
 
-    /// Recorded from `docker inspect` (Moby 25, API 1.44) on an IoT Edge 1.5 device: edgeAgent, edgeHub and one
-    /// custom module, in the engine's own format (4-space indentation, every key the engine prints).
+    /// `docker inspect` of an IoT Edge 1.5 device's edgeAgent, edgeHub and one custom module in Moby 25's (API
+    /// 1.44) format: 4-space indentation, every key the engine prints, Go's `\u0026` escapes. Written key for key
+    /// after that format, not captured from an engine (none runs on the build machine).
     const RECORDED: &str = include_str!("../../tests/fixtures/facts/docker-inspect.json");
 
     #[test]
