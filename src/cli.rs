@@ -597,6 +597,11 @@ choices!(FaultKind {
     PortsBlocked => "ports-blocked": "A firewall drops direct connections to ports 5671 and 8883 (AMQP, MQTT)",
     BehindProxy => "behind-proxy": "Only the lab site proxy http://proxy.edgefleet.lab:3128 gets out (CONNECT to 443 only)",
     UnreachableAfterDns => "unreachable-after-dns": "New connections are refused while the running dockerd uses the --value IP as DNS server or proxy (embedded backend)",
+    ModuleUnpinned => "module-unpinned": "edgeHub runs a rolling tag (1.5); `none` has it recreated from the deployment",
+    ModuleNoLogLimits => "module-no-log-limits": "A custom module (or edgeHub) logs with json-file and no limits",
+    ModulePrivileged => "module-privileged": "A custom module (or edgeHub) runs privileged",
+    ModuleNoMemoryLimit => "module-no-memory-limit": "A custom module runs without a memory limit",
+    EdgehubNoStorageBind => "edgehub-no-storage-bind": "edgeHub's storageFolder is not bound to a host directory",
 });
 
 #[cfg(test)]

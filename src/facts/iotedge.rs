@@ -1,6 +1,7 @@
 //! IoT Edge verify facts: the one read-only device script behind `iotedge_verify` and the pure parsers of
 //! what it gathers (`iotedge system status`, `iotedge list`, `iotedge check --output json`, `docker version`,
-//! daemon.json, config.toml), tested on recorded output in the real formats.
+//! daemon.json, config.toml, and last the running modules' `docker inspect`, whose script part and parser are
+//! `facts::containers`'), tested on recorded output in the real formats.
 //!
 //! The script and its parser change together, so they live together. What the answers mean for a device's
 //! verdict is `iotedge::check`'s business, not this file's.
@@ -52,7 +53,10 @@ pub fn verify_cmd(
     if !dont_run.is_empty() {
         cmd = cmd.arg("--dont-run").args(dont_run.to_vec());
     }
-    cmd.raw(";").raw(SCRIPT)
+    cmd.raw(";")
+        .raw(SCRIPT)
+        .raw("\n")
+        .raw(super::containers::SCRIPT)
 }
 
 /// One entry of `iotedge check --output json`, as the device wrote it (what it means is `iotedge::check`'s
@@ -187,6 +191,8 @@ pub struct Gathered {
     pub config_sha256: String,
     /// Whether the wait loop timed out.
     pub timed_out: bool,
+    /// The running modules' `docker inspect`: exit code and output (parsed by `facts::containers`).
+    pub running: (i64, String),
 }
 
 /// Section marker the verify script prints before each part.
@@ -232,6 +238,7 @@ pub fn parse_gathered(out: &str) -> Gathered {
                 }
             }
             "timeout" => g.timed_out = true,
+            "running" => g.running = (rc, body),
             _ => {}
         }
     }

@@ -4,8 +4,10 @@
 //! Owns the IoT Edge check result type ([`CheckResult`]), the checklist items the 1.5 CLI no longer checks
 //! (quickstart CA, Moby engine, pinned runtime image, daemon.json DNS and log limits, config drift) as one
 //! table ([`EDGEFLEET_CHECKS`], ids prefixed `edgefleet-`), and the one policy function ([`apply_policy`]:
-//! waivers, fail-on-warnings, the verdict and the failing checks). Pure functions of gathered data. The report
-//! receives the results as a generic check matrix ([`Verdict::matrix`]); it knows nothing of IoT Edge.
+//! waivers, fail-on-warnings, the verdict and the failing checks). The manifest rules judged on the running
+//! modules are `iotedge::running`'s; [`running_checks`] adds them (ids `EF...`, and `edgefleet-running-modules`).
+//! Pure functions of gathered data. The report receives the results as a generic check matrix
+//! ([`Verdict::matrix`]); it knows nothing of IoT Edge.
 
 use std::collections::BTreeMap;
 
@@ -15,6 +17,8 @@ use crate::facts::iotedge::{
     is_moby, parse_check_json, parse_list, parse_system_status, CheckEntry, Gathered, ModuleRow,
 };
 use crate::iotedge::config::SuperConfig;
+use crate::iotedge::manifest::Severity;
+use crate::iotedge::running::running_rows;
 use crate::report::{CheckMatrix, HostCheck};
 
 /// How one check came out.
@@ -414,21 +418,29 @@ fn daemon_dns(i: &Inputs<'_>, _p: &Policy) -> Option<Finding> {
     }
 }
 
-fn daemon_log_limits(i: &Inputs<'_>, _p: &Policy) -> Option<Finding> {
-    let m = i.daemon.as_ref().ok()?;
+/// Does daemon.json limit the logs of every container created from now on?
+fn daemon_limits_logs(m: &Map<String, Value>) -> bool {
     let driver = m
         .get("log-driver")
         .and_then(Value::as_str)
         .unwrap_or("json-file");
-    let limited = driver == "journald"
+    driver == "journald"
         || m.get("log-opts")
             .and_then(Value::as_object)
             .map(|o| {
                 o.get("max-size").map(Value::is_string).unwrap_or(false)
                     && o.get("max-file").map(Value::is_string).unwrap_or(false)
             })
-            .unwrap_or(false);
-    if limited {
+            .unwrap_or(false)
+}
+
+fn daemon_log_limits(i: &Inputs<'_>, _p: &Policy) -> Option<Finding> {
+    let m = i.daemon.as_ref().ok()?;
+    let driver = m
+        .get("log-driver")
+        .and_then(Value::as_str)
+        .unwrap_or("json-file");
+    if daemon_limits_logs(m) {
         Finding::ok()
     } else {
         Finding::warning(format!("log driver `{driver}` without string `max-size` and `max-file` log-opts: container logs can fill the disk"))
@@ -443,6 +455,26 @@ pub fn edgefleet_checks(g: &Gathered, policy: &Policy) -> Vec<CheckResult> {
         .filter_map(|c| {
             (c.decide)(&inputs, policy)
                 .map(|Finding(status, details)| CheckResult::new(c.id, status, details))
+        })
+        .collect()
+}
+
+/// The manifest rules on the running modules (`iotedge::running`, from the gathered `docker inspect`), as check
+/// results: a rule's error severity is an error, its warnings and notes are warnings.
+pub fn running_checks(g: &Gathered) -> Vec<CheckResult> {
+    let daemon_limits = crate::iotedge::daemon::parse(&g.daemon)
+        .map(|m| daemon_limits_logs(&m))
+        .unwrap_or(false);
+    let containers = crate::facts::containers::parse_section(g.running.0, &g.running.1);
+    running_rows(&containers, daemon_limits)
+        .into_iter()
+        .map(|r| {
+            let status = match r.severity {
+                None => Status::Ok,
+                Some(Severity::Error) => Status::Error,
+                Some(_) => Status::Warning,
+            };
+            CheckResult::new(r.id, status, r.details)
         })
         .collect()
 }
@@ -545,6 +577,7 @@ pub fn evaluate_with(g: &Gathered, policy: &Policy, extra: Vec<CheckResult>) -> 
         Err(e) => vec![CheckResult::new("iotedge-check", Status::Error, vec![e])],
     };
     results.extend(edgefleet_checks(g, policy));
+    results.extend(running_checks(g));
     results.extend(extra);
     apply_policy(results, policy)
 }

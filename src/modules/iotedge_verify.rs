@@ -3,10 +3,11 @@
 //! On the device (POSIX sh): wait (bounded) until `iotedge system status` shows the services running and
 //! `iotedge list` shows edgeAgent (and edgeHub when expected) running; then run `iotedge check --output json`
 //! (with `--dont-run` ids, e.g. connectivity checks on air-gapped devices) and collect what our own checklist
-//! items need. On the controller, `iotedge::check::evaluate` judges the answers (the CLI's checks, the
-//! checklist items the 1.5 CLI no longer checks, the policy: errors fail, listed warnings fail, waivers with
-//! reasons); this module only hands the verdict on: the task fails with its failing checks, and the per-check
-//! results go to the report as a generic check matrix. Read-only: runs in check mode too.
+//! items need, last the running modules' `docker inspect` (`facts::containers`). On the controller,
+//! `iotedge::check::evaluate` judges the answers (the CLI's checks, the checklist items the 1.5 CLI no longer
+//! checks, the lint rules that apply to running containers, the policy: errors fail, listed warnings fail,
+//! waivers with reasons); this module only hands the verdict on: the task fails with its failing checks, and the
+//! per-check results go to the report as a generic check matrix. Read-only: runs in check mode too.
 //!
 //! With `reach: true`, the same round trip also probes outbound reachability: the endpoints are derived on the
 //! controller from `reach_config` (the super config, e.g. the iotedge_config role's spec) by `iotedge::reach`,

@@ -29,4 +29,5 @@ mod support;
 mod template;
 mod tools;
 mod vault;
+mod verify_running;
 mod xfer;

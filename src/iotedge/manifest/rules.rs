@@ -178,6 +178,7 @@ mod ids_in_use {
         let sources = [
             include_str!("config.rs"),
             include_str!("edgehub.rs"),
+            include_str!("hostconfig.rs"),
             include_str!("lint.rs"),
             include_str!("modules.rs"),
             include_str!("runtime.rs"),

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use crate::iotedge::config::{image_finding, UPSTREAM_PROTOCOLS};
 
 use super::finding::{Ctx, Finding};
+use super::hostconfig::is_debug_tag;
 use super::source::{is_placeholder, Pos};
 
 /// Ports debuggers listen on: debugpy, Node inspector (legacy and current), vsdbg, delve, JDWP.
@@ -78,11 +79,6 @@ pub(super) fn image_error(image: &str) -> Option<String> {
         }
     }
     None
-}
-
-fn is_debug_tag(image: &str) -> bool {
-    let tag = image.rsplit_once(':').map(|(_, t)| t).unwrap_or("");
-    tag.ends_with(".debug") || tag.ends_with("-debug")
 }
 
 /// Images, debug images and debugger ports.
@@ -243,7 +239,5 @@ mod tests {
         assert!(image_error("Foo/Bar:1").unwrap().contains("`Foo`"));
         assert!(image_error("a:").unwrap().contains("tag"));
         assert!(image_error("a b").is_some());
-        assert!(is_debug_tag("x/hub:1.5.21-linux-amd64.debug"));
-        assert!(!is_debug_tag("x/debugger:1.0"));
     }
 }

@@ -1,10 +1,12 @@
 //! Host storage for the runtime modules: EF401 `storageFolder` missing, EF402 not bound to a host directory (the
 //! rule behind `iotedge check`'s edge-agent/edge-hub-storage-mounted-from-host). Binds (`HostConfig.Binds`) and
-//! bind mounts (`HostConfig.Mounts`) count; a bind of a parent directory covers the folder.
+//! bind mounts (`HostConfig.Mounts`) count; a bind of a parent directory covers the folder (`hostconfig::storage_bound`,
+//! shared with the verify rules on running containers).
 //!
 //! Layered deployments only partly describe a device: nothing is reported for them. Pure: no I/O.
 
 use super::finding::{Ctx, Finding};
+use super::hostconfig::storage_bound;
 use super::source::is_placeholder;
 
 /// storageFolder + a bind of it, for edgeAgent and edgeHub.
@@ -27,33 +29,7 @@ pub(super) fn check(ctx: &Ctx, out: &mut Vec<Finding>) {
             continue;
         }
         let folder = folder.trim_end_matches('/');
-        let binds: Vec<String> = m
-            .create_at(&["HostConfig", "Binds"])
-            .and_then(|b| b.as_array())
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let mounts_target = |t: &str| {
-            t.trim_end_matches('/') == folder
-                || folder.starts_with(&format!("{}/", t.trim_end_matches('/')))
-        };
-        let bound = binds.iter().any(|b| {
-            let parts: Vec<&str> = b.split(':').collect();
-            parts.len() >= 2 && parts[0].starts_with('/') && mounts_target(parts[1])
-        }) || m
-            .create_at(&["HostConfig", "Mounts"])
-            .and_then(|v| v.as_array())
-            .is_some_and(|a| {
-                a.iter().any(|x| {
-                    x.get("Type").and_then(|t| t.as_str()) == Some("bind")
-                        && x.get("Target")
-                            .and_then(|t| t.as_str())
-                            .is_some_and(mounts_target)
-                })
-            });
+        let bound = storage_bound(folder, m.create_at(&["HostConfig"]));
         if !bound {
             out.push(
                 Finding::new("EF402", ctx.file, m.create_pos(), format!("{}: storageFolder `{folder}` is not bound to a host directory; add `\"/srv/{}:{folder}\"` to createOptions HostConfig.Binds (and create the directory for the module's user)", m.name, m.name))

@@ -432,7 +432,8 @@ fn ensure_module(st: &mut State, spec: &ModuleSpec, pull_never: bool) -> Result<
     Ok(true)
 }
 
-/// Build a container as dockerd would create it NOW: unset log config and DNS come from the daemon defaults.
+/// Build a container as dockerd would create it NOW: unset log config and DNS come from the daemon defaults (and
+/// the daemon's log-opts fill in the options of a container that names the default driver).
 pub fn new_container(d: &super::state::Docker, spec: &ModuleSpec, now: u64) -> Container {
     let co = &spec.create_options;
     let hc = co.get("HostConfig");
@@ -463,10 +464,15 @@ pub fn new_container(d: &super::state::Docker, spec: &ModuleSpec, now: u64) -> C
                 .map(|t| !t.is_empty())
                 .unwrap_or(false) =>
         {
-            LogConfig {
-                kind: lc["Type"].as_str().unwrap_or_default().to_string(),
-                config: string_map(lc.get("Config")),
+            let kind = lc["Type"].as_str().unwrap_or_default().to_string();
+            let mut config = string_map(lc.get("Config"));
+            // dockerd fills in the daemon's log-opts the container leaves out when it uses the default driver.
+            if kind == d.log_driver() {
+                for (k, v) in d.log_opts() {
+                    config.entry(k).or_insert(v);
+                }
             }
+            LogConfig { kind, config }
         }
         _ => LogConfig {
             kind: d.log_driver(),
@@ -533,5 +539,20 @@ mod tests {
         assert_eq!(c2.dns, vec!["10.0.0.53".to_string()]);
         assert_eq!(c2.labels[OWNER_LABEL], OWNER_VALUE);
         assert_ne!(c1.id, c2.id);
+        // The default driver named without options gets the daemon's; another driver keeps its own.
+        let own = |t: &str| ModuleSpec {
+            create_options: serde_json::json!({"HostConfig": {"LogConfig": {"Type": t, "Config": {"max-file": "5"}}}}),
+            ..spec.clone()
+        };
+        let c3 = new_container(&d, &own("local"), 3);
+        assert_eq!(
+            (
+                c3.log_config.config["max-file"].as_str(),
+                c3.log_config.config["max-size"].as_str()
+            ),
+            ("5", "10m")
+        );
+        let c4 = new_container(&d, &own("json-file"), 4);
+        assert_eq!(c4.log_config.config.len(), 1);
     }
 }

@@ -21,7 +21,9 @@
 //! every new connection while the configuration the device's dockerd loaded at its last start names that
 //! address as a DNS server or proxy (`DeviceHost::cut_off`: a change cuts the device off only once applied, and
 //! the restart that reverts it lets connections in again); `none` clears everything (and releases that lock).
-//! Also the faults' CLI spelling.
+//! The module faults `module-unpinned`, `module-no-log-limits`, `module-privileged`, `module-no-memory-limit`
+//! and `edgehub-no-storage-bind` change a running module container (`sim::lab_states::ModuleFault`; `none`
+//! recreates changed containers). Also the faults' CLI spelling.
 //!
 //! It must not speak the control protocol (that is `control`).
 
@@ -32,7 +34,7 @@ use std::time::Duration;
 
 use crate::lab::ns::{self};
 use crate::lab::sim::curl::{DEFAULT_BLOCKED_PORTS, LAB_PROXY_URL};
-use crate::lab::sim::lab_states;
+use crate::lab::sim::lab_states::{self, set_module_fault as module_fault, ModuleFault};
 
 use super::device::{set_desired, Dev, Net};
 use super::shared::Shared;
@@ -89,6 +91,16 @@ pub enum FaultKind {
     /// New connections are refused while the device's running dockerd uses a given DNS server or proxy (set
     /// by a change and a docker restart; cleared by the restart that reverts it). Embedded backend only.
     UnreachableAfterDns,
+    /// edgeHub runs a rolling image tag.
+    ModuleUnpinned,
+    /// A custom module (or edgeHub) logs without limits.
+    ModuleNoLogLimits,
+    /// A custom module (or edgeHub) runs privileged.
+    ModulePrivileged,
+    /// A custom module runs without a memory limit.
+    ModuleNoMemoryLimit,
+    /// edgeHub's storageFolder is not on a host directory.
+    EdgehubNoStorageBind,
 }
 
 impl FaultKind {
@@ -118,6 +130,11 @@ impl FaultKind {
         FaultKind::PortsBlocked,
         FaultKind::BehindProxy,
         FaultKind::UnreachableAfterDns,
+        FaultKind::ModuleUnpinned,
+        FaultKind::ModuleNoLogLimits,
+        FaultKind::ModulePrivileged,
+        FaultKind::ModuleNoMemoryLimit,
+        FaultKind::EdgehubNoStorageBind,
     ];
 }
 
@@ -162,6 +179,11 @@ pub fn fault_name(k: FaultKind) -> &'static str {
         FaultKind::PortsBlocked => "ports-blocked",
         FaultKind::BehindProxy => "behind-proxy",
         FaultKind::UnreachableAfterDns => "unreachable-after-dns",
+        FaultKind::ModuleUnpinned => "module-unpinned",
+        FaultKind::ModuleNoLogLimits => "module-no-log-limits",
+        FaultKind::ModulePrivileged => "module-privileged",
+        FaultKind::ModuleNoMemoryLimit => "module-no-memory-limit",
+        FaultKind::EdgehubNoStorageBind => "edgehub-no-storage-bind",
     }
 }
 
@@ -457,6 +479,21 @@ pub(super) async fn apply_fault(
         FaultKind::DanglingImages => sim_state(sh, dev, lab_states::add_dangling_images).await?,
         FaultKind::UnusedVolumes => sim_state(sh, dev, lab_states::add_unused_volumes).await?,
         FaultKind::OldRuntime => sim_state(sh, dev, lab_states::set_old_runtime).await?,
+        FaultKind::ModuleUnpinned => {
+            sim_state(sh, dev, |r| module_fault(r, ModuleFault::Unpinned)).await?
+        }
+        FaultKind::ModuleNoLogLimits => {
+            sim_state(sh, dev, |r| module_fault(r, ModuleFault::NoLogLimits)).await?
+        }
+        FaultKind::ModulePrivileged => {
+            sim_state(sh, dev, |r| module_fault(r, ModuleFault::Privileged)).await?
+        }
+        FaultKind::ModuleNoMemoryLimit => {
+            sim_state(sh, dev, |r| module_fault(r, ModuleFault::NoMemoryLimit)).await?
+        }
+        FaultKind::EdgehubNoStorageBind => {
+            sim_state(sh, dev, |r| module_fault(r, ModuleFault::HubNoStorageBind)).await?
+        }
         FaultKind::LowDisk => {
             root_script(dev, LOW_DISK_ON.to_string(), "low-disk").await?;
         }

@@ -34,6 +34,21 @@ pub fn inspect_json(c: &Container) -> Value {
             }
         })
         .collect();
+    // Mounts given as `HostConfig.Mounts` (the long form) are mounted too.
+    let mut mounts = mounts;
+    if let Some(Value::Array(long)) = c.create_options.pointer("/HostConfig/Mounts") {
+        for m in long {
+            let kind = m.get("Type").and_then(Value::as_str).unwrap_or("volume");
+            let src = m.get("Source").and_then(Value::as_str).unwrap_or("");
+            let dst = m.get("Target").and_then(Value::as_str).unwrap_or("");
+            let rw = m.get("ReadOnly").and_then(Value::as_bool) != Some(true);
+            mounts.push(if kind == "bind" {
+                json!({"Type": "bind", "Source": src, "Destination": dst, "Mode": "", "RW": rw, "Propagation": "rprivate"})
+            } else {
+                json!({"Type": kind, "Name": src, "Source": format!("/var/lib/docker/volumes/{src}/_data"), "Destination": dst, "Driver": "local", "Mode": "z", "RW": rw, "Propagation": ""})
+            });
+        }
+    }
     let mut host_config = c
         .create_options
         .get("HostConfig")
@@ -47,6 +62,32 @@ pub fn inspect_json(c: &Container) -> Value {
     } else {
         json!(c.binds)
     };
+    // What the engine reports for what the create request left out (as `docker inspect` prints every key).
+    for (k, v) in [
+        ("Memory", json!(0)),
+        ("MemoryReservation", json!(0)),
+        ("MemorySwap", json!(0)),
+        ("NanoCpus", json!(0)),
+        ("CpuShares", json!(0)),
+        ("CpuPeriod", json!(0)),
+        ("CpuQuota", json!(0)),
+        ("Privileged", json!(false)),
+        ("PublishAllPorts", json!(false)),
+        ("ReadonlyRootfs", json!(false)),
+        ("CapAdd", Value::Null),
+        ("CapDrop", Value::Null),
+        ("Devices", Value::Null),
+        ("PortBindings", json!({})),
+        ("IpcMode", json!("private")),
+        ("PidMode", json!("")),
+        ("UsernsMode", json!("")),
+        ("Runtime", json!("runc")),
+        ("ShmSize", json!(67108864)),
+    ] {
+        if host_config.get(k).is_none() {
+            host_config[k] = v;
+        }
+    }
     host_config["LogConfig"] = json!({"Type": c.log_config.kind, "Config": c.log_config.config});
     host_config["NetworkMode"] = json!(c.network);
     host_config["Dns"] = json!(c.dns);
