@@ -112,6 +112,12 @@ pub struct LabConfig {
     pub exe: Option<PathBuf>,
     /// Put the devices in a private network namespace reachable only through a bastion sshd (for ProxyJump).
     pub bastion: bool,
+    /// Bare devices: an empty package database, so no IoT Edge, engine, units or `iotedge`/`docker` commands
+    /// until packages are installed with `dpkg -i`.
+    pub bare: bool,
+    /// Devices with no route out (the simulator's network tools fail as on an isolated site; in bastion mode the
+    /// devices' namespace has no default route either).
+    pub airgapped: bool,
 }
 
 impl LabConfig {
@@ -124,6 +130,8 @@ impl LabConfig {
             user: LabUser::Root,
             exe: None,
             bastion: false,
+            bare: false,
+            airgapped: false,
         }
     }
 }
@@ -432,6 +440,8 @@ impl Lab {
             exe: exe.clone(),
             devices,
             bastion: cfg.bastion,
+            bare: cfg.bare,
+            airgapped: cfg.airgapped,
             userns,
             id: {
                 let mut b = [0u8; 8];

@@ -28,7 +28,15 @@ use super::error::LabError;
 use super::layout::{DeviceSpec, LabSpec, Paths};
 
 /// The simulated programs installed on every device (wrappers in `bin/`).
-pub const SIM_PROGRAMS: [&str; 5] = ["iotedge", "docker", "systemctl", "journalctl", "dpkg-query"];
+pub const SIM_PROGRAMS: [&str; 7] = [
+    "iotedge",
+    "docker",
+    "systemctl",
+    "journalctl",
+    "dpkg-query",
+    "dpkg",
+    "apt-mark",
+];
 /// Hub host name in the lab's connection strings.
 pub const HUB: &str = "lab-hub.azure-devices.net";
 /// DPS ID scope used by the lab.
@@ -420,6 +428,8 @@ fn device_root(
         }
     }
     super::sim::init_device_state(&root).map_err(|e| LabError::io(&root, e))?;
+    super::sim::init_device_options(&root, spec.bare, spec.airgapped)
+        .map_err(|e| LabError::io(&root, e))?;
 
     let auth = format!("{client_pub}\n");
     let login_root = spec.user == "root";
