@@ -113,6 +113,38 @@ impl From<CheckEntry> for CheckResult {
     }
 }
 
+/// The `iotedge check` ids that need the internet, with why they cannot pass on an offline (air-gapped) site.
+/// With `offline: true` the policy waives them with that reason (shown as `waived`, never dropped); an
+/// operator's own waiver for the same id wins.
+pub const OFFLINE_CHECKS: &[(&str, &str)] = &[
+    ("aziot-version", OFFLINE_VERSION),
+    ("aziot-edge-version", OFFLINE_VERSION),
+    ("host-connect-iothub-amqp", OFFLINE_HUB),
+    ("host-connect-iothub-https", OFFLINE_HUB),
+    ("host-connect-iothub-mqtt", OFFLINE_HUB),
+    ("host-connect-dps-endpoint", "offline site: the device has no route to the DPS endpoint"),
+    ("check-agent-image", "offline site: the agent image cannot be pulled; it comes from the bundle, imagePullPolicy never"),
+    ("container-default-connect-upstream-amqp", OFFLINE_HUB),
+    ("container-default-connect-upstream-https", OFFLINE_HUB),
+    ("container-default-connect-upstream-mqtt", OFFLINE_HUB),
+    ("container-connect-upstream-amqp", OFFLINE_HUB),
+    ("container-connect-upstream-https", OFFLINE_HUB),
+    ("container-connect-upstream-mqtt", OFFLINE_HUB),
+];
+const OFFLINE_VERSION: &str =
+    "offline site: the latest-version lookup needs the internet; the bundle pins the versions";
+const OFFLINE_HUB: &str = "offline site: the device has no route to IoT Hub";
+
+/// `waivers` plus the [`OFFLINE_CHECKS`] it does not already waive.
+pub fn with_offline_waivers(mut waivers: BTreeMap<String, String>) -> BTreeMap<String, String> {
+    for (id, why) in OFFLINE_CHECKS {
+        waivers
+            .entry(id.to_string())
+            .or_insert_with(|| why.to_string());
+    }
+    waivers
+}
+
 /// The verification policy.
 #[derive(Debug, Clone, Default)]
 pub struct Policy {
@@ -571,6 +603,9 @@ mod tests {
             "not production-ready: container-engine-logrotate (Container engine is not configured to rotate module logs which may cause it run out of disk space.)"
         );
         assert_eq!(v.summary(), "1 ok, 1 warnings, 0 errors, 1 waived");
+        let w = with_offline_waivers(p.waivers.clone());
+        assert!(w["host-connect-iothub-amqp"].starts_with("offline site:"));
+        assert_eq!(w.len(), p.waivers.len() + OFFLINE_CHECKS.len());
     }
 
     #[test]
