@@ -136,14 +136,18 @@ fn satisfied(
 ) -> bool {
     alts.iter().any(|a| {
         have.get(&a.name).is_some_and(|v| a.allows(v))
-            || (a.constraint.is_none()
-                && provides.iter().any(|(p, prov)| {
-                    have.contains_key(p)
-                        && debfile::parse_relations(prov)
-                            .iter()
-                            .flatten()
-                            .any(|x| x.name == a.name)
-                }))
+            || provides.iter().any(|(p, prov)| {
+                have.contains_key(p)
+                    && debfile::parse_relations(prov).iter().flatten().any(|x| {
+                        // A versioned dependency is met only by a versioned provide (`name (= version)`).
+                        x.name == a.name
+                            && match (&a.constraint, &x.constraint) {
+                                (None, _) => true,
+                                (Some(_), Some((_, v))) => a.allows(v),
+                                (Some(_), None) => false,
+                            }
+                    })
+            })
     })
 }
 
@@ -262,38 +266,39 @@ fn install(st: &mut State, files: &[String], io: &mut Io) -> Result<i32, StateEr
         unpacked.retain(|u| u.package != c.package);
         unpacked.push(c);
     }
-    // Configure: repeatedly, every unpacked package whose Depends hold against the configured ones and the
-    // other packages of this run (dpkg orders configuration so packages installed together satisfy each other).
+    // Configure what can be: first drop, until nothing changes, every unpacked package whose Depends fail even
+    // counting the other packages of this run; then configure the rest dependencies first (dpkg orders
+    // configuration so packages installed together satisfy each other; a cycle is configured as it stands).
+    let provides = x.provides.clone();
+    let deps_hold = |c: &DebControl, have: &BTreeMap<String, String>| {
+        debfile::parse_relations(&c.depends)
+            .iter()
+            .all(|r| satisfied(r, have, &provides))
+    };
     let mut candidates: BTreeMap<String, String> = configured.clone();
     for c in &unpacked {
         candidates.insert(c.package.clone(), c.version.clone());
     }
-    let mut pending: Vec<DebControl> = unpacked;
+    let (mut good, mut pending): (Vec<DebControl>, Vec<DebControl>) = (unpacked, Vec::new());
     loop {
-        let before = pending.len();
-        let (ok, bad): (Vec<DebControl>, Vec<DebControl>) = pending.into_iter().partition(|c| {
-            debfile::parse_relations(&c.depends)
-                .iter()
-                .all(|r| satisfied(r, &candidates, &x.provides))
-        });
-        pending = bad;
-        // Drop the failing ones from the candidates, so what depends on them fails too.
-        for c in &pending {
+        let (ok, bad): (Vec<DebControl>, Vec<DebControl>) =
+            good.into_iter().partition(|c| deps_hold(c, &candidates));
+        good = ok;
+        if bad.is_empty() {
+            break;
+        }
+        for c in &bad {
             candidates.remove(&c.package);
         }
-        if ok.is_empty() || pending.len() == before {
-            // Nothing more can be configured; `ok` (if any) is configured below in this round.
-            for c in ok {
-                configure(st, &mut configured, &mut x, &c, io)?;
-            }
-            break;
-        }
-        for c in ok {
-            configure(st, &mut configured, &mut x, &c, io)?;
-        }
-        if pending.is_empty() {
-            break;
-        }
+        pending.extend(bad);
+    }
+    while !good.is_empty() {
+        let next = good
+            .iter()
+            .position(|c| deps_hold(c, &configured))
+            .unwrap_or(0);
+        let c = good.remove(next);
+        configure(st, &mut configured, &mut x, &c, io)?;
     }
     for c in &pending {
         let unmet: Vec<Vec<Alt>> = debfile::parse_relations(&c.depends)
@@ -445,6 +450,160 @@ mod tests {
         assert_eq!(query(&mut st, &a, &mut io).unwrap(), 1);
         assert_eq!(io.out, format!("aziot-edge\t{IOTEDGE_VERSION}-1\tii \n"));
         assert!(io.err.contains("no packages found matching nope"));
+    }
+
+    /// A real .deb in the device root (ar: debian-binary, control.tar.gz with ./control, data.tar).
+    fn deb(root: &std::path::Path, file: &str, control: &str) -> String {
+        let mut ctar = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_ustar();
+        h.set_size(control.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        ctar.append_data(&mut h, "./control", control.as_bytes())
+            .unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, &ctar.into_inner().unwrap()).unwrap();
+        let control_gz = gz.finish().unwrap();
+        let data = tar::Builder::new(Vec::new()).into_inner().unwrap();
+        let mut a = ar::Builder::new(Vec::new());
+        for (name, bytes) in [
+            ("debian-binary", b"2.0\n".to_vec()),
+            ("control.tar.gz", control_gz),
+            ("data.tar", data),
+        ] {
+            a.append(
+                &ar::Header::new(name.as_bytes().to_vec(), bytes.len() as u64),
+                &bytes[..],
+            )
+            .unwrap();
+        }
+        std::fs::create_dir_all(root.join("tmp")).unwrap();
+        std::fs::write(root.join("tmp").join(file), a.into_inner().unwrap()).unwrap();
+        format!("/tmp/{file}")
+    }
+
+    fn bare() -> (tempfile::TempDir, State) {
+        let dir = tempfile::tempdir().unwrap();
+        crate::lab::sim::init_device_state(dir.path()).unwrap();
+        crate::lab::sim::init_device_options(dir.path(), true, false).unwrap();
+        let st = State::open(Env::for_root(dir.path())).unwrap();
+        (dir, st)
+    }
+
+    #[test]
+    fn dpkg_install_reads_real_control_data_and_orders_configuration() {
+        let (dir, mut st) = bare();
+        let edge = deb(
+            dir.path(),
+            "edge.deb",
+            "Package: aziot-edge\nVersion: 1.5.21-1\nArchitecture: amd64\nDepends: moby-engine (>= 20.10), libc6 (>= 2.34)\n",
+        );
+        let engine = deb(
+            dir.path(),
+            "engine.deb",
+            "Package: moby-engine\nVersion: 24.0.9-1\nArchitecture: amd64\nPre-Depends: adduser\n",
+        );
+        assert!(!pkgdb::unit_exists(&st, "docker").unwrap());
+        let mut io = Io::default();
+        // Given in the "wrong" order: dpkg configures the engine first, as the edge package needs it.
+        assert_eq!(
+            dpkg(&mut st, &args(&["-i", &edge, &engine]), &mut io).unwrap(),
+            0,
+            "{}",
+            io.err
+        );
+        assert!(io
+            .out
+            .contains("Selecting previously unselected package aziot-edge."));
+        let setup: Vec<&str> = io
+            .out
+            .lines()
+            .filter(|l| l.starts_with("Setting up"))
+            .collect();
+        assert_eq!(
+            setup,
+            [
+                "Setting up moby-engine (24.0.9-1) ...",
+                "Setting up aziot-edge (1.5.21-1) ..."
+            ]
+        );
+        assert!(pkgdb::unit_exists(&st, "docker").unwrap());
+        assert!(
+            st.services().unwrap().is_active("docker"),
+            "postinst started docker"
+        );
+
+        // An older version is a downgrade, with dpkg's warning.
+        let old = deb(
+            dir.path(),
+            "old.deb",
+            "Package: aziot-edge\nVersion: 1.5.9-1\nArchitecture: amd64\n",
+        );
+        let mut io = Io::default();
+        assert_eq!(dpkg(&mut st, &args(&["-i", &old]), &mut io).unwrap(), 0);
+        assert!(
+            io.err
+                .contains("dpkg: warning: downgrading aziot-edge from 1.5.21-1 to 1.5.9-1"),
+            "{}",
+            io.err
+        );
+    }
+
+    #[test]
+    fn dpkg_refuses_wrong_architecture_and_leaves_unmet_depends_unconfigured() {
+        let (dir, mut st) = bare();
+        let arm = deb(
+            dir.path(),
+            "arm.deb",
+            "Package: moby-cli\nVersion: 1\nArchitecture: arm64\n",
+        );
+        let mut io = Io::default();
+        assert_eq!(dpkg(&mut st, &args(&["-i", &arm]), &mut io).unwrap(), 1);
+        assert_eq!(
+            io.err,
+            format!("dpkg: error processing archive {arm} (--install):\n package architecture (arm64) does not match system (amd64)\nErrors were encountered while processing:\n {arm}\n")
+        );
+        assert!(!st.packages().unwrap().contains_key("moby-cli"));
+
+        let edge = deb(
+            dir.path(),
+            "edge.deb",
+            "Package: aziot-edge\nVersion: 1.5.21-1\nArchitecture: amd64\nDepends: aziot-identity-service (= 1.5.6-1)\n",
+        );
+        let mut io = Io::default();
+        assert_eq!(dpkg(&mut st, &args(&["-i", &edge]), &mut io).unwrap(), 1);
+        assert!(io.err.contains("dpkg: dependency problems prevent configuration of aziot-edge:\n aziot-edge depends on aziot-identity-service (= 1.5.6-1); however:\n  Package aziot-identity-service is not installed."), "{}", io.err);
+        assert!(
+            io.err
+                .ends_with("Errors were encountered while processing:\n aziot-edge\n"),
+            "{}",
+            io.err
+        );
+        let mut io = Io::default();
+        query(
+            &mut st,
+            &args(&["-W", "-f=${Package} ${db:Status-Abbrev}", "aziot-edge"]),
+            &mut io,
+        )
+        .unwrap();
+        assert_eq!(io.out, "aziot-edge iU ", "unpacked, not configured");
+        assert!(
+            !pkgdb::installed(&st, "aziot-edge").unwrap(),
+            "iotedge does not exist yet"
+        );
+
+        let mut io = Io::default();
+        assert_eq!(
+            dpkg(&mut st, &args(&["-i", "/tmp/none.deb"]), &mut io).unwrap(),
+            1
+        );
+        assert!(
+            io.err.starts_with(
+                "dpkg: error: cannot access archive '/tmp/none.deb': No such file or directory"
+            ),
+            "{}",
+            io.err
+        );
     }
 
     #[test]
