@@ -528,12 +528,13 @@ impl Verdict {
     }
 }
 
-/// Apply the policy: waive what is waived (a waived check that is not ok becomes `waived`), then a device
+/// Apply the policy: waive what is waived (a waived check that warned or failed becomes `waived`; one that
+/// passed, was skipped or did not apply keeps its result, so a waiver never hides what really happened), then a device
 /// fails on any error or fatal result, or a warning listed in `fail_on_warnings`.
 pub fn apply_policy(mut results: Vec<CheckResult>, policy: &Policy) -> Verdict {
     for r in &mut results {
         if let Some(reason) = policy.waivers.get(&r.id) {
-            if r.status != Status::Ok {
+            if !matches!(r.status, Status::Ok | Status::Skipped | Status::Ignored) {
                 r.waiver = Some(reason.clone());
                 r.status = Status::Waived;
             }

@@ -27,7 +27,7 @@ use super::*;
 use crate::bundle::archive;
 use crate::bundle::closure::install_order;
 use crate::bundle::manifest::{Entry, EntryKind};
-use crate::bundle::relation::{parse_relations, Relation};
+use crate::bundle::relation::{parse_relations, Alternative, Constraint, Relation};
 use crate::bundle::signing::read_allowed_signers;
 use crate::bundle::version::DebVersion;
 
@@ -154,20 +154,27 @@ fn load(bundle: &Path, signers: &Path) -> Result<Vec<Entry>, String> {
     Ok(v.head.manifest.entries)
 }
 
-/// Does one relation hold against the final package set (name -> version)?
-fn holds(rel: &Relation, have: &BTreeMap<String, (String, Vec<String>)>) -> bool {
+/// The final package set: name -> (version, its `Provides`).
+type After = BTreeMap<String, (String, Vec<Alternative>)>;
+
+/// Does one relation hold against the final package set? By name and version, or by a `Provides` (a
+/// versioned dependency only through a versioned provide, `name (= version)`, as dpkg does).
+fn holds(rel: &Relation, have: &After) -> bool {
+    let allows = |c: &Option<Constraint>, v: &str| match c {
+        None => true,
+        Some(c) => DebVersion::parse(v).is_ok_and(|v| c.op.holds(&v, &c.version)),
+    };
     rel.0.iter().any(|alt| {
-        let by_name = have
-            .get(&alt.name)
-            .is_some_and(|(v, _)| match &alt.constraint {
-                None => true,
-                Some(c) => DebVersion::parse(v).is_ok_and(|v| c.op.holds(&v, &c.version)),
-            });
-        by_name
-            || (alt.constraint.is_none()
-                && have
-                    .values()
-                    .any(|(_, provides)| provides.contains(&alt.name)))
+        have.get(&alt.name)
+            .is_some_and(|(v, _)| allows(&alt.constraint, v))
+            || have.values().flat_map(|(_, p)| p).any(|p| {
+                p.name == alt.name
+                    && match (&alt.constraint, &p.constraint) {
+                        (None, _) => true,
+                        (Some(_), Some(pc)) => allows(&alt.constraint, &pc.version.to_string()),
+                        (Some(_), None) => false,
+                    }
+            })
     })
 }
 
@@ -325,7 +332,7 @@ impl TypedModule for BundleInstall {
             }
         }
         // The package set after the install, to check every dependency of what is installed.
-        let mut after: BTreeMap<String, (String, Vec<String>)> = dev
+        let mut after: After = dev
             .installed
             .iter()
             .map(|(n, v)| (n.clone(), (v.clone(), Vec::new())))
@@ -334,7 +341,7 @@ impl TypedModule for BundleInstall {
             let provides = parse_relations(&e.provides)
                 .unwrap_or_default()
                 .into_iter()
-                .flat_map(|r| r.0.into_iter().map(|alt| alt.name))
+                .flat_map(|r| r.0)
                 .collect();
             after.insert(e.name.clone(), (version_of(e).to_string(), provides));
         }
