@@ -35,6 +35,13 @@
 //! embedded backend has no PTY, SFTP or port forwarding and does not emulate `MaxStartups` (it does enforce
 //! Debian's `MaxSessions 10`).
 //!
+//! Bare and air-gapped devices (`LabConfig::bare`, `LabConfig::airgapped`, `lab up --bare --airgapped`): a bare
+//! device's package database holds only a Debian base system, so it has no engine, no IoT Edge, none of their
+//! units or commands until `dpkg -i` installs the packages (the simulator reads each `.deb`'s real control data);
+//! an air-gapped device has no route out: the simulated tools that would use the internet (`docker pull`,
+//! edgeAgent's image pulls, `iotedge check`'s connectivity and version lookups) fail as on an isolated site. In
+//! bastion mode the devices' network namespace has no default route either.
+//!
 //! Bastion mode (`LabConfig::bastion`): the devices share one private network namespace (only `lo`, their
 //! 127.S.x.y addresses live there), an OpenSSH bastion runs in it on 127.S.0.254, and the supervisor forwards
 //! the host's 127.S.0.254:22 to it: that forwarder is the only way in, so `ssh -F DIR/ssh_config -J
