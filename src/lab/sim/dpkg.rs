@@ -379,7 +379,7 @@ pub fn apt_mark(st: &mut State, args: &[String], io: &mut Io) -> Result<i32, Sta
     match cmd.as_str() {
         "showhold" => {
             for h in &x.holds {
-                if names.is_empty() || names.iter().any(|n| *n == h) {
+                if names.is_empty() || names.contains(&h) {
                     io.outln(h);
                 }
             }
