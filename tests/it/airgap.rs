@@ -538,3 +538,116 @@ fn tampered_and_newer_format_bundles_are_refused_before_install() {
     }
     lab.down().unwrap();
 }
+
+/// Item 4: `upgrade.yml` moves a bootstrapped fleet to a newer bundle's runtime; the device whose verification
+/// fails after the upgrade gets the previous packages and configuration back from its store and fails saying
+/// so; the others keep the upgrade, and a rerun changes nothing on them.
+#[test]
+fn upgrade_moves_the_fleet_and_rolls_back_only_the_device_that_fails_verification() {
+    let site = Site::new();
+    let (old, _, _) = site.site_bundle();
+    let debs = site.runtime_debs("1.5.22-1", "amd64");
+    let (agent, agent_id) = site.image(
+        "agent-22.tar",
+        "mcr.microsoft.com/azureiotedge-agent:1.5.22",
+    );
+    let (hub, _) = site.image("hub-22.tar", "mcr.microsoft.com/azureiotedge-hub:1.5.22");
+    let new = site.bundle("site-22.tar", &debs, &[agent, hub]);
+    let dir = tempfile::tempdir().unwrap();
+    let lab = bare_lab(dir.path(), 3);
+    let o = bootstrap(&lab, &site, &old, &dir.path().join("b.json"), &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    lab.fault("edge-002", edgefleet::lab::FaultKind::CheckError, None)
+        .unwrap();
+
+    let upgrade = |report: &Path| {
+        support::edgefleet()
+            .current_dir(repo())
+            .arg("play")
+            .arg("playbooks/upgrade.yml")
+            .arg("-i")
+            .arg(lab.inventory_path())
+            .arg("--identity")
+            .arg(lab.age_identity_path())
+            .args(["-e", &format!("bundle={}", new.display())])
+            .args(["-e", &format!("previous_bundle={}", old.display())])
+            .args([
+                "-e",
+                &format!("allowed_signers={}", site.p("allowed_signers").display()),
+            ])
+            .args([
+                "-e",
+                "iotedge_version=1.5.22",
+                "-e",
+                "previous_iotedge_version=1.5.21",
+            ])
+            .arg("--report")
+            .arg(report)
+            .args(["--progress", "plain"])
+            .output()
+            .expect("run edgefleet")
+    };
+    let agent_in_config = |dev: &str| {
+        let c = fs::read_to_string(lab.device_root(dev).join("etc/aziot/config.toml")).unwrap();
+        c.lines()
+            .find(|l| l.contains("azureiotedge-agent:"))
+            .unwrap_or_default()
+            .to_string()
+    };
+    let r1 = dir.path().join("u1.json");
+    let o = upgrade(&r1);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let rep = report(&r1);
+    for dev in ["edge-001", "edge-003"] {
+        assert_eq!(
+            support::report_device(&rep, dev)["status"],
+            "changed",
+            "{dev}"
+        );
+        assert!(
+            packages(&lab, dev).contains("aziot-edge 1.5.22-1 hi"),
+            "{dev}: {}",
+            packages(&lab, dev)
+        );
+        assert!(
+            agent_in_config(dev).contains("azureiotedge-agent:1.5.22"),
+            "{dev}"
+        );
+        let (_, id) = on(
+            &lab,
+            dev,
+            "docker image inspect --format '{{.Id}}' mcr.microsoft.com/azureiotedge-agent:1.5.22",
+        );
+        assert_eq!(id.trim(), agent_id, "{dev}");
+    }
+    let bad = support::report_device(&rep, "edge-002");
+    assert_eq!(bad["status"], "failed");
+    let msg = bad["failed_task"]["message"].as_str().unwrap_or_default();
+    assert!(
+        msg.contains("the upgrade to 1.5.22 failed verification; the previous packages and configuration (1.5.21) were restored from the device store"),
+        "{msg}"
+    );
+    assert!(
+        packages(&lab, "edge-002").contains("aziot-edge 1.5.21-1 hi"),
+        "{}",
+        packages(&lab, "edge-002")
+    );
+    assert!(agent_in_config("edge-002").contains("azureiotedge-agent:1.5.21"));
+
+    // Rerun: the upgraded devices change nothing (two store probes, the package probe, the config facts, verify).
+    let r2 = dir.path().join("u2.json");
+    let o = upgrade(&r2);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "edge-002 still fails verification: {}",
+        text(&o)
+    );
+    let rep = report(&r2);
+    for dev in ["edge-001", "edge-003"] {
+        let d = support::report_device(&rep, dev);
+        assert_eq!(d["status"], "ok", "{dev}: {d}");
+        assert_eq!(d["round_trips"], 5, "{dev}");
+    }
+    lab.down().unwrap();
+}
