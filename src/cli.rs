@@ -252,6 +252,12 @@ pub struct LabUpOptions {
     /// Put the devices in a private network reachable only through a bastion (`ssh -J`).
     #[arg(long)]
     pub bastion: bool,
+    /// Bare devices: no IoT Edge, no container engine, an empty package database (bootstrap them offline).
+    #[arg(long)]
+    pub bare: bool,
+    /// Devices with no route out: anything that tries the internet fails (registries, IoT Hub, DPS).
+    #[arg(long)]
+    pub airgapped: bool,
 }
 
 /// Lab subcommands.

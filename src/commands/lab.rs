@@ -31,6 +31,8 @@ pub fn run(args: LabArgs) -> Result<ExitCode, AppError> {
                 user: opts.user,
                 exe: None,
                 bastion: opts.bastion,
+                bare: opts.bare,
+                airgapped: opts.airgapped,
             };
             eprintln!(
                 "lab: bringing up {} devices in {} ...",
@@ -232,6 +234,8 @@ fn run_lab(
                 user: opts.user,
                 exe: None,
                 bastion: opts.bastion,
+                bare: opts.bare,
+                airgapped: opts.airgapped,
             };
             let t0 = Instant::now();
             if human {

@@ -117,6 +117,40 @@ impl From<CheckEntry> for CheckResult {
     }
 }
 
+/// The `iotedge check` ids that need the internet, with why they cannot pass on an offline (air-gapped) site.
+/// With `offline: true` the policy waives them with that reason (shown as `waived`, never dropped); an
+/// operator's own waiver for the same id wins.
+pub const OFFLINE_CHECKS: &[(&str, &str)] = &[
+    ("aziot-version", OFFLINE_VERSION),
+    ("aziot-edge-version", OFFLINE_VERSION),
+    ("host-connect-iothub-amqp", OFFLINE_HUB),
+    ("host-connect-iothub-https", OFFLINE_HUB),
+    ("host-connect-iothub-mqtt", OFFLINE_HUB),
+    ("host-connect-dps-endpoint", "offline site: the device has no route to the DPS endpoint"),
+    ("check-agent-image", "offline site: the agent image cannot be pulled; it comes from the bundle, imagePullPolicy never"),
+    ("container-default-connect-upstream-amqp", OFFLINE_HUB),
+    ("container-default-connect-upstream-https", OFFLINE_HUB),
+    ("container-default-connect-upstream-mqtt", OFFLINE_HUB),
+    ("container-connect-upstream-amqp", OFFLINE_HUB),
+    ("container-connect-upstream-https", OFFLINE_HUB),
+    ("container-connect-upstream-mqtt", OFFLINE_HUB),
+    // Every outbound reachability row (`verify_reach`): nothing outside the site answers.
+    ("edgefleet-reach-*", "offline site: the device has no route out of the site"),
+];
+const OFFLINE_VERSION: &str =
+    "offline site: the latest-version lookup needs the internet; the bundle pins the versions";
+const OFFLINE_HUB: &str = "offline site: the device has no route to IoT Hub";
+
+/// `waivers` plus the [`OFFLINE_CHECKS`] it does not already waive.
+pub fn with_offline_waivers(mut waivers: BTreeMap<String, String>) -> BTreeMap<String, String> {
+    for (id, why) in OFFLINE_CHECKS {
+        waivers
+            .entry(id.to_string())
+            .or_insert_with(|| why.to_string());
+    }
+    waivers
+}
+
 /// The verification policy.
 #[derive(Debug, Clone, Default)]
 pub struct Policy {
@@ -540,12 +574,13 @@ impl Verdict {
     }
 }
 
-/// Apply the policy: waive what is waived (a waived check that is not ok becomes `waived`), then a device
+/// Apply the policy: waive what is waived (a waived check that warned or failed becomes `waived`; one that
+/// passed, was skipped or did not apply keeps its result, so a waiver never hides what really happened), then a device
 /// fails on any error or fatal result, or a warning listed in `fail_on_warnings`.
 pub fn apply_policy(mut results: Vec<CheckResult>, policy: &Policy) -> Verdict {
     for r in &mut results {
         if let Some(reason) = policy.waiver_for(&r.id) {
-            if r.status != Status::Ok {
+            if !matches!(r.status, Status::Ok | Status::Skipped | Status::Ignored) {
                 r.waiver = Some(reason.clone());
                 r.status = Status::Waived;
             }
@@ -638,6 +673,9 @@ mod tests {
             "not production-ready: container-engine-logrotate (Container engine is not configured to rotate module logs which may cause it run out of disk space.)"
         );
         assert_eq!(v.summary(), "1 ok, 1 warnings, 0 errors, 1 waived");
+        let w = with_offline_waivers(p.waivers.clone());
+        assert!(w["host-connect-iothub-amqp"].starts_with("offline site:"));
+        assert_eq!(w.len(), p.waivers.len() + OFFLINE_CHECKS.len());
     }
 
     #[test]

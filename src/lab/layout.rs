@@ -45,6 +45,12 @@ pub struct LabSpec {
     /// Devices live in a private network namespace reachable only through a bastion sshd.
     #[serde(default)]
     pub bastion: bool,
+    /// Devices start bare (empty package database: `lab up --bare`).
+    #[serde(default)]
+    pub bare: bool,
+    /// Devices have no route out (`lab up --airgapped`).
+    #[serde(default)]
+    pub airgapped: bool,
     /// The lab runs unprivileged, inside a user namespace where the invoking user is root (and, since the
     /// subordinate id mapping, ids 1..=65536 are the user's subordinate ids).
     #[serde(default)]

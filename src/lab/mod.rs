@@ -35,6 +35,13 @@
 //! embedded backend has no PTY, SFTP or port forwarding and does not emulate `MaxStartups` (it does enforce
 //! Debian's `MaxSessions 10`).
 //!
+//! Bare and air-gapped devices (`LabConfig::bare`, `LabConfig::airgapped`, `lab up --bare --airgapped`): a bare
+//! device's package database holds only a Debian base system, so it has no engine, no IoT Edge, none of their
+//! units or commands until `dpkg -i` installs the packages (the simulator reads each `.deb`'s real control data);
+//! an air-gapped device has no route out: the simulated tools that would use the internet (`docker pull`,
+//! edgeAgent's image pulls, `iotedge check`'s connectivity and version lookups) fail as on an isolated site. In
+//! bastion mode the devices' network namespace has no default route either.
+//!
 //! Bastion mode (`LabConfig::bastion`): the devices share one private network namespace (only `lo`, their
 //! 127.S.x.y addresses live there), an OpenSSH bastion runs in it on 127.S.0.254, and the supervisor forwards
 //! the host's 127.S.0.254:22 to it: that forwarder is the only way in, so `ssh -F DIR/ssh_config -J
@@ -112,6 +119,12 @@ pub struct LabConfig {
     pub exe: Option<PathBuf>,
     /// Put the devices in a private network namespace reachable only through a bastion sshd (for ProxyJump).
     pub bastion: bool,
+    /// Bare devices: an empty package database, so no IoT Edge, engine, units or `iotedge`/`docker` commands
+    /// until packages are installed with `dpkg -i`.
+    pub bare: bool,
+    /// Devices with no route out (the simulator's network tools fail as on an isolated site; in bastion mode the
+    /// devices' namespace has no default route either).
+    pub airgapped: bool,
 }
 
 impl LabConfig {
@@ -124,6 +137,8 @@ impl LabConfig {
             user: LabUser::Root,
             exe: None,
             bastion: false,
+            bare: false,
+            airgapped: false,
         }
     }
 }
@@ -432,6 +447,8 @@ impl Lab {
             exe: exe.clone(),
             devices,
             bastion: cfg.bastion,
+            bare: cfg.bare,
+            airgapped: cfg.airgapped,
             userns,
             id: {
                 let mut b = [0u8; 8];

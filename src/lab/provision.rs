@@ -28,13 +28,15 @@ use super::error::LabError;
 use super::layout::{DeviceSpec, LabSpec, Paths};
 
 /// The simulated programs installed on every device (wrappers in `bin/`).
-pub const SIM_PROGRAMS: [&str; 6] = [
+pub const SIM_PROGRAMS: [&str; 8] = [
     "iotedge",
     "docker",
     "systemctl",
     "journalctl",
     "dpkg-query",
     "curl",
+    "dpkg",
+    "apt-mark",
 ];
 /// Hub host name in the lab's connection strings.
 pub const HUB: &str = "lab-hub.azure-devices.net";
@@ -427,6 +429,8 @@ fn device_root(
         }
     }
     super::sim::init_device_state(&root).map_err(|e| LabError::io(&root, e))?;
+    super::sim::init_device_options(&root, spec.bare, spec.airgapped)
+        .map_err(|e| LabError::io(&root, e))?;
 
     let auth = format!("{client_pub}\n");
     let login_root = spec.user == "root";

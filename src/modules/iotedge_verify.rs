@@ -40,6 +40,9 @@ pub struct Args {
     waivers: std::collections::BTreeMap<String, String>,
     #[serde(default)]
     expect_edge_hub: bool,
+    /// An offline (air-gapped) site: the checks that need the internet are waived with the reason.
+    #[serde(default)]
+    offline: bool,
     #[serde(default)]
     config_sha256: Option<String>,
     #[serde(default = "cfg")]
@@ -126,7 +129,11 @@ impl TypedModule for IotedgeVerify {
             (
                 Policy {
                     fail_on_warnings: a.fail_on_warnings.clone(),
-                    waivers: a.waivers.clone(),
+                    waivers: if a.offline {
+                        check::with_offline_waivers(a.waivers.clone())
+                    } else {
+                        a.waivers.clone()
+                    },
                     expected_config_sha256: expected,
                     expect_edge_hub: a.expect_edge_hub,
                 },

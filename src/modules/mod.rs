@@ -33,6 +33,7 @@ pub use plan::{
 };
 
 pub mod assert;
+pub mod bundle_install;
 pub mod bundle_push;
 pub mod command;
 pub mod copy;
@@ -397,6 +398,7 @@ impl Registry {
             erase(iotedge_verify::IotedgeVerify),
             erase(iotedge_maintenance::IotedgeMaintenance),
             erase(bundle_push::BundlePush::default()),
+            erase(bundle_install::BundleInstall::default()),
         ];
         let mut r = Registry {
             by_name: BTreeMap::new(),

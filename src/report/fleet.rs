@@ -677,6 +677,11 @@ impl Fleet {
                     _ => &mut r.skipped,
                 };
                 list.push(d.name.clone());
+                if let Some(w) = &c.waiver {
+                    if !r.waivers.contains(w) {
+                        r.waivers.push(w.clone());
+                    }
+                }
             }
         }
         rows
@@ -769,6 +774,9 @@ pub struct CheckRow {
     pub waived: Vec<String>,
     /// Devices where it was skipped or ignored.
     pub skipped: Vec<String>,
+    /// The distinct reasons it was waived (for the recap; the JSON report has each device's reason).
+    #[serde(skip)]
+    pub waivers: Vec<String>,
 }
 
 #[cfg(test)]

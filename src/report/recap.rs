@@ -281,7 +281,15 @@ fn verify_matrix(f: &Fleet, o: RecapOptions) -> String {
                 who.push(format!("{}: {}", p.yellow("warning"), names(&r.warning, 3)));
             }
             if !r.waived.is_empty() {
-                who.push(format!("waived: {}", names(&r.waived, 3)));
+                if r.waivers.is_empty() {
+                    who.push(format!("waived: {}", names(&r.waived, 3)));
+                } else {
+                    who.push(format!(
+                        "waived ({}): {}",
+                        r.waivers.join("; "),
+                        names(&r.waived, 3)
+                    ));
+                }
             }
             let id = super::term::fit(&r.id, w);
             out.push_str(&format!(

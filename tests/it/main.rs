@@ -1,5 +1,6 @@
 //! The one integration-test binary: behaviour tests against the real CLI, lab devices and OpenSSH.
 
+mod airgap;
 mod bundle;
 mod canary;
 mod certs;

@@ -387,9 +387,10 @@ fn module_from_manifest(
 }
 
 /// Create the module's container if it is missing, or start it if it is stopped. Returns false when its image
-/// is unavailable (imagePullPolicy never and not loaded).
+/// is unavailable (not loaded, and imagePullPolicy never or an `airgapped` device that cannot pull).
 fn ensure_module(st: &mut State, spec: &ModuleSpec, pull_never: bool) -> Result<bool, StateError> {
     let now = st.env.now_ms;
+    let pull_never = pull_never || super::pkgdb::airgapped(st);
     let d = st.docker_mut()?;
     if let Some(i) = d.find(&spec.name) {
         let c = &mut d.containers[i];

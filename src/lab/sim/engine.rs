@@ -354,7 +354,7 @@ pub fn stop_engine(st: &mut State) -> Result<(), StateError> {
 /// Whether the simulated engine answers (no `docker-down` fault, and docker active — or startable through
 /// `docker.socket`, as systemd socket activation starts a stopped dockerd on the first API call).
 pub fn engine_up(st: &mut State) -> Result<bool, StateError> {
-    if st.env.fault("docker-down").is_some() {
+    if st.env.fault("docker-down").is_some() || !super::pkgdb::installed(st, "moby-engine")? {
         return Ok(false);
     }
     let services = st.services()?;

@@ -1,4 +1,5 @@
-//! Simulated device programs (`iotedge`, `docker`, `systemctl`, `journalctl`, `dpkg-query`, `curl`), run on lab devices through
+//! Simulated device programs (`iotedge`, `docker`, `systemctl`, `journalctl`, `dpkg-query`, `dpkg`, `apt-mark`,
+//! `curl`), run on lab devices through
 //! tiny wrappers that call `edgefleet __sim NAME ...`.
 //!
 //! They are an independent oracle for edgefleet's own IoT Edge logic: they implement the device's rules from
@@ -13,13 +14,15 @@
 //! - `lab_states`: what the lab's maintenance states put on a device (dangling images, unused volumes with
 //!   real data, an old runtime) and take away again, for the lab supervisor;
 //! - the programs: `iotedge` (with `iotedge::apply` = `config apply` and `iotedge::check`), `docker`,
-//!   `systemctl`, `journalctl`, `dpkg` (`dpkg-query`: the package database, `packages.json`), `curl` (the
-//!   lab's "internet": answers the reachability probe from the network faults, never touching a network);
+//!   `systemctl`, `journalctl`, `dpkg` (`dpkg -i`, `dpkg-query`, `apt-mark` over the package database), `curl`
+//!   (the lab's "internet": answers the reachability probe from the network faults, never touching a network);
 //! - the services model: `services` (what starting/stopping a unit does), `edged` (the IoT Edge daemons and
 //!   their module containers), `engine` (dockerd, daemon.json, image references and IDs);
 //! - the device model: `units` (unit names, descriptions), `unitenv` (unit environments from systemd drop-ins,
 //!   loaded at daemon-reload), `applied` (generated service configs), `config` (the
-//!   super config parser), `users` (accounts, permission checks), `pki`, `gotmpl` (`--format`), `state`
+//!   super config parser), `users` (accounts, permission checks), `pki`, `gotmpl` (`--format`), `pkgdb` (the
+//!   package database, which units and commands exist, the device's architecture, `airgapped`), `debfile`
+//!   (a `.deb`'s control data, Debian versions and relations), `state`
 //!   (files, lock, counters, journal), `time`, and `program` (`Io`, `Spawn`).
 //!
 //! Environment: `EDGEFLEET_SIM_ROOT` confines every device path under a directory (tests); `EDGEFLEET_SIM_HOSTNAME`
@@ -32,7 +35,8 @@
 //! `iotedge` makes internally appear as their own lines, as real child processes would), `journal/<unit>.log`,
 //! `services.json`, `docker.json`, `faults/{apply-fails,check-error,docker-down,edge-ca-rejected,container-list-fails,dns-fails,ports-blocked,behind-proxy}`,
 //! `unit-env.json` (the loaded drop-in environments),
-//! `packages.json` (`dpkg-query`). Knobs for the lab and tests:
+//! `packages.json` and `dpkg.json` (the package database, see `pkgdb`). Knobs for the lab and tests:
+//! `architecture` (the device's dpkg architecture, default amd64), `airgapped` (no route out),
 //! `docker.json` → `engine` (`version`, `platform_name`: empty = Moby, `Docker Engine - Community` = Docker CE)
 //! and `deployment.json` (a deployment manifest the simulated edgeAgent applies: edgeHub and custom modules,
 //! with their createOptions and env; without it, a default edgeHub without host storage runs).
@@ -46,6 +50,7 @@ use std::path::Path;
 pub mod applied;
 pub mod config;
 pub mod curl;
+pub mod debfile;
 pub mod docker;
 pub mod dpkg;
 pub mod edged;
@@ -54,6 +59,7 @@ pub mod gotmpl;
 pub mod iotedge;
 pub mod journalctl;
 pub mod lab_states;
+pub mod pkgdb;
 pub mod pki;
 pub mod program;
 pub mod services;
@@ -68,13 +74,15 @@ pub use program::Io;
 use state::{Env, Services, State, StateError};
 
 /// The simulated programs.
-const PROGRAMS: [&str; 6] = [
+const PROGRAMS: [&str; 8] = [
     "iotedge",
     "docker",
     "systemctl",
     "journalctl",
     "dpkg-query",
     "curl",
+    "dpkg",
+    "apt-mark",
 ];
 
 /// Run one simulated program in-process: `args[0]` is the program name (`iotedge`, `docker`, `systemctl`,
@@ -93,6 +101,13 @@ pub fn run_program(env: Env, args: &[String]) -> (i32, Io) {
     let res = (|| -> Result<i32, StateError> {
         let mut st = State::open(env)?;
         st.log_invocation(&program, rest)?;
+        // A command a package brings does not exist before the package is installed (`lab up --bare`).
+        if let Some(pkg) = pkgdb::command_package(&program) {
+            if !pkgdb::installed(&st, pkg)? {
+                io.errln(format!("sh: 1: {program}: not found"));
+                return Ok(127);
+            }
+        }
         let code = dispatch(&mut st, &program, rest, &mut io)?;
         st.flush()?;
         Ok(code)
@@ -118,7 +133,9 @@ fn dispatch(
         "docker" => docker::run(st, args, io),
         "systemctl" => systemctl::run(st, args, io),
         "journalctl" => journalctl::run(st, args, io),
-        "dpkg-query" => dpkg::run(st, args, io),
+        "dpkg-query" => dpkg::query(st, args, io),
+        "dpkg" => dpkg::dpkg(st, args, io),
+        "apt-mark" => dpkg::apt_mark(st, args, io),
         "curl" => curl::run(st, args, io),
         other => {
             io.errln(format!("{other}: simulator not available"));
@@ -209,6 +226,48 @@ pub fn init_device_state(root: &Path) -> io::Result<()> {
     let log = env.state_file("invocations.log");
     if !log.exists() {
         state::write_atomic(&log, b"", state::STATE_FILE_MODE).map_err(to_io)?;
+    }
+    Ok(())
+}
+
+/// The packages of a bare device: a minimal Debian 12 base system (what a fresh install has before IoT Edge),
+/// so a bundle's dependencies on it (libc6, adduser, iptables, ...) hold as on a real device.
+pub const BARE_BASE_SYSTEM: [(&str, &str); 8] = [
+    ("adduser", "3.134"),
+    ("base-files", "12.4+deb12u5"),
+    ("ca-certificates", "20230311"),
+    ("iptables", "1.8.9-2"),
+    ("libc6", "2.36-9+deb12u4"),
+    ("libssl3", "3.0.11-1~deb12u2"),
+    ("openssl", "3.0.11-1~deb12u2"),
+    ("tar", "1.34+dfsg-1.2+deb12u1"),
+];
+
+/// Make a freshly initialised device bare (no IoT Edge or engine packages, only [`BARE_BASE_SYSTEM`]; the
+/// engine's units stopped, which no longer exist until `moby-engine` is installed) and/or airgapped (the `airgapped` marker the network tools
+/// honour). Only ever adds: a device made without the options is left as it is.
+pub fn init_device_options(root: &Path, bare: bool, airgapped: bool) -> io::Result<()> {
+    let env = Env::for_root(root);
+    let to_io = |e: StateError| io::Error::other(e.to_string());
+    if bare {
+        state::write_json(
+            &env.state_file("packages.json"),
+            &BARE_BASE_SYSTEM
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect::<BTreeMap<String, String>>(),
+        )
+        .map_err(to_io)?;
+        let mut services = Services::fresh(env.now_ms);
+        for u in ["docker", "docker.socket", "containerd"] {
+            services.set(u, "inactive", env.now_ms);
+        }
+        state::write_json(&env.state_file("services.json"), &services).map_err(to_io)?;
+        let _ = std::fs::remove_file(env.state_file("journal").join("docker.log"));
+    }
+    if airgapped {
+        state::write_atomic(&env.state_file("airgapped"), b"", state::STATE_FILE_MODE)
+            .map_err(to_io)?;
     }
     Ok(())
 }

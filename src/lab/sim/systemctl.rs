@@ -7,15 +7,20 @@
 //! program: `iotedge` runs it as a child process through the dispatcher.
 
 use super::gotmpl::tabwrite;
+use super::pkgdb;
 use super::program::Io;
 use super::services::{restart_unit, start_unit, stop_unit};
 use super::state::{self, State, StateError};
 use super::time;
 use super::unitenv;
-use super::units::{canonical, description, full_name, unit_file};
+use super::units::{self, description, full_name, unit_file};
 
 /// `systemctl ...`.
 pub fn run(st: &mut State, args: &[String], io: &mut Io) -> Result<i32, StateError> {
+    // A unit exists only once the package that ships it is installed (a `--bare` lab device has none).
+    let pkgs = st.packages()?;
+    let canonical =
+        |u: &str| units::canonical(u).filter(|c| pkgs.contains_key(pkgdb::unit_package(c)));
     let mut verb: Option<String> = None;
     let mut units: Vec<String> = Vec::new();
     let mut quiet = false;
@@ -41,7 +46,7 @@ pub fn run(st: &mut State, args: &[String], io: &mut Io) -> Result<i32, StateErr
         // `systemctl` alone lists units; keep it short.
         let svcs = st.services()?.clone();
         let mut rows = vec!["UNIT\tLOAD\tACTIVE\tSUB\tDESCRIPTION".to_string()];
-        for (u, s) in &svcs.units {
+        for (u, s) in svcs.units.iter().filter(|(u, _)| canonical(u).is_some()) {
             let sub = match (s.state.as_str(), u.ends_with(".socket")) {
                 ("active", true) => "listening",
                 ("active", false) => "running",

@@ -1,10 +1,15 @@
 //! The `docker` CLI's image and volume commands: `images`, `load` (a `docker save` tarball or a list of
 //! references), `pull`, `rmi`, `volume ls|create|inspect|rm|prune`, and the image lookup `inspect` uses.
 //!
-//! The engine holds no layers: an image is a name, an ID and a size. It must not import another program.
+//! The engine holds no layers: an image is a name, an ID and a size; `load` takes the ID from the archive (the
+//! SHA-256 of the image config, as dockerd). `pull` fails on an `airgapped` device as with no route out. It must
+//! not import another program.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::io::Read;
+
+use sha2::{Digest, Sha256};
 
 use serde_json::{json, Value};
 
@@ -109,62 +114,101 @@ pub(super) fn images(st: &mut State, mut cli: Cli, io: &mut Io) -> Result<i32, S
     Ok(print_rows(io, &format, |t| t.header("IMAGE ID"), rows))
 }
 
-/// Image references in a `docker save` tarball (`manifest.json` RepoTags), or in a text file listing them.
-pub fn image_refs_in(bytes: &[u8]) -> Result<Vec<String>, String> {
+/// One image a `docker load` input holds: its tags and, for an archive, its ID (`sha256:` + the SHA-256 of its
+/// config, as dockerd computes it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadedImage {
+    /// `repo:tag` references (may be empty: dockerd then prints `Loaded image ID:`).
+    pub tags: Vec<String>,
+    /// The image ID, `None` for the lab's text-list input (a stable fake ID is derived from the reference).
+    pub id: Option<String>,
+}
+
+/// The images of a `docker load` input: a `docker save` tarball (`manifest.json` `[{Config, RepoTags,
+/// Layers}]`, or an OCI layout's `index.json` whose manifests name their config), or the lab's text file listing
+/// references, one a line.
+pub fn images_in(bytes: &[u8]) -> Result<Vec<LoadedImage>, String> {
+    let tar_err = |what: &str| format!("Error processing tar file(exit status 1): {what}");
     if bytes.len() >= 2 && bytes[0] == 0x1f && bytes[1] == 0x8b {
-        return Err("Error processing tar file(exit status 1): compressed archives are not supported by the lab engine; use an uncompressed `docker save` tarball".into());
+        return Err(tar_err("compressed archives are not supported by the lab engine; use an uncompressed `docker save` tarball"));
     }
     if bytes.len() >= 512 && &bytes[257..262] == b"ustar" {
-        let mut off = 0;
-        while off + 512 <= bytes.len() {
-            let hdr = &bytes[off..off + 512];
-            if hdr.iter().all(|&b| b == 0) {
-                break;
+        // Small members only (manifest.json, index.json, configs, OCI manifests): layers are never kept.
+        let mut small: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+        let mut a = tar::Archive::new(bytes);
+        let entries = a
+            .entries()
+            .map_err(|e| tar_err(&format!("archive/tar: {e}")))?;
+        for e in entries {
+            let mut e = e.map_err(|e| tar_err(&format!("archive/tar: {e}")))?;
+            let name = e
+                .path()
+                .map_err(|e| tar_err(&format!("archive/tar: {e}")))?
+                .to_string_lossy()
+                .trim_start_matches("./")
+                .to_string();
+            if e.size() <= 1024 * 1024 {
+                let mut b = Vec::new();
+                e.read_to_end(&mut b)
+                    .map_err(|_| tar_err("unexpected EOF"))?;
+                small.insert(name, b);
             }
-            let name_end = hdr[..100].iter().position(|&b| b == 0).unwrap_or(100);
-            let name = String::from_utf8_lossy(&hdr[..name_end]).into_owned();
-            let size_field = String::from_utf8_lossy(&hdr[124..136]);
-            let size =
-                usize::from_str_radix(size_field.trim_matches(|c: char| c == '\0' || c == ' '), 8)
-                    .map_err(|_| {
-                        "Error processing tar file(exit status 1): archive/tar: invalid tar header"
-                            .to_string()
-                    })?;
-            let data_start = off + 512;
-            let data_end = data_start + size;
-            if data_end > bytes.len() {
-                return Err("Error processing tar file(exit status 1): unexpected EOF".into());
-            }
-            if name.trim_start_matches("./") == "manifest.json" {
-                let m: Value =
-                    serde_json::from_slice(&bytes[data_start..data_end]).map_err(|e| {
-                        format!(
-                            "Error processing tar file(exit status 1): invalid manifest.json: {e}"
-                        )
-                    })?;
-                let tags: Vec<String> = m
-                    .as_array()
+        }
+        let missing = |p: &str| {
+            format!(
+                "open /var/lib/docker/tmp/docker-import-1187046522/{p}: no such file or directory"
+            )
+        };
+        let id_of = |config: &str| -> Result<String, String> {
+            let b = small.get(config).ok_or_else(|| missing(config))?;
+            Ok(format!("sha256:{}", hex::encode(Sha256::digest(b))))
+        };
+        if let Some(m) = small.get("manifest.json") {
+            let m: Value = serde_json::from_slice(m)
+                .map_err(|e| tar_err(&format!("invalid manifest.json: {e}")))?;
+            let mut out = Vec::new();
+            for item in m.as_array().into_iter().flatten() {
+                let config = item.get("Config").and_then(Value::as_str).unwrap_or("");
+                let tags = item
+                    .get("RepoTags")
+                    .and_then(Value::as_array)
                     .into_iter()
                     .flatten()
-                    .flat_map(|e| {
-                        e.get("RepoTags")
-                            .and_then(|t| t.as_array())
-                            .cloned()
-                            .unwrap_or_default()
-                    })
                     .filter_map(|t| t.as_str().map(str::to_string))
                     .collect();
-                return Ok(tags);
+                out.push(LoadedImage {
+                    tags,
+                    id: Some(id_of(config)?),
+                });
             }
-            off = data_start + size.div_ceil(512) * 512;
+            return Ok(out);
         }
-        return Err(
-            "open /var/lib/docker/tmp/docker-import/manifest.json: no such file or directory"
-                .into(),
-        );
+        if let Some(ix) = small.get("index.json") {
+            let ix: Value = serde_json::from_slice(ix)
+                .map_err(|e| tar_err(&format!("invalid index.json: {e}")))?;
+            let mut out = Vec::new();
+            for m in ix["manifests"].as_array().into_iter().flatten() {
+                let blob =
+                    |d: &Value| format!("blobs/{}", d.as_str().unwrap_or("").replacen(':', "/", 1));
+                let mpath = blob(&m["digest"]);
+                let manifest: Value = small
+                    .get(&mpath)
+                    .ok_or_else(|| missing(&mpath))
+                    .and_then(|b| serde_json::from_slice(b).map_err(|e| tar_err(&e.to_string())))?;
+                let tags = m["annotations"]["io.containerd.image.name"]
+                    .as_str()
+                    .map(|t| vec![t.to_string()])
+                    .unwrap_or_default();
+                out.push(LoadedImage {
+                    tags,
+                    id: Some(id_of(&blob(&manifest["config"]["digest"]))?),
+                });
+            }
+            return Ok(out);
+        }
+        return Err(missing("manifest.json"));
     }
-    let text = std::str::from_utf8(bytes)
-        .map_err(|_| "Error processing tar file(exit status 1): unexpected EOF".to_string())?;
+    let text = std::str::from_utf8(bytes).map_err(|_| tar_err("unexpected EOF"))?;
     let refs: Vec<String> = text
         .lines()
         .map(str::trim)
@@ -172,9 +216,15 @@ pub fn image_refs_in(bytes: &[u8]) -> Result<Vec<String>, String> {
         .map(str::to_string)
         .collect();
     if refs.is_empty() || refs.iter().any(|r| r.contains(char::is_whitespace)) {
-        return Err("Error processing tar file(exit status 1): unexpected EOF".into());
+        return Err(tar_err("unexpected EOF"));
     }
-    Ok(refs)
+    Ok(refs
+        .into_iter()
+        .map(|r| LoadedImage {
+            tags: vec![r],
+            id: None,
+        })
+        .collect())
 }
 
 pub(super) fn load(st: &mut State, mut cli: Cli, io: &mut Io) -> Result<i32, StateError> {
@@ -210,7 +260,7 @@ pub(super) fn load(st: &mut State, mut cli: Cli, io: &mut Io) -> Result<i32, Sta
             b
         }
     };
-    let refs = match image_refs_in(&bytes) {
+    let images = match images_in(&bytes) {
         Ok(r) => r,
         Err(e) => {
             io.errln(e);
@@ -220,18 +270,53 @@ pub(super) fn load(st: &mut State, mut cli: Cli, io: &mut Io) -> Result<i32, Sta
     let now = st.env.now_ms;
     let size = bytes.len() as u64;
     let d = st.docker_mut()?;
-    for r in refs {
-        let (repo, tag) = engine::split_image(&r);
-        d.images
-            .retain(|im| !(im.repository == repo && im.tag == tag));
-        d.images.push(Image {
-            repository: repo.clone(),
-            tag: tag.clone(),
-            id: format!("sha256:{}", engine::digest(&r)),
-            created_ms: now,
-            size: size.max(1),
-        });
-        io.outln(format!("Loaded image: {repo}:{tag}"));
+    for im in images {
+        let Some(first) = im.tags.first() else {
+            let id = im.id.unwrap_or_default();
+            if !d.images.iter().any(|x| x.id == id) {
+                d.images.push(Image {
+                    repository: "<none>".into(),
+                    tag: "<none>".into(),
+                    id: id.clone(),
+                    created_ms: now,
+                    size: size.max(1),
+                });
+            }
+            io.outln(format!("Loaded image ID: {id}"));
+            continue;
+        };
+        let id = im
+            .id
+            .clone()
+            .unwrap_or_else(|| format!("sha256:{}", engine::digest(first)));
+        for r in &im.tags {
+            let (repo, tag) = engine::split_image(r);
+            if let Some(old) = d
+                .images
+                .iter_mut()
+                .find(|x| x.repository == repo && x.tag == tag)
+            {
+                if old.id == id {
+                    io.outln(format!("Loaded image: {repo}:{tag}"));
+                    continue;
+                }
+                // dockerd keeps the old image, untagged.
+                io.outln(format!(
+                    "The image {repo}:{tag} already exists, renaming the old one with ID {} to empty string",
+                    old.id
+                ));
+                old.repository = "<none>".into();
+                old.tag = "<none>".into();
+            }
+            d.images.push(Image {
+                repository: repo.clone(),
+                tag: tag.clone(),
+                id: id.clone(),
+                created_ms: now,
+                size: size.max(1),
+            });
+            io.outln(format!("Loaded image: {repo}:{tag}"));
+        }
     }
     Ok(0)
 }
@@ -245,6 +330,17 @@ pub(super) fn pull(st: &mut State, mut cli: Cli, io: &mut Io) -> Result<i32, Sta
     };
     let now = st.env.now_ms;
     let (repo, tag) = engine::split_image(&r);
+    if crate::lab::sim::pkgdb::airgapped(st) {
+        // No route out: the registry's name does not even resolve (what an isolated device's dockerd says).
+        let registry = match repo.split_once('/') {
+            Some((host, _)) if host.contains('.') || host.contains(':') => host.to_string(),
+            _ => "registry-1.docker.io".to_string(),
+        };
+        io.errln(format!(
+            "Error response from daemon: Get \"https://{registry}/v2/\": dial tcp: lookup {registry} on 127.0.0.53:53: server misbehaving"
+        ));
+        return Ok(1);
+    }
     let d = st.docker_mut()?;
     let had = d
         .images
@@ -471,27 +567,32 @@ mod tests {
     use super::*;
 
     #[test]
-    fn image_refs_from_text_and_tar() {
+    fn images_from_text_and_docker_save_tar() {
         assert_eq!(
-            image_refs_in(b"mcr.microsoft.com/azureiotedge-agent:1.5.21\n").unwrap(),
-            vec!["mcr.microsoft.com/azureiotedge-agent:1.5.21".to_string()]
+            images_in(b"mcr.microsoft.com/azureiotedge-agent:1.5.21\n").unwrap(),
+            vec![LoadedImage {
+                tags: vec!["mcr.microsoft.com/azureiotedge-agent:1.5.21".to_string()],
+                id: None
+            }]
         );
-        // A minimal ustar archive with one manifest.json entry.
+        let config = br#"{"architecture":"amd64","os":"linux"}"#;
         let manifest = br#"[{"Config":"c.json","RepoTags":["edge/agent:1.5"],"Layers":[]}]"#;
-        let mut hdr = [0u8; 512];
-        hdr[..13].copy_from_slice(b"manifest.json");
-        let size = format!("{:011o}\0", manifest.len());
-        hdr[124..136].copy_from_slice(size.as_bytes());
-        hdr[257..262].copy_from_slice(b"ustar");
-        let mut tar = hdr.to_vec();
-        let mut data = manifest.to_vec();
-        data.resize(512, 0);
-        tar.extend(data);
-        tar.extend([0u8; 1024]);
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, data) in [("c.json", &config[..]), ("manifest.json", &manifest[..])] {
+            let mut h = tar::Header::new_ustar();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            h.set_cksum();
+            b.append_data(&mut h, name, data).unwrap();
+        }
+        let tar = b.into_inner().unwrap();
         assert_eq!(
-            image_refs_in(&tar).unwrap(),
-            vec!["edge/agent:1.5".to_string()]
+            images_in(&tar).unwrap(),
+            vec![LoadedImage {
+                tags: vec!["edge/agent:1.5".to_string()],
+                id: Some(format!("sha256:{}", hex::encode(Sha256::digest(config))))
+            }]
         );
-        assert!(image_refs_in(b"").is_err());
+        assert!(images_in(b"").is_err());
     }
 }

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{json, Value};
 
 use super::identity::is_rfc_1035_valid;
-use super::model::{caller_cred, chain, CheckOpts, Ctx, Res};
+use super::model::{caller_cred, chain, offline, CheckOpts, Ctx, Res};
 use crate::lab::sim::applied::{self, LoadError};
 use crate::lab::sim::engine;
 use crate::lab::sim::state::{State, StateError, IOTEDGE_VERSION};
@@ -146,6 +146,12 @@ pub(super) fn aziot_edge_version(
     let expected = match &opts.expected_aziot_edged_version {
         Some(v) => v.clone(),
         None if ctx.parent_hostname.is_some() => return Ok(Res::Ignored),
+        None if ctx.airgapped => {
+            return Ok(offline(
+                "Error while fetching latest versions of edge components",
+                "aka.ms",
+            ))
+        }
         None => IOTEDGE_VERSION.to_string(),
     };
     let actual = st.iotedge_version();
@@ -382,6 +388,18 @@ pub(super) fn check_agent_image(
     if !ctx.docker_ok {
         return Ok(Res::Skipped);
     }
+    if ctx.airgapped && ctx.parent_hostname.is_none() {
+        let registry = settings
+            .agent_image
+            .split('/')
+            .next()
+            .unwrap_or("")
+            .to_string();
+        return Ok(offline(
+            &format!("Failed to get edge Agent image {}", settings.agent_image),
+            &registry,
+        ));
+    }
     if ctx.parent_hostname.is_some() {
         if let Some(rest) = settings.agent_image.split("/azureiotedge-agent:").nth(1) {
             let mut it = rest.split(['.', '-']);
@@ -436,6 +454,17 @@ pub(super) fn upstream(ctx: &Ctx, mqtt: bool) -> Result<Res, StateError> {
     }
     if mqtt && ctx.parent_hostname.is_some() {
         return Ok(Res::Ignored);
+    }
+    if ctx.airgapped {
+        let host = ctx
+            .parent_hostname
+            .clone()
+            .or_else(|| ctx.iothub_hostname.clone())
+            .unwrap_or_default();
+        return Ok(offline(
+            "Container on the default network could not connect to upstream",
+            &host,
+        ));
     }
     Ok(Res::Ok)
 }

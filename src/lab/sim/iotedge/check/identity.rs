@@ -8,7 +8,7 @@ use std::fs;
 
 use serde_json::{json, Value};
 
-use super::model::{caller_cred, CheckOpts, Ctx, Res};
+use super::model::{caller_cred, offline, CheckOpts, Ctx, Res};
 use crate::lab::sim::applied::{self, CertEntry, CertdSettings, LoadError};
 use crate::lab::sim::config::Url;
 use crate::lab::sim::pki::{self, KeyKind};
@@ -177,6 +177,12 @@ pub(super) fn aziot_version(
             };
             if id.local_gateway_hostname.is_some() {
                 return Ok(Res::Ignored);
+            }
+            if ctx.airgapped {
+                return Ok(offline(
+                    "Error while fetching latest versions of identity service components",
+                    "aka.ms",
+                ));
             }
             AZIOT_VERSION.to_string()
         }
@@ -654,6 +660,13 @@ pub(super) fn host_connect_iothub(
         .clone()
         .or_else(|| ctx.iothub_hostname.clone());
     Ok(match target {
+        Some(h) if ctx.airgapped => {
+            *info = json!({"iothub_hostname": h, "port": port, "proxy": null});
+            offline(
+                &format!("Could not connect to {h} : could not complete TLS handshake"),
+                &h,
+            )
+        }
         Some(h) => {
             *info = json!({"iothub_hostname": h, "port": port, "proxy": null});
             Res::Ok

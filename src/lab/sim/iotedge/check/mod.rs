@@ -16,6 +16,9 @@
 //!   `skipped` when an earlier check they depend on failed, `ignored` when not applicable (e.g. the DPS
 //!   endpoint for manual provisioning, MQTT upstream in nested mode, IoT Hub checks for DPS devices without
 //!   `--iothub-hostname`).
+//! - On an `airgapped` device (`lab up --airgapped`) every check that needs the internet fails as it does on an
+//!   isolated site (name resolution fails): `host-connect-*`, `container-*-connect-upstream-*`,
+//!   `check-agent-image` (its pull) and the version checks' "latest version" lookup.
 //! - Version checks compare against `--expected-aziot-version` / `--expected-aziot-edged-version` when given;
 //!   otherwise the "latest version" lookup is simulated as returning the installed version (the lab has no
 //!   internet), so they pass; nested devices without an expected version are `ignored`, as on a device.
@@ -71,6 +74,7 @@ pub fn run_check(st: &mut State, opts: &CheckOpts, io: &mut Io) -> Result<i32, S
     });
     let mut ctx = Ctx {
         iothub_hostname: opts.iothub_hostname.clone(),
+        airgapped: crate::lab::sim::pkgdb::airgapped(st),
         ..Default::default()
     };
     let mut checks: BTreeMap<String, Value> = BTreeMap::new();

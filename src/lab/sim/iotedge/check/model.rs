@@ -71,6 +71,16 @@ pub(super) struct Ctx {
     pub(super) docker_version: Option<String>,
     pub(super) iothub_hostname: Option<String>,
     pub(super) parent_hostname: Option<String>,
+    /// The device has no route out (`lab up --airgapped`): every check that needs the internet fails.
+    pub(super) airgapped: bool,
+}
+
+/// What a check that needs the internet says on a device with no route out (`host` could not be resolved).
+pub(super) fn offline(what: &str, host: &str) -> Res {
+    Res::Failed(vec![
+        what.to_string(),
+        format!("error trying to connect: dns error: failed to lookup address information for {host}: Temporary failure in name resolution"),
+    ])
 }
 
 /// One check: (device state, options, context, `additional_info` to fill) -> its outcome.

@@ -158,7 +158,18 @@ const IDENTITY_CONNECTIVITY: &[(&str, &str, CheckFn)] = &[
                 None => Res::Skipped,
                 Some(id) if id.source == "dps" => {
                     *i = json!({"dps_endpoint": id.global_endpoint});
-                    Res::Ok
+                    if c.airgapped {
+                        super::model::offline(
+                            "Could not connect to DPS endpoint : could not complete TLS handshake",
+                            id.global_endpoint
+                                .as_deref()
+                                .unwrap_or("global.azure-devices-provisioning.net")
+                                .trim_start_matches("https://")
+                                .trim_end_matches('/'),
+                        )
+                    } else {
+                        Res::Ok
+                    }
                 }
                 Some(_) => Res::Ignored,
             })
