@@ -582,6 +582,7 @@ choices!(FaultKind {
     LowDisk => "low-disk": "The Docker root is a 32 MiB file system with 32 KiB free",
     OldRuntime => "old-runtime": "aziot-edge 1.4, identity service 1.4 and Moby 20.10 installed",
     ContainerListFails => "container-list-fails": "The engine answers everything but listing containers",
+    CrashloopAfterChange => "crashloop-after-change": "edgeHub crash-loops (restart count rising every second) once the next config change is applied",
 });
 
 #[cfg(test)]

@@ -28,7 +28,7 @@
 //! `counters.json` (`config_apply`, `config_apply_failed`, `service_restart`, `docker_restart`, `iotedge_check`,
 //! and `invoke_<program>` per program), `invocations.log` (`<unix_ms> <program> <args...>`; the systemctl calls
 //! `iotedge` makes internally appear as their own lines, as real child processes would), `journal/<unit>.log`,
-//! `services.json`, `docker.json`, `faults/{apply-fails,check-error,docker-down,edge-ca-rejected,container-list-fails}`,
+//! `services.json`, `docker.json`, `faults/{apply-fails,check-error,docker-down,edge-ca-rejected,container-list-fails,crashloop-after-change}`,
 //! `packages.json` (`dpkg-query`). Knobs for the lab and tests:
 //! `docker.json` → `engine` (`version`, `platform_name`: empty = Moby, `Docker Engine - Community` = Docker CE)
 //! and `deployment.json` (a deployment manifest the simulated edgeAgent applies: edgeHub and custom modules,

@@ -127,6 +127,31 @@ impl Env {
     }
 }
 
+/// The fault file of `crashloop-after-change`.
+pub const CRASHLOOP_FAULT: &str = "crashloop-after-change";
+/// A crash-looping edgeHub restarts this often (it shows `running`, `Up` less than this, its restart count rising).
+pub const CRASHLOOP_PERIOD_MS: u64 = 1000;
+
+/// A crash-looping edgeHub as it is now: one restart when the loop began and one per period since. A pure
+/// function of the time, so it is the same whoever reads it, and saving it back changes nothing.
+fn crashloop(env: &Env, d: &mut Docker) {
+    let Some(t) = env.fault(CRASHLOOP_FAULT) else {
+        return;
+    };
+    let mut w = t.split_whitespace().map(str::parse::<u64>);
+    let (Some(Ok(start)), Some(Ok(base))) = (w.next(), w.next()) else {
+        return;
+    };
+    let Some(i) = d.find("edgeHub") else {
+        return;
+    };
+    let n = env.now_ms.saturating_sub(start) / CRASHLOOP_PERIOD_MS;
+    let c = &mut d.containers[i];
+    c.status = "running".into();
+    c.restart_count = base + n + 1;
+    c.started_ms = start + n * CRASHLOOP_PERIOD_MS;
+}
+
 /// The machine hostname from `gethostname(2)`.
 /// A JSON object as a map of strings (non-string values in their JSON text, as Docker shows them); anything
 /// else is an empty map.
@@ -714,9 +739,28 @@ impl State {
 
     fn load_docker(&mut self) -> Result<(), StateError> {
         if self.docker.is_none() {
-            self.docker = Some(read_json(&self.env.state_file("docker.json"))?);
+            let mut d: Docker = read_json(&self.env.state_file("docker.json"))?;
+            crashloop(&self.env, &mut d);
+            self.docker = Some(d);
         }
         Ok(())
+    }
+
+    /// The `crashloop-after-change` fault: when it is armed (its file is empty), a successful `iotedge config
+    /// apply` sets edgeHub crash-looping from now on (the file then holds `<start ms> <edgeHub's restart count
+    /// then>`; see [`CRASHLOOP_PERIOD_MS`]).
+    pub fn crashloop_after_change(&mut self) -> Result<(), StateError> {
+        if self.env.fault(CRASHLOOP_FAULT).as_deref() != Some("") {
+            return Ok(());
+        }
+        let d = self.docker()?;
+        let base = d
+            .find("edgeHub")
+            .map(|i| d.containers[i].restart_count)
+            .unwrap_or(0);
+        let p = self.env.state_file("faults").join(CRASHLOOP_FAULT);
+        fs::write(&p, format!("{} {base}\n", self.env.now_ms))
+            .map_err(|source| StateError::Io { path: p, source })
     }
 
     /// The installed packages and versions (`packages.json`, or [`default_packages`]).

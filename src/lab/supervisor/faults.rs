@@ -15,7 +15,8 @@
 //! `lab-fault-locked`, as another run would; the maintenance states `dangling-images`, `unused-volumes` and
 //! `old-runtime` change the simulator's engine and package database (`sim::lab_states`, with real volume data on
 //! disk), `low-disk` mounts a small, nearly full tmpfs on the Docker root, `container-list-fails` creates the
-//! simulator's fault file; `none` clears everything (and releases that lock). Also the faults' CLI spelling.
+//! simulator's fault file, `crashloop-after-change` creates it empty (armed: the device's next successful
+//! `iotedge config apply` sets edgeHub crash-looping, its restart count rising every second); `none` clears everything (and releases that lock). Also the faults' CLI spelling.
 //!
 //! It must not speak the control protocol (that is `control`).
 
@@ -73,6 +74,8 @@ pub enum FaultKind {
     OldRuntime,
     /// Listing containers fails (everything else answers).
     ContainerListFails,
+    /// edgeHub crash-loops (its restart count rises) once a config change is applied.
+    CrashloopAfterChange,
 }
 
 impl FaultKind {
@@ -98,6 +101,7 @@ impl FaultKind {
         FaultKind::LowDisk,
         FaultKind::OldRuntime,
         FaultKind::ContainerListFails,
+        FaultKind::CrashloopAfterChange,
     ];
 }
 
@@ -138,6 +142,7 @@ pub fn fault_name(k: FaultKind) -> &'static str {
         FaultKind::LowDisk => "low-disk",
         FaultKind::OldRuntime => "old-runtime",
         FaultKind::ContainerListFails => "container-list-fails",
+        FaultKind::CrashloopAfterChange => "crashloop-after-change",
     }
 }
 
@@ -378,6 +383,7 @@ pub(super) async fn apply_fault(
                 "clock-skew",
                 "edge-ca-rejected",
                 "container-list-fails",
+                "crashloop-after-change",
             ] {
                 match std::fs::remove_file(sim_fault_file(sh, dev, f)) {
                     Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(io_err(e)),
@@ -413,7 +419,10 @@ pub(super) async fn apply_fault(
         FaultKind::LowDisk => {
             root_script(dev, LOW_DISK_ON.to_string(), "low-disk").await?;
         }
-        FaultKind::ApplyFails | FaultKind::CheckError | FaultKind::ContainerListFails => {
+        FaultKind::ApplyFails
+        | FaultKind::CheckError
+        | FaultKind::ContainerListFails
+        | FaultKind::CrashloopAfterChange => {
             let p = sim_fault_file(sh, dev, &name);
             if let Some(parent) = p.parent() {
                 std::fs::create_dir_all(parent).map_err(io_err)?;
