@@ -170,6 +170,11 @@ pub struct PlayArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_LOCK_WAIT_SECS,
           value_parser = clap::value_parser!(u64).range(0..=MAX_LOCK_WAIT_SECS))]
     pub lock_timeout: u64,
+    /// Pause after each wave (`serial` batch) of a play, show the wave's summary (and its health gate with
+    /// `rollout:`), and start the next wave only after an operator answers yes on the terminal. Refused when
+    /// stdin is not a terminal. Progress is shown as plain lines (bars would draw over the question).
+    #[arg(long)]
+    pub confirm: bool,
     /// Output options.
     #[command(flatten)]
     pub out: OutputOptions,
