@@ -27,4 +27,5 @@ mod support;
 mod template;
 mod tools;
 mod vault;
+mod waves;
 mod xfer;
