@@ -48,13 +48,36 @@ const ROLLOUT: &str = "tests/fixtures/waves/rollout.yml";
 /// The change rolled out: a new upstream protocol in every device's config.toml (so every device applies).
 const CHANGE: &str = "iotedge_upstream_protocol=AmqpWs";
 
-fn rollout_json(lab: &Lab) -> (Option<i32>, Value, String) {
-    let o = play(lab, ROLLOUT, &["--output", "json", "-e", CHANGE])
+/// Run the rollout with the change: its exit code, the JSON report (checked against the report's schema), the
+/// kinds of its jsonl events (each checked against the events' schema) and its output.
+fn rollout_json(lab: &Lab, extra: &[&str]) -> (Option<i32>, Value, Vec<String>, String) {
+    let report = lab.dir().join("rollout-report.json");
+    let o = play(lab, ROLLOUT, &["--output", "jsonl", "-e", CHANGE, "--report"])
+        .arg(&report)
+        .args(extra)
         .output()
         .unwrap();
-    let j: Value =
-        serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", out(&o)));
-    (o.status.code(), j, out(&o))
+    let text = out(&o);
+    let events = crate::report::load_schema("events.schema.json");
+    let mut kinds = vec![];
+    for (i, line) in String::from_utf8_lossy(&o.stdout).lines().enumerate() {
+        let v: Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("line {} is not JSON ({e}): {text}", i + 1));
+        crate::report::assert_valid(&events, &v, &format!("jsonl line {}", i + 1));
+        kinds.push(v["event"].as_str().unwrap_or_default().to_string());
+    }
+    let j: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap())
+        .unwrap_or_else(|e| panic!("the report is not JSON ({e}): {text}"));
+    crate::report::assert_valid(
+        &crate::report::load_schema("report.schema.json"),
+        &j,
+        "the report",
+    );
+    (o.status.code(), j, kinds, text)
+}
+
+fn count(kinds: &[String], kind: &str) -> usize {
+    kinds.iter().filter(|k| *k == kind).count()
 }
 
 fn names(n: usize) -> Vec<String> {
@@ -98,8 +121,13 @@ fn a_wave_that_starts_crash_looping_stops_the_rollout_and_leaves_the_rest_untouc
     for d in second.iter().chain(&[devices[11].clone(), devices[99].clone()]) {
         lab.fault(d, FaultKind::CrashloopAfterChange, None).unwrap();
     }
-    let (code, j, text) = rollout_json(&lab);
+    let (code, j, kinds, text) = rollout_json(&lab, &[]);
     assert_eq!(code, Some(2), "{text}");
+    assert_eq!(
+        (count(&kinds, "wave_soaking"), count(&kinds, "wave_gate"), count(&kinds, "rollout_stopped")),
+        (2, 2, 1),
+        "{kinds:?}"
+    );
 
     // Device-side proof: the first 1 + 10 devices applied the change, the other 89 were never changed.
     let after = applies(&lab, &devices);
@@ -173,8 +201,19 @@ fn a_healthy_rollout_passes_every_gate_and_a_rerun_skips_them() {
     provision(&lab);
     let devices = names(n);
     let before = applies(&lab, &devices);
-    let (code, j, text) = rollout_json(&lab);
+    // Check mode changes nothing, so there is nothing to gate.
+    let (code, j, kinds, text) = rollout_json(&lab, &["--check"]);
     assert_eq!(code, Some(0), "{text}");
+    assert_eq!(count(&kinds, "wave_soaking"), 0, "{kinds:?}");
+    for w in j["rollout"]["waves"].as_array().unwrap() {
+        assert_eq!(w["gate"], "skipped", "{w:#}");
+        assert_eq!(w["skipped_because"], "check mode: nothing was changed");
+    }
+    assert_eq!(applies(&lab, &devices), before);
+
+    let (code, j, kinds, text) = rollout_json(&lab, &[]);
+    assert_eq!(code, Some(0), "{text}");
+    assert_eq!((count(&kinds, "wave_gate"), count(&kinds, "rollout_stopped")), (3, 0));
     let waves = j["rollout"]["waves"].as_array().unwrap();
     let sizes: Vec<usize> = waves
         .iter()
@@ -189,11 +228,11 @@ fn a_healthy_rollout_passes_every_gate_and_a_rerun_skips_them() {
     assert!(j["rollout"]["stopped"].is_null(), "{j:#}");
     let after = applies(&lab, &devices);
     assert!(devices.iter().all(|d| after[d] == before[d] + 1), "{after:?}");
-    assert!(text.contains("ROLLOUT") || j["rollout"].is_object());
 
     // Nothing left to change: no soak, no probe, every gate skipped saying why.
-    let (code, j, text) = rollout_json(&lab);
+    let (code, j, kinds, text) = rollout_json(&lab, &[]);
     assert_eq!(code, Some(0), "{text}");
+    assert_eq!(count(&kinds, "wave_soaking"), 0, "{kinds:?}");
     for w in j["rollout"]["waves"].as_array().unwrap() {
         assert_eq!(w["gate"], "skipped", "{w:#}");
         assert_eq!(w["skipped_because"], "no device of the wave changed");
