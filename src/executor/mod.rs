@@ -620,6 +620,9 @@ impl Executor {
     ) -> Option<String> {
         let batches = batches(&rt.hosts, &rt.play.serial);
         let sem = Arc::new(tokio::sync::Semaphore::new(self.opts.forks.max(1)));
+        if let Some(reason) = waves::check_soak(self, rt) {
+            return Some(reason);
+        }
         // A rollout's devices keep their connection until their wave's gate has run.
         let hold = waves::holds_connections(self, rt);
         for (bi, batch) in batches.iter().cloned().enumerate() {

@@ -20,7 +20,7 @@ use std::time::Duration;
 use super::layers::VarsFiles;
 use super::{Executor, HostState, PlayRt};
 use crate::modules::iotedge_verify::{HealthGate, Probe};
-use crate::playbook::{Rollout, Serial};
+use crate::playbook::{Rollout, Serial, Soak};
 use crate::report::{Event, GateStatus, HostStatus, Unhealthy, WaveResult};
 use crate::template::context::Warnings;
 use crate::transport::{Become, Exec};
@@ -71,6 +71,20 @@ pub(crate) fn holds_connections(ex: &Executor, rt: &PlayRt) -> bool {
     rt.play.rollout.is_some() && !ex.opts.check
 }
 
+/// Before the first wave: a templated soak must give a duration, or no device is touched (the reason stops the
+/// run).
+pub(crate) fn check_soak(ex: &Executor, rt: &PlayRt) -> Option<String> {
+    let (Some(r), Some(first)) = (&rt.play.rollout, rt.hosts.first()) else {
+        return None;
+    };
+    let Soak::Template(t) = &r.soak else {
+        return None;
+    };
+    soak_of(ex, rt, &ex.host_state(first), &rt.hosts, t)
+        .err()
+        .map(|e| format!("play '{}' not started: {e}", rt.play.name))
+}
+
 /// After wave `bi` of `batches` ran its tasks: gate it (plays with `rollout:`) and ask the operator
 /// (`--confirm`) before the next one. Returns why the rollout stops, if it does (the event saying so is
 /// emitted here).
@@ -99,8 +113,12 @@ pub(crate) async fn after_wave(
             let w = gate(ex, rt, r, batch, bi, waves, changed_before).await;
             ex.emit(Event::WaveGate(w.clone()));
             if w.gate == GateStatus::Failed {
+                let tolerance = match rt.play.max_fail_percentage {
+                    Some(p) => format!("more than max_fail_percentage {p}% allows"),
+                    None => "a rollout without max_fail_percentage allows none".to_string(),
+                };
                 return stop(format!(
-                    "play '{}': wave {}/{waves} failed its health gate: {} of {} devices unhealthy ({}), more than max_fail_percentage {}%",
+                    "play '{}': wave {}/{waves} failed its health gate: {} of {} devices unhealthy ({}); {tolerance}",
                     rt.play.name,
                     bi + 1,
                     w.unhealthy.len(),
@@ -109,7 +127,6 @@ pub(crate) async fn after_wave(
                         &w.unhealthy.iter().map(|u| u.host.clone()).collect::<Vec<_>>(),
                         5
                     ),
-                    w.max_fail_percentage
                 ));
             }
             w
@@ -223,11 +240,27 @@ async fn gate(
         .map(|h| ex.host_state(h))
         .filter(|hs| !hs.is_out())
         .collect();
-    let probes: Vec<(Arc<HostState>, Result<DeviceGate, String>)> = live
+    let mut probes: Vec<(Arc<HostState>, Result<DeviceGate, String>)> = live
         .iter()
         .map(|hs| (hs.clone(), device_gate(ex, rt, hs, batch, r)))
         .collect();
-    let soaking = !r.soak.is_zero();
+    // The soak, rendered with the first device's variables when it is a template; a soak that is no duration
+    // leaves every device unjudged, so the wave fails its gate saying why.
+    let soak_time = match (&r.soak, probes.first()) {
+        (Soak::Fixed(d), _) => Ok(*d),
+        (Soak::Template(_), None) => Ok(Duration::ZERO),
+        (Soak::Template(t), Some((hs, _))) => soak_of(ex, rt, hs, batch, t),
+    };
+    let soak_time = match soak_time {
+        Ok(d) => d,
+        Err(e) => {
+            for p in &mut probes {
+                p.1 = Err(e.clone());
+            }
+            Duration::ZERO
+        }
+    };
+    let soaking = !soak_time.is_zero();
     let before = if soaking {
         probe_all(ex, &probes).await
     } else {
@@ -239,10 +272,10 @@ async fn gate(
             index: bi + 1,
             waves,
             hosts: batch.len(),
-            soak: r.soak,
+            soak: soak_time,
         });
-        soak(ex, r.soak).await;
-        w.soak = r.soak;
+        soak(ex, soak_time).await;
+        w.soak = soak_time;
     }
     let after = probe_all(ex, &probes).await;
     for (hs, dg) in &probes {
@@ -316,6 +349,24 @@ fn device_gate(
         ),
         become_: super::host::become_for(&rt.play, None, &cx),
     })
+}
+
+/// A templated soak, rendered with `hs`'s variables.
+fn soak_of(
+    ex: &Executor,
+    rt: &PlayRt,
+    hs: &HostState,
+    batch: &[String],
+    template: &str,
+) -> Result<Duration, String> {
+    let warnings = Arc::new(Warnings::default());
+    let base = ex.host_play_layers(hs, rt, batch, VarsFiles::Required, &warnings)?;
+    let cx = ex.context(&base, &[], hs);
+    let text = cx
+        .render_str(template, "rollout.soak")
+        .map_err(|e| format!("rollout: soak: {}", e.message))?;
+    crate::playbook::parse_duration(&serde_json::Value::String(text))
+        .map_err(|e| format!("rollout: soak {template:?} rendered {e}"))
 }
 
 /// Probe every device (at most `--forks` at a time), each in one round trip on its own connection.

@@ -57,7 +57,7 @@ pub enum Serial {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rollout {
     /// How long to wait after a wave before judging it.
-    pub soak: std::time::Duration,
+    pub soak: Soak,
     /// What judges the wave.
     pub gate: Gate,
     /// Seconds the verification waits for the services and runtime modules to come up.
@@ -68,6 +68,16 @@ pub struct Rollout {
     pub fail_on_warnings: Vec<String>,
     /// Waived check ids and why.
     pub waivers: std::collections::BTreeMap<String, String>,
+}
+
+/// A rollout's soak time: fixed, or a template (rendered with the variables of the wave's first device, e.g.
+/// `"{{ rollout_soak | default('5m') }}"`, so `-e rollout_soak=2s` shortens it).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Soak {
+    /// This long.
+    Fixed(std::time::Duration),
+    /// A template giving a duration.
+    Template(String),
 }
 
 /// What judges a wave.

@@ -7,7 +7,7 @@
 
 use serde_json::{Map, Value};
 
-use super::model::{Cond, Gate, Rollout, Serial};
+use super::model::{Cond, Gate, Rollout, Serial, Soak};
 use crate::vars::Vars;
 use crate::yaml::{Node, NodeValue};
 
@@ -180,7 +180,10 @@ pub(super) fn parse_rollout(n: &Node) -> Result<Option<Rollout>, String> {
             "rollout: {e} (keys: soak, gate, wait_timeout, dont_run, fail_on_warnings, waivers)"
         )
     })?;
-    let soak = parse_duration(&spec.soak).map_err(|e| format!("rollout: soak: {e}"))?;
+    let soak = match &spec.soak {
+        Value::String(t) if crate::template::Templar::is_template(t) => Soak::Template(t.clone()),
+        v => Soak::Fixed(parse_duration(v).map_err(|e| format!("rollout: soak: {e}"))?),
+    };
     let gate = match spec.gate.as_deref() {
         None | Some("verify") => Gate::Verify,
         Some(other) => {
@@ -200,7 +203,7 @@ pub(super) fn parse_rollout(n: &Node) -> Result<Option<Rollout>, String> {
 }
 
 /// A duration: seconds as a number, or a string of number-unit parts (`500ms`, `30s`, `2m`, `1h`, `1m30s`).
-pub(super) fn parse_duration(v: &Value) -> Result<std::time::Duration, String> {
+pub fn parse_duration(v: &Value) -> Result<std::time::Duration, String> {
     let bad = |s: &str| {
         format!("'{s}' is not a duration: write seconds (30) or a number with a unit (500ms, 30s, 2m, 1h)")
     };
@@ -302,8 +305,9 @@ mod tests {
 
     #[test]
     fn rollout_shapes() {
+        let secs = |s| Soak::Fixed(std::time::Duration::from_secs(s));
         let r = parse_rollout(&node("{soak: 30s}")).unwrap().unwrap();
-        assert_eq!(r.soak, std::time::Duration::from_secs(30));
+        assert_eq!(r.soak, secs(30));
         assert_eq!(
             (r.gate, r.wait_timeout),
             (Gate::Verify, ROLLOUT_WAIT_TIMEOUT)
@@ -313,16 +317,23 @@ mod tests {
         ))
         .unwrap()
         .unwrap();
-        assert_eq!(r.soak, std::time::Duration::from_secs(90));
+        assert_eq!(r.soak, secs(90));
         assert_eq!((r.wait_timeout, r.dont_run.len()), (5, 1));
         assert_eq!(r.waivers["x"], "why");
         assert_eq!(
             parse_rollout(&node("{soak: 250ms}")).unwrap().unwrap().soak,
-            std::time::Duration::from_millis(250)
+            Soak::Fixed(std::time::Duration::from_millis(250))
         );
         assert_eq!(
             parse_rollout(&node("{soak: 2}")).unwrap().unwrap().soak,
-            std::time::Duration::from_secs(2)
+            secs(2)
+        );
+        assert_eq!(
+            parse_rollout(&node("{soak: \"{{ s | default('5m') }}\"}"))
+                .unwrap()
+                .unwrap()
+                .soak,
+            Soak::Template("{{ s | default('5m') }}".into())
         );
         assert!(parse_rollout(&node("null")).unwrap().is_none());
         let e = parse_rollout(&node("{soak: 30s, sok: 1}")).unwrap_err();

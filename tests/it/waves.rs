@@ -52,11 +52,15 @@ const CHANGE: &str = "iotedge_upstream_protocol=AmqpWs";
 /// kinds of its jsonl events (each checked against the events' schema) and its output.
 fn rollout_json(lab: &Lab, extra: &[&str]) -> (Option<i32>, Value, Vec<String>, String) {
     let report = lab.dir().join("rollout-report.json");
-    let o = play(lab, ROLLOUT, &["--output", "jsonl", "-e", CHANGE, "--report"])
-        .arg(&report)
-        .args(extra)
-        .output()
-        .unwrap();
+    let o = play(
+        lab,
+        ROLLOUT,
+        &["--output", "jsonl", "-e", CHANGE, "--report"],
+    )
+    .arg(&report)
+    .args(extra)
+    .output()
+    .unwrap();
     let text = out(&o);
     let events = crate::report::load_schema("events.schema.json");
     let mut kinds = vec![];
@@ -118,13 +122,20 @@ fn a_wave_that_starts_crash_looping_stops_the_rollout_and_leaves_the_rest_untouc
     // The second wave's devices crash-loop once the change is applied; so would two devices of the third wave,
     // which must never get that far.
     let second: Vec<String> = devices[1..11].to_vec();
-    for d in second.iter().chain(&[devices[11].clone(), devices[99].clone()]) {
+    for d in second
+        .iter()
+        .chain(&[devices[11].clone(), devices[99].clone()])
+    {
         lab.fault(d, FaultKind::CrashloopAfterChange, None).unwrap();
     }
     let (code, j, kinds, text) = rollout_json(&lab, &[]);
     assert_eq!(code, Some(2), "{text}");
     assert_eq!(
-        (count(&kinds, "wave_soaking"), count(&kinds, "wave_gate"), count(&kinds, "rollout_stopped")),
+        (
+            count(&kinds, "wave_soaking"),
+            count(&kinds, "wave_gate"),
+            count(&kinds, "rollout_stopped")
+        ),
         (2, 2, 1),
         "{kinds:?}"
     );
@@ -134,16 +145,24 @@ fn a_wave_that_starts_crash_looping_stops_the_rollout_and_leaves_the_rest_untouc
     for (i, d) in devices.iter().enumerate() {
         let applied = after[d] - before[d];
         if i < 11 {
-            assert_eq!(applied, 1, "{d} should have applied the change once: {text}");
+            assert_eq!(
+                applied, 1,
+                "{d} should have applied the change once: {text}"
+            );
             assert!(changed_on_device(&lab, d), "{d}");
         } else {
-            assert_eq!(applied, 0, "{d} is in a later wave and must be untouched: {text}");
+            assert_eq!(
+                applied, 0,
+                "{d} is in a later wave and must be untouched: {text}"
+            );
             assert!(!changed_on_device(&lab, d), "{d}");
         }
     }
 
     // The report: wave 1 passed, wave 2 failed its gate naming both devices and why; the rollout stopped there.
-    let waves = j["rollout"]["waves"].as_array().unwrap_or_else(|| panic!("{j:#}"));
+    let waves = j["rollout"]["waves"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{j:#}"));
     assert_eq!(waves.len(), 2, "{j:#}");
     assert_eq!(waves[0]["gate"], "passed", "{:#}", waves[0]);
     assert_eq!(waves[0]["hosts"], serde_json::json!(["edge-001"]));
@@ -190,7 +209,11 @@ fn a_wave_that_starts_crash_looping_stops_the_rollout_and_leaves_the_rest_untouc
     assert_eq!(support::report_device(&j, "edge-001")["status"], "changed");
     // The untouched devices were never connected to.
     let d = support::report_device(&j, "edge-100");
-    assert_eq!((d["round_trips"].as_u64(), d["connects"].as_u64()), (Some(0), Some(0)), "{d:#}");
+    assert_eq!(
+        (d["round_trips"].as_u64(), d["connects"].as_u64()),
+        (Some(0), Some(0)),
+        "{d:#}"
+    );
 }
 
 #[test]
@@ -213,7 +236,10 @@ fn a_healthy_rollout_passes_every_gate_and_a_rerun_skips_them() {
 
     let (code, j, kinds, text) = rollout_json(&lab, &[]);
     assert_eq!(code, Some(0), "{text}");
-    assert_eq!((count(&kinds, "wave_gate"), count(&kinds, "rollout_stopped")), (3, 0));
+    assert_eq!(
+        (count(&kinds, "wave_gate"), count(&kinds, "rollout_stopped")),
+        (3, 0)
+    );
     let waves = j["rollout"]["waves"].as_array().unwrap();
     let sizes: Vec<usize> = waves
         .iter()
@@ -227,7 +253,10 @@ fn a_healthy_rollout_passes_every_gate_and_a_rerun_skips_them() {
     }
     assert!(j["rollout"]["stopped"].is_null(), "{j:#}");
     let after = applies(&lab, &devices);
-    assert!(devices.iter().all(|d| after[d] == before[d] + 1), "{after:?}");
+    assert!(
+        devices.iter().all(|d| after[d] == before[d] + 1),
+        "{after:?}"
+    );
 
     // Nothing left to change: no soak, no probe, every gate skipped saying why.
     let (code, j, kinds, text) = rollout_json(&lab, &[]);
@@ -341,7 +370,10 @@ fn confirm_asks_on_the_terminal_before_each_wave_and_no_stops_the_rollout() {
     };
     // Wave 1 (1 device) ran and passed its gate: the summary, then the question for wave 2.
     wait_for(&mut seen, "Start wave 2/3 (1 devices)? [y/N]");
-    assert!(seen.contains("WAVE 1/3 (1 devices) | gate passed"), "{seen}");
+    assert!(
+        seen.contains("WAVE 1/3 (1 devices) | gate passed"),
+        "{seen}"
+    );
     writeln!(term, "yes").unwrap();
     wait_for(&mut seen, "Start wave 3/3 (1 devices)? [y/N]");
     writeln!(term, "no").unwrap();
@@ -350,7 +382,10 @@ fn confirm_asks_on_the_terminal_before_each_wave_and_no_stops_the_rollout() {
     let _ = reader.join();
     let rest: String = rx.try_iter().collect();
     assert_eq!(status.code(), Some(2), "{seen}{rest}");
-    assert!(seen.contains("WAVE 2/3 (1 devices) | gate passed"), "{seen}");
+    assert!(
+        seen.contains("WAVE 2/3 (1 devices) | gate passed"),
+        "{seen}"
+    );
     // The recap says where the rollout stopped and why.
     let recap = std::fs::read_to_string(&stdout_path).unwrap();
     assert!(
@@ -362,4 +397,36 @@ fn confirm_asks_on_the_terminal_before_each_wave_and_no_stops_the_rollout() {
     assert_eq!(after["edge-001"], before["edge-001"] + 1);
     assert_eq!(after["edge-002"], before["edge-002"] + 1);
     assert_eq!(after["edge-003"], before["edge-003"], "wave 3 was declined");
+}
+
+#[test]
+fn a_soak_that_is_no_duration_stops_the_play_before_any_device_is_contacted() {
+    let dir = tempfile::tempdir().unwrap();
+    let inv = dir.path().join("inventory.yml");
+    // Nothing listens on port 1: a contacted device would be unreachable (exit 3), not failed.
+    std::fs::write(
+        &inv,
+        "all:\n  hosts:\n    edge-001: {ansible_host: 127.0.0.1, ansible_port: 1}\n    edge-002: {ansible_host: 127.0.0.1, ansible_port: 1}\n",
+    )
+    .unwrap();
+    let pb = dir.path().join("rollout.yml");
+    std::fs::write(
+        &pb,
+        "- hosts: all\n  gather_facts: false\n  serial: 1\n  rollout: {soak: \"{{ rollout_soak | default('5m') }}\"}\n  tasks:\n    - command: \"true\"\n",
+    )
+    .unwrap();
+    let o = support::edgefleet()
+        .args(["play", "--output", "json", "-e", "rollout_soak=soon", "-i"])
+        .arg(&inv)
+        .arg(&pb)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", out(&o));
+    let j: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let why = j["aborted"].as_str().unwrap_or_default();
+    assert!(why.contains("'soon' is not a duration"), "{j:#}");
+    for d in ["edge-001", "edge-002"] {
+        let dev = support::report_device(&j, d);
+        assert_eq!(dev["connects"], 0, "{dev:#}");
+    }
 }
