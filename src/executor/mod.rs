@@ -1,6 +1,7 @@
 //! The executor: runs plays against hosts, each host independently, at most `--forks` at a time.
 //!
-//! Owns scheduling (forks, serial batches, max_fail_percentage, any_errors_fatal, failure isolation, Ctrl-C,
+//! Owns scheduling (forks, serial batches and what happens between them — a rollout's health gate and
+//! `--confirm`, in `waves.rs` —, max_fail_percentage, any_errors_fatal, failure isolation, Ctrl-C,
 //! per-device deadlines), connections (one per device per run, reused by every play and task), and the
 //! per-host task loop in `host.rs` (conditions, loops, register, retries, handlers, blocks) with the
 //! plan-then-apply discipline: modules only say what would change; only the executor applies. It must not print

@@ -7,6 +7,9 @@
 //! checklist items the 1.5 CLI no longer checks, the policy: errors fail, listed warnings fail, waivers with
 //! reasons); this module only hands the verdict on: the task fails with its failing checks, and the per-check
 //! results go to the report as a generic check matrix. Read-only: runs in check mode too.
+//!
+//! The same checks gate a rollout's waves: [`HealthGate`] gives the executor the probe (this module's gather plus
+//! the modules' restart state, one round trip) and the verdict (`iotedge::health`).
 
 use async_trait::async_trait;
 use serde::Deserialize;

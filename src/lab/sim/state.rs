@@ -890,6 +890,34 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_crash_loop_is_a_function_of_time_since_it_began() {
+        let dir = std::env::temp_dir().join(format!("ef-crashloop-{}", std::process::id()));
+        let mut env = Env::for_root(&dir);
+        let faults = env.state_file("faults");
+        fs::create_dir_all(&faults).unwrap();
+        let hub = |restarts| Container {
+            name: "edgeHub".into(),
+            status: "running".into(),
+            restart_count: restarts,
+            ..Default::default()
+        };
+        let mut d = Docker::default();
+        d.containers.push(hub(4));
+        // Armed but not set off: nothing changes.
+        fs::write(faults.join(CRASHLOOP_FAULT), "").unwrap();
+        crashloop(&env, &mut d);
+        assert_eq!(d.containers[0].restart_count, 4);
+        // Set off at t=10s with 4 restarts: one at once, one more every period; reading twice changes nothing.
+        fs::write(faults.join(CRASHLOOP_FAULT), "10000 4\n").unwrap();
+        env.now_ms = 10_000 + 2 * CRASHLOOP_PERIOD_MS + 500;
+        crashloop(&env, &mut d);
+        crashloop(&env, &mut d);
+        assert_eq!(d.containers[0].restart_count, 7);
+        assert_eq!(d.containers[0].started_ms, 10_000 + 2 * CRASHLOOP_PERIOD_MS);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn paths_are_confined_under_the_root() {
         let env = Env::for_root(Path::new("/tmp/dev1"));
         assert_eq!(
