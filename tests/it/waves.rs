@@ -430,3 +430,53 @@ fn a_soak_that_is_no_duration_stops_the_play_before_any_device_is_contacted() {
         assert_eq!(dev["connects"], 0, "{dev:#}");
     }
 }
+
+#[test]
+fn ctrl_c_ends_a_soak_at_once_and_no_later_wave_starts() {
+    let n = 2;
+    let dir = tempfile::tempdir().unwrap();
+    let lab = lab(dir.path(), n);
+    provision(&lab);
+    let devices = names(n);
+    let before = applies(&lab, &devices);
+    // The shipped playbook's soak, made long: only Ctrl-C can end it in time. The jsonl events are flushed as
+    // they happen: the soak's begins the wait.
+    let mut child = play(
+        &lab,
+        "playbooks/rollout.yml",
+        &["-e", "rollout_soak=10m", "-e", CHANGE, "--output", "jsonl"],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = String::new();
+    loop {
+        let l = lines
+            .next()
+            .unwrap_or_else(|| panic!("no soak began:\n{seen}"))
+            .unwrap();
+        seen.push_str(&l);
+        seen.push('\n');
+        if l.contains(r#""event":"wave_soaking""#) {
+            break;
+        }
+    }
+    let asked = std::time::Instant::now();
+    // SAFETY: kill(2) on the child we spawned and still own (not yet waited for).
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let status = child.wait().unwrap();
+    assert!(
+        asked.elapsed() < Duration::from_secs(60),
+        "the soak did not end on Ctrl-C"
+    );
+    assert_eq!(status.code(), Some(99), "{seen}{}", rest.join("\n"));
+    let after = applies(&lab, &devices);
+    assert_eq!(after["edge-001"], before["edge-001"] + 1);
+    assert_eq!(
+        after["edge-002"], before["edge-002"],
+        "wave 2 must not start"
+    );
+}
