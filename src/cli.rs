@@ -177,6 +177,11 @@ pub struct PlayArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_LOCK_WAIT_SECS,
           value_parser = clap::value_parser!(u64).range(0..=MAX_LOCK_WAIT_SECS))]
     pub lock_timeout: u64,
+    /// Pause after each wave (`serial` batch) of a play, show the wave's summary (and its health gate with
+    /// `rollout:`), and start the next wave only after an operator answers yes on the terminal. Refused when
+    /// stdin is not a terminal. Progress is shown as plain lines (bars would draw over the question).
+    #[arg(long)]
+    pub confirm: bool,
     /// Output options.
     #[command(flatten)]
     pub out: OutputOptions,
@@ -608,6 +613,7 @@ choices!(FaultKind {
     ModulePrivileged => "module-privileged": "A custom module (or edgeHub) runs privileged",
     ModuleNoMemoryLimit => "module-no-memory-limit": "A custom module runs without a memory limit",
     EdgehubNoStorageBind => "edgehub-no-storage-bind": "edgeHub's storageFolder is not bound to a host directory",
+    CrashloopAfterChange => "crashloop-after-change": "edgeHub crash-loops (restart count rising every second) once the next config change is applied",
 });
 
 #[cfg(test)]

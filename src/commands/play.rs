@@ -8,9 +8,14 @@
 //! different inventory is used as given); every other flag is taken from this command line. `--limit @failed`
 //! stands for the devices the last run did not finish ok. `--detailed-exitcode` and `--metrics` are kept by
 //! `run.rs`.
+//!
+//! `--confirm` asks on the terminal before each wave after the first ([`TerminalConfirm`]); without a terminal on
+//! stdin it is refused before anything is loaded (exit 5), never left waiting for an answer that cannot come.
 
 use std::collections::HashSet;
+use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::run::{
     apply_shard, load_with, parse_extra_vars, report_options, run_recorded, split_tags,
@@ -18,12 +23,23 @@ use super::run::{
 };
 use crate::cli::PlayArgs;
 use crate::error::{AppError, ExitCode};
-use crate::executor::RunOptions;
+use crate::executor::{ConfirmWave, RunOptions};
 use crate::inventory::{split_host_pattern, Secrets};
-use crate::report::journal;
+use crate::report::{journal, ProgressMode, WaveResult};
 
 /// Run `edgefleet play`.
-pub fn run(a: PlayArgs) -> Result<ExitCode, AppError> {
+pub fn run(mut a: PlayArgs) -> Result<ExitCode, AppError> {
+    let runs = !a.syntax_check && !a.list_hosts && !a.list_tasks;
+    if a.confirm && runs {
+        if !std::io::stdin().is_terminal() {
+            return Err(AppError::Usage(
+                "--confirm asks an operator on the terminal before each wave, but stdin is not a terminal: run it interactively, or leave --confirm out (a play's `rollout:` gates waves without anyone watching)"
+                    .into(),
+            ));
+        }
+        // Bars would draw over the question.
+        a.out.progress = ProgressMode::Plain;
+    }
     crate::vars::secrets::configure(&a.identity);
     let extra_vars = parse_extra_vars(&a.extra_vars)?;
     // Listing hosts or tasks shows structure, not values: it needs no secret (and no age identity).
@@ -143,6 +159,7 @@ pub fn run(a: PlayArgs) -> Result<ExitCode, AppError> {
             .then(|| std::time::Duration::from_secs(a.conn.device_timeout)),
         verbose: a.out.verbose,
         log_commands: a.out.log.is_some() || a.out.verbose >= 3,
+        confirm: (a.confirm && runs).then(|| Arc::new(TerminalConfirm) as Arc<dyn ConfirmWave>),
     };
     let names: Vec<String> = playbooks.iter().map(|p| p.display().to_string()).collect();
     let sources = crate::inventory::Inventory::sources_from_env_or(&inventory).unwrap_or_default();
@@ -184,6 +201,50 @@ pub fn run(a: PlayArgs) -> Result<ExitCode, AppError> {
 
 /// `--limit` with `@failed` replaced by the last run's retry file (the devices it did not finish ok). `None`
 /// when that leaves nothing to run (the last run was all ok and no other pattern adds devices).
+/// `--confirm`: the finished wave's summary and a yes/no question on stderr, the answer from stdin (a terminal:
+/// checked before the run). Anything but yes stops the rollout; end of input too.
+#[derive(Debug)]
+struct TerminalConfirm;
+
+impl ConfirmWave for TerminalConfirm {
+    fn confirm(&self, done: &WaveResult, next_hosts: usize) -> bool {
+        let mut text = format!(
+            "\n{}\n  {} of {} devices changed, {} failed or unhealthy\n",
+            crate::report::plain::wave_gate_line(done),
+            done.changed,
+            done.hosts.len(),
+            done.unhealthy.len()
+        );
+        for u in &done.unhealthy {
+            text.push_str(&format!("  {}: {}\n", u.host, u.reasons.join("; ")));
+        }
+        let question = format!(
+            "Start wave {}/{} ({next_hosts} devices)? [y/N] ",
+            done.index + 1,
+            done.waves
+        );
+        let mut err = std::io::stderr().lock();
+        let _ = err.write_all(crate::redact::redact(&text).as_bytes());
+        let stdin = std::io::stdin();
+        loop {
+            let _ = err.write_all(question.as_bytes());
+            let _ = err.flush();
+            let mut line = String::new();
+            match stdin.lock().read_line(&mut line) {
+                Ok(0) | Err(_) => return false,
+                Ok(_) => {}
+            }
+            match line.trim().to_ascii_lowercase().as_str() {
+                "y" | "yes" => return true,
+                "" | "n" | "no" => return false,
+                _ => {
+                    let _ = err.write_all(b"Please answer yes or no.\n");
+                }
+            }
+        }
+    }
+}
+
 fn resolve_failed(limit: &str, dir: &Path) -> Result<Option<String>, AppError> {
     let j =
         journal::open(dir, "last").map_err(|e| AppError::Usage(format!("--limit @failed: {e}")))?;

@@ -540,47 +540,7 @@ impl HostRun {
 
     /// The become settings for a task: task keyword > play keyword > `ansible_become` variable.
     pub(super) fn become_for(&self, t: Option<&Task>, cx: &Context) -> Option<Become> {
-        let var_bool = |k: &str| -> Option<bool> {
-            match cx.get(k).ok().flatten()? {
-                Value::Bool(b) => Some(b),
-                Value::String(s) => Some(matches!(
-                    s.to_ascii_lowercase().as_str(),
-                    "yes" | "true" | "on" | "1"
-                )),
-                Value::Number(n) => Some(n.as_i64() != Some(0)),
-                _ => None,
-            }
-        };
-        let on = t
-            .and_then(|t| t.become_)
-            .or(self.rt.play.become_)
-            .or_else(|| var_bool("ansible_become"))
-            .unwrap_or(false);
-        if !on {
-            return None;
-        }
-        let user = t
-            .and_then(|t| t.become_user.clone())
-            .or_else(|| self.rt.play.become_user.clone())
-            .or_else(|| {
-                cx.get("ansible_become_user")
-                    .ok()
-                    .flatten()
-                    .and_then(|v| v.as_str().map(String::from))
-            })
-            .unwrap_or_else(|| "root".into());
-        let password = ["ansible_become_password", "ansible_become_pass"]
-            .iter()
-            .find_map(|k| {
-                cx.get(k)
-                    .ok()
-                    .flatten()
-                    .and_then(|v| v.as_str().map(String::from))
-            });
-        if let Some(p) = &password {
-            crate::redact::register(p);
-        }
-        Some(Become { user, password })
+        become_for(&self.rt.play, t, cx)
     }
 
     pub(super) fn search_dirs(&self, t: &Task) -> Vec<PathBuf> {
@@ -610,4 +570,53 @@ impl Executor {
                 || (s == "untagged" && t.tags.is_empty())
         })
     }
+}
+
+/// The become settings for a task (None: the play's): task keyword > play keyword > `ansible_become` variable.
+pub(super) fn become_for(
+    play: &crate::playbook::Play,
+    t: Option<&Task>,
+    cx: &Context,
+) -> Option<Become> {
+    let var_bool = |k: &str| -> Option<bool> {
+        match cx.get(k).ok().flatten()? {
+            Value::Bool(b) => Some(b),
+            Value::String(s) => Some(matches!(
+                s.to_ascii_lowercase().as_str(),
+                "yes" | "true" | "on" | "1"
+            )),
+            Value::Number(n) => Some(n.as_i64() != Some(0)),
+            _ => None,
+        }
+    };
+    let on = t
+        .and_then(|t| t.become_)
+        .or(play.become_)
+        .or_else(|| var_bool("ansible_become"))
+        .unwrap_or(false);
+    if !on {
+        return None;
+    }
+    let user = t
+        .and_then(|t| t.become_user.clone())
+        .or_else(|| play.become_user.clone())
+        .or_else(|| {
+            cx.get("ansible_become_user")
+                .ok()
+                .flatten()
+                .and_then(|v| v.as_str().map(String::from))
+        })
+        .unwrap_or_else(|| "root".into());
+    let password = ["ansible_become_password", "ansible_become_pass"]
+        .iter()
+        .find_map(|k| {
+            cx.get(k)
+                .ok()
+                .flatten()
+                .and_then(|v| v.as_str().map(String::from))
+        });
+    if let Some(p) = &password {
+        crate::redact::register(p);
+    }
+    Some(Become { user, password })
 }

@@ -1,6 +1,7 @@
 //! The executor: runs plays against hosts, each host independently, at most `--forks` at a time.
 //!
-//! Owns scheduling (forks, serial batches, max_fail_percentage, any_errors_fatal, failure isolation, Ctrl-C,
+//! Owns scheduling (forks, serial batches and what happens between them — a rollout's health gate and
+//! `--confirm`, in `waves.rs` —, max_fail_percentage, any_errors_fatal, failure isolation, Ctrl-C,
 //! per-device deadlines), connections (one per device per run, reused by every play and task; plus one per play
 //! that armed a dead-man revert, to confirm it: `deadman.rs`), and the
 //! per-host task loop in `host.rs` (conditions, loops, register, retries, handlers, blocks) with the
@@ -29,6 +30,9 @@ mod lockstep;
 pub mod logged;
 pub mod preflight;
 mod tasks;
+pub mod waves;
+
+pub use waves::{batches, ConfirmWave};
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -42,7 +46,7 @@ use serde_json::{json, Value};
 
 use crate::inventory::Inventory;
 use crate::modules::Registry;
-use crate::playbook::{Play, Playbook, Serial, Task};
+use crate::playbook::{Play, Playbook, Task};
 use crate::report::{Event, HostStatus, SharedSink};
 use crate::report::{HostSummary, RunSummary, StatsSnapshot};
 use crate::template::Templar;
@@ -77,6 +81,8 @@ pub struct RunOptions {
     pub verbose: u8,
     /// Report every remote command as an event (for `--log`, `-vvv`).
     pub log_commands: bool,
+    /// `--confirm`: asked before each wave after the first.
+    pub confirm: Option<Arc<dyn ConfirmWave>>,
 }
 
 impl Default for RunOptions {
@@ -92,6 +98,7 @@ impl Default for RunOptions {
             device_timeout: None,
             verbose: 0,
             log_commands: false,
+            confirm: None,
         }
     }
 }
@@ -619,7 +626,12 @@ impl Executor {
     ) -> Option<String> {
         let batches = batches(&rt.hosts, &rt.play.serial);
         let sem = Arc::new(tokio::sync::Semaphore::new(self.opts.forks.max(1)));
-        for (bi, batch) in batches.into_iter().enumerate() {
+        if let Some(reason) = waves::check_soak(self, rt) {
+            return Some(reason);
+        }
+        // A rollout's devices keep their connection until their wave's gate has run.
+        let hold = waves::holds_connections(self, rt);
+        for (bi, batch) in batches.iter().cloned().enumerate() {
             if self.interrupted.load(Ordering::SeqCst) {
                 return None;
             }
@@ -629,6 +641,7 @@ impl Executor {
                     hosts: batch.clone(),
                 });
             }
+            let changed_before = waves::changed_counts(self, &batch);
             let batch = Arc::new(batch);
             let lockstep = rt.lockstep.then(|| lockstep::Lockstep::new(batch.len()));
             let mut set = tokio::task::JoinSet::new();
@@ -686,7 +699,7 @@ impl Executor {
                     }
                     // A host that stopped short (Ctrl-C, another host's any_errors_fatal) is finished with the
                     // run, when the reason is known.
-                    if (last && completed) || hs.is_out() {
+                    if (last && completed && !hold) || hs.is_out() {
                         ex.finish_host(&hs).await;
                     }
                 });
@@ -704,6 +717,15 @@ impl Executor {
                         hs.fail_internal(&what);
                     }
                 }
+            }
+            let stop = waves::after_wave(self, rt, &batches, bi, &changed_before).await;
+            if hold {
+                for h in batch.iter().filter(|h| last_play.get(*h) == Some(&rt.idx)) {
+                    self.finish_host(&self.host_state(h)).await;
+                }
+            }
+            if stop.is_some() {
+                return stop;
             }
             let failed = batch.iter().filter(|h| self.host_state(h).is_out()).count();
             if let Some(reason) = rt.abort_reason() {
@@ -929,48 +951,4 @@ fn mentions(t: &Task, needle: &str) -> bool {
             .is_some_and(|r| Value::Object(r.params.clone()).to_string().contains(needle))
         || cond(&t.changed_when)
         || cond(&t.failed_when)
-}
-
-/// Split hosts into `serial` batches (the last size repeats).
-pub fn batches(hosts: &[String], serial: &[Serial]) -> Vec<Vec<String>> {
-    if serial.is_empty() {
-        return vec![hosts.to_vec()];
-    }
-    let n = hosts.len();
-    let mut out = Vec::new();
-    let mut i = 0;
-    let mut step = 0;
-    while i < n {
-        let s = serial[step.min(serial.len() - 1)];
-        let size = match s {
-            Serial::Count(0) => n,
-            Serial::Count(c) => c,
-            Serial::Percent(p) => ((n as f64 * p / 100.0).floor() as usize).max(1),
-        };
-        let end = (i + size).min(n);
-        out.push(hosts[i..end].to_vec());
-        i = end;
-        step += 1;
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn hs(n: usize) -> Vec<String> {
-        (1..=n).map(|i| format!("h{i}")).collect()
-    }
-
-    #[test]
-    fn serial_batches() {
-        let b = batches(&hs(10), &[Serial::Count(1), Serial::Percent(30.0)]);
-        let sizes: Vec<usize> = b.iter().map(Vec::len).collect();
-        assert_eq!(sizes, vec![1, 3, 3, 3]);
-        assert_eq!(batches(&hs(3), &[]).len(), 1);
-        let b = batches(&hs(5), &[Serial::Count(2)]);
-        assert_eq!(b.iter().map(Vec::len).collect::<Vec<_>>(), vec![2, 2, 1]);
-        assert_eq!(batches(&hs(4), &[Serial::Percent(10.0)]).len(), 4);
-    }
 }

@@ -4,7 +4,7 @@
 //! ([`FactCache`]), and every device-side read-only script with its pure parser, tested on recorded output:
 //! the batched file/command gather ([`gather`]) and the re-stat that follows a change, the setup facts
 //! ([`setup`]), systemd unit state ([`systemd`]), the IoT Edge verify gather ([`iotedge`], with the running modules'
-//! `docker inspect` in [`containers`]), the certificate
+//! `docker inspect` in [`containers`]) and a rollout wave's health probe that extends it ([`health`]), the certificate
 //! gather of `certs report` ([`certs`]) and the maintenance gather that extends it ([`maintenance`], whose
 //! clean-up script is the one exception that removes: only what a module planned). It must never change anything
 //! on a device on its own, and it knows neither modules nor the executor: they ask, it answers.
@@ -19,6 +19,7 @@ pub mod certs;
 pub mod containers;
 pub mod file;
 pub mod gather;
+pub mod health;
 pub mod iotedge;
 pub mod maintenance;
 pub mod reach;

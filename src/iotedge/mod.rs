@@ -1,5 +1,5 @@
 //! IoT Edge domain logic: the 1.5 super config (config.toml) model and validation, daemon.json, Edge CA
-//! certificates and their renewal verdicts, the verification policy over what `facts::iotedge` gathers, the
+//! certificates and their renewal verdicts, the verification policy over what `facts::iotedge` gathers, a rollout wave's health verdict (`health`), the
 //! maintenance rules over what `facts::maintenance` gathers, and the `edgefleet lint` rules over deployment
 //! manifests (`manifest`), some of which `running` judges on the containers a device really runs (for verify).
 //!
@@ -10,6 +10,7 @@ pub mod certs;
 pub mod check;
 pub mod config;
 pub mod daemon;
+pub mod health;
 pub mod maintenance;
 pub mod manifest;
 pub mod proxy;

@@ -13,6 +13,9 @@
 //! controller from `reach_config` (the super config, e.g. the iotedge_config role's spec) by `iotedge::reach`,
 //! probed on the device by `facts::reach` (the proxy on secret stdin), and reported as one
 //! `edgefleet-reach-<host>:<port>` row per endpoint.
+//!
+//! The same checks gate a rollout's waves: [`HealthGate`] gives the executor the probe (this module's gather plus
+//! the modules' restart state, one round trip) and the verdict (`iotedge::health`).
 
 use async_trait::async_trait;
 use serde::Deserialize;
@@ -168,5 +171,53 @@ impl TypedModule for IotedgeVerify {
             warnings: vec![],
             findings: None,
         }
+    }
+}
+
+/// A rollout wave's health gate (run by the executor after a wave, see `executor::waves`): the same checks and
+/// policy as this module, in one round trip per probe ([`facts::health::probe_cmd`]: this module's gather plus
+/// the modules' restart state), judged by `iotedge::health`.
+#[derive(Debug, Clone)]
+pub struct HealthGate {
+    wait_timeout: u64,
+    dont_run: Vec<String>,
+    policy: Policy,
+}
+
+pub use crate::iotedge::health::Probe;
+
+impl HealthGate {
+    /// A gate with `iotedge_verify`'s arguments; `expected_config_sha256` is the config.toml this run rendered
+    /// for the device (the drift check), when it rendered one.
+    pub fn new(
+        wait_timeout: u64,
+        dont_run: Vec<String>,
+        fail_on_warnings: Vec<String>,
+        waivers: std::collections::BTreeMap<String, String>,
+        expected_config_sha256: Option<String>,
+    ) -> Self {
+        HealthGate {
+            wait_timeout,
+            dont_run,
+            policy: crate::iotedge::health::gate_policy(Policy {
+                fail_on_warnings,
+                waivers,
+                expected_config_sha256,
+                expect_edge_hub: true,
+            }),
+        }
+    }
+
+    /// The probe command, and how long to give it.
+    pub fn probe(&self) -> (crate::transport::Cmd, std::time::Duration) {
+        (
+            facts::health::probe_cmd(self.wait_timeout, &cfg(), &daemon(), &self.dont_run),
+            std::time::Duration::from_secs(self.wait_timeout + 120),
+        )
+    }
+
+    /// Why the device is unhealthy (empty: healthy), from the probes at the start (if any) and end of the soak.
+    pub fn judge(&self, before: Option<&Probe>, after: &Probe) -> Vec<String> {
+        crate::iotedge::health::judge(before, after, &self.policy)
     }
 }

@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::ctx::LoadCtx;
 use super::model::{Cond, LoopControl, Play, Task};
 use super::values::{
-    bool_of, cond_of, is_identifier, parse_serial, scalar_text, str_list, vars_of,
+    bool_of, cond_of, is_identifier, parse_rollout, parse_serial, scalar_text, str_list, vars_of,
 };
 use crate::template::Templar;
 use crate::vars::Vars;
@@ -163,6 +163,7 @@ pub(super) static PLAY_KEYWORDS: &[Keyword<Play>] = &[
     kw("post_tasks",          Elsewhere),
     kw("handlers",            Elsewhere),
     kw("serial",              Custom(|p, v| parse_serial(v).map(|s| p.serial = s))),
+    kw("rollout",             Custom(|p, v| parse_rollout(v).map(|r| p.rollout = r))),
     kw("max_fail_percentage", Number { min: 0.0, max: 100.0, err: "max_fail_percentage must be a number from 0 to 100", set: |p, x| p.max_fail_percentage = Some(x) }),
     kw("any_errors_fatal",    Bool(|p, b| p.any_errors_fatal = b)),
     kw("become",              Bool(|p, b| p.become_ = Some(b))),

@@ -36,3 +36,4 @@ pub use plays::{handler_names, load_playbook, load_playbook_text};
 pub use tasks::{
     apply_to, load_handler_file, load_role, load_task_file, parse_role_use, parse_task_list,
 };
+pub use values::parse_duration;

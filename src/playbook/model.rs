@@ -45,10 +45,47 @@ pub struct Playbook {
 /// One `serial` step: a number of hosts or a percentage of the play's hosts.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Serial {
-    /// This many hosts.
+    /// This many hosts (0: all that are left).
     Count(usize),
-    /// This percentage of the hosts (rounded down, at least 1).
+    /// This percentage of the play's hosts (rounded down as Ansible does, at least 1).
     Percent(f64),
+}
+
+/// A play's `rollout:`: after each wave (`serial` batch) wait `soak`, then require every device of the wave to be
+/// healthy before the next wave starts. The verification arguments are `iotedge_verify`'s, read here as plain
+/// data (the executor hands them to the verify path).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rollout {
+    /// How long to wait after a wave before judging it.
+    pub soak: Soak,
+    /// What judges the wave.
+    pub gate: Gate,
+    /// Seconds the verification waits for the services and runtime modules to come up.
+    pub wait_timeout: u64,
+    /// `iotedge check` ids not to run (`--dont-run`).
+    pub dont_run: Vec<String>,
+    /// Warnings that fail a device (`all`: every warning).
+    pub fail_on_warnings: Vec<String>,
+    /// Waived check ids and why.
+    pub waivers: std::collections::BTreeMap<String, String>,
+}
+
+/// A rollout's soak time: fixed, or a template (rendered with the variables of the wave's first device, e.g.
+/// `"{{ rollout_soak | default('5m') }}"`, so `-e rollout_soak=2s` shortens it).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Soak {
+    /// This long.
+    Fixed(std::time::Duration),
+    /// A template giving a duration.
+    Template(String),
+}
+
+/// What judges a wave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gate {
+    /// edgefleet's verification (`iotedge_verify`'s checks), edgeAgent and edgeHub running, module restart counts
+    /// not rising during the soak, and no check that was ok when the soak began failing at its end.
+    Verify,
 }
 
 /// A role as used by a play or task: the loaded role plus the parameters it was given.
@@ -114,6 +151,8 @@ pub struct Play {
     pub serial: Vec<Serial>,
     /// `max_fail_percentage`.
     pub max_fail_percentage: Option<f64>,
+    /// `rollout:` (health-gated waves), when given.
+    pub rollout: Option<Rollout>,
     /// `any_errors_fatal`.
     pub any_errors_fatal: bool,
     /// `become`.

@@ -121,6 +121,7 @@ fn parse_play(node: &Node, file: &Arc<PathBuf>, dir: &Path, ctx: &mut LoadCtx<'_
         handlers: vec![],
         serial: vec![],
         max_fail_percentage: None,
+        rollout: None,
         any_errors_fatal: false,
         become_: None,
         become_user: None,

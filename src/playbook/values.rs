@@ -1,5 +1,5 @@
 //! Reading one keyword's value from YAML: booleans (Ansible's spellings), scalars as text, string lists,
-//! conditions, variable mappings and `serial` (free-form `key=value` strings are `kv`'s).
+//! conditions, variable mappings, `serial` and `rollout` (free-form `key=value` strings are `kv`'s).
 //!
 //! Owns the shapes a value may take and the message when it takes another. Every reader is pure: a node in,
 //! a value or a message out (the caller places the message at the keyword). It must not record diagnostics,
@@ -7,7 +7,7 @@
 
 use serde_json::{Map, Value};
 
-use super::model::{Cond, Serial};
+use super::model::{Cond, Gate, Rollout, Serial, Soak};
 use crate::vars::Vars;
 use crate::yaml::{Node, NodeValue};
 
@@ -143,6 +143,111 @@ pub(super) fn parse_serial(n: &Node) -> Result<Vec<Serial>, String> {
     }
 }
 
+/// `rollout:` as written: every key known (a misspelt one is refused, not ignored).
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RolloutSpec {
+    soak: Value,
+    #[serde(default)]
+    gate: Option<String>,
+    #[serde(default)]
+    wait_timeout: Option<u64>,
+    #[serde(default)]
+    dont_run: Vec<String>,
+    #[serde(default)]
+    fail_on_warnings: Vec<String>,
+    #[serde(default)]
+    waivers: std::collections::BTreeMap<String, String>,
+}
+
+/// The verification's wait when `rollout` does not say (`iotedge_verify`'s default).
+pub const ROLLOUT_WAIT_TIMEOUT: u64 = 120;
+
+/// `rollout:` — a mapping with `soak` (required) and optionally `gate: verify` and the verification's
+/// `wait_timeout`, `dont_run`, `fail_on_warnings`, `waivers`; null means none.
+pub(super) fn parse_rollout(n: &Node) -> Result<Option<Rollout>, String> {
+    if n.is_null() {
+        return Ok(None);
+    }
+    if n.as_map().is_none() {
+        return Err(format!(
+            "rollout must be a mapping like `{{soak: 30s, gate: verify}}`, found {}",
+            n.type_name()
+        ));
+    }
+    let spec: RolloutSpec = serde_json::from_value(n.to_json()).map_err(|e| {
+        format!(
+            "rollout: {e} (keys: soak, gate, wait_timeout, dont_run, fail_on_warnings, waivers)"
+        )
+    })?;
+    let soak = match &spec.soak {
+        Value::String(t) if crate::template::Templar::is_template(t) => Soak::Template(t.clone()),
+        v => Soak::Fixed(parse_duration(v).map_err(|e| format!("rollout: soak: {e}"))?),
+    };
+    let gate = match spec.gate.as_deref() {
+        None | Some("verify") => Gate::Verify,
+        Some(other) => {
+            return Err(format!(
+                "rollout: gate: '{other}' is not a gate; the gate is `verify` (edgefleet's verification and module health)"
+            ))
+        }
+    };
+    Ok(Some(Rollout {
+        soak,
+        gate,
+        wait_timeout: spec.wait_timeout.unwrap_or(ROLLOUT_WAIT_TIMEOUT),
+        dont_run: spec.dont_run,
+        fail_on_warnings: spec.fail_on_warnings,
+        waivers: spec.waivers,
+    }))
+}
+
+/// A duration: seconds as a number, or a string of number-unit parts (`500ms`, `30s`, `2m`, `1h`, `1m30s`).
+pub fn parse_duration(v: &Value) -> Result<std::time::Duration, String> {
+    let bad = |s: &str| {
+        format!("'{s}' is not a duration: write seconds (30) or a number with a unit (500ms, 30s, 2m, 1h)")
+    };
+    let secs = |x: f64, s: &str| std::time::Duration::try_from_secs_f64(x).map_err(|_| bad(s));
+    match v {
+        Value::Number(n) => {
+            let x = n.as_f64().unwrap_or(-1.0);
+            secs(x, &n.to_string())
+        }
+        Value::String(s) => {
+            let t = s.trim();
+            if let Ok(x) = t.parse::<f64>() {
+                return secs(x, s);
+            }
+            let mut total = 0.0;
+            let mut rest = t;
+            while !rest.is_empty() {
+                let num_end = rest
+                    .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+                    .ok_or_else(|| bad(s))?;
+                let x: f64 = rest[..num_end].parse().map_err(|_| bad(s))?;
+                rest = &rest[num_end..];
+                let unit_end = rest
+                    .find(|c: char| c.is_ascii_digit() || c == '.')
+                    .unwrap_or(rest.len());
+                let mult = match rest[..unit_end].trim() {
+                    "ms" => 0.001,
+                    "s" => 1.0,
+                    "m" => 60.0,
+                    "h" => 3600.0,
+                    _ => return Err(bad(s)),
+                };
+                total += x * mult;
+                rest = &rest[unit_end..];
+            }
+            if t.is_empty() {
+                return Err(bad(s));
+            }
+            secs(total, s)
+        }
+        other => Err(bad(&other.to_string())),
+    }
+}
+
 /// A valid variable name (`register:`, free-form argument names).
 pub(super) fn is_identifier(s: &str) -> bool {
     let mut c = s.chars();
@@ -186,5 +291,61 @@ mod tests {
         );
         assert!(parse_serial(&node("[]")).is_err());
         assert!(parse_serial(&node("'150%'")).is_err());
+        assert_eq!(
+            parse_serial(&node("[1, '10%', '100%']")).unwrap(),
+            [
+                Serial::Count(1),
+                Serial::Percent(10.0),
+                Serial::Percent(100.0)
+            ]
+        );
+        assert_eq!(parse_serial(&node("'3'")).unwrap(), [Serial::Count(3)]);
+        assert!(parse_serial(&node("'ten'")).unwrap_err().contains("'ten'"));
+    }
+
+    #[test]
+    fn rollout_shapes() {
+        let secs = |s| Soak::Fixed(std::time::Duration::from_secs(s));
+        let r = parse_rollout(&node("{soak: 30s}")).unwrap().unwrap();
+        assert_eq!(r.soak, secs(30));
+        assert_eq!(
+            (r.gate, r.wait_timeout),
+            (Gate::Verify, ROLLOUT_WAIT_TIMEOUT)
+        );
+        let r = parse_rollout(&node(
+            "{soak: 1m30s, gate: verify, wait_timeout: 5, dont_run: [a], fail_on_warnings: [all], waivers: {x: why}}",
+        ))
+        .unwrap()
+        .unwrap();
+        assert_eq!(r.soak, secs(90));
+        assert_eq!((r.wait_timeout, r.dont_run.len()), (5, 1));
+        assert_eq!(r.waivers["x"], "why");
+        assert_eq!(
+            parse_rollout(&node("{soak: 250ms}")).unwrap().unwrap().soak,
+            Soak::Fixed(std::time::Duration::from_millis(250))
+        );
+        assert_eq!(
+            parse_rollout(&node("{soak: 2}")).unwrap().unwrap().soak,
+            secs(2)
+        );
+        assert_eq!(
+            parse_rollout(&node("{soak: \"{{ s | default('5m') }}\"}"))
+                .unwrap()
+                .unwrap()
+                .soak,
+            Soak::Template("{{ s | default('5m') }}".into())
+        );
+        assert!(parse_rollout(&node("null")).unwrap().is_none());
+        let e = parse_rollout(&node("{soak: 30s, sok: 1}")).unwrap_err();
+        assert!(e.contains("unknown field `sok`"), "{e}");
+        let e = parse_rollout(&node("{gate: verify}")).unwrap_err();
+        assert!(e.contains("missing field `soak`"), "{e}");
+        let e = parse_rollout(&node("{soak: 30 seconds}")).unwrap_err();
+        assert!(e.contains("'30 seconds' is not a duration"), "{e}");
+        assert!(parse_rollout(&node("{soak: -1}")).is_err());
+        assert!(parse_rollout(&node("{soak: 1s, gate: ping}"))
+            .unwrap_err()
+            .contains("'ping' is not a gate"));
+        assert!(parse_rollout(&node("[1]")).unwrap_err().contains("mapping"));
     }
 }

@@ -266,6 +266,21 @@ pub struct InFlight {
     pub doing_for: Duration,
 }
 
+/// Where a rollout stopped, and what it left untouched.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RolloutStop {
+    /// The play.
+    pub play: String,
+    /// The last wave that ran (1-based).
+    pub wave: usize,
+    /// Waves in the play.
+    pub waves: usize,
+    /// Why.
+    pub reason: String,
+    /// Devices of the later waves (never contacted).
+    pub untouched: Vec<String>,
+}
+
 /// Every device, folded from events.
 #[derive(Debug)]
 pub struct Fleet {
@@ -287,6 +302,10 @@ pub struct Fleet {
     pub aborted: Option<String>,
     /// Warnings in order: (host, message).
     pub warnings: Vec<(Option<String>, String)>,
+    /// Every gated wave of a rollout, in order.
+    pub waves: Vec<super::WaveResult>,
+    /// Where a rollout stopped: (play, last wave, waves, reason, untouched devices).
+    pub rollout_stopped: Option<RolloutStop>,
     devices: Vec<Device>,
     index: HashMap<String, usize>,
     in_flight: BTreeSet<(Instant, usize)>,
@@ -312,6 +331,8 @@ impl Fleet {
             interrupted: false,
             aborted: None,
             warnings: vec![],
+            waves: vec![],
+            rollout_stopped: None,
             devices: vec![],
             index: HashMap::new(),
             in_flight: BTreeSet::new(),
@@ -373,7 +394,23 @@ impl Fleet {
                 self.counts.total = (*hosts).max(self.devices.len());
             }
             Event::PlayStarted { name, .. } => self.plays.push(name.clone()),
-            Event::BatchStarted { .. } => {}
+            Event::BatchStarted { .. } | Event::WaveSoaking { .. } => {}
+            Event::WaveGate(w) => self.waves.push(w.clone()),
+            Event::RolloutStopped {
+                play,
+                wave,
+                waves,
+                reason,
+                untouched,
+            } => {
+                self.rollout_stopped = Some(RolloutStop {
+                    play: play.clone(),
+                    wave: *wave,
+                    waves: *waves,
+                    reason: reason.clone(),
+                    untouched: untouched.clone(),
+                })
+            }
             Event::HostConnecting { host } => {
                 let i = self.active(host, now);
                 self.devices[i].connecting = Some(now);

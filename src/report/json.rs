@@ -194,6 +194,18 @@ pub struct Report<'a> {
     pub findings: Option<FindingTotals>,
     /// Warnings, each distinct message once.
     pub warnings: Vec<WarningEntry>,
+    /// The waves of a rollout and their gates (absent when no play has `rollout:`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<RolloutSection<'a>>,
+}
+
+/// The waves of a rollout (`rollout:` plays): every gated wave in order, and where the rollout stopped.
+#[derive(Debug, Serialize)]
+pub struct RolloutSection<'a> {
+    /// Every gated wave.
+    pub waves: &'a [super::WaveResult],
+    /// Where the rollout stopped and which devices it left untouched (null when it ran to the end).
+    pub stopped: Option<&'a super::fleet::RolloutStop>,
 }
 
 /// Build the report document (redacted).
@@ -279,6 +291,10 @@ pub fn report(f: &Fleet, exit_code: i32) -> Report<'_> {
             .into_iter()
             .map(|(message, hosts)| WarningEntry { message, hosts })
             .collect(),
+        rollout: (!f.waves.is_empty() || f.rollout_stopped.is_some()).then(|| RolloutSection {
+            waves: &f.waves,
+            stopped: f.rollout_stopped.as_ref(),
+        }),
     }
 }
 

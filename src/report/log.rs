@@ -96,6 +96,41 @@ fn lines(ev: &Event) -> Vec<(String, String)> {
             run(),
             format!("batch {index} started: {}", hosts.join(" ")),
         )],
+        Event::WaveSoaking {
+            play,
+            index,
+            waves,
+            hosts,
+            soak,
+        } => vec![(
+            run(),
+            format!(
+                "play {play}: wave {index}/{waves} ({hosts} devices) soaking {}",
+                human_duration(*soak)
+            ),
+        )],
+        Event::WaveGate(w) => {
+            let mut v = vec![(run(), super::plain::wave_gate_line(w))];
+            v.extend(
+                w.unhealthy
+                    .iter()
+                    .map(|u| (u.host.clone(), format!("UNHEALTHY: {}", u.reasons.join("; ")))),
+            );
+            v
+        }
+        Event::RolloutStopped {
+            play,
+            wave,
+            waves,
+            reason,
+            untouched,
+        } => vec![(
+            run(),
+            format!(
+                "play {play}: rollout stopped after wave {wave}/{waves} ({} devices untouched): {reason}",
+                untouched.len()
+            ),
+        )],
         Event::HostConnecting { host } => vec![(host.clone(), "connecting".into())],
         Event::HostConnected { host, elapsed } => vec![(
             host.clone(),

@@ -175,6 +175,69 @@ pub struct Finding {
     pub bytes: Option<u64>,
 }
 
+/// One device a wave's health gate found unhealthy, and why (each reason one line).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Unhealthy {
+    /// Device.
+    pub host: String,
+    /// Why: failing checks, services or modules down, module restarts during the soak, new failing checks.
+    pub reasons: Vec<String>,
+}
+
+/// How a wave's gate came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GateStatus {
+    /// Unhealthy devices within the tolerance: the rollout goes on.
+    Passed,
+    /// More unhealthy devices than the tolerance: the rollout stops.
+    Failed,
+    /// Not judged (check mode, or no device of the wave changed).
+    Skipped,
+}
+
+impl GateStatus {
+    /// The lowercase name used in every output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GateStatus::Passed => "passed",
+            GateStatus::Failed => "failed",
+            GateStatus::Skipped => "skipped",
+        }
+    }
+}
+
+/// How one wave (a `serial` batch of a play with `rollout:`) came out: what changed, the soak, the gate.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WaveResult {
+    /// The play.
+    pub play: String,
+    /// 1-based wave number.
+    pub index: usize,
+    /// Waves in the play.
+    pub waves: usize,
+    /// The wave's devices.
+    pub hosts: Vec<String>,
+    /// Devices of the wave on which something changed.
+    pub changed: usize,
+    /// Devices of the wave that failed (or were unreachable) before the gate.
+    pub failed: usize,
+    /// How long the wave soaked (zero when the gate was skipped).
+    #[serde(rename = "soak_ms", with = "duration_ms")]
+    pub soak: Duration,
+    /// The gate's verdict.
+    pub gate: GateStatus,
+    /// Why the gate was skipped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped_because: Option<String>,
+    /// Devices the gate found healthy.
+    pub healthy: usize,
+    /// Devices the gate found unhealthy (failed devices included), with why.
+    pub unhealthy: Vec<Unhealthy>,
+    /// The tolerance: the percentage of the wave that may be unhealthy (`max_fail_percentage`, else 0).
+    pub max_fail_percentage: f64,
+}
+
 /// Something the engine did or saw. Serialized as one JSON line per event in `--output jsonl`.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
@@ -201,6 +264,35 @@ pub enum Event {
         index: usize,
         /// Hosts in the batch.
         hosts: Vec<String>,
+    },
+    /// A wave of a rollout finished its tasks and soaks before its gate.
+    WaveSoaking {
+        /// The play.
+        play: String,
+        /// 1-based wave number.
+        index: usize,
+        /// Waves in the play.
+        waves: usize,
+        /// Devices in the wave.
+        hosts: usize,
+        /// How long it soaks.
+        #[serde(rename = "soak_ms", with = "duration_ms")]
+        soak: Duration,
+    },
+    /// A wave's gate has judged it.
+    WaveGate(WaveResult),
+    /// A rollout stopped: the waves after `wave` did not start.
+    RolloutStopped {
+        /// The play.
+        play: String,
+        /// The last wave that ran (1-based).
+        wave: usize,
+        /// Waves in the play.
+        waves: usize,
+        /// Why.
+        reason: String,
+        /// Devices of the later waves, untouched.
+        untouched: Vec<String>,
     },
     /// Connecting to a host.
     HostConnecting {

@@ -35,6 +35,29 @@ pub struct LineFormatter {
     warnings: HashMap<String, usize>,
 }
 
+/// `WAVE 2/3 (2 devices) | gate FAILED: 2 of 2 unhealthy (tolerance 0%) after a 2s soak`.
+pub fn wave_gate_line(w: &super::WaveResult) -> String {
+    let head = format!("WAVE {}/{} ({} devices)", w.index, w.waves, w.hosts.len());
+    match w.gate {
+        super::GateStatus::Skipped => format!(
+            "{head} | gate skipped: {}",
+            w.skipped_because.as_deref().unwrap_or("not judged")
+        ),
+        g => format!(
+            "{head} | gate {}: {} of {} unhealthy (tolerance {}%) after a {} soak",
+            if g == super::GateStatus::Passed {
+                "passed"
+            } else {
+                "FAILED"
+            },
+            w.unhealthy.len(),
+            w.hosts.len(),
+            w.max_fail_percentage,
+            human_duration(w.soak)
+        ),
+    }
+}
+
 impl LineFormatter {
     /// A formatter for `mode` at `-v` level `verbose`.
     pub fn new(mode: LineMode, verbose: u8, paint: Paint) -> Self {
@@ -56,6 +79,45 @@ impl LineFormatter {
             }
             Event::BatchStarted { index, hosts } => {
                 out.push(p.bold(&format!("BATCH {index} ({} devices)", hosts.len())));
+            }
+            Event::WaveSoaking {
+                index,
+                waves,
+                hosts,
+                soak,
+                ..
+            } => {
+                out.push(format!(
+                    "WAVE {index}/{waves} ({hosts} devices) | soaking {} before its gate",
+                    human_duration(*soak)
+                ));
+            }
+            Event::WaveGate(w) => {
+                let line = wave_gate_line(w);
+                out.push(match w.gate {
+                    super::GateStatus::Failed => p.bold_red(&line),
+                    super::GateStatus::Passed => p.green(&line),
+                    super::GateStatus::Skipped => line,
+                });
+                for u in &w.unhealthy {
+                    out.push(format!(
+                        "{} | {} | {}",
+                        u.host,
+                        p.red("UNHEALTHY"),
+                        u.reasons.join("; ")
+                    ));
+                }
+            }
+            Event::RolloutStopped {
+                wave,
+                waves,
+                untouched,
+                ..
+            } => {
+                out.push(p.bold_red(&format!(
+                    "ROLLOUT STOPPED after wave {wave}/{waves}: {} devices of the later waves untouched",
+                    untouched.len()
+                )));
             }
             Event::HostUnreachable { host, error } => {
                 out.push(format!(

@@ -129,11 +129,47 @@ pub fn render(f: &Fleet, o: RecapOptions) -> String {
     if let Some(a) = &f.aborted {
         out.push_str(&format!("{}: {a}\n", p.red("run stopped early")));
     }
+    out.push_str(&rollout(f, p));
     out.push_str(&problems(f, p));
     out.push_str(&verify_matrix(f, o));
     out.push_str(&findings(f, o));
     out.push_str(&warnings(f, p));
     redact(&out).into_owned()
+}
+
+/// The waves of a rollout: one line per wave (its gate), each unhealthy device with why, and where the rollout
+/// stopped with how many devices it left untouched.
+fn rollout(f: &Fleet, p: Paint) -> String {
+    if f.waves.is_empty() && f.rollout_stopped.is_none() {
+        return String::new();
+    }
+    let mut out = format!("{}\n", p.bold("ROLLOUT"));
+    for w in &f.waves {
+        out.push_str(&format!("  {}\n", super::plain::wave_gate_line(w)));
+        for u in &w.unhealthy {
+            out.push_str(&format!(
+                "    {} {}: {}\n",
+                p.red("unhealthy"),
+                u.host,
+                u.reasons.join("; ")
+            ));
+        }
+    }
+    if let Some(s) = &f.rollout_stopped {
+        out.push_str(&format!(
+            "  {} after wave {}/{}: {} devices untouched{}\n",
+            p.bold_red("stopped"),
+            s.wave,
+            s.waves,
+            s.untouched.len(),
+            if s.untouched.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", names(&s.untouched, 5))
+            }
+        ));
+    }
+    out
 }
 
 /// The devices that are not ok, identical (status, error) pairs grouped.

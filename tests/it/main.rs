@@ -31,4 +31,5 @@ mod template;
 mod tools;
 mod vault;
 mod verify_running;
+mod waves;
 mod xfer;

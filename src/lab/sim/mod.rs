@@ -33,7 +33,7 @@
 //! `counters.json` (`config_apply`, `config_apply_failed`, `service_restart`, `docker_restart`, `iotedge_check`,
 //! and `invoke_<program>` per program), `invocations.log` (`<unix_ms> <program> <args...>`; the systemctl calls
 //! `iotedge` makes internally appear as their own lines, as real child processes would), `journal/<unit>.log`,
-//! `services.json`, `docker.json`, `faults/{apply-fails,check-error,docker-down,edge-ca-rejected,container-list-fails,dns-fails,ports-blocked,behind-proxy}`,
+//! `services.json`, `docker.json`, `faults/{apply-fails,check-error,docker-down,edge-ca-rejected,container-list-fails,dns-fails,ports-blocked,behind-proxy,crashloop-after-change}`,
 //! `unit-env.json` (the loaded drop-in environments),
 //! `packages.json` and `dpkg.json` (the package database, see `pkgdb`). Knobs for the lab and tests:
 //! `architecture` (the device's dpkg architecture, default amd64), `airgapped` (no route out),

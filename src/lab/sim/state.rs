@@ -127,6 +127,31 @@ impl Env {
     }
 }
 
+/// The fault file of `crashloop-after-change`.
+pub const CRASHLOOP_FAULT: &str = "crashloop-after-change";
+/// A crash-looping edgeHub restarts this often (it shows `running`, `Up` less than this, its restart count rising).
+pub const CRASHLOOP_PERIOD_MS: u64 = 1000;
+
+/// A crash-looping edgeHub as it is now: one restart when the loop began and one per period since. A pure
+/// function of the time, so it is the same whoever reads it, and saving it back changes nothing.
+fn crashloop(env: &Env, d: &mut Docker) {
+    let Some(t) = env.fault(CRASHLOOP_FAULT) else {
+        return;
+    };
+    let mut w = t.split_whitespace().map(str::parse::<u64>);
+    let (Some(Ok(start)), Some(Ok(base))) = (w.next(), w.next()) else {
+        return;
+    };
+    let Some(i) = d.find("edgeHub") else {
+        return;
+    };
+    let n = env.now_ms.saturating_sub(start) / CRASHLOOP_PERIOD_MS;
+    let c = &mut d.containers[i];
+    c.status = "running".into();
+    c.restart_count = base + n + 1;
+    c.started_ms = start + n * CRASHLOOP_PERIOD_MS;
+}
+
 /// The machine hostname from `gethostname(2)`.
 /// A JSON object as a map of strings (non-string values in their JSON text, as Docker shows them); anything
 /// else is an empty map.
@@ -714,9 +739,28 @@ impl State {
 
     fn load_docker(&mut self) -> Result<(), StateError> {
         if self.docker.is_none() {
-            self.docker = Some(read_json(&self.env.state_file("docker.json"))?);
+            let mut d: Docker = read_json(&self.env.state_file("docker.json"))?;
+            crashloop(&self.env, &mut d);
+            self.docker = Some(d);
         }
         Ok(())
+    }
+
+    /// The `crashloop-after-change` fault: when it is armed (its file is empty), a successful `iotedge config
+    /// apply` sets edgeHub crash-looping from now on (the file then holds `<start ms> <edgeHub's restart count
+    /// then>`; see [`CRASHLOOP_PERIOD_MS`]).
+    pub fn crashloop_after_change(&mut self) -> Result<(), StateError> {
+        if self.env.fault(CRASHLOOP_FAULT).as_deref() != Some("") {
+            return Ok(());
+        }
+        let d = self.docker()?;
+        let base = d
+            .find("edgeHub")
+            .map(|i| d.containers[i].restart_count)
+            .unwrap_or(0);
+        let p = self.env.state_file("faults").join(CRASHLOOP_FAULT);
+        fs::write(&p, format!("{} {base}\n", self.env.now_ms))
+            .map_err(|source| StateError::Io { path: p, source })
     }
 
     /// The installed packages and versions (`packages.json`, or [`default_packages`]).
@@ -844,6 +888,34 @@ pub fn journal_lines(env: &Env, units: &[String]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_crash_loop_is_a_function_of_time_since_it_began() {
+        let dir = std::env::temp_dir().join(format!("ef-crashloop-{}", std::process::id()));
+        let mut env = Env::for_root(&dir);
+        let faults = env.state_file("faults");
+        fs::create_dir_all(&faults).unwrap();
+        let hub = |restarts| Container {
+            name: "edgeHub".into(),
+            status: "running".into(),
+            restart_count: restarts,
+            ..Default::default()
+        };
+        let mut d = Docker::default();
+        d.containers.push(hub(4));
+        // Armed but not set off: nothing changes.
+        fs::write(faults.join(CRASHLOOP_FAULT), "").unwrap();
+        crashloop(&env, &mut d);
+        assert_eq!(d.containers[0].restart_count, 4);
+        // Set off at t=10s with 4 restarts: one at once, one more every period; reading twice changes nothing.
+        fs::write(faults.join(CRASHLOOP_FAULT), "10000 4\n").unwrap();
+        env.now_ms = 10_000 + 2 * CRASHLOOP_PERIOD_MS + 500;
+        crashloop(&env, &mut d);
+        crashloop(&env, &mut d);
+        assert_eq!(d.containers[0].restart_count, 7);
+        assert_eq!(d.containers[0].started_ms, 10_000 + 2 * CRASHLOOP_PERIOD_MS);
+        fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn paths_are_confined_under_the_root() {

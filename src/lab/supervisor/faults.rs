@@ -23,7 +23,9 @@
 //! the restart that reverts it lets connections in again); `none` clears everything (and releases that lock).
 //! The module faults `module-unpinned`, `module-no-log-limits`, `module-privileged`, `module-no-memory-limit`
 //! and `edgehub-no-storage-bind` change a running module container (`sim::lab_states::ModuleFault`; `none`
-//! recreates changed containers). Also the faults' CLI spelling.
+//! recreates changed containers). `crashloop-after-change` creates its fault file empty (armed: the device's next
+//! successful `iotedge config apply` sets edgeHub crash-looping, its restart count rising every second). Also
+//! the faults' CLI spelling.
 //!
 //! It must not speak the control protocol (that is `control`).
 
@@ -101,6 +103,8 @@ pub enum FaultKind {
     ModuleNoMemoryLimit,
     /// edgeHub's storageFolder is not on a host directory.
     EdgehubNoStorageBind,
+    /// edgeHub crash-loops (its restart count rises) once a config change is applied.
+    CrashloopAfterChange,
 }
 
 impl FaultKind {
@@ -135,6 +139,7 @@ impl FaultKind {
         FaultKind::ModulePrivileged,
         FaultKind::ModuleNoMemoryLimit,
         FaultKind::EdgehubNoStorageBind,
+        FaultKind::CrashloopAfterChange,
     ];
 }
 
@@ -184,6 +189,7 @@ pub fn fault_name(k: FaultKind) -> &'static str {
         FaultKind::ModulePrivileged => "module-privileged",
         FaultKind::ModuleNoMemoryLimit => "module-no-memory-limit",
         FaultKind::EdgehubNoStorageBind => "edgehub-no-storage-bind",
+        FaultKind::CrashloopAfterChange => "crashloop-after-change",
     }
 }
 
@@ -428,6 +434,7 @@ pub(super) async fn apply_fault(
                 "dns-fails",
                 "ports-blocked",
                 "behind-proxy",
+                "crashloop-after-change",
             ] {
                 match std::fs::remove_file(sim_fault_file(sh, dev, f)) {
                     Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(io_err(e)),
@@ -500,7 +507,8 @@ pub(super) async fn apply_fault(
         FaultKind::ApplyFails
         | FaultKind::CheckError
         | FaultKind::ContainerListFails
-        | FaultKind::DnsFails => {
+        | FaultKind::DnsFails
+        | FaultKind::CrashloopAfterChange => {
             let p = sim_fault_file(sh, dev, &name);
             if let Some(parent) = p.parent() {
                 std::fs::create_dir_all(parent).map_err(io_err)?;

@@ -7,7 +7,8 @@
 //! under `/var/secrets/aziot/keyd/` and the five `config.d/00-super.toml` files (header, mode 0600, owned by
 //! each service user) — and finally a restart of the aziot services through `systemctl` (a failing systemctl
 //! is printed but apply still exits 0). It ALWAYS restarts, even when nothing changed, and never restarts
-//! Docker. The `apply-fails` fault makes it exit 1 before writing anything. `systemctl` runs as a child process
+//! Docker. The `apply-fails` fault makes it exit 1 before writing anything; a successful apply sets an armed
+//! `crashloop-after-change` fault off (edgeHub crash-loops from then on, see `state`). `systemctl` runs as a child process
 //! (the dispatcher's `Spawn`), so its calls show up in `invocations.log`; this module must not import a program.
 //!
 //! The device-independent steps are pure functions tests call in-process: [`parse_and_check`] (parse with
@@ -60,6 +61,7 @@ pub fn config_apply(
     match apply_inner(st, config_file, io, spawn)? {
         Ok(()) => {
             st.bump("config_apply")?;
+            st.crashloop_after_change()?;
             Ok(0)
         }
         Err(msg) => {
