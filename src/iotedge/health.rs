@@ -112,7 +112,9 @@ mod tests {
              \u{1e}EF:docker\nServer:\n Engine:\n  Version: 24.0.9+azure-1\n\
              \u{1e}EF:daemon\n{{\"dns\":[\"10.0.0.53\"],\"log-driver\":\"local\",\"log-opts\":{{\"max-size\":\"10m\",\"max-file\":\"3\"}}}}\n\
              \u{1e}EF:config\n{cfg}\n\
-             \u{1e}EF:restarts\n/edgeAgent 0 running 2026-12-03T18:00:00.000000000Z\n/edgeHub {hub_restarts} running {hub_started}\n"
+             \u{1e}EF:running 0\n{inspect}\n\
+             \u{1e}EF:restarts\n/edgeAgent 0 running 2026-12-03T18:00:00.000000000Z\n/edgeHub {hub_restarts} running {hub_started}\n",
+            inspect = include_str!("../../tests/fixtures/facts/docker-inspect.json").trim_end()
         )
     }
 

@@ -613,7 +613,6 @@ mod tests {
     use crate::facts::FactCache;
     use crate::template::Templar;
     use crate::transport::{ExitStatus, SharedTransport};
-    use base64::Engine as _;
 
     const CONFIG: &str = "hostname = \"edge-1\"\n[edge_ca]\ncert = \"file:///var/aziot/certs/edge-ca.cert.pem\"\npk = \"file:///var/aziot/secrets/edge-ca.key.pem\"\n";
 
@@ -629,15 +628,20 @@ mod tests {
         p.self_signed(&key).unwrap().pem().into_bytes()
     }
 
-    /// What the certificate gather prints.
+    /// What the certificate gather prints (a file's lines each after one space).
     fn gather(device_time: i64, config: Option<&str>, cert: Option<&[u8]>) -> String {
-        let b = |x: &[u8]| base64::engine::general_purpose::STANDARD.encode(x);
+        let b = |x: &[u8]| {
+            String::from_utf8_lossy(x)
+                .lines()
+                .map(|l| format!(" {l}\n"))
+                .collect::<String>()
+        };
         let mut s = format!("\u{1e}EF:time {device_time}\n");
         if let Some(c) = config {
-            s.push_str(&format!("\u{1e}EF:config\n{}\n", b(c.as_bytes())));
+            s.push_str(&format!("\u{1e}EF:config\n{}", b(c.as_bytes())));
             match cert {
                 Some(pem) => s.push_str(&format!(
-                    "\u{1e}EF:file cert ok /var/aziot/certs/edge-ca.cert.pem\n{}\n",
+                    "\u{1e}EF:file cert ok /var/aziot/certs/edge-ca.cert.pem\n{}",
                     b(pem)
                 )),
                 None => {
