@@ -24,6 +24,7 @@ mod nonroot;
 mod playbook;
 mod renew;
 mod report;
+mod shard;
 mod sim;
 mod ssh;
 mod support;
