@@ -22,9 +22,18 @@ use crate::transport::runlock::{DEFAULT_LOCK_WAIT_SECS, MAX_LOCK_WAIT_SECS};
 use crate::transport::ssh::HostKeyPolicy;
 use crate::transport::ssh_target::DEFAULT_CONNECT_TIMEOUT;
 
+/// What `--version` prints after the name: the package version and the git commit it was built from (set by
+/// `build.rs`; "unknown" in a build outside a git checkout, e.g. from a source tarball).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("EDGEFLEET_GIT_COMMIT"),
+    ")"
+);
+
 /// Fleet provisioning for Azure IoT Edge devices over SSH.
 #[derive(Debug, Parser)]
-#[command(name = "edgefleet", version, about, long_about = None, propagate_version = true)]
+#[command(name = "edgefleet", version = VERSION, about, long_about = None, propagate_version = true)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -52,6 +61,60 @@ pub enum Command {
     Lint(LintArgs),
     /// JSON reports: merge the reports of sharded runs into one fleet report.
     Report(ReportArgs),
+    /// Print a shell completion script for bash, zsh or fish (bash also completes --limit from the inventory).
+    Completions(CompletionsArgs),
+    /// Write the man pages: edgefleet.1 and one per subcommand (edgefleet-play.1, edgefleet-lab-up.1, ...).
+    Man(ManArgs),
+}
+
+/// `edgefleet completions`.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Load it in the running shell, e.g. bash: source <(edgefleet completions bash); or install it where the shell
+looks: bash ~/.local/share/bash-completion/completions/edgefleet, zsh a directory on $fpath as _edgefleet,
+fish ~/.config/fish/completions/edgefleet.fish. In bash, --limit/-l completes the host and group names of the
+inventory given by -i on the same line (else $EDGEFLEET_INVENTORY); encrypted vars files are never opened.")]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: CompletionShell,
+}
+
+/// The shells `edgefleet completions` writes scripts for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompletionShell {
+    /// GNU bash (with dynamic completion of --limit).
+    Bash,
+    /// zsh.
+    Zsh,
+    /// fish.
+    Fish,
+}
+
+/// `edgefleet man`.
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Directory to write the pages into (created if missing; existing pages are replaced).
+    #[arg(long, value_name = "DIR", required = true)]
+    pub dir: PathBuf,
+}
+
+/// Subcommand name of [`CompleteHostsArgs`].
+pub const COMPLETE_HOSTS: &str = "__complete-hosts";
+
+/// `edgefleet __complete-hosts [-i INVENTORY]... [--] CURRENT` (internal): completes a --limit pattern with the
+/// inventory's host and group names, for the bash completion script. Parsed apart from [`Cli`] (`commands::main`
+/// looks for it first) because clap_complete's scripts offer hidden subcommands: this way neither the scripts
+/// nor the man pages, both generated from `Cli`, ever show it.
+#[derive(Debug, Parser)]
+#[command(name = "edgefleet __complete-hosts", version = VERSION)]
+pub struct CompleteHostsArgs {
+    /// Inventory file or directory (repeatable). Default: $EDGEFLEET_INVENTORY.
+    #[arg(short = 'i', long = "inventory", value_name = "INVENTORY")]
+    pub inventory: Vec<PathBuf>,
+    /// The --limit pattern typed so far.
+    #[arg(value_name = "CURRENT", default_value = "", allow_hyphen_values = true)]
+    pub current: String,
 }
 
 /// Where the inventory comes from.
@@ -624,6 +687,7 @@ mod tests {
     #[test]
     fn cli_is_well_formed() {
         Cli::command().debug_assert();
+        CompleteHostsArgs::command().debug_assert();
     }
 }
 

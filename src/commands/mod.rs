@@ -22,9 +22,11 @@ use crate::error::{AppError, ExitCode};
 
 mod bundle;
 mod certs;
+mod completions;
 mod inventory;
 mod lab;
 mod lint;
+mod man;
 mod ping;
 mod play;
 mod report;
@@ -33,6 +35,15 @@ mod vault;
 
 /// Parse `args` (including argv\[0\]), run the command, print its error if it failed; returns the exit code.
 pub fn main(args: Vec<OsString>) -> ExitCode {
+    if args.get(1).is_some_and(|a| a == crate::cli::COMPLETE_HOSTS) {
+        return match crate::cli::CompleteHostsArgs::try_parse_from(&args[1..]) {
+            Ok(a) => finish(completions::complete_hosts(a)),
+            Err(e) => {
+                let _ = e.print();
+                ExitCode::BadOptions
+            }
+        };
+    }
     let cli = match Cli::try_parse_from(args) {
         Ok(c) => c,
         Err(e) => {
@@ -45,7 +56,12 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
             };
         }
     };
-    match run(cli) {
+    finish(run(cli))
+}
+
+/// The exit code of a command's result, its error printed.
+fn finish(result: Result<ExitCode, AppError>) -> ExitCode {
+    match result {
         Ok(code) => code,
         Err(e) => {
             eprintln!("{}", crate::redact::redact(&format_error(&e)));
@@ -132,5 +148,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, AppError> {
         Command::Bundle(a) => bundle::run(a),
         Command::Lint(a) => lint::run(a),
         Command::Report(a) => report::run(a),
+        Command::Completions(a) => completions::run(a),
+        Command::Man(a) => man::run(a),
     }
 }
