@@ -9,6 +9,7 @@ mod differential;
 mod docs;
 mod executor;
 mod fleet;
+mod fuzz;
 mod inventory;
 mod iotedge_preflight;
 mod journal;
