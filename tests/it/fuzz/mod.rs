@@ -223,9 +223,12 @@ pub fn fuzz_bytes(target: &str, tokens: &'static [&'static str], check: impl Fn(
 #[derive(Default)]
 struct Watchdog {
     /// (the target is done, the input running and since when)
-    state: Mutex<(bool, Option<(Instant, Vec<u8>)>)>,
+    state: Mutex<(bool, Option<Running>)>,
     wake: Condvar,
 }
+
+/// When an input started, and the input.
+type Running = (Instant, Vec<u8>);
 
 impl Watchdog {
     fn start(&self, input: &[u8]) {
