@@ -30,7 +30,8 @@ pub fn quote(s: &str) -> String {
     out
 }
 
-/// Split like a shell: whitespace separates, quotes group (and are removed), `{{ }}` groups.
+/// Split like a shell: whitespace separates, quotes group (and are removed), a backslash outside quotes escapes
+/// the next character, `{{ }}` groups.
 pub fn split_words(s: &str) -> Result<Vec<String>, String> {
     let mut words = Vec::new();
     let mut cur = String::new();
@@ -63,6 +64,12 @@ pub fn split_words(s: &str) -> Result<Vec<String>, String> {
             cur.push(c);
         } else if c == '"' || c == '\'' {
             quote = Some(c);
+            in_word = true;
+        } else if c == '\\' && i + 1 < chars.len() {
+            // Outside quotes a backslash takes the next character literally (POSIX sh, Python's shlex that
+            // Ansible's `command` uses): `'it'\''s'`, which `quote` writes, is the one word `it's`.
+            i += 1;
+            cur.push(chars[i]);
             in_word = true;
         } else if c.is_whitespace() {
             if in_word {
@@ -102,5 +109,14 @@ mod tests {
         assert_eq!(quote(""), "''");
         assert_eq!(quote("it's"), "'it'\\''s'");
         assert_eq!(quote("$(x)"), "'$(x)'");
+    }
+
+    #[test]
+    fn a_quoted_word_splits_back_to_itself() {
+        // Found by tests/it/fuzz/shell.rs: the quote of `'` did not split back (unbalanced quotes).
+        for w in ["'", "it's", "a\\b", "\\'", "x y"] {
+            assert_eq!(split_words(&quote(w)).unwrap(), [w]);
+        }
+        assert_eq!(split_words(r"a\ b c\\d").unwrap(), ["a b", "c\\d"]);
     }
 }

@@ -323,26 +323,34 @@ impl Inventory {
         patterns: &[String],
         warnings: &mut Vec<String>,
     ) -> Result<Vec<usize>, Diagnostic> {
+        // `hosts` never holds a host twice and `present` is its set, kept up to date: each pattern costs what it
+        // matches, not what was selected before it (a long `--limit` list stays linear).
         let mut hosts: Vec<usize> = Vec::new();
+        let mut present: HashSet<usize> = HashSet::new();
         for p in order_patterns(patterns) {
             if let Some(&h) = self.data.host_idx.get(&p) {
-                hosts.push(h);
+                if present.insert(h) {
+                    hosts.push(h);
+                }
                 continue;
             }
             let that = self.match_one_pattern(&p, warnings)?;
             if p.starts_with('!') {
                 let set: HashSet<usize> = that.into_iter().collect();
                 hosts.retain(|h| !set.contains(h));
+                present.retain(|h| !set.contains(h));
             } else if p.starts_with('&') {
                 let set: HashSet<usize> = that.into_iter().collect();
                 hosts.retain(|h| set.contains(h));
+                present.retain(|h| set.contains(h));
             } else {
-                let existing: HashSet<usize> = hosts.iter().copied().collect();
-                hosts.extend(that.into_iter().filter(|h| !existing.contains(h)));
+                for h in that {
+                    if present.insert(h) {
+                        hosts.push(h);
+                    }
+                }
             }
         }
-        let mut seen = HashSet::new();
-        hosts.retain(|h| seen.insert(*h));
         Ok(hosts)
     }
 

@@ -11,6 +11,7 @@ mod differential;
 mod docs;
 mod executor;
 mod fleet;
+mod fuzz;
 mod install;
 mod inventory;
 mod iotedge_preflight;

@@ -19,9 +19,14 @@ use super::finding::Finding;
 use super::rules::Severity;
 use super::source::{Json, Node, Pos};
 
-/// 1-based line and column of a byte offset.
+/// 1-based line and column of a byte offset (one inside a character counts as that character's start: the
+/// TOML parser's error spans can point into a multi-byte character).
 pub(super) fn pos_of(text: &str, offset: usize) -> Pos {
-    let before = &text[..offset.min(text.len())];
+    let mut offset = offset.min(text.len());
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    let before = &text[..offset];
     let line = before.matches('\n').count() as u32 + 1;
     let col = before.rsplit('\n').next().unwrap_or("").chars().count() as u32 + 1;
     Pos { line, col }
