@@ -27,6 +27,7 @@ pub mod progress;
 pub mod recap;
 mod summary;
 pub mod term;
+mod totals;
 
 /// `--output`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
