@@ -8,7 +8,8 @@
 //! event out to them: [`fleet`] folds events into per-device state that every view reads; [`plain`] formats
 //! the human lines; [`progress`] is the live terminal display; [`recap`] the end-of-run summary; [`json`] the
 //! report document and the jsonl lines; [`log`] the `--log` file; [`term`] colour and terminal facts;
-//! [`journal`] the run journal behind `--resume` and `--limit @failed`; [`metrics`] the `--metrics` file.
+//! [`journal`] the run journal behind `--resume` and `--limit @failed`; [`metrics`] the `--metrics` file;
+//! `totals` the fleet's sums (totals, findings, verify matrix rows); [`merge`] one report from a sharded run's.
 
 use std::sync::Arc;
 use std::time::Duration;
