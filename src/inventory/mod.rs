@@ -3,8 +3,7 @@
 //! Owns loading YAML and INI inventories, inventory directories, `group_vars/` and `host_vars/` (next to the
 //! inventory and next to the playbook), Ansible's variable precedence between groups and hosts, the output of
 //! `edgefleet inventory --list/--host/--graph`, `--limit` / `hosts:` patterns and the `--shard` partition
-//! (`shard.rs`). It must not connect to hosts
-//! or render templates.
+//! (`shard.rs`). It must not connect to hosts or render templates.
 //!
 //! Compatibility target: `ansible-inventory` of ansible-core 2.19 (checked by `tests/it/inventory.rs` against
 //! the real tool). Deliberate differences, all stricter or simpler:
