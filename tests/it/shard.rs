@@ -55,7 +55,8 @@ fn text(o: &Output) -> String {
 }
 
 fn read(p: &Path) -> Value {
-    serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+    serde_json::from_slice(&std::fs::read(p).unwrap())
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
 /// Device name -> (status, error) of a report.
@@ -108,13 +109,18 @@ fn four_shards_cover_a_400_device_fleet_once_and_merge_into_the_unsharded_outcom
         .map(|k| {
             let report = d.join(format!("shard-{k}.json"));
             let log = std::fs::File::create(d.join(format!("shard-{k}.log"))).unwrap();
-            let child = play(&lab, d, &format!("s{k}"), &["--shard", &format!("{k}/{SHARDS}")])
-                .arg("--report")
-                .arg(&report)
-                .stdout(log.try_clone().unwrap())
-                .stderr(log)
-                .spawn()
-                .unwrap();
+            let child = play(
+                &lab,
+                d,
+                &format!("s{k}"),
+                &["--shard", &format!("{k}/{SHARDS}")],
+            )
+            .arg("--report")
+            .arg(&report)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
             (report, child)
         })
         .collect();
@@ -133,15 +139,19 @@ fn four_shards_cover_a_400_device_fleet_once_and_merge_into_the_unsharded_outcom
         for name in names.keys() {
             *seen.entry(name.clone()).or_default() += 1;
             if name != "edge-200" {
-                let contacts = std::fs::read_to_string(lab.device_root(name).join("var/tmp/shard-contacts"))
-                    .unwrap_or_default();
+                let contacts =
+                    std::fs::read_to_string(lab.device_root(name).join("var/tmp/shard-contacts"))
+                        .unwrap_or_default();
                 assert_eq!(contacts, format!("all\ns{k}\n"), "{name}");
             }
         }
     }
     assert_eq!(seen.len(), 400, "shards cover {} devices", seen.len());
     assert!(seen.values().all(|&n| n == 1), "a device in two shards");
-    assert!(sizes.iter().all(|&n| (60..=140).contains(&n)), "uneven shards: {sizes:?}");
+    assert!(
+        sizes.iter().all(|&n| (60..=140).contains(&n)),
+        "uneven shards: {sizes:?}"
+    );
 
     // The merged report is the unsharded run's, device by device.
     let refs: Vec<&Path> = reports.iter().map(PathBuf::as_path).collect();
@@ -150,11 +160,24 @@ fn four_shards_cover_a_400_device_fleet_once_and_merge_into_the_unsharded_outcom
     assert_eq!(m.status.code(), Some(3), "{}", text(&m));
     let merged = read(&merged_path);
     assert_eq!(outcomes(&merged), outcomes(&reference));
-    for key in ["devices", "ok", "changed", "failed", "unreachable", "tasks_failed"] {
-        assert_eq!(merged["totals"][key], reference["totals"][key], "totals.{key}");
+    for key in [
+        "devices",
+        "ok",
+        "changed",
+        "failed",
+        "unreachable",
+        "tasks_failed",
+    ] {
+        assert_eq!(
+            merged["totals"][key], reference["totals"][key],
+            "totals.{key}"
+        );
     }
     assert_eq!(merged["exit_code"], 3);
-    assert_eq!(merged["merged_from"].as_array().unwrap().len(), SHARDS as usize);
+    assert_eq!(
+        merged["merged_from"].as_array().unwrap().len(),
+        SHARDS as usize
+    );
     crate::report::assert_valid(
         &crate::report::load_schema("report.schema.json"),
         &merged,
@@ -162,7 +185,11 @@ fn four_shards_cover_a_400_device_fleet_once_and_merge_into_the_unsharded_outcom
     );
 
     // A shard whose controller never reported: its devices count as failed, named.
-    let lost = merge(&refs[..3], Some(&lab.inventory_path()), &d.join("lost.json"));
+    let lost = merge(
+        &refs[..3],
+        Some(&lab.inventory_path()),
+        &d.join("lost.json"),
+    );
     assert_eq!(lost.status.code(), Some(3), "{}", text(&lost));
     let lost_doc = read(&d.join("lost.json"));
     let missing: BTreeSet<String> = outcomes(&read(&reports[3])).into_keys().collect();
@@ -201,7 +228,11 @@ fn bad_shard_arguments_are_refused_before_any_device() {
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(5), "{}", text(&o));
-    assert!(text(&o).contains("missing.json: cannot read the report"), "{}", text(&o));
+    assert!(
+        text(&o).contains("missing.json: cannot read the report"),
+        "{}",
+        text(&o)
+    );
 }
 
 fn yaml(path: &Path) -> Value {
@@ -213,23 +244,40 @@ fn yaml(path: &Path) -> Value {
 fn the_kubernetes_manifests_are_valid_objects_and_run_every_shard() {
     crate::tools::require("kubernetes-validate");
     let k8s = repo().join("contrib/kubernetes");
-    let files: Vec<PathBuf> = ["job.yaml", "merge-job.yaml", "reports-pvc.yaml", "inventory-configmap.yaml"]
-        .iter()
-        .map(|f| k8s.join(f))
-        .collect();
+    let files: Vec<PathBuf> = [
+        "job.yaml",
+        "merge-job.yaml",
+        "reports-pvc.yaml",
+        "inventory-configmap.yaml",
+    ]
+    .iter()
+    .map(|f| k8s.join(f))
+    .collect();
     let o = Command::new("kubernetes-validate")
         .args(["--strict", "--kubernetes-version", "1.30.0"])
         .args(&files)
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", text(&o));
-    assert_eq!(text(&o).matches("passed").count(), files.len(), "{}", text(&o));
+    assert_eq!(
+        text(&o).matches("passed").count(),
+        files.len(),
+        "{}",
+        text(&o)
+    );
 
     // The validator does reject what Kubernetes would (a field the Job API does not have).
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.yaml");
     let job = std::fs::read_to_string(&files[0]).unwrap();
-    std::fs::write(&bad, job.replace("completionMode: Indexed", "completionMode: Indexed\n  shards: 4")).unwrap();
+    std::fs::write(
+        &bad,
+        job.replace(
+            "completionMode: Indexed",
+            "completionMode: Indexed\n  shards: 4",
+        ),
+    )
+    .unwrap();
     let o = Command::new("kubernetes-validate")
         .args(["--strict", "--kubernetes-version", "1.30.0"])
         .arg(&bad)
@@ -252,11 +300,22 @@ fn the_kubernetes_manifests_are_valid_objects_and_run_every_shard() {
         .unwrap();
     assert_eq!(shards["value"].as_str(), Some(n.to_string().as_str()));
     let script = c["args"][0].as_str().unwrap();
-    assert!(script.contains(r#"--shard "$JOB_COMPLETION_INDEX/$SHARDS""#), "{script}");
-    assert!(script.contains("/reports/shard-$JOB_COMPLETION_INDEX.json"), "{script}");
+    assert!(
+        script.contains(r#"--shard "$JOB_COMPLETION_INDEX/$SHARDS""#),
+        "{script}"
+    );
+    assert!(
+        script.contains("/reports/shard-$JOB_COMPLETION_INDEX.json"),
+        "{script}"
+    );
     let m = yaml(&files[1]);
-    let merge = m["spec"]["template"]["spec"]["containers"][0]["args"][0].as_str().unwrap();
-    assert!(merge.contains("edgefleet report merge /reports/shard-*.json -i"), "{merge}");
+    let merge = m["spec"]["template"]["spec"]["containers"][0]["args"][0]
+        .as_str()
+        .unwrap();
+    assert!(
+        merge.contains("edgefleet report merge /reports/shard-*.json -i"),
+        "{merge}"
+    );
 }
 
 #[test]
@@ -276,7 +335,10 @@ fn the_ci_example_runs_each_shard_once_and_merges_them() {
         .filter_map(|s| s["run"].as_str())
         .find(|r| r.contains("edgefleet play"))
         .unwrap();
-    assert!(run.contains(&format!("--shard ${{{{ matrix.shard }}}}/{n}")), "{run}");
+    assert!(
+        run.contains(&format!("--shard ${{{{ matrix.shard }}}}/{n}")),
+        "{run}"
+    );
     let merge_steps = ci["jobs"]["merge"]["steps"].as_array().unwrap();
     assert!(merge_steps
         .iter()
